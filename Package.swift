@@ -1,0 +1,30 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "clipdetect",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "ClipDetect", targets: ["ClipDetect"]),
+        .executable(name: "clipdetect", targets: ["clipdetect"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Thin C shims over Debian's -dev packages.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg",
+                       providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+        .target(name: "ClipDetect", dependencies: ["CBLAS", "CJPEG", "CPNG"]),
+        .executableTarget(name: "clipdetect", dependencies: [
+            "ClipDetect",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "ClipDetectTests", dependencies: ["ClipDetect"],
+                    resources: [.copy("Fixtures")]),
+    ]
+)

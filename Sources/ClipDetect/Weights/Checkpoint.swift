@@ -1,0 +1,40 @@
+import Foundation
+
+/// The tensors of one weights file, whatever its format, read in place from a memory map.
+public struct Checkpoint: Sendable {
+    public enum Format: String, Sendable { case safetensors, pytorch }
+
+    public let format: Format
+    public let tensors: [String: Tensor]
+    /// safetensors `__metadata__`; empty for PyTorch files.
+    public let metadata: [String: String]
+    let storage: MappedFile
+
+    public var path: String { storage.path }
+
+    /// Opens a checkpoint, telling the format from its bytes, never from its name.
+    public static func open(_ path: String) throws -> Checkpoint {
+        let file = try MappedFile(path: path)
+        let bytes = file.bytes
+        do {
+            if ZipArchive.looksLike(bytes) { return try TorchCheckpoint.read(file) }
+            if SafeTensors.looksLike(bytes) { return try SafeTensors.read(file) }
+            if TorchCheckpoint.looksLikeLegacy(bytes) {
+                throw WeightsError.unreadable("legacy (pre-1.6) PyTorch format; re-save it with torch.save from a current PyTorch")
+            }
+        } catch let error as WeightsError {
+            throw CheckpointError(path: path, underlying: error)
+        }
+        throw CheckpointError(path: path, underlying: .unreadable("neither safetensors nor a PyTorch zip checkpoint"))
+    }
+
+    /// True when the tensor reads the checkpoint's mapped bytes in place.
+    public func isMapped(_ array: FloatArray) -> Bool { array.isView(of: storage) }
+}
+
+/// A checkpoint error that names the file.
+public struct CheckpointError: Error, CustomStringConvertible {
+    public let path: String
+    public let underlying: WeightsError
+    public var description: String { "\(path): \(underlying)" }
+}
