@@ -39,7 +39,7 @@ public final class ImageEncoder: Sendable {
     }
 
     /// Intermediate activations a test may observe: the tokens after ln_pre and after each block.
-    public enum Stage: Equatable, Sendable { case afterPreNorm, afterBlock(Int) }
+    public enum Stage: Hashable, Sendable { case afterPreNorm, afterBlock(Int) }
 
     /// Features for `count` images laid out N×3×S×S.
     public func encode(_ pixels: [Float], count: Int, kind: FeatureKind = .pooled, normalize: Bool = true,

@@ -73,7 +73,7 @@ enum SafeTensors {
     private static func integers(_ value: Any?, field: String, tensor: String) throws -> [Int] {
         guard let list = value as? [Any] else { throw WeightsError.malformed("tensor \(tensor): \(field) is not a list") }
         return try list.map { item in
-            guard let number = item as? NSNumber, !(item is Bool) else {
+            guard let number = item as? NSNumber else {
                 throw WeightsError.malformed("tensor \(tensor): \(field) holds \(item), not an integer")
             }
             let value = number.doubleValue

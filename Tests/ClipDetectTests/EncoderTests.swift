@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+@testable import ClipDetect
+
+/// Features against open_clip's, for every fixture model in every file format and naming.
+@Suite struct EncoderTests {
+    static let tolerance: Float = 1e-5
+
+    static var cases: [(String, String)] {
+        Fixtures.encoderModels.flatMap { model in
+            ((try? Fixtures.manifest(model))?.files.keys.sorted() ?? []).map { (model, $0) }
+        }
+    }
+
+    @Test(arguments: cases)
+    func matchesOpenCLIP(model: String, file: String) throws {
+        let manifest = try Fixtures.manifest(model)
+        let encoder = try ImageEncoder(path: Fixtures.path("encoder", model, file), hints: Fixtures.hints(model))
+        let d = encoder.description
+        let m = manifest.description
+        let found: [Int] = [d.imageSize, d.patchSize, d.width, d.layers, d.heads, d.mlpWidth]
+        let wanted: [Int] = [m.imageSize, m.patchSize, m.width, m.layers, m.heads, m.mlpWidth]
+        #expect(found == wanted)
+        #expect(d.activation.rawValue == m.activation)
+        #expect(d.projectionDim == m.projectionDim)
+        #expect(d.naming.name == manifest.files[file])
+
+        let expectedFile = file.contains("_f16") ? "expected_f16.safetensors"
+            : file.contains("_bf16") ? "expected_bf16.safetensors" : "expected.safetensors"
+        let expected = try Fixtures.expected(model, expectedFile)
+        let pixels = expected["pixels"]!.values
+        var stages: [ImageEncoder.Stage: [Float]] = [:]
+        let pooled = try encoder.encode(pixels, count: 2, kind: .pooled, normalize: false) { stage, values in
+            stages[stage] = Array(values)
+        }
+        #expect(maxAbsDifference(pooled.flatMap { $0 }, expected["pooled"]!.values) <= Self.tolerance)
+        #expect(maxAbsDifference(stages[.afterPreNorm]!, expected["after_ln_pre"]!.values) <= Self.tolerance)
+        #expect(maxAbsDifference(stages[.afterBlock(0)]!, expected["after_block0"]!.values) <= Self.tolerance)
+
+        let normalized = try encoder.encode(pixels, count: 2, kind: .pooled, normalize: true)
+        for (feature, raw) in zip(normalized, pooled) {
+            let norm = raw.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            #expect(maxAbsDifference(feature, raw.map { $0 / norm }) <= 1e-6)
+        }
+        if let projected = expected["projected"] {
+            let ours = try encoder.encode(pixels, count: 2, kind: .projected, normalize: false)
+            #expect(maxAbsDifference(ours.flatMap { $0 }, projected.values) <= Self.tolerance)
+        } else {
+            #expect(throws: ModelError.self) { try encoder.encode(pixels, count: 2, kind: .projected) }
+        }
+    }
+
+    @Test(arguments: Fixtures.encoderModels)
+    func sameWeightsInEveryFileGiveIdenticalFeatures(model: String) throws {
+        let files = try Fixtures.manifest(model).files.keys.filter { !$0.contains("f16") }.sorted()
+        let pixels = try Fixtures.expected(model)["pixels"]!.values
+        let kind: FeatureKind = try Fixtures.manifest(model).description.projectionDim == nil ? .pooled : .projected
+        let outputs = try files.map { file in
+            try ImageEncoder(path: Fixtures.path("encoder", model, file), hints: Fixtures.hints(model))
+                .encode(pixels, count: 2, kind: kind)
+        }
+        for output in outputs.dropFirst() { #expect(output == outputs[0]) }
+    }
+
+    @Test func batchOfOneEqualsRowOfABatch() throws {
+        let model = "a_gelu_proj32"
+        let encoder = try ImageEncoder(path: Fixtures.path("encoder", model, "openclip.safetensors"))
+        let pixels = try Fixtures.expected(model)["pixels"]!.values
+        let both = try encoder.encode(pixels, count: 2)
+        let second = try encoder.encode(Array(pixels[(pixels.count / 2)...]), count: 1)
+        #expect(maxAbsDifference(both[1], second[0]) <= 1e-6)
+    }
+
+    @Test func f32WeightsAreReadInPlace() throws {
+        let encoder = try ImageEncoder(path: Fixtures.path("encoder", "a_gelu_proj32", "openclip.safetensors"))
+        #expect(encoder.mappedFraction == 1)
+        let half = try ImageEncoder(path: Fixtures.path("encoder", "a_gelu_proj32", "openclip_f16.safetensors"))
+        #expect(half.mappedFraction == 0)
+    }
+
+    @Test func activationIsNeverGuessed() throws {
+        let path = Fixtures.path("encoder", "c_bare_noproj28", "bare.safetensors")
+        #expect(throws: ModelError.activationUnknown(path)) { try ImageEncoder(path: path) }
+        #expect("\(ModelError.activationUnknown(path))".contains("--activation"))
+    }
+
+    @Test func configFilesStateActivationAndHeads() throws {
+        for (model, activation) in [("a_gelu_proj32", ModelDescription.Activation.gelu), ("b_quickgelu_proj48", .quickGELU)] {
+            for file in ["openclip.safetensors", "hf.safetensors"] {
+                let checkpoint = try Checkpoint.open(Fixtures.path("encoder", model, file))
+                let description = try ModelDescription.infer(from: checkpoint)
+                #expect(description.activation == activation)
+                // Hints win over the config file.
+                let flipped: ModelDescription.Activation = activation == .gelu ? .quickGELU : .gelu
+                #expect(try ModelDescription.infer(from: checkpoint, hints: ModelHints(activation: flipped)).activation == flipped)
+            }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+@testable import ClipDetect
+
+/// Paths to the committed reference fixtures (written by tools/fixtures/*.py).
+enum Fixtures {
+    static let root = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
+
+    static func path(_ parts: String...) -> String {
+        parts.reduce(root) { $0.appendingPathComponent($1) }.path
+    }
+
+    static let encoderModels = ["a_gelu_proj32", "b_quickgelu_proj48", "c_bare_noproj28"]
+
+    struct Manifest: Decodable {
+        struct Description: Decodable {
+            let imageSize, patchSize, width, layers, heads, mlpWidth: Int
+            let activation: String
+            let projectionDim: Int?
+        }
+        let files: [String: String]
+        let description: Description
+    }
+
+    static func manifest(_ model: String) throws -> Manifest {
+        try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: path("encoder", model, "manifest.json"))))
+    }
+
+    /// The model without config files states nothing: tests pass what a user would.
+    static func hints(_ model: String) -> ModelHints {
+        model.hasPrefix("c_") ? ModelHints(activation: .gelu, heads: 2) : ModelHints()
+    }
+
+    /// open_clip's outputs for a fixture, read back as flat f32 arrays.
+    static func expected(_ model: String, _ file: String = "expected.safetensors") throws -> [String: (shape: [Int], values: [Float])] {
+        let checkpoint = try Checkpoint.open(path("encoder", model, file))
+        return try checkpoint.tensors.mapValues { ($0.shape, Array(try $0.floats().buffer)) }
+    }
+
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("clipdetect-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
+
+func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count, "length \(a.count) vs \(b.count)")
+    return zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
+}
