@@ -14,9 +14,9 @@ public struct Checkpoint: Sendable {
 
     /// Opens a checkpoint, telling the format from its bytes, never from its name.
     public static func open(_ path: String) throws -> Checkpoint {
-        let file = try MappedFile(path: path)
-        let bytes = file.bytes
         do {
+            let file = try MappedFile(path: path)
+            let bytes = file.bytes
             if ZipArchive.looksLike(bytes) { return try TorchCheckpoint.read(file) }
             if SafeTensors.looksLike(bytes) { return try SafeTensors.read(file) }
             if TorchCheckpoint.looksLikeLegacy(bytes) {

@@ -11,18 +11,18 @@ public final class MappedFile: ByteOwner, @unchecked Sendable {
     public init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw WeightsError.unreadable("\(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw WeightsError.unreadable(String(cString: strerror(errno))) }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw WeightsError.unreadable("\(path): \(String(cString: strerror(errno)))") }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw WeightsError.unreadable("\(path): not a regular file") }
+        guard fstat(fd, &info) == 0 else { throw WeightsError.unreadable(String(cString: strerror(errno))) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw WeightsError.unreadable("not a regular file") }
         let size = Int(info.st_size)
         if size == 0 {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
             return
         }
         guard let map = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), map != MAP_FAILED else {
-            throw WeightsError.unreadable("\(path): mmap failed: \(String(cString: strerror(errno)))")
+            throw WeightsError.unreadable("mmap failed: \(String(cString: strerror(errno)))")
         }
         bytes = UnsafeRawBufferPointer(start: map, count: size)
     }
