@@ -15,11 +15,11 @@ let package = Package(
         // Thin C shims over Debian's -dev packages.
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg",
-                       providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
-        .target(name: "ClipDetect", dependencies: ["CBLAS", "CJPEG", "CPNG"]),
+        .target(name: "ClipDetect", dependencies: ["CBLAS", "CTurboJPEG", "CPNG"]),
         .executableTarget(name: "clipdetect", dependencies: [
             "ClipDetect",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -1,0 +1,46 @@
+import Foundation
+
+/// Decodes image bytes to RGB as `PIL.Image.open(f).convert('RGB')` does: the format is told
+/// from the bytes, never the name; alpha is dropped, not composited; no EXIF orientation.
+public enum ImageDecoder {
+    public static func decode(path: String, limits: DecodeLimits = DecodeLimits()) throws -> RGBImage {
+        do {
+            let data = try readFile(path, limit: limits.maxBytes)
+            return try decode(data, limits: limits)
+        } catch let error as ImageError {
+            throw ImageFileError(path: path, underlying: error)
+        }
+    }
+
+    public static func decode(_ data: Data, limits: DecodeLimits = DecodeLimits()) throws -> RGBImage {
+        guard !data.isEmpty else { throw ImageError.empty }
+        guard data.count <= limits.maxBytes else { throw ImageError.tooLarge("\(data.count) bytes > \(limits.maxBytes)") }
+        return try data.withUnsafeBytes { bytes in
+            guard let format = ImageFormat.sniff(bytes) else { throw ImageError.notAnImage }
+            switch format {
+            case .jpeg: return try JPEGDecoder.decode(bytes, limits: limits)
+            case .png: return try PNGDecoder.decode(bytes, limits: limits)
+            default: throw ImageError.unsupported("\(format.rawValue) files are not decoded yet")
+            }
+        }
+    }
+
+    static func checkPixels(width: Int, height: Int, limits: DecodeLimits) throws {
+        guard width > 0, height > 0 else { throw ImageError.corrupt("image has size \(width)×\(height)") }
+        let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
+        guard !overflow, pixels <= limits.maxPixels else {
+            throw ImageError.tooLarge("\(width)×\(height) pixels > \(limits.maxPixels) (a possible decompression bomb)")
+        }
+    }
+
+    private static func readFile(_ path: String, limit: Int) throws -> Data {
+        let attributes: [FileAttributeKey: Any]
+        do { attributes = try FileManager.default.attributesOfItem(atPath: path) } catch {
+            throw ImageError.unreadable(FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
+        }
+        guard attributes[.type] as? FileAttributeType != .typeDirectory else { throw ImageError.unreadable("is a directory") }
+        if let size = attributes[.size] as? Int, size > limit { throw ImageError.tooLarge("\(size) bytes > \(limit)") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw ImageError.unreadable("read failed") }
+        return data
+    }
+}

@@ -1,0 +1,67 @@
+import CTurboJPEG
+
+/// JPEG through libjpeg-turbo with Pillow's settings: accurate integer IDCT, fancy upsampling.
+enum JPEGDecoder {
+    static func decode(_ bytes: UnsafeRawBufferPointer, limits: DecodeLimits) throws -> RGBImage {
+        guard let handle = tjInitDecompress() else { throw ImageError.corrupt("cannot start the JPEG decoder") }
+        defer { tjDestroy(handle) }
+        let source = bytes.bindMemory(to: UInt8.self).baseAddress!
+        var width: Int32 = 0, height: Int32 = 0, subsampling: Int32 = 0, colorspace: Int32 = 0
+        guard tjDecompressHeader3(handle, source, UInt(bytes.count), &width, &height, &subsampling, &colorspace) == 0 else {
+            throw ImageError.corrupt(message(handle))
+        }
+        try ImageDecoder.checkPixels(width: Int(width), height: Int(height), limits: limits)
+        let w = Int(width), h = Int(height)
+        let cmyk = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
+        let gray = colorspace == Int32(TJCS_GRAY.rawValue)
+        let format = cmyk ? TJPF_CMYK : gray ? TJPF_GRAY : TJPF_RGB
+        let channels = cmyk ? 4 : gray ? 1 : 3
+        var raw = [UInt8](repeating: 0, count: w * h * channels)
+        let status = raw.withUnsafeMutableBufferPointer { out in
+            tjDecompress2(handle, source, UInt(bytes.count), out.baseAddress, width, 0, height,
+                          Int32(format.rawValue), TJFLAG_ACCURATEDCT)
+        }
+        if status != 0 {
+            // A warning leaves a whole image, except when data ran out (Pillow: "image file is truncated").
+            let text = message(handle)
+            if tjGetErrorCode(handle) != Int32(TJERR_WARNING.rawValue) || text.contains("Premature end") {
+                throw ImageError.corrupt(text)
+            }
+        }
+        if gray { return RGBImage(width: w, height: h, pixels: raw.flatMap { [$0, $0, $0] }) }
+        if cmyk { return RGBImage(width: w, height: h, pixels: cmykToRGB(raw, inverted: hasAdobeMarker(bytes))) }
+        return RGBImage(width: w, height: h, pixels: raw)
+    }
+
+    private static func message(_ handle: tjhandle) -> String {
+        String(cString: tjGetErrorStr2(handle))
+    }
+
+    /// Photoshop writes CMYK inverted and marks it with an APP14 "Adobe" segment (Pillow reads it as "CMYK;I").
+    static func hasAdobeMarker(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var at = 2
+        while at + 4 <= bytes.count, bytes[at] == 0xFF {
+            let marker = bytes[at + 1]
+            if marker == 0xDA || marker == 0xD9 { break }
+            let length = Int(bytes[at + 2]) << 8 | Int(bytes[at + 3])
+            if marker == 0xEE, at + 9 <= bytes.count, Array(bytes[(at + 4)..<(at + 9)]) == Array("Adobe".utf8) { return true }
+            at += 2 + length
+        }
+        return false
+    }
+
+    /// Pillow's CMYK → RGB: each channel is (255 - C) scaled by (255 - K), rounded as MULDIV255.
+    static func cmykToRGB(_ cmyk: [UInt8], inverted: Bool) -> [UInt8] {
+        var rgb = [UInt8](repeating: 0, count: cmyk.count / 4 * 3)
+        for pixel in 0..<(cmyk.count / 4) {
+            var v = (0..<4).map { Int(cmyk[pixel * 4 + $0]) }
+            if inverted { v = v.map { 255 - $0 } }
+            let k = v[3]
+            for c in 0..<3 {
+                let t = (255 - v[c]) * (255 - k) + 128
+                rgb[pixel * 3 + c] = UInt8(((t >> 8) + t) >> 8)
+            }
+        }
+        return rgb
+    }
+}

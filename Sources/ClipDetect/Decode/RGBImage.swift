@@ -1,0 +1,72 @@
+/// 8-bit RGB pixels, row-major and interleaved: what `Image.convert('RGB')` gives in Pillow.
+public struct RGBImage: Sendable, Equatable {
+    public let width: Int
+    public let height: Int
+    public var pixels: [UInt8]
+
+    public init(width: Int, height: Int, pixels: [UInt8]) {
+        precondition(pixels.count == width * height * 3, "RGB buffer size mismatch")
+        self.width = width
+        self.height = height
+        self.pixels = pixels
+    }
+}
+
+/// The formats the decoder knows, told from a file's first bytes.
+public enum ImageFormat: String, Sendable {
+    case jpeg, png, webp, gif, bmp, tiff
+
+    public static func sniff(_ bytes: UnsafeRawBufferPointer) -> ImageFormat? {
+        func starts(_ prefix: [UInt8], at offset: Int = 0) -> Bool {
+            bytes.count >= offset + prefix.count && zip(bytes[offset...], prefix).allSatisfy { $0 == $1 }
+        }
+        if starts([0xFF, 0xD8, 0xFF]) { return .jpeg }
+        if starts([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return .png }
+        if starts(Array("RIFF".utf8)), starts(Array("WEBP".utf8), at: 8) { return .webp }
+        if starts(Array("GIF87a".utf8)) || starts(Array("GIF89a".utf8)) { return .gif }
+        if starts(Array("BM".utf8)) { return .bmp }
+        if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { return .tiff }
+        return nil
+    }
+}
+
+/// Explicit bounds on what one image may cost.
+public struct DecodeLimits: Sendable, Equatable {
+    /// Pillow raises DecompressionBombError above twice `Image.MAX_IMAGE_PIXELS` (89,478,485).
+    public static let pillowPixelLimit = 2 * 89_478_485
+
+    public var maxPixels: Int
+    public var maxBytes: Int
+
+    public init(maxPixels: Int = DecodeLimits.pillowPixelLimit, maxBytes: Int = 256 << 20) {
+        self.maxPixels = maxPixels
+        self.maxBytes = maxBytes
+    }
+}
+
+public enum ImageError: Error, CustomStringConvertible, Equatable {
+    case unreadable(String)
+    case empty
+    case notAnImage
+    case unsupported(String)
+    case tooLarge(String)
+    case corrupt(String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let why): "cannot read file: \(why)"
+        case .empty: "file is empty"
+        case .notAnImage: "not an image (unknown signature)"
+        case .unsupported(let what): "unsupported image: \(what)"
+        case .tooLarge(let why): "image exceeds limits: \(why)"
+        case .corrupt(let why): "corrupt image: \(why)"
+        }
+    }
+}
+
+/// An image error that names the file.
+public struct ImageFileError: Error, CustomStringConvertible {
+    public let path: String
+    public let underlying: ImageError
+    public var description: String { "\(path): \(underlying)" }
+}

@@ -1,0 +1,133 @@
+/// Pillow's bicubic resampling (libImaging/Resample.c), bit for bit: separable, horizontal pass
+/// first into an 8-bit intermediate, weights in 22-bit fixed point, antialiased when shrinking.
+enum PillowResample {
+    static let precisionBits = 32 - 8 - 2
+
+    /// The bicubic kernel with a = -0.5, support 2.
+    static func bicubic(_ value: Double) -> Double {
+        let a = -0.5
+        let x = abs(value)
+        if x < 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
+        if x < 2 { return (((x - 5) * x + 8) * x - 4) * a }
+        return 0
+    }
+
+    /// Per output pixel: the first input index, how many inputs, and their fixed-point weights.
+    struct Coefficients {
+        let size: Int
+        var first: [Int]
+        var count: [Int]
+        var weights: [Int32]
+    }
+
+    static func coefficients(input: Int, output: Int) -> Coefficients {
+        let scale = Double(input) / Double(output)
+        let filterScale = max(scale, 1)
+        let support = 2 * filterScale
+        let size = Int(support.rounded(.up)) * 2 + 1
+        var result = Coefficients(size: size, first: [], count: [], weights: Array(repeating: 0, count: output * size))
+        let inverseScale = 1 / filterScale
+        var k = [Double](repeating: 0, count: size)
+        for xx in 0..<output {
+            let center = (Double(xx) + 0.5) * scale
+            // C's (int) cast truncates toward zero.
+            let xmin = max(Int(center - support + 0.5), 0)
+            let xmax = min(Int(center + support + 0.5), input) - xmin
+            var total = 0.0
+            for x in 0..<max(xmax, 0) {
+                let w = bicubic((Double(x + xmin) - center + 0.5) * inverseScale)
+                k[x] = w
+                total += w
+            }
+            for x in 0..<max(xmax, 0) {
+                let normalised = total != 0 ? k[x] / total : k[x]
+                let fixed = normalised * Double(1 << precisionBits)
+                result.weights[xx * size + x] = Int32(fixed < 0 ? (-0.5 + fixed).rounded(.towardZero) : (0.5 + fixed).rounded(.towardZero))
+            }
+            result.first.append(xmin)
+            result.count.append(max(xmax, 0))
+        }
+        return result
+    }
+
+    @inline(__always)
+    static func clip8(_ value: Int32) -> UInt8 {
+        let shifted = value >> Int32(precisionBits)
+        return shifted < 0 ? 0 : shifted > 255 ? 255 : UInt8(shifted)
+    }
+
+    /// Resizes to `width`×`height`; a pass whose size does not change is skipped, as in Pillow.
+    static func resize(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+        if width == image.width, height == image.height { return image }
+        let horizontal = coefficients(input: image.width, output: width)
+        let vertical = coefficients(input: image.height, output: height)
+        var current = image
+        var rowShift = 0
+        if width != image.width {
+            // Only the rows the vertical pass will read.
+            let firstRow = height != image.height ? vertical.first[0] : 0
+            let lastRow = height != image.height ? vertical.first[height - 1] + vertical.count[height - 1] : image.height
+            current = horizontalPass(image, rows: firstRow..<lastRow, coefficients: horizontal, width: width)
+            rowShift = firstRow
+        }
+        if height != image.height {
+            current = verticalPass(current, rowShift: rowShift, coefficients: vertical, height: height)
+        }
+        return current
+    }
+
+    private static func horizontalPass(_ image: RGBImage, rows: Range<Int>, coefficients c: Coefficients, width: Int) -> RGBImage {
+        var out = [UInt8](repeating: 0, count: rows.count * width * 3)
+        let half = Int32(1 << (precisionBits - 1))
+        image.pixels.withUnsafeBufferPointer { input in
+            out.withUnsafeMutableBufferPointer { output in
+                c.weights.withUnsafeBufferPointer { weights in
+                    let source = UncheckedSendable(input), target = UncheckedSendable(output), k = UncheckedSendable(weights)
+                    Kernels.parallelRows(rows.count) { index in
+                        let row = source.value.baseAddress! + (rows.lowerBound + index) * image.width * 3
+                        let line = target.value.baseAddress! + index * width * 3
+                        for xx in 0..<width {
+                            var s0 = half, s1 = half, s2 = half
+                            let first = c.first[xx], w = k.value.baseAddress! + xx * c.size
+                            for x in 0..<c.count[xx] {
+                                let p = row + (first + x) * 3, weight = w[x]
+                                s0 &+= Int32(p[0]) &* weight
+                                s1 &+= Int32(p[1]) &* weight
+                                s2 &+= Int32(p[2]) &* weight
+                            }
+                            line[xx * 3] = clip8(s0)
+                            line[xx * 3 + 1] = clip8(s1)
+                            line[xx * 3 + 2] = clip8(s2)
+                        }
+                    }
+                }
+            }
+        }
+        return RGBImage(width: width, height: rows.count, pixels: out)
+    }
+
+    private static func verticalPass(_ image: RGBImage, rowShift: Int, coefficients c: Coefficients, height: Int) -> RGBImage {
+        let stride = image.width * 3
+        var out = [UInt8](repeating: 0, count: height * stride)
+        let half = Int32(1 << (precisionBits - 1))
+        image.pixels.withUnsafeBufferPointer { input in
+            out.withUnsafeMutableBufferPointer { output in
+                c.weights.withUnsafeBufferPointer { weights in
+                    let source = UncheckedSendable(input), target = UncheckedSendable(output), k = UncheckedSendable(weights)
+                    Kernels.parallelRows(height) { yy in
+                        let first = c.first[yy] - rowShift, count = c.count[yy]
+                        let w = k.value.baseAddress! + yy * c.size
+                        let line = target.value.baseAddress! + yy * stride
+                        let base = source.value.baseAddress!
+                        for i in 0..<stride {
+                            var sum = half
+                            for y in 0..<count { sum &+= Int32(base[(first + y) * stride + i]) &* w[y] }
+                            line[i] = clip8(sum)
+                        }
+                    }
+                }
+            }
+        }
+        return RGBImage(width: image.width, height: height, pixels: out)
+    }
+}

@@ -1,0 +1,57 @@
+/// torchvision's `Resize(size, BICUBIC)`, `CenterCrop(size)`, `ToTensor()`, `Normalize(mean, std)`
+/// on a PIL image, exactly; sizes, mean and std come from the model description.
+public struct Preprocessor: Sendable {
+    public let size: Int
+    public let mean: [Float]
+    public let std: [Float]
+
+    public init(size: Int, mean: [Float] = ModelDescription.clipMean, std: [Float] = ModelDescription.clipStd) {
+        self.size = size
+        self.mean = mean
+        self.std = std
+    }
+
+    public init(_ description: ModelDescription) {
+        self.init(size: description.imageSize, mean: description.mean, std: description.std)
+    }
+
+    /// Short side to `size`, the long side `int(size * long / short)` (truncated, as torchvision).
+    public func resized(_ image: RGBImage) -> RGBImage {
+        let short = min(image.width, image.height), long = max(image.width, image.height)
+        let newLong = Int(Double(size * long) / Double(short))
+        let (width, height) = image.width <= image.height ? (size, newLong) : (newLong, size)
+        return PillowResample.resize(image, width: width, height: height)
+    }
+
+    /// The centre `size`×`size`, offsets rounded half to even; zero padding where the image is smaller.
+    public func cropped(_ image: RGBImage) -> RGBImage {
+        func offset(_ extent: Int) -> Int { Int((Double(extent - size) / 2).rounded(.toNearestOrEven)) }
+        let top = offset(image.height), left = offset(image.width)
+        var pixels = [UInt8](repeating: 0, count: size * size * 3)
+        for y in 0..<size where (0..<image.height).contains(top + y) {
+            for x in 0..<size where (0..<image.width).contains(left + x) {
+                let from = ((top + y) * image.width + left + x) * 3, to = (y * size + x) * 3
+                pixels[to] = image.pixels[from]
+                pixels[to + 1] = image.pixels[from + 1]
+                pixels[to + 2] = image.pixels[from + 2]
+            }
+        }
+        return RGBImage(width: size, height: size, pixels: pixels)
+    }
+
+    /// Channel-first floats: (v / 255 - mean) / std.
+    public func normalized(_ image: RGBImage) -> [Float] {
+        let plane = image.width * image.height
+        var out = [Float](repeating: 0, count: 3 * plane)
+        for c in 0..<3 {
+            let m = mean[c], s = std[c]
+            for i in 0..<plane { out[c * plane + i] = (Float(image.pixels[i * 3 + c]) / 255 - m) / s }
+        }
+        return out
+    }
+
+    /// The encoder's input for one decoded image.
+    public func callAsFunction(_ image: RGBImage) -> [Float] {
+        normalized(cropped(resized(image)))
+    }
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import ClipDetect
+import Foundation
+
+struct EmbedCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "embed", abstract: "Write one CLIP feature row per image, in input order.")
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case npy, jsonl, csv }
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "pooled (before the projection, the detector's feature) or projected.") var features: FeatureKind = .pooled
+    @Flag(help: "Keep raw features instead of L2-normalising them.") var noNormalize = false
+    @Option(help: "npy (float32 N×D; a failed image is a row of NaN), jsonl or csv.") var format: Format = .jsonl
+    @Option(name: [.customShort("o"), .long], help: "Output file (default: standard output).") var output: String?
+    @Option(help: "Images per forward pass.") var batch = 8
+    @Argument(help: "Image files.") var images: [String]
+
+    func run() throws {
+        let encoder = try modelOptions.loadEncoder()
+        let extractor = FeatureExtractor(encoder: encoder, kind: features, normalize: !noNormalize, batchSize: batch)
+        let out = try OutputStream(path: output)
+        var rows: [[Float]] = []
+        var failures = 0
+        if format == .csv {
+            out.write((["filename"] + (0..<extractor.width).map { "f\($0)" } + ["error"]).joined(separator: ",") + "\n")
+        }
+        try extractor.run(paths: images) { index, result in
+            let path = images[index]
+            switch result {
+            case .success(let feature):
+                switch format {
+                case .npy: rows.append(feature)
+                case .jsonl: out.write(jsonLine(path: path, feature: feature, error: nil))
+                case .csv: out.write(([csvField(path)] + feature.map { "\($0)" } + [""]).joined(separator: ",") + "\n")
+                }
+            case .failure(let error):
+                failures += 1
+                printError("\(error)")
+                switch format {
+                case .npy: rows.append(Array(repeating: .nan, count: extractor.width))
+                case .jsonl: out.write(jsonLine(path: path, feature: nil, error: "\(error)"))
+                case .csv: out.write(([csvField(path)] + Array(repeating: "", count: extractor.width) + [csvField("\(error)")]).joined(separator: ",") + "\n")
+                }
+            }
+        }
+        if format == .npy { out.write(NPYWriter.data(rows: rows, width: extractor.width)) }
+        if failures > 0 {
+            printError("\(failures) of \(images.count) image(s) failed")
+            throw partialFailure
+        }
+    }
+
+    private func jsonLine(path: String, feature: [Float]?, error: String?) -> String {
+        var object: [String: Any] = ["filename": path]
+        if let feature { object["feature"] = feature.map { Double($0) } }
+        if let error { object["error"] = error }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+}
+
+/// RFC 4180 quoting.
+func csvField(_ text: String) -> String {
+    guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+    return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+}

@@ -1,0 +1,40 @@
+import ArgumentParser
+import ClipDetect
+import Foundation
+
+struct ModelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "model", abstract: "Inspect backbone checkpoints.",
+                                                    subcommands: [Info.self])
+
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the description inferred from a checkpoint.")
+
+        @Argument(help: "Checkpoint file.") var checkpoint: String
+        @Option(help: "Activation, when nothing in the file states it.") var activation: ModelDescription.Activation?
+        @Option(help: "Attention heads, when nothing in the file states it.") var heads: Int?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let file = try Checkpoint.open(checkpoint)
+            let description = try ModelDescription.infer(from: file, hints: ModelHints(activation: activation, heads: heads))
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(description), as: UTF8.self))
+                return
+            }
+            let d = description
+            print("""
+                file        \(checkpoint) (\(file.format.rawValue), \(file.tensors.count) tensors)
+                naming      \(d.naming.name)
+                image       \(d.imageSize)×\(d.imageSize), patch \(d.patchSize) (\(d.tokens) tokens)
+                width       \(d.width), \(d.layers) layers, \(d.heads) heads of \(d.headWidth), MLP \(d.mlpWidth)
+                activation  \(d.activation.rawValue)
+                layer norm  eps \(d.layerNormEps)
+                projection  \(d.projectionDim.map { "\(d.width) → \($0)" } ?? "none")
+                mean / std  \(d.mean) / \(d.std)
+                cost        \(String(format: "%.1f", d.flopsPerImage / 1e9)) GFLOP per image
+                """)
+        }
+    }
+}

@@ -1,0 +1,152 @@
+"""The full-size check and benchmark: a random-weight ViT-L/14 saved by open_clip itself.
+
+  python3 benchmarks/vit_l14.py check   # clipdetect embed vs open_clip on the same images
+  python3 benchmarks/vit_l14.py bench   # images/s: clipdetect vs PyTorch vs ONNX Runtime, same run
+
+Needs the reference stack (tools/fixtures/requirements.txt, plus onnxruntime and onnx for bench)
+and a release build (swift build -c release). Files go to $CLIPDETECT_BENCH_DIR (default
+/tmp/clipdetect-vit-l14); the model is made once and reused.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.environ.get("CLIPDETECT_BENCH_DIR", "/tmp/clipdetect-vit-l14")
+BINARY = os.path.join(ROOT, ".build", "release", "clipdetect")
+MEAN = (0.48145466, 0.4578275, 0.40821073)
+STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def model():
+    """A random ViT-L-14 (open_clip's own init), saved as safetensors and torch.save beside its config."""
+    import open_clip
+    from safetensors.torch import save_file
+    torch.manual_seed(0)
+    clip = open_clip.create_model("ViT-L-14", pretrained=None).eval()
+    os.makedirs(WORK, exist_ok=True)
+    paths = {"safetensors": os.path.join(WORK, "open_clip_model.safetensors"),
+             "pth": os.path.join(WORK, "open_clip_pytorch_model.bin")}
+    if not all(os.path.exists(p) for p in paths.values()):
+        state = {k: v.contiguous() for k, v in clip.state_dict().items()}
+        save_file(state, paths["safetensors"])
+        torch.save(state, paths["pth"])
+        with open(os.path.join(WORK, "open_clip_config.json"), "w") as f:
+            json.dump({"model_cfg": open_clip.get_model_config("ViT-L-14"),
+                       "preprocess_cfg": {"mean": list(MEAN), "std": list(STD)}}, f)
+    else:
+        from safetensors.torch import load_file
+        clip.load_state_dict(load_file(paths["safetensors"]))
+    return clip, paths
+
+
+def reference_preprocess(path, size=224):
+    """The reference's transform: Resize(size, BICUBIC) on PIL, CenterCrop, ToTensor, Normalize."""
+    image = Image.open(path).convert("RGB")
+    w, h = image.size
+    short, long = (w, h) if w <= h else (h, w)
+    new_long = int(size * long / short)
+    new = (size, new_long) if w <= h else (new_long, size)
+    if new != image.size:
+        image = image.resize(new, Image.BICUBIC)
+    w, h = image.size
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    image = image.crop((left, top, left + size, top + size))
+    x = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float().div(255)
+    return (x - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1)
+
+
+def sample_images():
+    """Photos-like test images of several sizes and formats (smooth gradients plus noise)."""
+    rng = np.random.default_rng(1)
+    folder = os.path.join(WORK, "images")
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for i, (w, h, ext) in enumerate([(640, 480, "jpg"), (300, 500, "png"), (224, 224, "png"), (1024, 683, "jpg")]):
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.stack([(xx * 255 / w), (yy * 255 / h), ((xx + yy) * 127 / (w + h))], -1)
+        pixels = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
+        path = os.path.join(folder, f"sample{i}.{ext}")
+        Image.fromarray(pixels).save(path, quality=90) if ext == "jpg" else Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+def check():
+    clip, paths = model()
+    images = sample_images()
+    visual = clip.visual
+    visual.proj = None  # the detector's "next-to-last" feature
+    with torch.no_grad():
+        ref = visual(torch.stack([reference_preprocess(p) for p in images]))
+        ref = torch.nn.functional.normalize(ref, dim=-1).numpy()
+    worst = 0
+    for kind, path in paths.items():
+        out = os.path.join(WORK, f"features-{kind}.npy")
+        subprocess.run([BINARY, "embed", "--model", path, "--format", "npy", "-o", out] + images, check=True)
+        ours = np.load(out)
+        cosine = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
+        diff = np.abs(ours - ref).max()
+        worst = max(worst, diff)
+        print(f"{kind:12s} min cosine {cosine.min():.8f}  max |Δ| {diff:.2e}  ({len(images)} images)")
+        if cosine.min() < 0.99999 or diff > 1e-4:
+            sys.exit(f"FAIL: {kind} features differ from open_clip's")
+    print("OK: cosine ≥ 0.99999 and max |Δ| ≤ 1e-4 for every file format")
+
+
+def bench():
+    clip, paths = model()
+    visual = clip.visual
+    visual.proj = None
+    batches = [1, 8]
+    results = {}
+    torch.set_num_threads(os.cpu_count())
+    with torch.no_grad():
+        for b in batches:
+            x = torch.randn(b, 3, 224, 224)
+            visual(x)
+            reps = 3 if b == 1 else 1
+            t = time.perf_counter()
+            for _ in range(reps):
+                visual(x)
+            results[("pytorch", b)] = b * reps / (time.perf_counter() - t)
+    try:
+        import onnxruntime as ort
+        onnx_path = os.path.join(WORK, "visual.onnx")
+        if not os.path.exists(onnx_path):
+            torch.onnx.export(visual, torch.randn(1, 3, 224, 224), onnx_path, input_names=["pixels"],
+                              output_names=["features"], dynamic_axes={"pixels": {0: "n"}}, opset_version=17,
+                              dynamo=False)
+        session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+        for b in batches:
+            x = np.random.default_rng(0).standard_normal((b, 3, 224, 224), dtype=np.float32)
+            session.run(None, {"pixels": x})
+            reps = 3 if b == 1 else 1
+            t = time.perf_counter()
+            for _ in range(reps):
+                session.run(None, {"pixels": x})
+            results[("onnxruntime", b)] = b * reps / (time.perf_counter() - t)
+    except ImportError:
+        print("onnxruntime not installed: skipping it")
+    out = subprocess.run([BINARY, "bench", "--model", paths["safetensors"], "--batch", ",".join(map(str, batches)),
+                          "--iterations", "3", "--json"], check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        row = json.loads(line)
+        results[("clipdetect", row["batch"])] = row["images_per_second"]
+    print(f"ViT-L/14 fp32, {os.cpu_count()} cores, images/s (higher is better)")
+    print(f"{'batch':>5} {'clipdetect':>11} {'PyTorch':>9} {'ONNX RT':>9} {'vs PyTorch':>11} {'vs ONNX RT':>11}")
+    for b in batches:
+        ours, pt, ort_ = results[("clipdetect", b)], results[("pytorch", b)], results.get(("onnxruntime", b))
+        ort_text = f"{ort_:9.3f}" if ort_ else f"{'-':>9}"
+        ratio = f"{ours / ort_:10.2f}x" if ort_ else f"{'-':>11}"
+        print(f"{b:5d} {ours:11.3f} {pt:9.3f} {ort_text} {ours / pt:10.2f}x {ratio}")
+
+
+if __name__ == "__main__":
+    {"check": check, "bench": bench}[sys.argv[1] if len(sys.argv) > 1 else "check"]()
