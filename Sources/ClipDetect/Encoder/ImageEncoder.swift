@@ -112,19 +112,23 @@ public final class ImageEncoder: Sendable {
     }
 
     /// Multi-head self-attention over each image's tokens; q, k, v packed in `qkv` rows of 3W.
+    /// Heads run in parallel, each on one core with a single-threaded GEMM.
     private func attention(qkv: UnsafeMutablePointer<Float>, images: Int, into out: UnsafeMutablePointer<Float>) {
         let d = description
         let t = d.tokens, w = d.width, hd = d.headWidth, stride = 3 * w
         let scale = 1 / Float(hd).squareRoot()
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: t * t)
-        defer { scores.deallocate() }
-        for image in 0..<images {
-            let base = qkv + image * t * stride
-            for head in 0..<d.heads {
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Kernels.cores * t * t)
+        defer { scratch.deallocate() }
+        _ = Kernels.singleThreadedBLAS
+        Kernels.parallelChunks(images * d.heads) { chunk, tasks in
+            let scores = scratch + chunk * t * t
+            for task in tasks {
+                let image = task / d.heads, head = task % d.heads
+                let base = qkv + image * t * stride
                 let q = base + head * hd, k = base + w + head * hd, v = base + 2 * w + head * hd
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(t), Int32(hd), scale,
                             q, Int32(stride), k, Int32(stride), 0, scores, Int32(t))
-                Kernels.parallelRows(t) { row in Kernels.softmax(scores + row * t, length: t) }
+                for row in 0..<t { Kernels.softmax(scores + row * t, length: t) }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(t), 1,
                             scores, Int32(t), v, Int32(stride), 0, out + image * t * w + head * hd, Int32(w))
             }

@@ -6,32 +6,48 @@ import Foundation
 enum Kernels {
     static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
+    /// One thread system: OpenBLAS runs single-threaded inside our own parallel chunks, so no
+    /// idle BLAS worker spins against the element-wise work.
+    static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
+
     /// out[m, n] = a[m, k] · w[n, k]ᵀ + bias[n]  (weights stored [out, in], as PyTorch does).
+    /// Each core computes a block of output columns.
     static func linear(_ a: UnsafePointer<Float>, rows m: Int, inputs k: Int, weight w: FloatArray, bias: FloatArray?,
                        outputs n: Int, into out: UnsafeMutablePointer<Float>) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1,
-                    a, Int32(k), w.pointer, Int32(k), 0, out, Int32(n))
-        if let bias {
-            parallelRows(m) { row in
-                let line = out + row * n
-                for j in 0..<n { line[j] += bias.pointer[j] }
+        _ = singleThreadedBLAS
+        let blocks = (n + 15) / 16
+        parallelChunks(blocks) { _, range in
+            let first = range.lowerBound * 16, columns = min(range.upperBound * 16, n) - first
+            guard columns > 0 else { return }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(columns), Int32(k), 1,
+                        a, Int32(k), w.pointer + first * k, Int32(k), 0, out + first, Int32(n))
+            if let bias {
+                for row in 0..<m {
+                    let line = out + row * n + first, b = bias.pointer + first
+                    for j in 0..<columns { line[j] += b[j] }
+                }
             }
         }
     }
 
     /// Splits rows over the cores; the body handles one row.
     static func parallelRows(_ rows: Int, _ body: (Int) -> Void) {
-        let chunks = min(cores, rows)
+        parallelChunks(rows) { _, range in for row in range { body(row) } }
+    }
+
+    /// Splits `count` items into one contiguous range per core; the body also gets the chunk's index,
+    /// so it can use scratch memory of its own.
+    static func parallelChunks(_ count: Int, _ body: (Int, Range<Int>) -> Void) {
+        let chunks = min(cores, count)
         if chunks <= 1 {
-            for row in 0..<rows { body(row) }
+            body(0, 0..<count)
             return
         }
-        // Rows are disjoint, so sharing the body across threads is safe.
+        // Ranges are disjoint, so sharing the body across threads is safe.
         withoutActuallyEscaping(body) { body in
             let shared = UncheckedSendable(body)
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                let start = rows * chunk / chunks, end = rows * (chunk + 1) / chunks
-                for row in start..<end { shared.value(row) }
+                shared.value(chunk, (count * chunk / chunks)..<(count * (chunk + 1) / chunks))
             }
         }
     }
@@ -63,44 +79,71 @@ enum Kernels {
     static func activate(_ x: UnsafeMutablePointer<Float>, count: Int, _ activation: ModelDescription.Activation) {
         parallelRows(cores) { part in
             let start = count * part / cores, end = count * (part + 1) / cores
-            var i = start
-            while i < end {
-                let n = min(16, end - i)
-                var v = SIMD16<Float>(repeating: 0)
-                for k in 0..<n { v[k] = x[i + k] }
-                let y = activation == .gelu ? FastMath.gelu(v) : FastMath.quickGELU(v)
-                for k in 0..<n { x[i + k] = y[k] }
-                i += n
+            switch activation {
+            case .gelu: map(x + start, count: end - start, FastMath.gelu)
+            case .quickGELU: map(x + start, count: end - start, FastMath.quickGELU)
             }
         }
     }
 
-    /// Row-wise softmax in place.
-    static func softmax(_ x: UnsafeMutablePointer<Float>, length: Int) {
-        var peak = -Float.infinity
-        for j in 0..<length { peak = max(peak, x[j]) }
-        var total: Float = 0
-        var j = 0
-        while j < length {
-            let n = min(16, length - j)
-            var v = SIMD16<Float>(repeating: -.infinity)
-            for k in 0..<n { v[k] = x[j + k] - peak }
-            let e = FastMath.exp(v)
-            for k in 0..<n { x[j + k] = e[k]; total += e[k] }
-            j += n
+    /// Applies `f` in place, 16 lanes at a time; the tail is padded.
+    @inline(__always)
+    static func map(_ x: UnsafeMutablePointer<Float>, count: Int, _ f: (SIMD16<Float>) -> SIMD16<Float>) {
+        let raw = UnsafeMutableRawPointer(x)
+        var i = 0
+        while i + 16 <= count {
+            raw.storeBytes(of: f(raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)), toByteOffset: i * 4, as: SIMD16<Float>.self)
+            i += 16
         }
-        let inverse = 1 / total
-        for k in 0..<length { x[k] *= inverse }
+        if i < count {
+            var v = SIMD16<Float>(repeating: 0)
+            for k in 0..<(count - i) { v[k] = x[i + k] }
+            let y = f(v)
+            for k in 0..<(count - i) { x[i + k] = y[k] }
+        }
+    }
+
+    /// Softmax of one row in place.
+    static func softmax(_ x: UnsafeMutablePointer<Float>, length: Int) {
+        let raw = UnsafeMutableRawPointer(x)
+        var peaks = SIMD16<Float>(repeating: -.infinity)
+        var j = 0
+        while j + 16 <= length {
+            let v = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
+            peaks = peaks.replacing(with: v, where: v .> peaks)
+            j += 16
+        }
+        var peak = peaks.max()
+        while j < length { peak = max(peak, x[j]); j += 1 }
+        let shift = SIMD16<Float>(repeating: peak)
+        map(x, count: length) { FastMath.exp($0 - shift) }
+        var sums = SIMD16<Float>(repeating: 0)
+        j = 0
+        while j + 16 <= length {
+            sums += raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
+            j += 16
+        }
+        var total = sums.sum()
+        while j < length { total += x[j]; j += 1 }
+        let inverse = SIMD16<Float>(repeating: 1 / total)
+        map(x, count: length) { $0 * inverse }
     }
 }
 
 /// Vector exp, erf-GELU and QuickGELU accurate to a few float ulps.
 enum FastMath {
+    /// Adding 1.5·2²³ rounds a float to an integer (half to even) held in the low mantissa bits.
+    private static let roundingMagic = SIMD16<Float>(repeating: 12_582_912)
+    private static let roundingMagicBits = SIMD16<Int32>(repeating: 0x4B40_0000)
+
     @inline(__always)
     static func exp(_ x: SIMD16<Float>) -> SIMD16<Float> {
         // exp(x) = 2ⁿ · exp(r), |r| ≤ ln2/2, with a degree-7 Taylor polynomial (error < 1e-8 relative).
-        let clamped = x.clamped(lowerBound: SIMD16(repeating: -87.0), upperBound: SIMD16(repeating: 88.0))
-        let n = (clamped * 1.442695041).rounded(.toNearestOrEven)
+        // Masked selects compile to vector instructions; `clamped` and `pointwiseMin` do not.
+        let low = SIMD16<Float>(repeating: -87), high = SIMD16<Float>(repeating: 88)
+        let clamped = x.replacing(with: low, where: x .< low).replacing(with: high, where: x .> high)
+        let shifted = clamped * 1.442695041 + roundingMagic
+        let n = shifted - roundingMagic
         let r = clamped - n * 0.693359375 + n * 2.12194440e-4
         var p = SIMD16<Float>(repeating: 1 / 5040)
         p = p * r + 1 / 720
@@ -110,8 +153,8 @@ enum FastMath {
         p = p * r + 0.5
         p = p * r + 1
         p = p * r + 1
-        let exponent = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
-        let scale = unsafeBitCast(exponent, to: SIMD16<Float>.self)
+        let integer = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- roundingMagicBits
+        let scale = unsafeBitCast((integer &+ 127) &<< 23, to: SIMD16<Float>.self)
         // Below the clamp the true value underflows: return 0, as softmax expects for -inf.
         return (p * scale).replacing(with: 0, where: x .< -87.0)
     }
