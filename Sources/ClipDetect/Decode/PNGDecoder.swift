@@ -22,20 +22,34 @@ enum PNGDecoder {
         let width = Int(png_get_image_width(png, info)), height = Int(png_get_image_height(png, info))
         try ImageDecoder.checkPixels(width: width, height: height, limits: limits)
         let colorType = Int32(png_get_color_type(png, info))
-        if png_get_bit_depth(png, info) == 16 { png_set_strip_16(png) }
+        let depth = Int32(png_get_bit_depth(png, info))
+        // Pillow opens 16-bit gray as "I;16", whose RGB conversion saturates at 255 instead of
+        // keeping the high byte; every other 16-bit mode keeps the high byte.
+        let saturatingGray = colorType == PNG_COLOR_TYPE_GRAY && depth == 16
+        if depth == 16, !saturatingGray { png_set_strip_16(png) }
         if colorType == PNG_COLOR_TYPE_PALETTE { png_set_palette_to_rgb(png) }
         if colorType == PNG_COLOR_TYPE_GRAY || colorType == PNG_COLOR_TYPE_GRAY_ALPHA {
             png_set_expand_gray_1_2_4_to_8(png)
-            png_set_gray_to_rgb(png)
+            if !saturatingGray { png_set_gray_to_rgb(png) }
         }
-        if colorType & PNG_COLOR_MASK_ALPHA != 0 { png_set_strip_alpha(png) }
+        // Expanding a palette also turns tRNS into alpha: drop it with the real alpha channels.
+        if colorType & PNG_COLOR_MASK_ALPHA != 0 || png_get_valid(png, info, PNG_INFO_tRNS) != 0 { png_set_strip_alpha(png) }
         _ = png_set_interlace_handling(png)
-        var pixels = [UInt8](repeating: 0, count: width * height * 3)
-        let status = pixels.withUnsafeMutableBufferPointer { out -> Int32 in
-            var rows = (0..<height).map { Optional(out.baseAddress! + $0 * width * 3) }
+        let rowBytes = saturatingGray ? width * 2 : width * 3
+        var raw = [UInt8](repeating: 0, count: height * rowBytes)
+        let status = raw.withUnsafeMutableBufferPointer { out -> Int32 in
+            var rows = (0..<height).map { Optional(out.baseAddress! + $0 * rowBytes) }
             return rows.withUnsafeMutableBufferPointer { cd_png_read_image(png, info, $0.baseAddress) }
         }
         guard status == 0 else { throw failure() }
+        guard saturatingGray else { return RGBImage(width: width, height: height, pixels: raw) }
+        var pixels = [UInt8](repeating: 0, count: width * height * 3)
+        for i in 0..<(width * height) {
+            let value = raw[2 * i] == 0 ? raw[2 * i + 1] : 255
+            pixels[3 * i] = value
+            pixels[3 * i + 1] = value
+            pixels[3 * i + 2] = value
+        }
         return RGBImage(width: width, height: height, pixels: pixels)
     }
 }
