@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 model=Tests/ClipDetectTests/Fixtures/encoder/a_gelu_proj32/openclip.safetensors
 .build/release/clipdetect model info "$model"
-.build/release/clipdetect embed --model "$model" --format csv Tests/ClipDetectTests/Fixtures/images/*.*
+.build/release/clipdetect embed --model "$model" --format csv Tests/ClipDetectTests/Fixtures/images/{jpeg_420.jpg,png_rgba.png,size_4000x3000.jpg}

@@ -114,15 +114,18 @@ enum PillowResample {
             out.withUnsafeMutableBufferPointer { output in
                 c.weights.withUnsafeBufferPointer { weights in
                     let source = UncheckedSendable(input), target = UncheckedSendable(output), k = UncheckedSendable(weights)
-                    Kernels.parallelRows(height) { yy in
-                        let first = c.first[yy] - rowShift, count = c.count[yy]
-                        let w = k.value.baseAddress! + yy * c.size
-                        let line = target.value.baseAddress! + yy * stride
-                        let base = source.value.baseAddress!
-                        for i in 0..<stride {
-                            var sum = half
-                            for y in 0..<count { sum &+= Int32(base[(first + y) * stride + i]) &* w[y] }
-                            line[i] = clip8(sum)
+                    // Row by row, so every read is sequential; sums are the same as Pillow's column loop.
+                    Kernels.parallelChunks(height) { _, rows in
+                        var sums = [Int32](repeating: 0, count: stride)
+                        for yy in rows {
+                            let first = c.first[yy] - rowShift, w = k.value.baseAddress! + yy * c.size
+                            let line = target.value.baseAddress! + yy * stride
+                            for i in 0..<stride { sums[i] = half }
+                            for y in 0..<c.count[yy] {
+                                let row = source.value.baseAddress! + (first + y) * stride, weight = w[y]
+                                for i in 0..<stride { sums[i] &+= Int32(row[i]) &* weight }
+                            }
+                            for i in 0..<stride { line[i] = clip8(sums[i]) }
                         }
                     }
                 }
