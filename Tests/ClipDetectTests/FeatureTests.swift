@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+@testable import ClipDetect
+
+/// Files → features: order kept, a bad file fails alone, and the CLI writes what the library computes.
+@Suite struct FeatureTests {
+    static let model = Fixtures.path("encoder", "a_gelu_proj32", "openclip.safetensors")
+    static let images = ["jpeg_420.jpg", "bad_truncated.jpg", "png_rgba.png", "bad_text.png", "size_33x17.png"]
+        .map { Fixtures.path("images", $0) }
+
+    @Test func badFilesFailAloneAndOrderIsKept() throws {
+        let encoder = try ImageEncoder(path: Self.model)
+        let extractor = FeatureExtractor(encoder: encoder, batchSize: 4)
+        var results: [(Int, Result<[Float], Error>)] = []
+        try extractor.run(paths: Self.images) { results.append(($0, $1)) }
+        #expect(results.map(\.0) == [0, 1, 2, 3, 4])
+        for (index, result) in results {
+            let path = Self.images[index]
+            switch result {
+            case .success(let feature):
+                #expect(!path.contains("bad_"))
+                // Same as decoding, preprocessing and encoding this one file alone.
+                let alone = try encoder.encode(Preprocessor(encoder.description)(ImageDecoder.decode(path: path)), count: 1)
+                #expect(maxAbsDifference(feature, alone[0]) <= 1e-6)
+            case .failure(let error):
+                #expect(path.contains("bad_"))
+                #expect("\(error)".hasPrefix(path))
+            }
+        }
+    }
+
+    @Test func npyIsFloat32RowsNumpyCanRead() {
+        let data = NPYWriter.data(rows: [[1, 2, 3], [4, 5, .nan]], width: 3)
+        #expect(Array(data.prefix(8)) == [0x93] + Array("NUMPY".utf8) + [1, 0])
+        let headerLength = Int(data[8]) | Int(data[9]) << 8
+        #expect((10 + headerLength) % 64 == 0)
+        let header = String(decoding: data[10..<(10 + headerLength)], as: UTF8.self)
+        #expect(header.contains("'descr': '<f4'") && header.contains("'shape': (2, 3)") && header.hasSuffix("\n"))
+        let values = data[(10 + headerLength)...].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        #expect(Array(values.prefix(5)) == [1, 2, 3, 4, 5] && values[5].isNaN)
+    }
+}
+
+/// The command-line tool, run as a user would.
+@Suite struct CommandLineTests {
+    static var binary: URL {
+        // Tests run from the build folder beside the products.
+        Bundle.module.bundleURL.deletingLastPathComponent().appendingPathComponent("clipdetect")
+    }
+
+    func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+
+    @Test func embedWritesEveryRowAndReportsFailures() throws {
+        let output = try Fixtures.temporaryDirectory().appendingPathComponent("features.npy").path
+        let result = try run(["embed", "--model", FeatureTests.model, "--format", "npy", "-o", output] + FeatureTests.images)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("bad_truncated.jpg") && result.stderr.contains("2 of 5 image(s) failed"))
+        let data = try Data(contentsOf: URL(fileURLWithPath: output))
+        #expect(String(decoding: data.prefix(128), as: UTF8.self).contains("'shape': (5, 32)"))
+
+        let jsonl = try run(["embed", "--model", FeatureTests.model, "--features", "projected", FeatureTests.images[0]])
+        #expect(jsonl.status == 0)
+        let row = try JSONSerialization.jsonObject(with: Data(jsonl.stdout.utf8)) as! [String: Any]
+        #expect((row["feature"] as! [Double]).count == 24)
+    }
+
+    @Test func refusalsAreOneLine() throws {
+        let malicious = try run(["model", "info", Fixtures.path("malicious", "os_system.pth")])
+        #expect(malicious.status != 0)
+        #expect(malicious.stderr.contains("refused") && malicious.stderr.split(separator: "\n").count == 1)
+        let unknown = try run(["model", "info", Fixtures.path("encoder", "c_bare_noproj28", "bare.pth")])
+        #expect(unknown.status != 0 && unknown.stderr.contains("--activation"))
+        let known = try run(["model", "info", "--json", "--activation", "gelu", "--heads", "2",
+                             Fixtures.path("encoder", "c_bare_noproj28", "bare.pth")])
+        #expect(known.status == 0 && known.stdout.contains("\"width\" : 64"))
+    }
+
+    @Test func preprocessWritesWhatTheEncoderSees() throws {
+        let output = try Fixtures.temporaryDirectory().appendingPathComponent("seen.png").path
+        let result = try run(["preprocess", Fixtures.path("images", "jpeg_420.jpg"), "-o", output])
+        #expect(result.status == 0)
+        let written = try ImageDecoder.decode(path: output)
+        let expected = Preprocessor(size: 224).cropped(Preprocessor(size: 224).resized(
+            try ImageDecoder.decode(path: Fixtures.path("images", "jpeg_420.jpg"))))
+        #expect(written == expected)
+    }
+}
