@@ -17,9 +17,11 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
                        providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CWebP", path: "Sources/CWebP", pkgConfig: "libwebpdemux",
+                       providers: [.apt(["libwebp-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
-        .target(name: "ClipDetect", dependencies: ["CBLAS", "CTurboJPEG", "CPNG"]),
+        .target(name: "ClipDetect", dependencies: ["CBLAS", "CTurboJPEG", "CPNG", "CWebP"]),
         .executableTarget(name: "clipdetect", dependencies: [
             "ClipDetect",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

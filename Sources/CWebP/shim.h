@@ -1,0 +1,3 @@
+// libwebp's decoder plus the demux library's animation decoder, which Pillow uses for every WebP.
+#include <webp/decode.h>
+#include <webp/demux.h>
