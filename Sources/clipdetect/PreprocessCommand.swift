@@ -14,9 +14,16 @@ struct PreprocessCommand: ParsableCommand {
 
     func run() throws {
         let preprocessor = Preprocessor(size: size)
-        var result = try ImageDecoder.decode(path: image)
-        if stage != .decoded { result = preprocessor.resized(result) }
-        if stage == .cropped { result = preprocessor.cropped(result) }
+        let decoded = try ImageDecoder.decode(path: image)
+        let result: RGBImage
+        switch stage {
+        case .decoded: result = decoded
+        case .resized:
+            do { result = try preprocessor.resized(decoded) } catch let error as ImageError {
+                throw ImageFileError(path: image, underlying: error)
+            }
+        case .cropped: result = preprocessor.resizedAndCropped(decoded)
+        }
         try PNGEncoder.write(result, to: output)
     }
 }

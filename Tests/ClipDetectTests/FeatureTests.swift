@@ -91,7 +91,7 @@ import Testing
         let result = try run(["preprocess", Fixtures.path("images", "jpeg_420.jpg"), "-o", output])
         #expect(result.status == 0)
         let written = try ImageDecoder.decode(path: output)
-        let expected = Preprocessor(size: 224).cropped(Preprocessor(size: 224).resized(
+        let expected = Preprocessor(size: 224).cropped(try Preprocessor(size: 224).resized(
             try ImageDecoder.decode(path: Fixtures.path("images", "jpeg_420.jpg"))))
         #expect(written == expected)
     }

@@ -32,9 +32,11 @@ import Testing
         let preprocessor = Preprocessor(size: Self.expected.size)
         let decoded = try ImageDecoder.decode(path: Fixtures.path("images", name))
         Self.check(decoded, want.decoded, "\(name) decoded")
-        let resized = preprocessor.resized(decoded)
+        let resized = try preprocessor.resized(decoded)
         Self.check(resized, want.resized, "\(name) resized")
         Self.check(preprocessor.cropped(resized), want.cropped, "\(name) cropped")
+        // The encoder's path computes only the crop: the same pixels.
+        Self.check(preprocessor.resizedAndCropped(decoded), want.cropped, "\(name) fused resize + crop")
     }
 
     @Test func normalisationMatchesTorchvision() throws {
@@ -51,6 +53,17 @@ import Testing
         let text = "\(error!)"
         #expect(text.hasPrefix(path + ": "))
         #expect(!text.contains("\n"))
+    }
+
+    @Test func extremeAspectRatiosStayBounded() throws {
+        // 1×5000 resizes to 224×1,120,000 in torchvision; the crop alone is computed, and the whole
+        // resized image is refused rather than allocated.
+        let tall = RGBImage(width: 1, height: 5000, pixels: (0..<15000).map { UInt8($0 % 251) })
+        let preprocessor = Preprocessor(size: 224)
+        #expect(preprocessor.resizedSize(of: tall) == (224, 1_120_000))
+        let crop = preprocessor.resizedAndCropped(tall)
+        #expect(crop.width == 224 && crop.height == 224)
+        #expect(throws: ImageError.self) { try preprocessor.resized(tall) }
     }
 
     @Test func limitsAreCheckedBeforeDecoding() throws {

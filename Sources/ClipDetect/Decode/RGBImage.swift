@@ -68,5 +68,9 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
 public struct ImageFileError: Error, CustomStringConvertible {
     public let path: String
     public let underlying: ImageError
+    public init(path: String, underlying: ImageError) {
+        self.path = path
+        self.underlying = underlying
+    }
     public var description: String { "\(path): \(underlying)" }
 }

@@ -12,40 +12,48 @@ enum PillowResample {
         return 0
     }
 
-    /// Per output pixel: the first input index, how many inputs, and their fixed-point weights.
+    /// For each output pixel in `range`: the first input index, how many inputs, their fixed-point weights.
     struct Coefficients {
         let size: Int
+        let range: Range<Int>
         var first: [Int]
         var count: [Int]
         var weights: [Int32]
+
+        /// The input indices the outputs in `outputs` read.
+        func inputs(for outputs: Range<Int>) -> Range<Int> {
+            guard let low = outputs.first, let high = outputs.last else { return 0..<0 }
+            return first[low - range.lowerBound]..<(first[high - range.lowerBound] + count[high - range.lowerBound])
+        }
     }
 
-    static func coefficients(input: Int, output: Int) -> Coefficients {
+    /// Pillow's precompute_coeffs + normalize_coeffs_8bpc, for the outputs in `range` only.
+    static func coefficients(input: Int, output: Int, range: Range<Int>) -> Coefficients {
         let scale = Double(input) / Double(output)
         let filterScale = max(scale, 1)
         let support = 2 * filterScale
         let size = Int(support.rounded(.up)) * 2 + 1
-        var result = Coefficients(size: size, first: [], count: [], weights: Array(repeating: 0, count: output * size))
+        var result = Coefficients(size: size, range: range, first: [], count: [], weights: Array(repeating: 0, count: range.count * size))
         let inverseScale = 1 / filterScale
         var k = [Double](repeating: 0, count: size)
-        for xx in 0..<output {
+        for xx in range {
             let center = (Double(xx) + 0.5) * scale
             // C's (int) cast truncates toward zero.
             let xmin = max(Int(center - support + 0.5), 0)
-            let xmax = min(Int(center + support + 0.5), input) - xmin
+            let xmax = max(min(Int(center + support + 0.5), input) - xmin, 0)
             var total = 0.0
-            for x in 0..<max(xmax, 0) {
+            for x in 0..<xmax {
                 let w = bicubic((Double(x + xmin) - center + 0.5) * inverseScale)
                 k[x] = w
                 total += w
             }
-            for x in 0..<max(xmax, 0) {
-                let normalised = total != 0 ? k[x] / total : k[x]
-                let fixed = normalised * Double(1 << precisionBits)
-                result.weights[xx * size + x] = Int32(fixed < 0 ? (-0.5 + fixed).rounded(.towardZero) : (0.5 + fixed).rounded(.towardZero))
+            let row = (xx - range.lowerBound) * size
+            for x in 0..<xmax {
+                let fixed = (total != 0 ? k[x] / total : k[x]) * Double(1 << precisionBits)
+                result.weights[row + x] = Int32(fixed < 0 ? (-0.5 + fixed).rounded(.towardZero) : (0.5 + fixed).rounded(.towardZero))
             }
             result.first.append(xmin)
-            result.count.append(max(xmax, 0))
+            result.count.append(xmax)
         }
         return result
     }
@@ -56,27 +64,36 @@ enum PillowResample {
         return shifted < 0 ? 0 : shifted > 255 ? 255 : UInt8(shifted)
     }
 
-    /// Resizes to `width`×`height`; a pass whose size does not change is skipped, as in Pillow.
-    static func resize(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
-        if width == image.width, height == image.height { return image }
-        let horizontal = coefficients(input: image.width, output: width)
-        let vertical = coefficients(input: image.height, output: height)
-        var current = image
-        var rowShift = 0
+    /// The window `columns`×`rows` of the image resized to `width`×`height`, with exactly the values
+    /// Pillow computes for those pixels; a pass whose size does not change is skipped, as in Pillow.
+    /// Only the window is computed, so a centre crop costs what the crop costs, whatever the aspect ratio.
+    static func resize(_ image: RGBImage, width: Int, height: Int, columns: Range<Int>? = nil, rows: Range<Int>? = nil) -> RGBImage {
+        let columns = columns ?? 0..<width, rows = rows ?? 0..<height
+        let vertical = height != image.height ? coefficients(input: image.height, output: height, range: rows) : nil
+        let inputRows = vertical?.inputs(for: rows) ?? rows
+        var current: RGBImage
         if width != image.width {
-            // Only the rows the vertical pass will read.
-            let firstRow = height != image.height ? vertical.first[0] : 0
-            let lastRow = height != image.height ? vertical.first[height - 1] + vertical.count[height - 1] : image.height
-            current = horizontalPass(image, rows: firstRow..<lastRow, coefficients: horizontal, width: width)
-            rowShift = firstRow
+            current = horizontalPass(image, rows: inputRows,
+                                     coefficients: coefficients(input: image.width, output: width, range: columns))
+        } else {
+            current = window(image, columns: columns, rows: inputRows)
         }
-        if height != image.height {
-            current = verticalPass(current, rowShift: rowShift, coefficients: vertical, height: height)
+        if let vertical {
+            current = verticalPass(current, rowShift: inputRows.lowerBound, coefficients: vertical)
         }
         return current
     }
 
-    private static func horizontalPass(_ image: RGBImage, rows: Range<Int>, coefficients c: Coefficients, width: Int) -> RGBImage {
+    static func window(_ image: RGBImage, columns: Range<Int>, rows: Range<Int>) -> RGBImage {
+        if columns == 0..<image.width, rows == 0..<image.height { return image }
+        var pixels = [UInt8]()
+        pixels.reserveCapacity(columns.count * rows.count * 3)
+        for y in rows { pixels += image.pixels[((y * image.width + columns.lowerBound) * 3)..<((y * image.width + columns.upperBound) * 3)] }
+        return RGBImage(width: columns.count, height: rows.count, pixels: pixels)
+    }
+
+    private static func horizontalPass(_ image: RGBImage, rows: Range<Int>, coefficients c: Coefficients) -> RGBImage {
+        let width = c.range.count
         var out = [UInt8](repeating: 0, count: rows.count * width * 3)
         let half = Int32(1 << (precisionBits - 1))
         image.pixels.withUnsafeBufferPointer { input in
@@ -106,7 +123,8 @@ enum PillowResample {
         return RGBImage(width: width, height: rows.count, pixels: out)
     }
 
-    private static func verticalPass(_ image: RGBImage, rowShift: Int, coefficients c: Coefficients, height: Int) -> RGBImage {
+    private static func verticalPass(_ image: RGBImage, rowShift: Int, coefficients c: Coefficients) -> RGBImage {
+        let height = c.range.count
         let stride = image.width * 3
         var out = [UInt8](repeating: 0, count: height * stride)
         let half = Int32(1 << (precisionBits - 1))

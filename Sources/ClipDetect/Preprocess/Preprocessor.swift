@@ -16,17 +16,31 @@ public struct Preprocessor: Sendable {
     }
 
     /// Short side to `size`, the long side `int(size * long / short)` (truncated, as torchvision).
-    public func resized(_ image: RGBImage) -> RGBImage {
+    public func resizedSize(of image: RGBImage) -> (width: Int, height: Int) {
         let short = min(image.width, image.height), long = max(image.width, image.height)
         let newLong = Int(Double(size * long) / Double(short))
-        let (width, height) = image.width <= image.height ? (size, newLong) : (newLong, size)
+        return image.width <= image.height ? (size, newLong) : (newLong, size)
+    }
+
+    /// The whole resized image, as torchvision's Resize returns it. Extreme aspect ratios make it
+    /// huge (1×5000 → 224×1,120,000), so it is refused above `limits.maxPixels`.
+    public func resized(_ image: RGBImage, limits: DecodeLimits = DecodeLimits()) throws -> RGBImage {
+        let (width, height) = resizedSize(of: image)
+        guard width * height <= limits.maxPixels else {
+            throw ImageError.tooLarge("resized to \(width)×\(height) pixels > \(limits.maxPixels)")
+        }
         return PillowResample.resize(image, width: width, height: height)
     }
 
-    /// The centre `size`×`size`, offsets rounded half to even; zero padding where the image is smaller.
-    public func cropped(_ image: RGBImage) -> RGBImage {
+    /// Top and left offsets of the centre crop, rounded half to even as Python's round.
+    func cropOrigin(width: Int, height: Int) -> (top: Int, left: Int) {
         func offset(_ extent: Int) -> Int { Int((Double(extent - size) / 2).rounded(.toNearestOrEven)) }
-        let top = offset(image.height), left = offset(image.width)
+        return (offset(height), offset(width))
+    }
+
+    /// The centre `size`×`size`; zero padding where the image is smaller, as torchvision pads.
+    public func cropped(_ image: RGBImage) -> RGBImage {
+        let (top, left) = cropOrigin(width: image.width, height: image.height)
         var pixels = [UInt8](repeating: 0, count: size * size * 3)
         for y in 0..<size where (0..<image.height).contains(top + y) {
             for x in 0..<size where (0..<image.width).contains(left + x) {
@@ -37,6 +51,17 @@ public struct Preprocessor: Sendable {
             }
         }
         return RGBImage(width: size, height: size, pixels: pixels)
+    }
+
+    /// Resize then centre crop, computing only the cropped pixels (the same values, bounded cost).
+    public func resizedAndCropped(_ image: RGBImage) -> RGBImage {
+        let (width, height) = resizedSize(of: image)
+        let (top, left) = cropOrigin(width: width, height: height)
+        guard top >= 0, left >= 0, top + size <= height, left + size <= width else {
+            return cropped(PillowResample.resize(image, width: width, height: height))
+        }
+        return PillowResample.resize(image, width: width, height: height,
+                                     columns: left..<(left + size), rows: top..<(top + size))
     }
 
     /// Channel-first floats: (v / 255 - mean) / std.
@@ -52,6 +77,6 @@ public struct Preprocessor: Sendable {
 
     /// The encoder's input for one decoded image.
     public func callAsFunction(_ image: RGBImage) -> [Float] {
-        normalized(cropped(resized(image)))
+        normalized(resizedAndCropped(image))
     }
 }
