@@ -14,11 +14,13 @@ struct EmbedCommand: ParsableCommand {
     @Option(help: "npy (float32 N×D; a failed image is a row of NaN), jsonl or csv.") var format: Format = .jsonl
     @Option(name: [.customShort("o"), .long], help: "Output file (default: standard output).") var output: String?
     @Option(help: "Images per forward pass.") var batch = 8
+    @Flag(help: "Apply EXIF orientation before preprocessing (the reference does not).") var exifOrientation = false
     @Argument(help: "Image files.") var images: [String]
 
     func run() throws {
         let encoder = try modelOptions.loadEncoder()
-        let extractor = FeatureExtractor(encoder: encoder, kind: features, normalize: !noNormalize, batchSize: batch)
+        var extractor = FeatureExtractor(encoder: encoder, kind: features, normalize: !noNormalize, batchSize: batch)
+        extractor.applyOrientation = exifOrientation
         let out = try OutputStream(path: output)
         var rows: [[Float]] = []
         var failures = 0

@@ -11,10 +11,11 @@ struct PreprocessCommand: ParsableCommand {
     @Option(name: [.customShort("o"), .long], help: "Output PNG.") var output: String
     @Option(help: "decoded (RGB as Pillow's convert('RGB')), resized, or cropped.") var stage: Stage = .cropped
     @Option(help: "Model input size.") var size = 224
+    @Flag(help: "Apply EXIF orientation first (the reference does not).") var exifOrientation = false
 
     func run() throws {
         let preprocessor = Preprocessor(size: size)
-        let decoded = try ImageDecoder.decode(path: image)
+        let decoded = try ImageDecoder.decode(path: image, applyOrientation: exifOrientation)
         let result: RGBImage
         switch stage {
         case .decoded: result = decoded

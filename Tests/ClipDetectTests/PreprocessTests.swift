@@ -6,7 +6,7 @@ import Testing
 @Suite struct PreprocessTests {
     struct Expected: Decodable {
         struct Stage: Decodable { let width, height: Int; let fnv1a: String }
-        struct Image: Decodable { let decoded, resized, cropped: Stage }
+        struct Image: Decodable { let decoded, resized, cropped, oriented: Stage }
         let size: Int
         let images: [String: Image]
         let bad: [String]
@@ -37,6 +37,12 @@ import Testing
         Self.check(preprocessor.cropped(resized), want.cropped, "\(name) cropped")
         // The encoder's path computes only the crop: the same pixels.
         Self.check(preprocessor.resizedAndCropped(decoded), want.cropped, "\(name) fused resize + crop")
+    }
+
+    @Test(arguments: expected.images.keys.sorted().filter { $0.hasPrefix("exif_") || $0.hasPrefix("jpeg_4") })
+    func exifOrientationOnRequestMatchesExifTranspose(name: String) throws {
+        let upright = try ImageDecoder.decode(path: Fixtures.path("images", name), applyOrientation: true)
+        Self.check(upright, Self.expected.images[name]!.oriented, "\(name) oriented")
     }
 
     @Test func normalisationMatchesTorchvision() throws {

@@ -3,26 +3,33 @@ import Foundation
 /// Decodes image bytes to RGB as `PIL.Image.open(f).convert('RGB')` does: the format is told
 /// from the bytes, never the name; alpha is dropped, not composited; no EXIF orientation.
 public enum ImageDecoder {
-    public static func decode(path: String, limits: DecodeLimits = DecodeLimits()) throws -> RGBImage {
+    /// `applyOrientation` turns the image upright by its EXIF orientation (off by default, as the reference).
+    public static func decode(path: String, limits: DecodeLimits = DecodeLimits(), applyOrientation: Bool = false) throws -> RGBImage {
         do {
             let data = try readFile(path, limit: limits.maxBytes)
-            return try decode(data, limits: limits)
+            return try decode(data, limits: limits, applyOrientation: applyOrientation)
         } catch let error as ImageError {
             throw ImageFileError(path: path, underlying: error)
         }
     }
 
-    public static func decode(_ data: Data, limits: DecodeLimits = DecodeLimits()) throws -> RGBImage {
+    public static func decode(_ data: Data, limits: DecodeLimits = DecodeLimits(), applyOrientation: Bool = false) throws -> RGBImage {
         guard !data.isEmpty else { throw ImageError.empty }
         guard data.count <= limits.maxBytes else { throw ImageError.tooLarge("\(data.count) bytes > \(limits.maxBytes)") }
         return try data.withUnsafeBytes { bytes in
             guard let format = ImageFormat.sniff(bytes) else { throw ImageError.notAnImage }
-            switch format {
-            case .jpeg: return try JPEGDecoder.decode(bytes, limits: limits)
-            case .png: return try PNGDecoder.decode(bytes, limits: limits)
-            case .webp: return try WebPDecoder.decode(bytes, limits: limits)
-            default: throw ImageError.unsupported("\(format.rawValue) files are not decoded yet")
-            }
+            let image = try decode(bytes, format: format, limits: limits)
+            guard applyOrientation, let orientation = Orientation.read(bytes, format: format) else { return image }
+            return Orientation.apply(orientation, to: image)
+        }
+    }
+
+    private static func decode(_ bytes: UnsafeRawBufferPointer, format: ImageFormat, limits: DecodeLimits) throws -> RGBImage {
+        switch format {
+        case .jpeg: return try JPEGDecoder.decode(bytes, limits: limits)
+        case .png: return try PNGDecoder.decode(bytes, limits: limits)
+        case .webp: return try WebPDecoder.decode(bytes, limits: limits)
+        default: throw ImageError.unsupported("\(format.rawValue) files are not decoded yet")
         }
     }
 

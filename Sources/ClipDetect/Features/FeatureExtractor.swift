@@ -9,6 +9,8 @@ public struct FeatureExtractor: Sendable {
     public var normalize: Bool
     public var limits: DecodeLimits
     public var batchSize: Int
+    /// Turn images upright by their EXIF orientation first (the reference does not).
+    public var applyOrientation = false
 
     public init(encoder: ImageEncoder, kind: FeatureKind = .pooled, normalize: Bool = true,
                 limits: DecodeLimits = DecodeLimits(), batchSize: Int = 8) {
@@ -55,9 +57,11 @@ public struct FeatureExtractor: Sendable {
         results.initialize(repeating: .success([]))
         defer { results.deallocate() }
         let shared = UncheckedSendable(results)
-        let preprocessor = self.preprocessor, limits = self.limits
+        let preprocessor = self.preprocessor, limits = self.limits, orient = applyOrientation
         DispatchQueue.concurrentPerform(iterations: paths.count) { index in
-            shared.value[index] = Result { preprocessor(try ImageDecoder.decode(path: paths[index], limits: limits)) }
+            shared.value[index] = Result {
+                preprocessor(try ImageDecoder.decode(path: paths[index], limits: limits, applyOrientation: orient))
+            }
         }
         return Array(results)
     }
