@@ -22,6 +22,11 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: Self.marker))
     }
 
+    @Test func compressedArchivesAreRefusedClearly() throws {
+        let error = #expect(throws: CheckpointError.self) { try Checkpoint.open(Fixtures.path("malicious", "deflated.pth")) }
+        #expect("\(error!)".contains("compressed"))
+    }
+
     private func writeRaw(_ bytes: [UInt8]) throws -> String {
         let path = try Fixtures.temporaryDirectory().appendingPathComponent("file.safetensors").path
         try Data(bytes).write(to: URL(fileURLWithPath: path))

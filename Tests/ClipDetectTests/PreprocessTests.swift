@@ -72,6 +72,29 @@ import Testing
         #expect(throws: ImageError.self) { try preprocessor.resized(tall) }
     }
 
+    /// Damaged copies of every format: each either decodes or throws; none crashes or hangs.
+    @Test(arguments: ["jpeg_420.jpg", "jpeg_progressive.jpg", "cjpeg_arithmetic.jpg", "png_interlaced.png",
+                      "png_palette_trns.png", "png_rgb16.png", "webp_lossy.webp", "webp_animated.webp", "webp_alpha_lossless.webp"])
+    func damagedFilesNeverCrash(name: String) throws {
+        let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path("images", name))))
+        var state: UInt64 = 0x5EED
+        func next(_ bound: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        for round in 0..<40 {
+            var bytes = original
+            if round % 4 == 0 {
+                bytes = Array(bytes.prefix(next(bytes.count)))
+            } else {
+                for _ in 0..<(1 + next(8)) { bytes[next(bytes.count)] = UInt8(next(256)) }
+            }
+            if let image = try? ImageDecoder.decode(Data(bytes), limits: DecodeLimits(maxPixels: 50_000_000)) {
+                #expect(image.pixels.count == image.width * image.height * 3)
+            }
+        }
+    }
+
     @Test func limitsAreCheckedBeforeDecoding() throws {
         let path = Fixtures.path("images", "size_4000x3000.jpg")
         #expect(throws: ImageFileError.self) { try ImageDecoder.decode(path: path, limits: DecodeLimits(maxPixels: 1_000_000)) }
