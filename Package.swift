@@ -10,6 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Thin C shims over Debian's -dev packages.
@@ -21,7 +22,10 @@ let package = Package(
                        providers: [.apt(["libwebp-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
-        .target(name: "ClipDetect", dependencies: ["CBLAS", "CTurboJPEG", "CPNG", "CWebP"]),
+        .target(name: "ClipDetect", dependencies: [
+            "CBLAS", "CTurboJPEG", "CPNG", "CWebP",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .executableTarget(name: "clipdetect", dependencies: [
             "ClipDetect",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

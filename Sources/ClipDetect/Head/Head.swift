@@ -1,0 +1,84 @@
+import Foundation
+
+/// A linear detector on CLIP features: score = w · f + b, a log-likelihood ratio (> 0: synthetic).
+public struct Head: Sendable, Equatable {
+    /// What the head was trained on; a head refuses to score any other feature.
+    public struct Feature: Codable, Sendable, Equatable {
+        /// `ModelDescription.architecture` of the backbone.
+        public var architecture: String
+        /// `ImageEncoder.fingerprint` of the backbone weights, when known.
+        public var fingerprint: String?
+        /// The backbone's published name, when known (e.g. laion/CLIP-ViT-L-14-CommonPool.XL-s13B-b90K).
+        public var backbone: String?
+        public var kind: FeatureKind
+        public var normalized: Bool
+        public var width: Int
+    }
+
+    /// Platt scaling: P(synthetic) = sigmoid(a · score + b).
+    public struct Calibration: Codable, Sendable, Equatable {
+        public var a: Double
+        public var b: Double
+    }
+
+    public struct Metadata: Codable, Sendable, Equatable {
+        public var name: String
+        public var feature: Feature
+        public var calibration: Calibration?
+        /// Scores above it are labelled synthetic; 0 by default (even odds).
+        public var threshold: Double = 0
+        /// Free text: where the head came from or what it was trained on.
+        public var provenance: String?
+    }
+
+    public var weights: [Float]
+    public var bias: Float
+    public var metadata: Metadata
+
+    public init(weights: [Float], bias: Float, metadata: Metadata) {
+        self.weights = weights
+        self.bias = bias
+        self.metadata = metadata
+    }
+
+    public func score(_ feature: [Float]) -> Double {
+        precondition(feature.count == weights.count, "feature width \(feature.count) != head width \(weights.count)")
+        var sum = Double(bias)
+        for i in 0..<weights.count { sum += Double(weights[i]) * Double(feature[i]) }
+        return sum
+    }
+
+    /// Calibrated when the head carries a calibration, the plain sigmoid of the score otherwise.
+    public func probability(_ score: Double) -> Double {
+        let z = metadata.calibration.map { $0.a * score + $0.b } ?? score
+        return Fusion.sigmoid(z)
+    }
+
+    public func isSynthetic(_ score: Double) -> Bool { score > metadata.threshold }
+
+    /// Refuses an encoder or feature setting the head was not made for.
+    public func check(encoder: ImageEncoder, kind: FeatureKind, normalized: Bool, fingerprint: String) throws {
+        let f = metadata.feature
+        if f.architecture != encoder.description.architecture {
+            throw HeadError.mismatch("\(metadata.name) was made for a \(f.architecture) backbone, not \(encoder.description.architecture)")
+        }
+        if let expected = f.fingerprint, expected != fingerprint {
+            throw HeadError.mismatch("\(metadata.name) was made for backbone weights \(expected.prefix(12))…, not \(fingerprint.prefix(12))…")
+        }
+        if f.kind != kind || f.normalized != normalized || f.width != encoder.featureWidth(kind) {
+            throw HeadError.mismatch("\(metadata.name) takes \(f.normalized ? "normalised" : "raw") \(f.kind.rawValue) features of width \(f.width)")
+        }
+    }
+}
+
+public enum HeadError: Error, CustomStringConvertible, Equatable {
+    case mismatch(String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .mismatch(let why): "head does not fit: \(why)"
+        case .invalid(let why): "invalid head: \(why)"
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+
+/// Heads as safetensors: `weight` [1, D], `bias` [1], and the metadata as JSON under `clipdetect.head`.
+extension Head {
+    static let metadataKey = "clipdetect.head"
+
+    public func write(to path: String) throws {
+        let json = try JSONEncoder().encode(metadata)
+        try SafeTensorsWriter.write(["weight": .init(shape: [1, weights.count], values: weights),
+                                     "bias": .init(shape: [1], values: [bias])],
+                                    metadata: [Self.metadataKey: String(decoding: json, as: UTF8.self)], to: path)
+    }
+
+    public static func read(_ path: String) throws -> Head {
+        let file = try Checkpoint.open(path)
+        guard let text = file.metadata[metadataKey] else {
+            throw HeadError.invalid("\(path) has no \(metadataKey) metadata; import reference heads with `clipdetect head import`")
+        }
+        let metadata: Metadata
+        do { metadata = try JSONDecoder().decode(Metadata.self, from: Data(text.utf8)) } catch {
+            throw HeadError.invalid("\(path): \(metadataKey) metadata is not valid (\(error))")
+        }
+        guard let weight = file.tensors["weight"], let bias = file.tensors["bias"],
+              weight.shape == [1, metadata.feature.width], bias.shape == [1]
+        else { throw HeadError.invalid("\(path): expected weight [1, \(metadata.feature.width)] and bias [1]") }
+        return Head(weights: Array(try weight.floats().buffer), bias: try bias.floats()[0], metadata: metadata)
+    }
+
+    /// The reference's `weights.pth` (a `ChannelLinear` saved as `fc.weight` [1, D], `fc.bias` [1], possibly
+    /// nested under model/state_dict/net) with its `config.yaml`, read through the safe unpickler.
+    public static func importReference(checkpoint path: String, config: String?, name: String,
+                                       backbone: ImageEncoder?) throws -> Head {
+        let file = try Checkpoint.open(path)
+        guard let weight = file.tensors["fc.weight"], let bias = file.tensors["fc.bias"] else {
+            throw HeadError.invalid("\(path) has no fc.weight / fc.bias (found: \(file.tensors.keys.sorted().prefix(6).joined(separator: ", ")))")
+        }
+        guard weight.shape.count == 2, weight.shape[0] == 1, bias.elementCount == 1 else {
+            throw HeadError.invalid("\(path): fc.weight has shape \(weight.shape), expected [1, D]")
+        }
+        let width = weight.shape[1]
+        let settings = try config.map(ReferenceConfig.init(path:)) ?? ReferenceConfig()
+        let known = settings.arch.flatMap { ReferenceConfig.architectures[$0] }
+        if let arch = settings.arch, known == nil, backbone == nil {
+            throw HeadError.invalid("config arch \(arch) is not a known CLIP backbone; pass --backbone")
+        }
+        if settings.arch != nil, settings.normType != nil, settings.normType != "clip" {
+            throw HeadError.invalid("config norm_type \(settings.normType!) is not supported (clip)")
+        }
+        let architecture = backbone?.description.architecture ?? known?.architecture
+        guard let architecture else {
+            throw HeadError.invalid("nothing says which backbone this head needs: pass --backbone or the config.yaml")
+        }
+        let feature = Feature(architecture: architecture, fingerprint: backbone?.fingerprint,
+                              backbone: known?.name, kind: .pooled, normalized: true, width: width)
+        if let backbone, backbone.featureWidth(.pooled) != width {
+            throw HeadError.mismatch("head width \(width) differs from the backbone's pooled width \(backbone.featureWidth(.pooled))")
+        }
+        let provenance = "imported from \(URL(fileURLWithPath: path).lastPathComponent)" + (settings.arch.map { " (arch \($0))" } ?? "")
+        return Head(weights: Array(try weight.floats().buffer), bias: try bias.floats()[0],
+                    metadata: Metadata(name: name, feature: feature, calibration: nil, threshold: 0, provenance: provenance))
+    }
+}
+
+/// The few keys of the reference's config.yaml (flat `key: value` lines).
+struct ReferenceConfig {
+    var arch: String?
+    var normType: String?
+
+    /// The reference's architectures: all use the pooled token before the projection, L2-normalised.
+    static let architectures: [String: (name: String, architecture: String)] = [
+        "opencliplinearnext_clipL14commonpool": ("laion/CLIP-ViT-L-14-CommonPool.XL-s13B-b90K", "vit-224/14-w1024-l24-h16-m4096-gelu-p768"),
+        "opencliplinearnext_clipL14laion2B": ("laion/CLIP-ViT-L-14-laion2B-s32B-b82K", "vit-224/14-w1024-l24-h16-m4096-gelu-p768"),
+        "opencliplinearnext_clipL14openai": ("openai/clip-vit-large-patch14", "vit-224/14-w1024-l24-h16-m4096-quick_gelu-p768"),
+    ]
+
+    init() {}
+
+    init(path: String) throws {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw HeadError.invalid("cannot read \(path)")
+        }
+        for line in text.split(whereSeparator: \.isNewline) {
+            let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2 else { continue }
+            let value = parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "'\""))
+            switch parts[0] {
+            case "arch": arch = value
+            case "norm_type": normType = value
+            default: break
+            }
+        }
+    }
+}

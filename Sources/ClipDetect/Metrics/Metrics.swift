@@ -1,0 +1,145 @@
+import Foundation
+
+/// Detection metrics over scores (log-likelihood ratios, > 0 synthetic) and labels (true: synthetic).
+/// AUC and balanced accuracy are scikit-learn's; the others are defined here and in docs/metrics.md.
+public enum Metrics {
+    /// The ROC curve at every distinct score, highest first, from (0, 0) to (1, 1); no points dropped.
+    public static func roc(labels: [Bool], scores: [Double]) -> (fpr: [Double], tpr: [Double]) {
+        let order = scores.indices.sorted { scores[$0] > scores[$1] }
+        let positives = Double(labels.filter { $0 }.count), negatives = Double(labels.count) - positives
+        var fpr: [Double] = [0], tpr: [Double] = [0]
+        var tp = 0.0, fp = 0.0
+        for (position, index) in order.enumerated() {
+            if labels[index] { tp += 1 } else { fp += 1 }
+            // One point per distinct score: ties move together.
+            if position == order.count - 1 || scores[order[position + 1]] != scores[index] {
+                fpr.append(negatives > 0 ? fp / negatives : .nan)
+                tpr.append(positives > 0 ? tp / positives : .nan)
+            }
+        }
+        return (fpr, tpr)
+    }
+
+    /// Area under the ROC curve with ties counted half (= sklearn.metrics.roc_auc_score).
+    public static func auc(labels: [Bool], scores: [Double]) -> Double {
+        let (fpr, tpr) = roc(labels: labels, scores: scores)
+        var area = 0.0
+        for i in 1..<fpr.count { area += (fpr[i] - fpr[i - 1]) * (tpr[i] + tpr[i - 1]) / 2 }
+        return area
+    }
+
+    /// Mean of the true-positive and true-negative rates (= sklearn.metrics.balanced_accuracy_score).
+    public static func balancedAccuracy(labels: [Bool], predictions: [Bool]) -> Double {
+        var tp = 0.0, fn = 0.0, tn = 0.0, fp = 0.0
+        for (label, predicted) in zip(labels, predictions) {
+            switch (label, predicted) {
+            case (true, true): tp += 1
+            case (true, false): fn += 1
+            case (false, false): tn += 1
+            case (false, true): fp += 1
+            }
+        }
+        let rates = [tp + fn > 0 ? tp / (tp + fn) : nil, tn + fp > 0 ? tn / (tn + fp) : nil].compactMap { $0 }
+        return rates.reduce(0, +) / Double(max(rates.count, 1))
+    }
+
+    /// Equal error rate: where the ROC curve, linearly interpolated, crosses FPR = 1 − TPR.
+    public static func equalErrorRate(labels: [Bool], scores: [Double]) -> Double {
+        let (fpr, tpr) = roc(labels: labels, scores: scores)
+        for i in 1..<fpr.count where 1 - tpr[i] <= fpr[i] {
+            let (f0, t0, f1, t1) = (fpr[i - 1], tpr[i - 1], fpr[i], tpr[i])
+            let slope = (t1 - t0) + (f1 - f0)
+            let t = slope > 0 ? (1 - t0 - f0) / slope : 0
+            return f0 + t * (f1 - f0)
+        }
+        return 1
+    }
+
+    /// The highest TPR at an operating point whose FPR does not exceed `fpr`.
+    public static func tpr(atFPR limit: Double, labels: [Bool], scores: [Double]) -> Double {
+        let (fpr, tpr) = roc(labels: labels, scores: scores)
+        return zip(fpr, tpr).filter { $0.0 <= limit }.map(\.1).max() ?? 0
+    }
+
+    /// Mean negative log-likelihood of the labels under P(synthetic) = sigmoid(score), computed stably.
+    public static func negativeLogLikelihood(labels: [Bool], scores: [Double]) -> Double {
+        let total = zip(labels, scores).reduce(0.0) { sum, pair in
+            sum - Fusion.logSigmoid(pair.0 ? pair.1 : -pair.1)
+        }
+        return total / Double(max(labels.count, 1))
+    }
+
+    /// Expected calibration error of P(synthetic) over `bins` equal-width bins:
+    /// Σ (n_bin / n) · |mean label − mean probability| in each bin.
+    public static func expectedCalibrationError(labels: [Bool], probabilities: [Double], bins: Int = 15) -> Double {
+        var count = [Double](repeating: 0, count: bins), positive = count, mass = count
+        for (label, p) in zip(labels, probabilities) {
+            let bin = min(Int(p * Double(bins)), bins - 1)
+            count[bin] += 1
+            positive[bin] += label ? 1 : 0
+            mass[bin] += p
+        }
+        let n = Double(max(labels.count, 1))
+        return (0..<bins).reduce(0.0) { sum, b in
+            count[b] > 0 ? sum + count[b] / n * abs(positive[b] / count[b] - mass[b] / count[b]) : sum
+        }
+    }
+}
+
+/// One row of an evaluation table: a generator (or AVG) against the real images.
+public struct EvaluationRow: Sendable, Equatable, Codable {
+    public var generator: String
+    public var reals: Int
+    public var fakes: Int
+    public var auc: Double
+    public var balancedAccuracy: Double
+    public var equalErrorRate: Double
+    public var tprAt1: Double
+    public var tprAt5: Double
+    public var nll: Double
+    public var ece: Double
+
+    public static let columns = ["auc", "acc", "eer", "tpr@1%fpr", "tpr@5%fpr", "nll", "ece"]
+    public var values: [Double] { [auc, balancedAccuracy, equalErrorRate, tprAt1, tprAt5, nll, ece] }
+
+    /// Metrics over one set: scores that are not finite are left out, as the reference skips them.
+    public init(generator: String, labels: [Bool], scores: [Double]) {
+        let kept = zip(labels, scores).filter { $0.1.isFinite }
+        let labels = kept.map(\.0), scores = kept.map(\.1)
+        self.generator = generator
+        reals = labels.filter { !$0 }.count
+        fakes = labels.count - reals
+        auc = Metrics.auc(labels: labels, scores: scores)
+        balancedAccuracy = Metrics.balancedAccuracy(labels: labels, predictions: scores.map { $0 > 0 })
+        equalErrorRate = Metrics.equalErrorRate(labels: labels, scores: scores)
+        tprAt1 = Metrics.tpr(atFPR: 0.01, labels: labels, scores: scores)
+        tprAt5 = Metrics.tpr(atFPR: 0.05, labels: labels, scores: scores)
+        nll = Metrics.negativeLogLikelihood(labels: labels, scores: scores)
+        ece = Metrics.expectedCalibrationError(labels: labels, probabilities: scores.map(Fusion.sigmoid))
+    }
+
+    /// The reference's protocol: for each generator, its images against all real ones; then AVG.
+    public static func table(types: [String], scores: [Double]) -> [EvaluationRow] {
+        let generators = Array(Set(types.filter { $0 != "real" })).sorted()
+        var rows = generators.map { generator -> EvaluationRow in
+            let picked = types.indices.filter { types[$0] == "real" || types[$0] == generator }
+            return EvaluationRow(generator: generator, labels: picked.map { types[$0] != "real" }, scores: picked.map { scores[$0] })
+        }
+        if !rows.isEmpty {
+            var average = rows[0]
+            average.generator = "AVG"
+            average.reals = rows[0].reals
+            average.fakes = rows.reduce(0) { $0 + $1.fakes }
+            func mean(_ path: KeyPath<EvaluationRow, Double>) -> Double { rows.reduce(0) { $0 + $1[keyPath: path] } / Double(rows.count) }
+            average.auc = mean(\.auc)
+            average.balancedAccuracy = mean(\.balancedAccuracy)
+            average.equalErrorRate = mean(\.equalErrorRate)
+            average.tprAt1 = mean(\.tprAt1)
+            average.tprAt5 = mean(\.tprAt5)
+            average.nll = mean(\.nll)
+            average.ece = mean(\.ece)
+            rows.append(average)
+        }
+        return rows
+    }
+}

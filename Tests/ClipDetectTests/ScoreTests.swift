@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+@testable import ClipDetect
+
+/// Metrics against scikit-learn, fusion against the reference's formulas, heads against torch.save files.
+@Suite struct ScoreTests {
+    struct Cases: Decodable {
+        struct Case: Decodable {
+            let name: String
+            let labels: [Int]
+            let scores: [Double]
+            let auc, balanced_accuracy, eer, tpr_at_1, tpr_at_5, nll, ece: Double
+        }
+        let cases: [Case]
+        let fusions: [[String: FusionValue]]
+    }
+
+    enum FusionValue: Decodable {
+        case number(Double), list([Double])
+        init(from decoder: Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let list = try? container.decode([Double].self) { self = .list(list) } else { self = .number(try container.decode(Double.self)) }
+        }
+    }
+
+    static let fixture = try! JSONDecoder().decode(Cases.self, from: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("metrics", "cases.json"))))
+
+    @Test(arguments: fixture.cases.map(\.name))
+    func metricsMatchTheReference(name: String) {
+        let c = Self.fixture.cases.first { $0.name == name }!
+        let labels = c.labels.map { $0 == 1 }
+        #expect(abs(Metrics.auc(labels: labels, scores: c.scores) - c.auc) <= 1e-12)
+        #expect(abs(Metrics.balancedAccuracy(labels: labels, predictions: c.scores.map { $0 > 0 }) - c.balanced_accuracy) <= 1e-12)
+        #expect(abs(Metrics.equalErrorRate(labels: labels, scores: c.scores) - c.eer) <= 1e-12)
+        #expect(abs(Metrics.tpr(atFPR: 0.01, labels: labels, scores: c.scores) - c.tpr_at_1) <= 1e-12)
+        #expect(abs(Metrics.tpr(atFPR: 0.05, labels: labels, scores: c.scores) - c.tpr_at_5) <= 1e-12)
+        #expect(abs(Metrics.negativeLogLikelihood(labels: labels, scores: c.scores) - c.nll) <= 1e-9)
+        #expect(abs(Metrics.expectedCalibrationError(labels: labels, probabilities: c.scores.map(Fusion.sigmoid)) - c.ece) <= 1e-12)
+    }
+
+    @Test func fusionMatchesTheReference() {
+        for values in Self.fixture.fusions {
+            guard case .list(let scores) = values["scores"] else { Issue.record("no scores"); continue }
+            for rule in Fusion.allCases {
+                guard case .number(let want) = values[rule.rawValue] else { Issue.record("no \(rule)"); continue }
+                let got = rule.fuse(scores)
+                // 1e-6: the reference's softminusinv loses digits near probability 1 (mean_prob of [20, 35]),
+                // where our log-space form keeps them.
+                #expect(abs(got - want) <= 1e-6 * max(1, abs(want)), "\(rule) of \(scores): \(got) vs \(want)")
+            }
+        }
+    }
+
+    @Test func fusionStaysFiniteAtExtremes() {
+        for scores in [[1000.0, 1000], [-1000.0, -1000], [1000.0, -1000], [-1000.0], [1000.0], [-800.0, 5]] {
+            for rule in Fusion.allCases {
+                let fused = rule.fuse(scores)
+                #expect(fused.isFinite, "\(rule) of \(scores) = \(fused)")
+            }
+        }
+        // Noisy-OR of independent detectors: one sure detector decides; all sure-real stays very negative.
+        #expect(Fusion.softOrProb.fuse([1000, -1000]) > 900)
+        #expect(Fusion.softOrProb.fuse([-1000, -1000]) < -900)
+        #expect(abs(Fusion.meanProb.fuse([1000, -1000])) < 1e-9)
+    }
+}
