@@ -18,7 +18,7 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-from vit_l14 import BINARY, reference_preprocess  # noqa: E402
+from vit_l14 import BINARY, reference_preprocess  # noqa: E402  (the shared reference transform)
 
 
 def main():

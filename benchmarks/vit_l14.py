@@ -18,10 +18,10 @@ import torch
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools", "fixtures"))
+from reference import MEAN, STD, reference_preprocess  # noqa: E402
 WORK = os.environ.get("CLIPDETECT_BENCH_DIR", "/tmp/clipdetect-vit-l14")
 BINARY = os.path.join(ROOT, ".build", "release", "clipdetect")
-MEAN = (0.48145466, 0.4578275, 0.40821073)
-STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def model():
@@ -44,22 +44,6 @@ def model():
         from safetensors.torch import load_file
         clip.load_state_dict(load_file(paths["safetensors"]))
     return clip, paths
-
-
-def reference_preprocess(path, size=224):
-    """The reference's transform: Resize(size, BICUBIC) on PIL, CenterCrop, ToTensor, Normalize."""
-    image = Image.open(path).convert("RGB")
-    w, h = image.size
-    short, long = (w, h) if w <= h else (h, w)
-    new_long = int(size * long / short)
-    new = (size, new_long) if w <= h else (new_long, size)
-    if new != image.size:
-        image = image.resize(new, Image.BICUBIC)
-    w, h = image.size
-    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
-    image = image.crop((left, top, left + size, top + size))
-    x = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float().div(255)
-    return (x - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1)
 
 
 def sample_images():

@@ -5,7 +5,8 @@ struct ClipDetectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clipdetect",
         abstract: "Tell AI-generated images from real ones with CLIP features (Cozzolino et al., CVPRW 2024).",
-        subcommands: [ModelCommand.self, EmbedCommand.self, PreprocessCommand.self, BenchCommand.self])
+        subcommands: [DetectCommand.self, EvalCommand.self, HeadCommand.self, ModelCommand.self, EmbedCommand.self,
+                      PreprocessCommand.self, BenchCommand.self])
 }
 
 /// Exit status for a run where some inputs failed but the rest were processed.

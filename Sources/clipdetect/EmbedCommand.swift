@@ -25,7 +25,7 @@ struct EmbedCommand: ParsableCommand {
         var rows: [[Float]] = []
         var failures = 0
         if format == .csv {
-            out.write((["filename"] + (0..<extractor.width).map { "f\($0)" } + ["error"]).joined(separator: ",") + "\n")
+            out.write(CSVTable.line(["filename"] + (0..<extractor.width).map { "f\($0)" } + ["error"]))
         }
         try extractor.run(paths: images) { index, result in
             let path = images[index]
@@ -34,7 +34,7 @@ struct EmbedCommand: ParsableCommand {
                 switch format {
                 case .npy: rows.append(feature)
                 case .jsonl: out.write(jsonLine(path: path, feature: feature, error: nil))
-                case .csv: out.write(([csvField(path)] + feature.map { "\($0)" } + [""]).joined(separator: ",") + "\n")
+                case .csv: out.write(CSVTable.line([path] + feature.map { "\($0)" } + [""]))
                 }
             case .failure(let error):
                 failures += 1
@@ -42,7 +42,7 @@ struct EmbedCommand: ParsableCommand {
                 switch format {
                 case .npy: rows.append(Array(repeating: .nan, count: extractor.width))
                 case .jsonl: out.write(jsonLine(path: path, feature: nil, error: "\(error)"))
-                case .csv: out.write(([csvField(path)] + Array(repeating: "", count: extractor.width) + [csvField("\(error)")]).joined(separator: ",") + "\n")
+                case .csv: out.write(CSVTable.line([path] + Array(repeating: "", count: extractor.width) + ["\(error)"]))
                 }
             }
         }
@@ -60,10 +60,4 @@ struct EmbedCommand: ParsableCommand {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self) + "\n"
     }
-}
-
-/// RFC 4180 quoting.
-func csvField(_ text: String) -> String {
-    guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
-    return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
 }

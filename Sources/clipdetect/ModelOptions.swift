@@ -26,12 +26,15 @@ struct ModelOptions: ParsableArguments {
 /// Writes to a file or standard output.
 final class OutputStream {
     private let handle: FileHandle
-    init(path: String?) throws {
+    init(path: String?, append: Bool = false) throws {
         if let path, path != "-" {
-            guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                throw ValidationError("cannot write \(path)")
+            if !append {
+                guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                    throw ValidationError("cannot write \(path)")
+                }
             }
             handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            if append { handle.seekToEndOfFile() }
         } else {
             handle = FileHandle.standardOutput
         }

@@ -43,6 +43,7 @@ import Testing
 
 /// The command-line tool, run as a user would.
 @Suite struct CommandLineTests {
+    init() {}
     static var binary: URL {
         // Tests run from the build folder beside the products.
         Bundle.module.bundleURL.deletingLastPathComponent().appendingPathComponent("clipdetect")

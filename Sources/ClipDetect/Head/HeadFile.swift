@@ -46,6 +46,9 @@ extension Head {
         if settings.arch != nil, settings.normType != nil, settings.normType != "clip" {
             throw HeadError.invalid("config norm_type \(settings.normType!) is not supported (clip)")
         }
+        if known != nil, backbone == nil, width != 1024 {
+            throw HeadError.mismatch("head width \(width) does not fit \(settings.arch!), whose pooled feature is 1024-d")
+        }
         let architecture = backbone?.description.architecture ?? known?.architecture
         guard let architecture else {
             throw HeadError.invalid("nothing says which backbone this head needs: pass --backbone or the config.yaml")
@@ -66,7 +69,7 @@ struct ReferenceConfig {
     var arch: String?
     var normType: String?
 
-    /// The reference's architectures: all use the pooled token before the projection, L2-normalised.
+    /// The reference's architectures: all use the 1024-d pooled token before the projection, L2-normalised.
     static let architectures: [String: (name: String, architecture: String)] = [
         "opencliplinearnext_clipL14commonpool": ("laion/CLIP-ViT-L-14-CommonPool.XL-s13B-b90K", "vit-224/14-w1024-l24-h16-m4096-gelu-p768"),
         "opencliplinearnext_clipL14laion2B": ("laion/CLIP-ViT-L-14-laion2B-s32B-b82K", "vit-224/14-w1024-l24-h16-m4096-gelu-p768"),

@@ -1,0 +1,77 @@
+import Foundation
+
+/// A CSV file (RFC 4180: quoted fields, doubled quotes, CRLF or LF) with a header row.
+public struct CSVTable: Sendable {
+    public var header: [String]
+    public var rows: [[String]]
+
+    public init(header: [String], rows: [[String]]) {
+        self.header = header
+        self.rows = rows
+    }
+
+    public init(path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ReportError.unreadable(path) }
+        let records = Self.parse(String(decoding: data, as: UTF8.self))
+        guard let first = records.first else { throw ReportError.invalid("\(path) is empty") }
+        header = first.map { $0.trimmingCharacters(in: .whitespaces) }
+        rows = records.dropFirst().filter { $0 != [""] }
+    }
+
+    public func column(_ name: String) -> Int? { header.firstIndex(of: name) }
+
+    public func values(_ name: String) throws -> [String] {
+        guard let index = column(name) else { throw ReportError.invalid("no \(name) column (columns: \(header.joined(separator: ", ")))") }
+        return rows.map { index < $0.count ? $0[index] : "" }
+    }
+
+    static func parse(_ text: String) -> [[String]] {
+        var records: [[String]] = [], record: [String] = [], field = ""
+        var quoted = false, iterator = Array(text.unicodeScalars).makeIterator()
+        var pending: Unicode.Scalar? = nil
+        func next() -> Unicode.Scalar? {
+            if let p = pending { pending = nil; return p }
+            return iterator.next()
+        }
+        while let c = next() {
+            if quoted {
+                if c == "\"" {
+                    if let after = next() {
+                        if after == "\"" { field.unicodeScalars.append("\"") } else { quoted = false; pending = after }
+                    } else { quoted = false }
+                } else { field.unicodeScalars.append(c) }
+            } else if c == "\"" && field.isEmpty {
+                quoted = true
+            } else if c == "," {
+                record.append(field); field = ""
+            } else if c == "\n" || c == "\r" {
+                if c == "\r", let after = next(), after != "\n" { pending = after }
+                record.append(field); records.append(record); record = []; field = ""
+            } else {
+                field.unicodeScalars.append(c)
+            }
+        }
+        if !field.isEmpty || !record.isEmpty { record.append(field); records.append(record) }
+        return records
+    }
+
+    /// One CSV field, quoted when it has to be.
+    public static func field(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    public static func line(_ fields: [String]) -> String { fields.map(field).joined(separator: ",") + "\n" }
+}
+
+public enum ReportError: Error, CustomStringConvertible {
+    case unreadable(String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path): "cannot read \(path)"
+        case .invalid(let why): why
+        }
+    }
+}

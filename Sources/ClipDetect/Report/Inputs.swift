@@ -1,0 +1,63 @@
+import Foundation
+
+/// One image to score: the name written in the output and the path it is read from.
+public struct InputItem: Sendable, Equatable {
+    public var name: String
+    public var path: String
+
+    public init(name: String, path: String) {
+        self.name = name
+        self.path = path
+    }
+}
+
+/// Expands what a user names into images: files as given, directories searched recursively for
+/// files whose first bytes are an image, a CSV's `filename` column (relative to the CSV's folder,
+/// as the reference reads it), and `-` for paths on standard input.
+public enum Inputs {
+    public static func collect(_ arguments: [String], csv: String? = nil,
+                               standardInput: () -> String? = { readLine(strippingNewline: true) }) throws -> [InputItem] {
+        var items: [InputItem] = []
+        if let csv {
+            let table = try CSVTable(path: csv)
+            let folder = URL(fileURLWithPath: csv).deletingLastPathComponent()
+            for name in try table.values("filename") where !name.isEmpty {
+                let path = name.hasPrefix("/") ? name : folder.appendingPathComponent(name).path
+                items.append(InputItem(name: name, path: path))
+            }
+        }
+        for argument in arguments {
+            if argument == "-" {
+                while let line = standardInput() {
+                    let path = line.trimmingCharacters(in: .whitespaces)
+                    if !path.isEmpty { items.append(InputItem(name: path, path: path)) }
+                }
+                continue
+            }
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory), isDirectory.boolValue {
+                items += imagesIn(directory: argument)
+            } else {
+                // A missing file is kept: it fails alone, with its error in its row.
+                items.append(InputItem(name: argument, path: argument))
+            }
+        }
+        return items
+    }
+
+    /// Image files below `directory`, in sorted order, told by content.
+    static func imagesIn(directory: String) -> [InputItem] {
+        guard let walker = FileManager.default.enumerator(atPath: directory) else { return [] }
+        var found: [String] = []
+        while let relative = walker.nextObject() as? String {
+            let path = (directory as NSString).appendingPathComponent(relative)
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+                  let handle = FileHandle(forReadingAtPath: path) else { continue }
+            let head = handle.readData(ofLength: 16)
+            try? handle.close()
+            if head.withUnsafeBytes({ ImageFormat.sniff($0) }) != nil { found.append(path) }
+        }
+        return found.sorted().map { InputItem(name: $0, path: $0) }
+    }
+}

@@ -1,0 +1,94 @@
+import ArgumentParser
+import ClipDetect
+import Foundation
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "AUC, balanced accuracy, EER, TPR at 1%/5% FPR, NLL and ECE per generator, as compute_metrics.py.")
+
+    @Option(help: "The list: columns filename and typ (real, or the generator's name).") var csv: String
+    @Option(help: "Scores from detect (or the reference's main.py); else give --model and --head.") var scores: String?
+    @Option(name: .long, help: "Backbone, to score the list here.") var model: String?
+    @Option(name: .customLong("head"), help: "Head file(s), to score the list here.") var heads: [String] = []
+    @Option(help: "Activation of --model, when nothing states it.") var activation: ModelDescription.Activation?
+    @Option(help: "How several heads' scores are combined.") var fusion: Fusion = .softOrProb
+    @Option(help: "Also write the table as CSV.") var saveTab: String?
+
+    func validate() throws {
+        if (scores == nil) == (model == nil) { throw ValidationError("give either --scores or --model with --head") }
+        if model != nil && heads.isEmpty { throw ValidationError("--model needs at least one --head") }
+    }
+
+    func run() throws {
+        let list = try CSVTable(path: csv)
+        let names = try list.values("filename"), types = try list.values("typ")
+        let columns = try scores.map(readScores) ?? scoreHere(names: names)
+        var table: [(detector: String, rows: [EvaluationRow])] = []
+        for (detector, byName) in columns {
+            let present = names.indices.filter { byName[names[$0]] != nil }
+            let missing = names.count - present.count
+            if missing > 0 { printError("\(detector): \(missing) listed file(s) have no score and are left out") }
+            table.append((detector, EvaluationRow.table(types: present.map { types[$0] }, scores: present.map { byName[names[$0]]! })))
+        }
+        print(render(table))
+        if let saveTab {
+            var text = CSVTable.line(["detector", "generator", "reals", "fakes"] + EvaluationRow.columns)
+            for (detector, rows) in table {
+                for row in rows {
+                    text += CSVTable.line([detector, row.generator, String(row.reals), String(row.fakes)] + row.values.map { String($0) })
+                }
+            }
+            try text.write(toFile: saveTab, atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// Score columns of a detect/main.py output: every column but filename, probability, label and error.
+    private func readScores(_ path: String) throws -> [(String, [String: Double])] {
+        let table = try CSVTable(path: path)
+        let names = try table.values("filename")
+        return try table.header.filter { !["filename", "probability", "label", "error"].contains($0) }.map { column in
+            let values = try table.values(column)
+            var byName: [String: Double] = [:]
+            for (name, value) in zip(names, values) { if let score = Double(value) { byName[name] = score } }
+            return (column, byName)
+        }
+    }
+
+    private func scoreHere(names: [String]) throws -> [(String, [String: Double])] {
+        let detector = try Detector(encoder: ImageEncoder(path: model!, hints: ModelHints(activation: activation)),
+                                    heads: heads.map(Head.read), fusion: fusion)
+        let folder = URL(fileURLWithPath: csv).deletingLastPathComponent()
+        let paths = names.map { $0.hasPrefix("/") ? $0 : folder.appendingPathComponent($0).path }
+        var columns = detector.heads.map { ($0.metadata.name, [String: Double]()) } + (detector.heads.count > 1 ? [("fusion", [:])] : [])
+        let progress = Progress(total: paths.count)
+        try detector.run(paths: paths) { index, result in
+            progress.advance()
+            guard case .success(let detection) = result else {
+                if case .failure(let error) = result, !progress.visible { printError("\(error)") }
+                return
+            }
+            for (column, score) in detection.scores.enumerated() { columns[column].1[names[index]] = score }
+            if let fused = detection.fused { columns[columns.count - 1].1[names[index]] = fused }
+        }
+        progress.finish()
+        return columns
+    }
+
+    private func render(_ table: [(detector: String, rows: [EvaluationRow])]) -> String {
+        let titles = ["generator", "real", "fake", "AUC", "acc", "EER", "TPR@1%", "TPR@5%", "NLL", "ECE"]
+        var lines: [String] = []
+        for (detector, rows) in table {
+            lines.append("detector \(detector)")
+            lines.append(titles.enumerated().map { $0 == 0 ? $1.padding(toLength: 24, withPad: " ", startingAt: 0) : pad($1) }.joined())
+            for row in rows {
+                let cells = [String(row.reals), String(row.fakes)] + row.values.map { String(format: "%.4f", $0) }
+                lines.append(row.generator.padding(toLength: 24, withPad: " ", startingAt: 0) + cells.map(pad).joined())
+            }
+            lines.append("")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    private func pad(_ text: String) -> String { String(repeating: " ", count: max(0, 9 - text.count)) + text }
+}

@@ -1,0 +1,44 @@
+import ArgumentParser
+import ClipDetect
+import Foundation
+
+struct HeadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "head", abstract: "Import and inspect detector heads.",
+                                                    subcommands: [Import.self, Info.self])
+
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Convert the reference's weights.pth (+ config.yaml) into a clipdetect head.")
+
+        @Argument(help: "The reference's weights.pth (read with the safe unpickler).") var weights: String
+        @Argument(help: "Its config.yaml (names the backbone architecture).") var config: String?
+        @Option(help: "Backbone checkpoint the head belongs to: records its fingerprint so no other backbone can use it.")
+        var backbone: String?
+        @Option(help: "Activation of --backbone, when nothing in its files states it.") var activation: ModelDescription.Activation?
+        @Option(help: "Name of the head (the score column in detect's output).") var name: String?
+        @Option(name: [.customShort("o"), .long], help: "Output head file (.safetensors).") var output: String
+
+        func run() throws {
+            let encoder = try backbone.map { try ImageEncoder(path: $0, hints: ModelHints(activation: activation)) }
+            let defaultName = URL(fileURLWithPath: weights).deletingLastPathComponent().lastPathComponent
+            let head = try Head.importReference(checkpoint: weights, config: config,
+                                                name: name ?? (defaultName.isEmpty ? "head" : defaultName), backbone: encoder)
+            try head.write(to: output)
+            let f = head.metadata.feature
+            print("wrote \(output): \(head.metadata.name), \(f.width)-d \(f.kind.rawValue) features of \(f.architecture)"
+                  + (f.fingerprint.map { ", backbone \($0.prefix(12))…" } ?? (f.backbone.map { ", backbone \($0)" } ?? "")))
+        }
+    }
+
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print a head's metadata as JSON.")
+        @Argument(help: "Head file.") var head: String
+
+        func run() throws {
+            let loaded = try Head.read(head)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(loaded.metadata), as: UTF8.self))
+        }
+    }
+}

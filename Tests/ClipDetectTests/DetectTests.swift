@@ -1,0 +1,148 @@
+import Foundation
+import Testing
+@testable import ClipDetect
+
+/// Heads imported from reference checkpoints score as open_clip + the head; detect and eval as a user runs them.
+@Suite struct DetectTests {
+    static let backbone = Fixtures.path("encoder", "a_gelu_proj32", "openclip.safetensors")
+    static let reference = Fixtures.path("heads", "weights.pth")
+
+    struct ExpectedScores: Decodable { let images: [String]; let scores: [Double] }
+    static let expected = try! JSONDecoder().decode(
+        ExpectedScores.self, from: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("heads", "expected_scores.json"))))
+
+    static func importedHead() throws -> (Head, ImageEncoder) {
+        let encoder = try ImageEncoder(path: backbone)
+        return (try Head.importReference(checkpoint: reference, config: nil, name: "tiny", backbone: encoder), encoder)
+    }
+
+    @Test func importedHeadScoresAsOpenCLIPPlusTheHead() throws {
+        let (head, encoder) = try Self.importedHead()
+        // Every file format and naming of the same backbone: the same fingerprint, the same scores.
+        for file in ["openclip.safetensors", "openclip.pth", "hf.safetensors", "hf.bin", "openclip_zip64.pth"] {
+            let other = try ImageEncoder(path: Fixtures.path("encoder", "a_gelu_proj32", file))
+            #expect(other.fingerprint == encoder.fingerprint, "\(file)")
+        }
+        let detector = try Detector(encoder: encoder, heads: [head])
+        var scores: [Double] = []
+        try detector.run(paths: Self.expected.images.map { Fixtures.path("images", $0) }) { _, result in
+            scores.append(try result.get().score)
+        }
+        for (ours, theirs) in zip(scores, Self.expected.scores) { #expect(abs(ours - theirs) <= 1e-5) }
+    }
+
+    @Test func headsRoundTripAndRefuseOtherBackbones() throws {
+        let (head, _) = try Self.importedHead()
+        let path = try Fixtures.temporaryDirectory().appendingPathComponent("head.safetensors").path
+        try head.write(to: path)
+        #expect(try Head.read(path) == head)
+
+        let other = try ImageEncoder(path: Fixtures.path("encoder", "b_quickgelu_proj48", "openclip.safetensors"))
+        #expect(throws: HeadError.self) { try Detector(encoder: other, heads: [head]) }
+
+        // Same architecture, other weights: refused by fingerprint.
+        var altered = head
+        altered.metadata.feature.fingerprint = String(repeating: "0", count: 64)
+        #expect(throws: HeadError.self) { try Detector(encoder: try ImageEncoder(path: Self.backbone), heads: [altered]) }
+
+        // The reference's config names a ViT-L/14 backbone: a 32-d head does not fit it.
+        #expect(throws: HeadError.self) {
+            try Head.importReference(checkpoint: Self.reference, config: Fixtures.path("heads", "config.yaml"), name: "x", backbone: nil)
+        }
+        // A checkpoint without fc.* is no head.
+        #expect(throws: HeadError.self) {
+            try Head.importReference(checkpoint: Self.backbone, config: nil, name: "x", backbone: try ImageEncoder(path: Self.backbone))
+        }
+        // A malicious checkpoint is refused before anything runs.
+        #expect(throws: CheckpointError.self) {
+            try Head.importReference(checkpoint: Fixtures.path("malicious", "os_system.pth"), config: nil, name: "x", backbone: nil)
+        }
+    }
+
+    @Test func inputsComeFromFilesFoldersCSVsAndStandardInput() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("sub"), withIntermediateDirectories: true)
+        for (source, target) in [("jpeg_420.jpg", "a.jpg"), ("png_rgb.png", "sub/b.dat"), ("bad_text.png", "notes.png")] {
+            try FileManager.default.copyItem(atPath: Fixtures.path("images", source), toPath: folder.appendingPathComponent(target).path)
+        }
+        try "filename,typ\na.jpg,real\nsub/b.dat,gan\n".write(to: folder.appendingPathComponent("list.csv"), atomically: true, encoding: .utf8)
+        // By content: b.dat is a PNG, notes.png is text.
+        #expect(try Inputs.collect([folder.path]).map(\.path) == [folder.appendingPathComponent("a.jpg").path, folder.appendingPathComponent("sub/b.dat").path])
+        let listed = try Inputs.collect([], csv: folder.appendingPathComponent("list.csv").path)
+        #expect(listed.map(\.name) == ["a.jpg", "sub/b.dat"])
+        #expect(listed[1].path == folder.appendingPathComponent("sub/b.dat").path)
+        var lines = ["x.jpg", "", "y.png"].makeIterator()
+        #expect(try Inputs.collect(["-"], standardInput: { lines.next() }).map(\.name) == ["x.jpg", "y.png"])
+    }
+}
+
+/// `clipdetect detect` and `clipdetect eval` end to end.
+@Suite struct DetectCommandTests {
+    let cli = CommandLineTests()
+
+    func headFile(in folder: URL) throws -> String {
+        let path = folder.appendingPathComponent("head.safetensors").path
+        let result = try cli.run(["head", "import", DetectTests.reference, "--backbone", DetectTests.backbone, "--name", "tiny", "-o", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        return path
+    }
+
+    @Test func aCorruptImageCostsOneRowAndResumeSkipsDoneFiles() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let images = folder.appendingPathComponent("images")
+        try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
+        let sources = ["jpeg_420.jpg", "png_rgba.png", "webp_lossy.webp", "photo_rocket.jpg", "size_33x17.png"]
+        for i in 0..<24 {
+            try FileManager.default.copyItem(atPath: Fixtures.path("images", sources[i % sources.count]),
+                                             toPath: images.appendingPathComponent(String(format: "img%02d-%@", i, sources[i % sources.count])).path)
+        }
+        try FileManager.default.copyItem(atPath: Fixtures.path("images", "bad_truncated.jpg"), toPath: images.appendingPathComponent("img99-corrupt.jpg").path)
+        let head = try headFile(in: folder)
+        let output = folder.appendingPathComponent("out.csv").path
+        let first = try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "-o", output, images.path])
+        #expect(first.status == 2)
+        let table = try CSVTable(path: output)
+        #expect(table.header == ["filename", "tiny", "probability", "label", "error"])
+        #expect(table.rows.count == 25)
+        let errors = try table.values("error").filter { !$0.isEmpty }
+        #expect(errors.count == 1 && errors[0].contains("img99-corrupt.jpg"))
+        #expect(try table.values("tiny").filter { Double($0) != nil }.count == 24)
+
+        let again = try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "-o", output, "--resume", images.path])
+        #expect(again.status == 0 && again.stderr.contains("25 file(s) already"))
+        #expect(try CSVTable(path: output).rows.count == 25)
+    }
+
+    @Test func severalHeadsAreFusedInTheReferenceColumns() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let head = try headFile(in: folder)
+        let second = folder.appendingPathComponent("second.safetensors").path
+        var other = try Head.read(head)
+        other.metadata.name = "tiny2"
+        other.bias += 1
+        try other.write(to: second)
+        let result = try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "--head", second,
+                                  "--fusion", "mean_logit", "--format", "jsonl", Fixtures.path("images", "jpeg_420.jpg")])
+        #expect(result.status == 0)
+        let row = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        let a = row["tiny"] as! Double, b = row["tiny2"] as! Double, fused = row["fusion"] as! Double
+        #expect(abs(b - a - 1) < 1e-6 && abs(fused - (a + b) / 2) < 1e-9)
+    }
+
+    @Test func evalEqualsScikitLearnOnTheReferenceFormat() throws {
+        let saved = try Fixtures.temporaryDirectory().appendingPathComponent("metrics.csv").path
+        let result = try cli.run(["eval", "--csv", Fixtures.path("metrics", "list.csv"), "--scores", Fixtures.path("metrics", "scores.csv"),
+                                  "--save-tab", saved])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("detector detA") && result.stdout.contains("AVG"))
+        let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("metrics", "evaluation.json")))) as! [String: [String: [String: Double]]]
+        let table = try CSVTable(path: saved)
+        let detectors = try table.values("detector"), generators = try table.values("generator")
+        let auc = try table.values("auc").map { Double($0)! }, acc = try table.values("acc").map { Double($0)! }
+        #expect(table.rows.count == 12)
+        for i in table.rows.indices {
+            let want = expected[detectors[i]]![generators[i]]!
+            #expect(abs(auc[i] - want["auc"]!) <= 1e-12 && abs(acc[i] - want["acc"]!) <= 1e-12, "\(detectors[i]) \(generators[i])")
+        }
+    }
+}
