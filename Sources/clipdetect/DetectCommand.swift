@@ -11,8 +11,8 @@ struct DetectCommand: ParsableCommand {
     enum Format: String, ExpressibleByArgument, CaseIterable { case csv, jsonl, table }
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(name: .customLong("head"), help: "Head file (repeat for several detectors; their scores are fused).")
-    var heads: [String]
+    @Option(name: .customLong("head"), help: "Head file (repeat for several detectors; their scores are fused). Default: the named model's head.")
+    var heads: [String] = []
     @Option(help: "How several heads' scores are combined.") var fusion: Fusion = .softOrProb
     @Option(help: "A CSV with a filename column (paths relative to its folder, as the reference).") var csv: String?
     @Option(help: "csv (the reference's columns plus probability, label, error), jsonl or table.") var format: Format = .csv
@@ -23,14 +23,18 @@ struct DetectCommand: ParsableCommand {
     @Argument(help: "Image files, directories (searched recursively), or - for paths on standard input.") var inputs: [String] = []
 
     func validate() throws {
-        if heads.isEmpty { throw ValidationError("give at least one --head (import the reference's with `clipdetect head import`)") }
         if inputs.isEmpty && csv == nil { throw ValidationError("nothing to score: give images, a directory, --csv or -") }
         if resume && output == nil { throw ValidationError("--resume needs -o FILE") }
         if resume && format == .table { throw ValidationError("--resume works with csv or jsonl output") }
     }
 
     func run() throws {
-        let detector = try Detector(encoder: modelOptions.loadEncoder(), heads: heads.map(Head.read), fusion: fusion, batchSize: batch)
+        let loaded = try modelOptions.load()
+        let chosen = heads.isEmpty ? loaded.head.map { [$0] } ?? [] : try heads.map(Head.read)
+        guard !chosen.isEmpty else {
+            throw ValidationError("\(modelOptions.model) is a backbone without a head: give --head (import the reference's with `clipdetect head import`)")
+        }
+        let detector = try Detector(encoder: loaded.encoder, heads: chosen, fusion: fusion, batchSize: batch)
         var items = try Inputs.collect(inputs, csv: csv)
         let done = resume ? try DetectionWriter.namesIn(output!, format: format == .csv ? .csv : .jsonl) : []
         let skipped = items.count

@@ -18,7 +18,7 @@ struct EmbedCommand: ParsableCommand {
     @Argument(help: "Image files.") var images: [String]
 
     func run() throws {
-        let encoder = try modelOptions.loadEncoder()
+        let encoder = try modelOptions.load().encoder
         var extractor = FeatureExtractor(encoder: encoder, kind: features, normalize: !noNormalize, batchSize: batch)
         extractor.applyOrientation = exifOrientation
         let out = try OutputStream(path: output)

@@ -9,15 +9,15 @@ struct EvalCommand: ParsableCommand {
 
     @Option(help: "The list: columns filename and typ (real, or the generator's name).") var csv: String
     @Option(help: "Scores from detect (or the reference's main.py); else give --model and --head.") var scores: String?
-    @Option(name: .long, help: "Backbone, to score the list here.") var model: String?
-    @Option(name: .customLong("head"), help: "Head file(s), to score the list here.") var heads: [String] = []
+    @Option(name: .long, help: "Named model or backbone checkpoint, to score the list here.") var model: String?
+    @Option(name: .customLong("head"), help: "Head file(s) (default: the named model's head).") var heads: [String] = []
     @Option(help: "Activation of --model, when nothing states it.") var activation: ModelDescription.Activation?
+    @Flag(help: "Never download: use only files already in the cache.") var offline = false
     @Option(help: "How several heads' scores are combined.") var fusion: Fusion = .softOrProb
     @Option(help: "Also write the table as CSV.") var saveTab: String?
 
     func validate() throws {
         if (scores == nil) == (model == nil) { throw ValidationError("give either --scores or --model with --head") }
-        if model != nil && heads.isEmpty { throw ValidationError("--model needs at least one --head") }
     }
 
     func run() throws {
@@ -56,8 +56,10 @@ struct EvalCommand: ParsableCommand {
     }
 
     private func scoreHere(names: [String]) throws -> [(String, [String: Double])] {
-        let detector = try Detector(encoder: ImageEncoder(path: model!, hints: ModelHints(activation: activation)),
-                                    heads: heads.map(Head.read), fusion: fusion)
+        let loaded = try LoadedModel(model!, hints: ModelHints(activation: activation), offline: offline)
+        let chosen = heads.isEmpty ? loaded.head.map { [$0] } ?? [] : try heads.map(Head.read)
+        guard !chosen.isEmpty else { throw ValidationError("\(model!) has no head: give --head") }
+        let detector = try Detector(encoder: loaded.encoder, heads: chosen, fusion: fusion)
         let folder = URL(fileURLWithPath: csv).deletingLastPathComponent()
         let paths = names.map { $0.hasPrefix("/") ? $0 : folder.appendingPathComponent($0).path }
         var columns = detector.heads.map { ($0.metadata.name, [String: Double]()) } + (detector.heads.count > 1 ? [("fusion", [:])] : [])

@@ -4,7 +4,30 @@ import Foundation
 
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "model", abstract: "Inspect backbone checkpoints.",
-                                                    subcommands: [Info.self])
+                                                    subcommands: [Info.self, List.self, Fetch.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Named models, and whether they are in the cache.")
+
+        func run() {
+            let store = ModelStore()
+            for model in NamedModel.all {
+                print(model.name.padding(toLength: 26, withPad: " ", startingAt: 0) + model.summary)
+                print(String(repeating: " ", count: 26) + "backbone \(model.backbone.repository)" + (model.head.map { ", head \($0.path)" } ?? ""))
+            }
+            print("cache: \(store.home) (set CLIPDETECT_HOME to move it); Hugging Face cache used in place: \(store.huggingFaceCache)")
+        }
+    }
+
+    struct Fetch: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Download a named model into the cache now.")
+        @Argument(help: "Named model.") var name: String
+
+        func run() throws {
+            let loaded = try LoadedModel(name, hints: ModelHints(), offline: false)
+            print("ready: \(name) (\(loaded.encoder.description.architecture)\(loaded.head == nil ? "" : ", with head"))")
+        }
+    }
 
     struct Info: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the description inferred from a checkpoint.")

@@ -7,8 +7,8 @@ extension FeatureKind: ExpressibleByArgument {}
 
 /// How the CLI finds a backbone and fills in what the checkpoint does not state.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Backbone checkpoint: .safetensors, or a torch.save file (.pth/.pt/.bin).")
-    var model: String
+    @Option(name: .long, help: "A named model (see `clipdetect model list`), or a checkpoint: .safetensors or torch.save (.pth/.pt/.bin).")
+    var model = "clipdet-latent10k-plus"
 
     @Option(help: "Activation, when no config file or metadata states it (OpenAI checkpoints: quick_gelu).")
     var activation: ModelDescription.Activation?
@@ -16,10 +16,44 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Attention heads, when no config states it (default: width / 64).")
     var heads: Int?
 
+    @Flag(help: "Never download: use only files already in the cache.")
+    var offline = false
+
     var hints: ModelHints { ModelHints(activation: activation, heads: heads) }
 
-    func loadEncoder() throws -> ImageEncoder {
-        try ImageEncoder(path: model, hints: hints)
+    func load() throws -> LoadedModel {
+        try LoadedModel(model, hints: hints, offline: offline)
+    }
+}
+
+/// A backbone from a path or a name, with the named model's head when it has one.
+struct LoadedModel {
+    let encoder: ImageEncoder
+    let head: Head?
+
+    init(_ model: String, hints: ModelHints, offline: Bool) throws {
+        if FileManager.default.fileExists(atPath: model) || model.contains("/") || model.hasSuffix(".safetensors") {
+            encoder = try ImageEncoder(path: model, hints: hints)
+            head = nil
+            return
+        }
+        guard let named = NamedModel.named(model) else {
+            throw ValidationError("\(model) is neither a file nor a named model (\(NamedModel.all.map(\.name).joined(separator: ", ")))")
+        }
+        var store = ModelStore(offline: offline)
+        store.downloader.progress = downloadProgress()
+        encoder = try ImageEncoder(path: store.backbone(named), hints: hints.overriding(named.hints))
+        head = try store.head(named, backbone: nil)
+    }
+}
+
+/// A download bar on standard error when it is a terminal.
+func downloadProgress() -> (@Sendable (Int, Int?) -> Void)? {
+    guard isatty(STDERR_FILENO) != 0 else { return nil }
+    return { received, total in
+        let text = total.map { String(format: "\rdownloading %.1f / %.1f MB", Double(received) / 1e6, Double($0) / 1e6) }
+            ?? String(format: "\rdownloading %.1f MB", Double(received) / 1e6)
+        FileHandle.standardError.write(Data(text.utf8))
     }
 }
 

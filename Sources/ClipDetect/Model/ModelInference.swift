@@ -18,7 +18,7 @@ public struct ModelHints: Sendable, Equatable {
     }
 
     /// Fields set here win over `other`'s.
-    func overriding(_ other: ModelHints) -> ModelHints {
+    public func overriding(_ other: ModelHints) -> ModelHints {
         ModelHints(activation: activation ?? other.activation, heads: heads ?? other.heads,
                    layerNormEps: layerNormEps ?? other.layerNormEps, mean: mean ?? other.mean, std: std ?? other.std)
     }

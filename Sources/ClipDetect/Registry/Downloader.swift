@@ -1,0 +1,204 @@
+import Crypto
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// One file to fetch: where from, and how to know it arrived whole.
+public struct RemoteFile: Sendable, Equatable {
+    public var url: URL
+    /// Pinned SHA-256; when nil, a 64-hex ETag from the server (as the Hugging Face hub sends for LFS files) is used.
+    public var sha256: String?
+    public var size: Int?
+
+    public init(url: URL, sha256: String? = nil, size: Int? = nil) {
+        self.url = url
+        self.sha256 = sha256
+        self.size = size
+    }
+}
+
+public enum DownloadError: Error, CustomStringConvertible, Equatable {
+    case notFound(URL)
+    case http(URL, Int)
+    case checksum(URL, expected: String, found: String)
+    case network(URL, String)
+    case offline(URL, destination: String)
+
+    public var description: String {
+        switch self {
+        case .notFound(let url): "not found: \(url.absoluteString) (HTTP 404)"
+        case .http(let url, let status): "download of \(url.absoluteString) failed with HTTP \(status)"
+        case .checksum(let url, let expected, let found):
+            "checksum mismatch for \(url.absoluteString): expected sha256 \(expected), got \(found); the partial file was removed"
+        case .network(let url, let why): "cannot download \(url.absoluteString): \(why)"
+        case .offline(let url, let destination): "offline: download \(url.absoluteString) yourself and put it at \(destination)"
+        }
+    }
+}
+
+/// Downloads into a cache: to `<file>.part` first (resumed with an HTTP range after a cut), verified
+/// by SHA-256, then renamed into place, so a file in the cache is always whole.
+public struct Downloader: Sendable {
+    /// Seconds without a byte before giving up on a server.
+    public var idleTimeout: TimeInterval = 60
+    /// How many times a cut connection is resumed before giving up.
+    public var attempts = 5
+    /// Called with (bytes so far, total if known).
+    public var progress: (@Sendable (Int, Int?) -> Void)?
+
+    public init() {}
+
+    public func fetch(_ file: RemoteFile, to destination: String) throws {
+        let part = destination + ".part"
+        try FileManager.default.createDirectory(atPath: (destination as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        var lastError: Error?
+        for _ in 0..<max(1, attempts) {
+            let have = (try? FileManager.default.attributesOfItem(atPath: part)[.size] as? Int) ?? 0
+            do {
+                let response = try transfer(file.url, into: part, from: have)
+                try verify(file, part: part, etag: response.etag)
+                guard rename(part, destination) == 0 else { throw DownloadError.network(file.url, "cannot move into \(destination)") }
+                return
+            } catch let error as DownloadError {
+                switch error {
+                case .network: lastError = error  // cut or timed out: resume from what arrived
+                default:
+                    if case .checksum = error { try? FileManager.default.removeItem(atPath: part) }
+                    throw error
+                }
+            }
+        }
+        throw lastError ?? DownloadError.network(file.url, "gave up")
+    }
+
+    private func verify(_ file: RemoteFile, part: String, etag: String?) throws {
+        let expected = file.sha256?.lowercased() ?? etag.flatMap { Self.sha256ETag($0) }
+        if let size = file.size {
+            let found = (try? FileManager.default.attributesOfItem(atPath: part)[.size] as? Int) ?? 0
+            if found != size {
+                try? FileManager.default.removeItem(atPath: part)
+                throw DownloadError.checksum(file.url, expected: "\(size) bytes", found: "\(found) bytes")
+            }
+        }
+        guard let expected else { return }
+        let found = try Self.sha256(ofFile: part)
+        guard found == expected else { throw DownloadError.checksum(file.url, expected: expected, found: found) }
+    }
+
+    /// The hub's ETag of an LFS file is its SHA-256, quoted, sometimes weak (W/"…").
+    static func sha256ETag(_ etag: String) -> String? {
+        let bare = etag.replacingOccurrences(of: "W/", with: "").trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        return bare.count == 64 && bare.allSatisfy(\.isHexDigit) ? bare.lowercased() : nil
+    }
+
+    public static func sha256(ofFile path: String) throws -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw DownloadError.network(URL(fileURLWithPath: path), "cannot read") }
+        defer { try? handle.close() }
+        var hash = SHA256()
+        while true {
+            let chunk = handle.readData(ofLength: 4 << 20)
+            if chunk.isEmpty { break }
+            hash.update(data: chunk)
+        }
+        return hash.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    struct Response { var etag: String? }
+
+    /// One GET (with a range when `offset` > 0), appending the body to `part`.
+    private func transfer(_ url: URL, into part: String, from offset: Int) throws -> Response {
+        var request = URLRequest(url: url)
+        request.timeoutInterval = idleTimeout
+        if offset > 0 { request.setValue("bytes=\(offset)-", forHTTPHeaderField: "Range") }
+        let sink = try DownloadSink(path: part, offset: offset, progress: progress)
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = idleTimeout
+        let session = URLSession(configuration: configuration, delegate: sink, delegateQueue: nil)
+        defer { session.finishTasksAndInvalidate() }
+        session.dataTask(with: request).resume()
+        sink.done.wait()
+        sink.handle.synchronizeFile()
+        try sink.handle.close()
+        if let failure = sink.failure { throw failure }
+        return Response(etag: sink.etag)
+    }
+}
+
+/// Receives a response body on URLSession's queue and appends it to the part file.
+private final class DownloadSink: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    let handle: FileHandle
+    let done = DispatchSemaphore(value: 0)
+    let progress: (@Sendable (Int, Int?) -> Void)?
+    var received: Int
+    var total: Int?
+    var etag: String?
+    var redirectETag: String?
+    var failure: DownloadError?
+    private let path: String
+
+    init(path: String, offset: Int, progress: (@Sendable (Int, Int?) -> Void)?) throws {
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw DownloadError.network(URL(fileURLWithPath: path), "cannot write") }
+        self.handle = handle
+        self.path = path
+        self.received = offset
+        self.progress = progress
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+        guard let http = response as? HTTPURLResponse, let url = response.url ?? dataTask.originalRequest?.url else {
+            completionHandler(.cancel)
+            return
+        }
+        etag = redirectETag ?? http.value(forHTTPHeaderField: "X-Linked-Etag") ?? http.value(forHTTPHeaderField: "ETag")
+        switch http.statusCode {
+        case 206:
+            handle.seekToEndOfFile()
+        case 200:
+            // The server ignored the range: start over.
+            handle.truncateFile(atOffset: 0)
+            received = 0
+        case 404:
+            failure = .notFound(url)
+            completionHandler(.cancel)
+            return
+        case 416:
+            // Nothing left to send: the part file already holds the whole file.
+            completionHandler(.cancel)
+            return
+        default:
+            failure = .http(url, http.statusCode)
+            completionHandler(.cancel)
+            return
+        }
+        let length = http.expectedContentLength
+        total = length >= 0 ? received + Int(length) : nil
+        completionHandler(.allow)
+    }
+
+    /// The hub answers LFS files with a redirect whose X-Linked-Etag is the file's SHA-256: keep it.
+    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                    newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+        if let linked = response.value(forHTTPHeaderField: "X-Linked-Etag") { redirectETag = linked }
+        completionHandler(request)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        handle.write(data)
+        received += data.count
+        progress?(received, total)
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
+        if failure == nil, let error, (error as? URLError)?.code != .cancelled {
+            failure = .network(task.originalRequest?.url ?? URL(fileURLWithPath: path), error.localizedDescription)
+        }
+        if failure == nil, let total, received < total {
+            failure = .network(task.originalRequest?.url ?? URL(fileURLWithPath: path), "connection closed after \(received) of \(total) bytes")
+        }
+        done.signal()
+    }
+}
