@@ -20,10 +20,12 @@ let package = Package(
                        providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "CWebP", path: "Sources/CWebP", pkgConfig: "libwebpdemux",
                        providers: [.apt(["libwebp-dev"])]),
+        .systemLibrary(name: "CGIF", path: "Sources/CGIF", pkgConfig: "libgif",
+                       providers: [.apt(["libgif-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
         .target(name: "ClipDetect", dependencies: [
-            "CBLAS", "CTurboJPEG", "CPNG", "CWebP",
+            "CBLAS", "CTurboJPEG", "CPNG", "CWebP", "CGIF",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "clipdetect", dependencies: [

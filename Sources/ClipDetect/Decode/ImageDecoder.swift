@@ -29,6 +29,7 @@ public enum ImageDecoder {
         case .jpeg: return try JPEGDecoder.decode(bytes, limits: limits)
         case .png: return try PNGDecoder.decode(bytes, limits: limits)
         case .webp: return try WebPDecoder.decode(bytes, limits: limits)
+        case .gif: return try GIFDecoder.decode(bytes, limits: limits)
         default: throw ImageError.unsupported("\(format.rawValue) files are not decoded yet")
         }
     }
