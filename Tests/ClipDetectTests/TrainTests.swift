@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+@testable import ClipDetect
+
+/// The classifiers against scikit-learn on the same features, C, loss and intercept handling.
+@Suite struct TrainTests {
+    struct Fixture: Decodable {
+        struct Case: Decodable {
+            let name, classifier: String
+            let C: Double
+            let balanced: Bool
+            let train_x: [[Float]]
+            let train_y: [Int]
+            let coef: [Double]
+            let intercept: Double
+            let test_decision: [Double]
+            let test_auc: Double
+        }
+        struct Platt: Decodable { let decision: [Double]; let labels: [Int]; let a, b: Double }
+        let test_x: [[Float]]
+        let test_y: [Int]
+        let cases: [Case]
+        let platt: Platt
+    }
+
+    static let fixture = try! JSONDecoder().decode(Fixture.self, from: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("training", "cases.json"))))
+
+    static func correlation(_ a: [Double], _ b: [Double]) -> Double {
+        let ma = a.reduce(0, +) / Double(a.count), mb = b.reduce(0, +) / Double(b.count)
+        let cov = zip(a, b).reduce(0) { $0 + ($1.0 - ma) * ($1.1 - mb) }
+        let va = a.reduce(0) { $0 + ($1 - ma) * ($1 - ma) }, vb = b.reduce(0) { $0 + ($1 - mb) * ($1 - mb) }
+        return cov / (va * vb).squareRoot()
+    }
+
+    @Test(arguments: fixture.cases.map(\.name))
+    func decisionValuesEqualScikitLearn(name: String) {
+        let c = Self.fixture.cases.first { $0.name == name }!
+        let data = TrainingSet(features: c.train_x, labels: c.train_y.map { $0 == 1 })
+        let classifier = LinearClassifier(rawValue: c.classifier)!
+        let model = classifier.fit(data, C: c.C, balanced: c.balanced)
+        let ours = Self.fixture.test_x.map(model.decision)
+        #expect(Self.correlation(ours, c.test_decision) >= 0.9999)
+        #expect(maxAbsDifference(ours.map { Float($0) }, c.test_decision.map { Float($0) }) <= 1e-3)
+        let auc = Metrics.auc(labels: Self.fixture.test_y.map { $0 == 1 }, scores: ours)
+        #expect(abs(auc - c.test_auc) <= 0.001)
+        #expect(abs(model.bias - c.intercept) <= 1e-3)
+    }
+
+    @Test func plattScalingEqualsScikitLearn() {
+        let p = Self.fixture.platt
+        let fitted = PlattScaling.fit(scores: p.decision, labels: p.labels.map { $0 == 1 })
+        // scikit-learn's convention is P = 1 / (1 + exp(A·f + B)), so a = −A and b = −B.
+        #expect(abs(fitted.a + p.a) <= 1e-6 && abs(fitted.b + p.b) <= 1e-6)
+    }
+
+    @Test func foldsAreStratifiedAndDeterministic() {
+        let labels = (0..<53).map { $0 % 3 == 0 }
+        let folds = CrossValidation.stratifiedFolds(labels: labels, folds: 5)
+        #expect(folds == CrossValidation.stratifiedFolds(labels: labels, folds: 5))
+        #expect(Set(folds.flatMap { $0 }).count == 53)
+        for fold in folds {
+            let positives = fold.filter { labels[$0] }.count
+            #expect((3...4).contains(positives))
+        }
+    }
+}
