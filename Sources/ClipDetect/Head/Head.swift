@@ -13,6 +13,21 @@ public struct Head: Sendable, Equatable {
         public var kind: FeatureKind
         public var normalized: Bool
         public var width: Int
+
+        init(architecture: String, fingerprint: String?, backbone: String?, kind: FeatureKind, normalized: Bool, width: Int) {
+            self.architecture = architecture
+            self.fingerprint = fingerprint
+            self.backbone = backbone
+            self.kind = kind
+            self.normalized = normalized
+            self.width = width
+        }
+
+        /// The feature this encoder gives, bound to its weights by fingerprint.
+        public init(encoder: ImageEncoder, kind: FeatureKind = .pooled, normalized: Bool = true, backbone: String? = nil) {
+            self.init(architecture: encoder.description.architecture, fingerprint: encoder.fingerprint, backbone: backbone,
+                      kind: kind, normalized: normalized, width: encoder.featureWidth(kind))
+        }
     }
 
     /// Platt scaling: P(synthetic) = sigmoid(a · score + b).

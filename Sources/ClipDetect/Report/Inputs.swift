@@ -45,6 +45,20 @@ public enum Inputs {
         return items
     }
 
+    /// A folder of images, a CSV with a filename column, or a text file with one path per line
+    /// (relative paths are relative to the list's folder).
+    public static func list(_ path: String) throws -> [InputItem] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ReportError.unreadable(path) }
+        if isDirectory.boolValue { return imagesIn(directory: path) }
+        if path.lowercased().hasSuffix(".csv") { return try collect([], csv: path) }
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map {
+            InputItem(name: $0, path: $0.hasPrefix("/") ? $0 : folder.appendingPathComponent($0).path)
+        }
+    }
+
     /// Image files below `directory`, in sorted order, told by content.
     static func imagesIn(directory: String) -> [InputItem] {
         guard let walker = FileManager.default.enumerator(atPath: directory) else { return [] }

@@ -1,0 +1,96 @@
+import Foundation
+
+/// How `train` fits a head.
+public struct TrainingOptions: Sendable {
+    public var classifier: LinearClassifier = .svm
+    /// nil: chosen by stratified k-fold cross-validation over `grid`.
+    public var C: Double?
+    public var grid: [Double] = [0.001, 0.01, 0.1, 1, 10, 100, 1000]
+    public var folds = 5
+    public var balanced = false
+    public var calibrate = false
+    /// Store the threshold that gives this false-positive rate on the cross-validated real images.
+    public var targetFPR: Double?
+
+    public init() {}
+}
+
+public struct TrainingReport: Sendable {
+    public var C: Double
+    /// Cross-validated AUC for each C tried (empty when C was given).
+    public var search: [(C: Double, auc: Double)] = []
+    /// Cross-validated AUC at the chosen C.
+    public var crossValidatedAUC: Double?
+    public var calibration: Head.Calibration?
+    public var threshold: Double?
+    /// TPR of the cross-validated fakes at `threshold`, and the FPR actually reached.
+    public var thresholdTPR: Double?
+    public var thresholdFPR: Double?
+}
+
+public enum Trainer {
+    /// Fits a head on features; cross-validation picks C, calibrates and sets the threshold when asked.
+    public static func train(_ data: TrainingSet, options: TrainingOptions, name: String, feature: Head.Feature,
+                             provenance: String?) -> (Head, TrainingReport) {
+        let folds = CrossValidation.stratifiedFolds(labels: data.labels, folds: max(2, min(options.folds, data.positives, data.negatives)))
+        func fit(_ C: Double) -> (TrainingSet) -> LinearClassifier.Model {
+            { options.classifier.fit($0, C: C, balanced: options.balanced) }
+        }
+        var report = TrainingReport(C: options.C ?? 1)
+        var outOfFold: [Double]? = nil
+        if options.C == nil {
+            for C in options.grid {
+                let predictions = CrossValidation.predictions(data, folds: folds, fit: fit(C))
+                let auc = Metrics.auc(labels: data.labels, scores: predictions)
+                report.search.append((C, auc))
+                if auc > (report.crossValidatedAUC ?? -1) {
+                    report.C = C
+                    report.crossValidatedAUC = auc
+                    outOfFold = predictions
+                }
+            }
+        }
+        if (options.calibrate || options.targetFPR != nil) && outOfFold == nil {
+            outOfFold = CrossValidation.predictions(data, folds: folds, fit: fit(report.C))
+            report.crossValidatedAUC = Metrics.auc(labels: data.labels, scores: outOfFold!)
+        }
+        let model = fit(report.C)(data)
+        if options.calibrate, let outOfFold {
+            report.calibration = PlattScaling.fit(scores: outOfFold, labels: data.labels)
+        }
+        if let target = options.targetFPR, let outOfFold {
+            let reals = data.labels.indices.filter { !data.labels[$0] }.map { outOfFold[$0] }.sorted(by: >)
+            // Scores above the threshold are synthetic: let at most ⌊target · n⌋ real images be above it.
+            let allowed = Int((target * Double(reals.count)).rounded(.down))
+            let threshold = allowed < reals.count ? reals[allowed] : (reals.last ?? 0) - 1
+            let fakes = data.labels.indices.filter { data.labels[$0] }.map { outOfFold[$0] }
+            report.threshold = threshold
+            report.thresholdFPR = Double(reals.filter { $0 > threshold }.count) / Double(max(reals.count, 1))
+            report.thresholdTPR = Double(fakes.filter { $0 > threshold }.count) / Double(max(fakes.count, 1))
+        }
+        let head = Head(weights: model.weights.map { Float($0) }, bias: Float(model.bias),
+                        metadata: Head.Metadata(name: name, feature: feature, calibration: report.calibration,
+                                                threshold: report.threshold ?? 0, provenance: provenance))
+        return (head, report)
+    }
+
+    /// Leave one generator out: train on the reals of the other folds and every other generator's
+    /// fakes; test on the held-out reals and that generator's fakes. Returns (generator, AUC, balanced accuracy).
+    public static func leaveOneGeneratorOut(_ data: TrainingSet, generators: [String], options: TrainingOptions)
+        -> [(generator: String, auc: Double, balancedAccuracy: Double)] {
+        let names = Array(Set(zip(generators, data.labels).filter { $0.1 }.map { $0.0 })).sorted()
+        let reals = data.labels.indices.filter { !data.labels[$0] }
+        var generator = SeededGenerator(seed: 2)
+        let shuffled = reals.shuffled(using: &generator)
+        return names.enumerated().map { j, name in
+            let heldReals = Set(shuffled.enumerated().filter { $0.offset % names.count == j }.map(\.element))
+            let train = data.labels.indices.filter { data.labels[$0] ? generators[$0] != name : !heldReals.contains($0) }
+            let test = data.labels.indices.filter { data.labels[$0] ? generators[$0] == name : heldReals.contains($0) }
+            let model = options.classifier.fit(data.subset(train), C: options.C ?? 1, balanced: options.balanced)
+            let scores = test.map { model.decision(data.features[$0]) }
+            let labels = test.map { data.labels[$0] }
+            return (name, Metrics.auc(labels: labels, scores: scores),
+                    Metrics.balancedAccuracy(labels: labels, predictions: scores.map { $0 > 0 }))
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import ClipDetect
+import Foundation
+
+extension LinearClassifier: ExpressibleByArgument {}
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train", abstract: "Fit a head on real and fake images (few-shot, as the paper).")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "Real images: a folder, a CSV with a filename column, or a text list (repeatable).") var real: [String] = []
+    @Option(help: "Fake images: a folder, a CSV or a text list (repeatable).") var fake: [String] = []
+    @Option(help: "A CSV with filename and typ (real, or the generator's name).") var csv: String?
+    @Option(help: "svm (hinge loss, as the paper) or logreg.") var classifier: LinearClassifier = .svm
+    @Option(name: .customLong("C"), help: "Regularisation: a number, or auto (stratified 5-fold CV over 1e-3 … 1e3).") var C = "auto"
+    @Option(help: "balanced: weight each class by n / (2 · n_class).") var classWeight: String?
+    @Flag(help: "Fit Platt scaling on cross-validated scores: detect then reports a calibrated probability.") var calibrate = false
+    @Option(help: "Store the threshold giving this false-positive rate on the cross-validated real images.") var targetFpr: Double?
+    @Option(help: "leave-one-generator-out: also report AUC and accuracy on each generator left out (needs --csv).") var cv: String?
+    @Option(help: "Head name (its score column in detect's output).") var name: String?
+    @Option(name: [.customShort("o"), .long], help: "Output head (.safetensors).") var output: String
+
+    func validate() throws {
+        if csv == nil && (real.isEmpty || fake.isEmpty) { throw ValidationError("give --real and --fake, or --csv") }
+        if C != "auto" && Double(C) == nil { throw ValidationError("--C takes a number or auto") }
+        if let classWeight, classWeight != "balanced" { throw ValidationError("--class-weight takes balanced") }
+        if let cv, cv != "leave-one-generator-out" { throw ValidationError("--cv takes leave-one-generator-out") }
+        if cv != nil && csv == nil { throw ValidationError("--cv leave-one-generator-out needs --csv with generator names in typ") }
+        if let targetFpr, !(0..<1).contains(targetFpr) { throw ValidationError("--target-fpr is a rate in [0, 1)") }
+    }
+
+    func run() throws {
+        // What to learn from: (image, label, generator).
+        var items: [(InputItem, Bool, String)] = []
+        if let csv {
+            let table = try CSVTable(path: csv)
+            let listed = try Inputs.collect([], csv: csv), types = try table.values("typ")
+            items = zip(listed, types).map { ($0, $1 != "real", $1) }
+        }
+        for list in real { items += try Inputs.list(list).map { ($0, false, "real") } }
+        for list in fake { items += try Inputs.list(list).map { ($0, true, "fake") } }
+
+        let loaded = try modelOptions.load()
+        let extractor = FeatureExtractor(encoder: loaded.encoder, kind: .pooled, normalize: true)
+        var features: [[Float]] = [], labels: [Bool] = [], generators: [String] = []
+        let progress = Progress(total: items.count)
+        try extractor.run(paths: items.map(\.0.path)) { index, result in
+            progress.advance()
+            switch result {
+            case .success(let feature):
+                features.append(feature)
+                labels.append(items[index].1)
+                generators.append(items[index].2)
+            case .failure(let error):
+                printError("skipped: \(error)")
+            }
+        }
+        progress.finish()
+        let data = TrainingSet(features: features, labels: labels)
+        guard data.positives > 0, data.negatives > 0 else { throw ValidationError("need at least one real and one fake image that decode") }
+        printError("features: \(data.negatives) real, \(data.positives) fake")
+
+        var options = TrainingOptions()
+        options.classifier = classifier
+        options.C = Double(C)
+        options.balanced = classWeight == "balanced"
+        options.calibrate = calibrate
+        options.targetFPR = targetFpr
+        let feature = Head.Feature(encoder: loaded.encoder, backbone: NamedModel.named(modelOptions.model)?.backbone.repository)
+        let headName = name ?? URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent
+        let provenance = "trained by clipdetect: \(classifier.rawValue), \(data.negatives) real + \(data.positives) fake"
+        let (head, report) = Trainer.train(data, options: options, name: headName, feature: feature, provenance: provenance)
+        for (c, auc) in report.search { print(String(format: "C = %-8g  CV AUC %.4f", c, auc)) }
+        print("chosen C = \(report.C)" + (report.crossValidatedAUC.map { String(format: ", cross-validated AUC %.4f", $0) } ?? ""))
+        if let calibration = report.calibration { print(String(format: "calibration: P = sigmoid(%.4f · score + %.4f)", calibration.a, calibration.b)) }
+        if let threshold = report.threshold, let tpr = report.thresholdTPR, let fpr = report.thresholdFPR {
+            print(String(format: "threshold %.4f: FPR %.4f on cross-validated reals, TPR %.4f", threshold, fpr, tpr))
+        }
+        if cv != nil {
+            print("leave one generator out (C = \(report.C)):")
+            for row in Trainer.leaveOneGeneratorOut(data, generators: generators, options: { var o = options; o.C = report.C; return o }()) {
+                print(String(format: "  %-24@ AUC %.4f  acc %.4f", row.generator as NSString, row.auc, row.balancedAccuracy))
+            }
+        }
+        try head.write(to: output)
+        print("wrote \(output)")
+    }
+}
