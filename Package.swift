@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // Thin C shims over Debian's -dev packages.
@@ -27,12 +28,13 @@ let package = Package(
         .target(name: "ClipDetect", dependencies: [
             "CBLAS", "CTurboJPEG", "CPNG", "CWebP", "CGIF",
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .executableTarget(name: "clipdetect", dependencies: [
             "ClipDetect",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "ClipDetectTests", dependencies: ["ClipDetect"],
+        .testTarget(name: "ClipDetectTests", dependencies: ["ClipDetect", .product(name: "GRDB", package: "GRDB.swift")],
                     resources: [.copy("Fixtures")]),
     ]
 )

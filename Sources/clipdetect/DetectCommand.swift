@@ -11,6 +11,7 @@ struct DetectCommand: ParsableCommand {
     enum Format: String, ExpressibleByArgument, CaseIterable { case csv, jsonl, table }
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var cacheOptions: CacheOptions
     @Option(name: .customLong("head"), help: "Head file (repeat for several detectors; their scores are fused). Default: the named model's head.")
     var heads: [String] = []
     @Option(help: "How several heads' scores are combined.") var fusion: Fusion = .softOrProb
@@ -34,7 +35,8 @@ struct DetectCommand: ParsableCommand {
         guard !chosen.isEmpty else {
             throw ValidationError("\(modelOptions.model) is a backbone without a head: give --head (import the reference's with `clipdetect head import`)")
         }
-        let detector = try Detector(encoder: loaded.encoder, heads: chosen, fusion: fusion, batchSize: batch)
+        var detector = try Detector(encoder: loaded.encoder, heads: chosen, fusion: fusion, batchSize: batch)
+        detector.extractor.cache = cacheOptions.open()
         var items = try Inputs.collect(inputs, csv: csv)
         let done = resume ? try DetectionWriter.namesIn(output!, format: format == .csv ? .csv : .jsonl) : []
         let skipped = items.count

@@ -9,6 +9,7 @@ struct EmbedCommand: ParsableCommand {
     enum Format: String, ExpressibleByArgument, CaseIterable { case npy, jsonl, csv }
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var cacheOptions: CacheOptions
     @Option(help: "pooled (before the projection, the detector's feature) or projected.") var features: FeatureKind = .pooled
     @Flag(help: "Keep raw features instead of L2-normalising them.") var noNormalize = false
     @Option(help: "npy (float32 N×D; a failed image is a row of NaN), jsonl or csv.") var format: Format = .jsonl
@@ -21,6 +22,7 @@ struct EmbedCommand: ParsableCommand {
         let encoder = try modelOptions.load().encoder
         var extractor = FeatureExtractor(encoder: encoder, kind: features, normalize: !noNormalize, batchSize: batch)
         extractor.applyOrientation = exifOrientation
+        extractor.cache = cacheOptions.open()
         let out = try OutputStream(path: output)
         var rows: [[Float]] = []
         var failures = 0

@@ -15,6 +15,7 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Never download: use only files already in the cache.") var offline = false
     @Option(help: "How several heads' scores are combined.") var fusion: Fusion = .softOrProb
     @Option(help: "Also write the table as CSV.") var saveTab: String?
+    @OptionGroup var cacheOptions: CacheOptions
 
     func validate() throws {
         if (scores == nil) == (model == nil) { throw ValidationError("give either --scores or --model with --head") }
@@ -59,7 +60,8 @@ struct EvalCommand: ParsableCommand {
         let loaded = try LoadedModel(model!, hints: ModelHints(activation: activation), offline: offline)
         let chosen = heads.isEmpty ? loaded.head.map { [$0] } ?? [] : try heads.map(Head.read)
         guard !chosen.isEmpty else { throw ValidationError("\(model!) has no head: give --head") }
-        let detector = try Detector(encoder: loaded.encoder, heads: chosen, fusion: fusion)
+        var detector = try Detector(encoder: loaded.encoder, heads: chosen, fusion: fusion)
+        detector.extractor.cache = cacheOptions.open()
         let folder = URL(fileURLWithPath: csv).deletingLastPathComponent()
         let paths = names.map { $0.hasPrefix("/") ? $0 : folder.appendingPathComponent($0).path }
         var columns = detector.heads.map { ($0.metadata.name, [String: Double]()) } + (detector.heads.count > 1 ? [("fusion", [:])] : [])

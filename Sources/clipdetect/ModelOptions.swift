@@ -26,6 +26,20 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
+/// Where computed features are kept between runs.
+struct CacheOptions: ParsableArguments {
+    @Flag(help: "Do not read or write the feature cache.") var noCache = false
+    @Option(help: "Feature cache file (default: features.sqlite in $CLIPDETECT_HOME).") var cache: String?
+
+    func open() -> FeatureCache? {
+        guard !noCache else { return nil }
+        do { return try FeatureCache(path: cache ?? FeatureCache.defaultPath()) } catch {
+            printError("feature cache unavailable (\(error)); computing every feature")
+            return nil
+        }
+    }
+}
+
 /// A backbone from a path or a name, with the named model's head when it has one.
 struct LoadedModel {
     let encoder: ImageEncoder

@@ -9,6 +9,7 @@ struct TrainCommand: ParsableCommand {
         commandName: "train", abstract: "Fit a head on real and fake images (few-shot, as the paper).")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var cacheOptions: CacheOptions
     @Option(help: "Real images: a folder, a CSV with a filename column, or a text list (repeatable).") var real: [String] = []
     @Option(help: "Fake images: a folder, a CSV or a text list (repeatable).") var fake: [String] = []
     @Option(help: "A CSV with filename and typ (real, or the generator's name).") var csv: String?
@@ -42,7 +43,8 @@ struct TrainCommand: ParsableCommand {
         for list in fake { items += try Inputs.list(list).map { ($0, true, "fake") } }
 
         let loaded = try modelOptions.load()
-        let extractor = FeatureExtractor(encoder: loaded.encoder, kind: .pooled, normalize: true)
+        var extractor = FeatureExtractor(encoder: loaded.encoder, kind: .pooled, normalize: true)
+        extractor.cache = cacheOptions.open()
         var features: [[Float]] = [], labels: [Bool] = [], generators: [String] = []
         let progress = Progress(total: items.count)
         try extractor.run(paths: items.map(\.0.path)) { index, result in

@@ -53,6 +53,10 @@ import Testing
         let process = Process()
         process.executableURL = Self.binary
         process.arguments = arguments
+        // Hermetic: each run has its own model store and feature cache.
+        var environment = ProcessInfo.processInfo.environment
+        environment["CLIPDETECT_HOME"] = try Fixtures.temporaryDirectory().path
+        process.environment = environment
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

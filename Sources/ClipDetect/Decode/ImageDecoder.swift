@@ -5,10 +5,19 @@ import Foundation
 public enum ImageDecoder {
     /// `applyOrientation` turns the image upright by its EXIF orientation (off by default, as the reference).
     public static func decode(path: String, limits: DecodeLimits = DecodeLimits(), applyOrientation: Bool = false) throws -> RGBImage {
-        do {
-            let data = try readFile(path, limit: limits.maxBytes)
-            return try decode(data, limits: limits, applyOrientation: applyOrientation)
-        } catch let error as ImageError {
+        try decode(read(path: path, limits: limits), path: path, limits: limits, applyOrientation: applyOrientation)
+    }
+
+    /// The file's bytes, refused above `limits.maxBytes` before reading.
+    public static func read(path: String, limits: DecodeLimits = DecodeLimits()) throws -> Data {
+        do { return try readFile(path, limit: limits.maxBytes) } catch let error as ImageError {
+            throw ImageFileError(path: path, underlying: error)
+        }
+    }
+
+    /// Decodes bytes read from `path`, naming the file in any error.
+    public static func decode(_ data: Data, path: String, limits: DecodeLimits = DecodeLimits(), applyOrientation: Bool = false) throws -> RGBImage {
+        do { return try decode(data, limits: limits, applyOrientation: applyOrientation) } catch let error as ImageError {
             throw ImageFileError(path: path, underlying: error)
         }
     }

@@ -12,7 +12,7 @@ public struct Detection: Sendable {
 
 /// Features → heads → (fusion) → score, probability and label.
 public struct Detector: Sendable {
-    public let extractor: FeatureExtractor
+    public var extractor: FeatureExtractor
     public let heads: [Head]
     public let fusion: Fusion
 

@@ -1,0 +1,107 @@
+import Crypto
+import Foundation
+import GRDB
+
+/// Features already computed, in SQLite, keyed by the SHA-256 of the file's bytes, the backbone
+/// fingerprint and every setting that changes the vector. Several processes may share it (WAL);
+/// a file that is not this cache (corrupt, truncated, foreign) is moved aside and rebuilt.
+public final class FeatureCache: Sendable {
+    /// Bump when decoding or preprocessing changes pixels: old entries then stop matching.
+    public static let preprocessingVersion = "pillow-13-bicubic-1"
+    static let schema = "clipdetect-features-1"
+
+    public let path: String
+    private let pool: DatabasePool
+
+    public init(path: String) throws {
+        self.path = path
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        do {
+            pool = try Self.open(path)
+        } catch {
+            // Never trust what is there: keep it for inspection and start afresh.
+            let aside = path + ".broken-\(Int(Date().timeIntervalSince1970))"
+            for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+                try? FileManager.default.moveItem(atPath: path + suffix, toPath: aside + suffix)
+            }
+            pool = try Self.open(path)
+        }
+    }
+
+    /// The default location: `<model store home>/features.sqlite`.
+    public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        ModelStore(environment: environment).home + "/features.sqlite"
+    }
+
+    private static func open(_ path: String) throws -> DatabasePool {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(30)
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        try pool.write { db in
+            guard try String.fetchOne(db, sql: "PRAGMA quick_check") == "ok" else { throw CacheError.corrupt }
+            try db.execute(sql: "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
+            let version = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'schema'")
+            if version == nil && tables == ["meta"] {
+                try db.execute(sql: "INSERT INTO meta (name, value) VALUES ('schema', ?)", arguments: [schema])
+                try db.execute(sql: """
+                    CREATE TABLE features (key TEXT PRIMARY KEY, width INTEGER NOT NULL, vector BLOB NOT NULL,
+                                           created REAL NOT NULL)
+                    """)
+            } else if version != schema || !tables.contains("features") {
+                throw CacheError.foreign
+            }
+        }
+        return pool
+    }
+
+    /// The cache key of one file's feature under one encoder setting.
+    public static func key(fileDigest: String, fingerprint: String, kind: FeatureKind, normalized: Bool, oriented: Bool) -> String {
+        [fileDigest, fingerprint, preprocessingVersion, kind.rawValue, normalized ? "l2" : "raw", oriented ? "exif" : "asis"]
+            .joined(separator: ":")
+    }
+
+    public static func digest(_ data: Data) -> String {
+        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The stored feature, or nil; an entry of the wrong size is dropped, not returned.
+    public func feature(_ key: String, width: Int) throws -> [Float]? {
+        let row = try pool.read { db in try Row.fetchOne(db, sql: "SELECT width, vector FROM features WHERE key = ?", arguments: [key]) }
+        guard let row else { return nil }
+        let stored: Int = row["width"], blob: Data = row["vector"]
+        guard stored == width, blob.count == width * 4 else {
+            try pool.write { try $0.execute(sql: "DELETE FROM features WHERE key = ?", arguments: [key]) }
+            return nil
+        }
+        return blob.withUnsafeBytes { raw in (0..<width).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) } }
+    }
+
+    public func store(_ entries: [(key: String, feature: [Float])]) throws {
+        guard !entries.isEmpty else { return }
+        let now = Date().timeIntervalSince1970
+        try pool.write { db in
+            for (key, feature) in entries {
+                var blob = Data(capacity: feature.count * 4)
+                for value in feature { withUnsafeBytes(of: value.bitPattern.littleEndian) { blob.append(contentsOf: $0) } }
+                try db.execute(sql: "INSERT OR REPLACE INTO features (key, width, vector, created) VALUES (?, ?, ?, ?)",
+                               arguments: [key, feature.count, blob, now])
+            }
+        }
+    }
+
+    public struct Stats: Sendable { public var entries: Int; public var bytes: Int }
+
+    public func stats() throws -> Stats {
+        let entries = try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM features") ?? 0 }
+        let bytes = ["", "-wal"].compactMap { try? FileManager.default.attributesOfItem(atPath: path + $0)[.size] as? Int }.reduce(0, +)
+        return Stats(entries: entries, bytes: bytes)
+    }
+
+    public func clear() throws {
+        try pool.write { try $0.execute(sql: "DELETE FROM features") }
+        try pool.vacuum()
+    }
+
+    enum CacheError: Error { case corrupt, foreign }
+}

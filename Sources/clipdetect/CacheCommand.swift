@@ -1,0 +1,25 @@
+import ArgumentParser
+import ClipDetect
+
+struct CacheCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cache", abstract: "Inspect or empty the feature cache.",
+                                                    subcommands: [Stats.self, Clear.self])
+
+    struct Stats: ParsableCommand {
+        @Option(help: "Feature cache file (default: features.sqlite in $CLIPDETECT_HOME).") var cache: String?
+        func run() throws {
+            let opened = try FeatureCache(path: cache ?? FeatureCache.defaultPath())
+            let stats = try opened.stats()
+            print("\(opened.path): \(stats.entries) feature(s), \(stats.bytes / 1024) KiB")
+        }
+    }
+
+    struct Clear: ParsableCommand {
+        @Option(help: "Feature cache file (default: features.sqlite in $CLIPDETECT_HOME).") var cache: String?
+        func run() throws {
+            let opened = try FeatureCache(path: cache ?? FeatureCache.defaultPath())
+            try opened.clear()
+            print("cleared \(opened.path)")
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import GRDB
+import Testing
+@testable import ClipDetect
+
+/// The feature cache: hits skip the encoder, and a damaged or foreign file is rebuilt, never trusted.
+@Suite struct CacheTests {
+    static let images = ["jpeg_420.jpg", "png_rgba.png", "webp_lossy.webp"].map { Fixtures.path("images", $0) }
+
+    func cachePath() throws -> String { try Fixtures.temporaryDirectory().appendingPathComponent("features.sqlite").path }
+
+    func run(_ extractor: FeatureExtractor) throws -> [[Float]] {
+        var out: [[Float]] = []
+        try extractor.run(paths: Self.images) { out.append(try $1.get()) }
+        return out
+    }
+
+    @Test func aSecondRunComputesNoFeature() throws {
+        let path = try cachePath()
+        var extractor = FeatureExtractor(encoder: try ImageEncoder(path: FeatureTests.model))
+        extractor.cache = try FeatureCache(path: path)
+        let first = try run(extractor)
+        #expect(try FeatureCache(path: path).stats().entries == 3)
+        // Plant a marker under every key: a second run that returns it read the cache and computed nothing.
+        let pool = try DatabasePool(path: path)
+        let marker = Data(repeating: 0, count: first[0].count * 4)
+        try pool.write { try $0.execute(sql: "UPDATE features SET vector = ?", arguments: [marker]) }
+        let second = try run(extractor)
+        #expect(second.allSatisfy { $0.allSatisfy { $0 == 0 } })
+        // Another backbone setting is another key.
+        extractor.normalize = false
+        #expect(try run(extractor) != second)
+    }
+
+    @Test func garbageTruncatedAndForeignFilesAreRebuilt() throws {
+        let good = try cachePath()
+        var extractor = FeatureExtractor(encoder: try ImageEncoder(path: FeatureTests.model))
+        extractor.cache = try FeatureCache(path: good)
+        let reference = try run(extractor)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: good))
+
+        let garbage = try cachePath()
+        try Data("not a database at all".utf8).write(to: URL(fileURLWithPath: garbage))
+        let truncated = try cachePath()
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: truncated))
+        let foreign = try cachePath()
+        try DatabaseQueue(path: foreign).write { try $0.execute(sql: "CREATE TABLE features (key TEXT, vector BLOB)") }
+
+        for path in [garbage, truncated, foreign] {
+            let cache = try FeatureCache(path: path)
+            #expect(try cache.stats().entries == 0, "\(path)")
+            extractor.cache = cache
+            #expect(try run(extractor) == reference)
+            #expect(try cache.stats().entries == 3)
+        }
+    }
+
+    @Test func entriesOfTheWrongSizeAreDropped() throws {
+        let cache = try FeatureCache(path: try cachePath())
+        try cache.store([(key: "k", feature: [1, 2, 3])])
+        #expect(try cache.feature("k", width: 3) == [1, 2, 3])
+        #expect(try cache.feature("k", width: 4) == nil)
+        #expect(try cache.feature("k", width: 3) == nil)
+    }
+
+    @Test func twoHandlesShareOneFile() throws {
+        let path = try cachePath()
+        let a = try FeatureCache(path: path), b = try FeatureCache(path: path)
+        try a.store([(key: "x", feature: [1])])
+        try b.store([(key: "y", feature: [2])])
+        #expect(try a.feature("y", width: 1) == [2] && b.feature("x", width: 1) == [1])
+    }
+}
