@@ -53,6 +53,44 @@ import Testing
         #expect(abs(fitted.a + p.a) <= 1e-6 && abs(fitted.b + p.b) <= 1e-6)
     }
 
+    @Test func plattCalibrationLowersHeldOutECE() {
+        let c = Self.fixture.cases.first { $0.name == "svm_c0.1" }!
+        let data = TrainingSet(features: c.train_x, labels: c.train_y.map { $0 == 1 })
+        var options = TrainingOptions()
+        options.C = c.C
+        options.calibrate = true
+        let feature = Head.Feature(architecture: "test", fingerprint: nil, backbone: nil, kind: .pooled, normalized: true, width: data.width)
+        let (head, report) = Trainer.train(data, options: options, name: "t", feature: feature, provenance: nil)
+        #expect(report.calibration != nil)
+        let labels = Self.fixture.test_y.map { $0 == 1 }
+        let scores = Self.fixture.test_x.map(head.score)
+        let raw = Metrics.expectedCalibrationError(labels: labels, probabilities: scores.map(Fusion.sigmoid))
+        let calibrated = Metrics.expectedCalibrationError(labels: labels, probabilities: scores.map(head.probability))
+        #expect(calibrated < raw, "ECE raw \(raw), calibrated \(calibrated)")
+    }
+
+    @Test func targetFPRThresholdHoldsOnTheCrossValidatedReals() {
+        let c = Self.fixture.cases.first { $0.name == "svm_c0.1" }!
+        let data = TrainingSet(features: c.train_x, labels: c.train_y.map { $0 == 1 })
+        var options = TrainingOptions()
+        options.C = c.C
+        options.targetFPR = 0.05
+        let feature = Head.Feature(architecture: "test", fingerprint: nil, backbone: nil, kind: .pooled, normalized: true, width: data.width)
+        let (head, report) = Trainer.train(data, options: options, name: "t", feature: feature, provenance: nil)
+        #expect(report.thresholdFPR! <= 0.05 && report.thresholdTPR! > 0)
+        #expect(head.metadata.threshold == report.threshold!)
+        #expect(head.isSynthetic(report.threshold! + 1e-9) && !head.isSynthetic(report.threshold!))
+    }
+
+    @Test func leaveOneGeneratorOutReportsEveryGenerator() {
+        let c = Self.fixture.cases.first { $0.name == "svm_c0.1" }!
+        let data = TrainingSet(features: c.train_x, labels: c.train_y.map { $0 == 1 })
+        let generators = data.labels.enumerated().map { $1 ? ["a", "b", "c"][$0 % 3] : "real" }
+        let rows = Trainer.leaveOneGeneratorOut(data, generators: generators, options: TrainingOptions())
+        #expect(rows.map(\.generator) == ["a", "b", "c"])
+        #expect(rows.allSatisfy { $0.auc > 0.6 })
+    }
+
     @Test func foldsAreStratifiedAndDeterministic() {
         let labels = (0..<53).map { $0 % 3 == 0 }
         let folds = CrossValidation.stratifiedFolds(labels: labels, folds: 5)

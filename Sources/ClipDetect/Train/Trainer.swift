@@ -33,8 +33,9 @@ public enum Trainer {
     public static func train(_ data: TrainingSet, options: TrainingOptions, name: String, feature: Head.Feature,
                              provenance: String?) -> (Head, TrainingReport) {
         let folds = CrossValidation.stratifiedFolds(labels: data.labels, folds: max(2, min(options.folds, data.positives, data.negatives)))
-        func fit(_ C: Double) -> (TrainingSet) -> LinearClassifier.Model {
-            { options.classifier.fit($0, C: C, balanced: options.balanced) }
+        // Cross-validation ranks settings: a looser stopping gap (scikit-learn's default, 1e-4) is plenty there.
+        func fit(_ C: Double, tolerance: Double = 1e-4) -> (TrainingSet) -> LinearClassifier.Model {
+            { options.classifier.fit($0, C: C, balanced: options.balanced, tolerance: tolerance) }
         }
         var report = TrainingReport(C: options.C ?? 1)
         var outOfFold: [Double]? = nil
@@ -54,7 +55,7 @@ public enum Trainer {
             outOfFold = CrossValidation.predictions(data, folds: folds, fit: fit(report.C))
             report.crossValidatedAUC = Metrics.auc(labels: data.labels, scores: outOfFold!)
         }
-        let model = fit(report.C)(data)
+        let model = fit(report.C, tolerance: 1e-8)(data)
         if options.calibrate, let outOfFold {
             report.calibration = PlattScaling.fit(scores: outOfFold, labels: data.labels)
         }
