@@ -5,7 +5,7 @@ import Foundation
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Measure throughput.",
-        subcommands: [Encoder.self, Preprocessing.self], defaultSubcommand: Encoder.self)
+        subcommands: [Encoder.self, Preprocessing.self, Training.self], defaultSubcommand: Encoder.self)
 
     struct Preprocessing: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -31,6 +31,41 @@ struct BenchCommand: ParsableCommand {
 }
 
 extension BenchCommand {
+    struct Training: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "train", abstract: "Time fitting a head on synthetic L2-normalised features (two overlapping classes).")
+
+        @Option(help: "Images per class.") var perClass = 20_000
+        @Option(help: "Feature width.") var width = 1024
+        @Option(help: "svm or logreg.") var classifier: LinearClassifier = .svm
+        @Option(name: .customLong("C"), help: "Regularisation.") var C = 1.0
+
+        func run() {
+            var generator = SeededGenerator(seed: 3)
+            func gaussian() -> Float {
+                let u = max(Double(generator.next() >> 11) / Double(1 << 53), 1e-300), v = Double(generator.next() >> 11) / Double(1 << 53)
+                return Float((-2 * log(u)).squareRoot() * cos(2 * .pi * v))
+            }
+            let direction = (0..<width).map { _ in gaussian() }
+            var features: [[Float]] = [], labels: [Bool] = []
+            for index in 0..<(2 * perClass) {
+                let label = index % 2 == 1
+                var row = (0..<width).map { j in gaussian() + (label ? 0.03 : -0.03) * direction[j] }
+                let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                row = row.map { $0 / norm }
+                features.append(row)
+                labels.append(label)
+            }
+            let data = TrainingSet(features: features, labels: labels)
+            let start = DispatchTime.now().uptimeNanoseconds
+            let model = classifier.fit(data, C: C)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let auc = Metrics.auc(labels: labels, scores: features.map(model.decision))
+            print(String(format: "%@ C=%g on %d + %d features of %d: %.2f s (training AUC %.4f)",
+                         classifier.rawValue, C, perClass, perClass, width, seconds, auc))
+        }
+    }
+
     struct Encoder: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "encoder", abstract: "Encoder throughput (images/s, GFLOP/s) on random pixels.")
@@ -45,9 +80,9 @@ extension BenchCommand {
             let d = encoder.description
             let sizes = batch.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 }
             guard !sizes.isEmpty else { throw ValidationError("--batch needs positive integers, e.g. 1,8") }
-            var generator = SplitMix64(seed: 7)
+            var generator = SeededGenerator(seed: 7)
             for size in sizes {
-                let pixels = (0..<(size * 3 * d.imageSize * d.imageSize)).map { _ in Float(generator.nextUnit() * 4 - 2) }
+                let pixels = (0..<(size * 3 * d.imageSize * d.imageSize)).map { _ in Float(Double(generator.next() >> 11) / Double(1 << 53) * 4 - 2) }
                 _ = try encoder.encode(pixels, count: size)
                 let start = DispatchTime.now().uptimeNanoseconds
                 for _ in 0..<max(1, iterations) { _ = try encoder.encode(pixels, count: size) }
@@ -62,18 +97,4 @@ extension BenchCommand {
             }
         }
     }
-}
-
-/// A small deterministic generator so benchmark inputs are the same on every run.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }
