@@ -92,7 +92,7 @@ import Testing
         let images = folder.appendingPathComponent("images")
         try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
         let sources = ["jpeg_420.jpg", "png_rgba.png", "webp_lossy.webp", "photo_rocket.jpg", "size_33x17.png"]
-        for i in 0..<24 {
+        for i in 0..<99 {
             try FileManager.default.copyItem(atPath: Fixtures.path("images", sources[i % sources.count]),
                                              toPath: images.appendingPathComponent(String(format: "img%02d-%@", i, sources[i % sources.count])).path)
         }
@@ -103,14 +103,14 @@ import Testing
         #expect(first.status == 2)
         let table = try CSVTable(path: output)
         #expect(table.header == ["filename", "tiny", "probability", "label", "error"])
-        #expect(table.rows.count == 25)
+        #expect(table.rows.count == 100)
         let errors = try table.values("error").filter { !$0.isEmpty }
         #expect(errors.count == 1 && errors[0].contains("img99-corrupt.jpg"))
-        #expect(try table.values("tiny").filter { Double($0) != nil }.count == 24)
+        #expect(try table.values("tiny").filter { Double($0) != nil }.count == 99)
 
         let again = try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "-o", output, "--resume", images.path])
-        #expect(again.status == 0 && again.stderr.contains("25 file(s) already"))
-        #expect(try CSVTable(path: output).rows.count == 25)
+        #expect(again.status == 0 && again.stderr.contains("100 file(s) already"))
+        #expect(try CSVTable(path: output).rows.count == 100)
     }
 
     @Test func severalHeadsAreFusedInTheReferenceColumns() throws {
