@@ -1,3 +1,4 @@
+import CBLAS
 import Foundation
 
 /// Training data: feature rows with labels (true: synthetic) and optional per-sample weights.
@@ -63,35 +64,67 @@ public enum LinearClassifier: String, Sendable, CaseIterable, Codable {
         return sum
     }
 
-    /// Hsieh et al. (2008), as liblinear's L1-loss SVC dual solver, without shrinking: coordinates are
-    /// visited in a seeded random order until the projected-gradient gap is below `tolerance`.
+    /// Rows as one contiguous double matrix with a trailing 1 (the bias feature), for BLAS level-1 calls.
+    static func augmented(_ data: TrainingSet) -> [Double] {
+        let d = data.width
+        var matrix = [Double](repeating: 1, count: data.labels.count * (d + 1))
+        for (i, row) in data.features.enumerated() {
+            for j in 0..<d { matrix[i * (d + 1) + j] = Double(row[j]) }
+        }
+        return matrix
+    }
+
+    /// Hsieh et al. (2008), as liblinear's L1-loss SVC dual solver with shrinking: coordinates are
+    /// visited in a seeded random order; those stuck at a bound leave the active set until the
+    /// projected-gradient gap over the active set is below `tolerance`, then all are checked again.
     static func dualCoordinateDescent(_ data: TrainingSet, costs: [Double], tolerance: Double) -> Model {
-        let n = data.labels.count, d = data.width
-        var w = [Double](repeating: 0, count: d + 1)  // last: the bias feature's weight
+        let n = data.labels.count, d = data.width, stride = d + 1
+        let x = augmented(data)
+        var w = [Double](repeating: 0, count: stride)
         var alpha = [Double](repeating: 0, count: n)
         let y = data.labels.map { $0 ? 1.0 : -1.0 }
-        let diagonal = data.features.map { row in row.reduce(1.0) { $0 + Double($1) * Double($1) } }
-        var order = Array(0..<n)
+        let diagonal = (0..<n).map { i in x.withUnsafeBufferPointer { cblas_ddot(Int32(stride), $0.baseAddress! + i * stride, 1, $0.baseAddress! + i * stride, 1) } }
+        var active = Array(0..<n)
         var generator = SeededGenerator(seed: 1)
-        for _ in 0..<100_000 {
-            order.shuffle(using: &generator)
-            var gapMax = -Double.infinity, gapMin = Double.infinity
-            for i in order {
-                let x = data.features[i]
-                let margin = w.withUnsafeBufferPointer { dot($0, x) } + w[d]
-                let gradient = y[i] * margin - 1
-                var projected = gradient
-                if alpha[i] == 0 { projected = min(gradient, 0) } else if alpha[i] == costs[i] { projected = max(gradient, 0) }
-                gapMax = max(gapMax, projected)
-                gapMin = min(gapMin, projected)
-                guard abs(projected) > 1e-14 else { continue }
-                let old = alpha[i]
-                alpha[i] = min(max(old - gradient / diagonal[i], 0), costs[i])
-                let step = (alpha[i] - old) * y[i]
-                for j in 0..<d { w[j] += step * Double(x[j]) }
-                w[d] += step
+        var oldMax = Double.infinity, oldMin = -Double.infinity
+        x.withUnsafeBufferPointer { xp in
+            for _ in 0..<100_000 {
+                active.shuffle(using: &generator)
+                var gapMax = -Double.infinity, gapMin = Double.infinity
+                var kept: [Int] = []
+                kept.reserveCapacity(active.count)
+                for i in active {
+                    let row = xp.baseAddress! + i * stride
+                    let gradient = y[i] * w.withUnsafeBufferPointer { cblas_ddot(Int32(stride), $0.baseAddress!, 1, row, 1) } - 1
+                    var projected = gradient
+                    if alpha[i] == 0 {
+                        if gradient > oldMax { continue }  // shrink: stays at the lower bound
+                        projected = min(gradient, 0)
+                    } else if alpha[i] == costs[i] {
+                        if gradient < oldMin { continue }  // shrink: stays at the upper bound
+                        projected = max(gradient, 0)
+                    }
+                    kept.append(i)
+                    gapMax = max(gapMax, projected)
+                    gapMin = min(gapMin, projected)
+                    guard abs(projected) > 1e-14 else { continue }
+                    let old = alpha[i]
+                    alpha[i] = min(max(old - gradient / diagonal[i], 0), costs[i])
+                    let step = (alpha[i] - old) * y[i]
+                    w.withUnsafeMutableBufferPointer { cblas_daxpy(Int32(stride), step, row, 1, $0.baseAddress!, 1) }
+                }
+                active = kept
+                if gapMax - gapMin <= tolerance {
+                    if active.count == n { break }
+                    // Converged on the active set: check everything once more.
+                    active = Array(0..<n)
+                    oldMax = .infinity
+                    oldMin = -.infinity
+                    continue
+                }
+                oldMax = gapMax > 0 ? gapMax : .infinity
+                oldMin = gapMin < 0 ? gapMin : -.infinity
             }
-            if gapMax - gapMin <= tolerance { break }
         }
         return Model(weights: Array(w[0..<d]), bias: w[d])
     }
