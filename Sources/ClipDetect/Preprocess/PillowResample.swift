@@ -1,15 +1,38 @@
-/// Pillow's bicubic resampling (libImaging/Resample.c), bit for bit: separable, horizontal pass
-/// first into an 8-bit intermediate, weights in 22-bit fixed point, antialiased when shrinking.
-enum PillowResample {
+import Foundation
+
+/// Pillow's resampling (libImaging/Resample.c), bit for bit: separable, horizontal pass first into
+/// an 8-bit intermediate, weights in 22-bit fixed point, antialiased when shrinking.
+public enum PillowResample {
     static let precisionBits = 32 - 8 - 2
 
-    /// The bicubic kernel with a = -0.5, support 2.
-    static func bicubic(_ value: Double) -> Double {
-        let a = -0.5
-        let x = abs(value)
-        if x < 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
-        if x < 2 { return (((x - 5) * x + 8) * x - 4) * a }
-        return 0
+    /// Pillow's filters, with their supports.
+    public enum Filter: String, Sendable, CaseIterable {
+        case bilinear, bicubic, lanczos
+
+        var support: Double {
+            switch self {
+            case .bilinear: 1
+            case .bicubic: 2
+            case .lanczos: 3
+            }
+        }
+
+        func callAsFunction(_ value: Double) -> Double {
+            switch self {
+            case .bilinear:
+                let x = abs(value)
+                return x < 1 ? 1 - x : 0
+            case .bicubic:
+                // a = -0.5
+                let a = -0.5, x = abs(value)
+                if x < 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
+                if x < 2 { return (((x - 5) * x + 8) * x - 4) * a }
+                return 0
+            case .lanczos:
+                func sinc(_ x: Double) -> Double { x == 0 ? 1 : sin(x * .pi) / (x * .pi) }
+                return -3 <= value && value < 3 ? sinc(value) * sinc(value / 3) : 0
+            }
+        }
     }
 
     /// For each output pixel in `range`: the first input index, how many inputs, their fixed-point weights.
@@ -28,10 +51,10 @@ enum PillowResample {
     }
 
     /// Pillow's precompute_coeffs + normalize_coeffs_8bpc, for the outputs in `range` only.
-    static func coefficients(input: Int, output: Int, range: Range<Int>) -> Coefficients {
+    static func coefficients(input: Int, output: Int, range: Range<Int>, filter: Filter = .bicubic) -> Coefficients {
         let scale = Double(input) / Double(output)
         let filterScale = max(scale, 1)
-        let support = 2 * filterScale
+        let support = filter.support * filterScale
         let size = Int(support.rounded(.up)) * 2 + 1
         var result = Coefficients(size: size, range: range, first: [], count: [], weights: Array(repeating: 0, count: range.count * size))
         let inverseScale = 1 / filterScale
@@ -43,7 +66,7 @@ enum PillowResample {
             let xmax = max(min(Int(center + support + 0.5), input) - xmin, 0)
             var total = 0.0
             for x in 0..<xmax {
-                let w = bicubic((Double(x + xmin) - center + 0.5) * inverseScale)
+                let w = filter((Double(x + xmin) - center + 0.5) * inverseScale)
                 k[x] = w
                 total += w
             }
@@ -67,14 +90,15 @@ enum PillowResample {
     /// The window `columns`×`rows` of the image resized to `width`×`height`, with exactly the values
     /// Pillow computes for those pixels; a pass whose size does not change is skipped, as in Pillow.
     /// Only the window is computed, so a centre crop costs what the crop costs, whatever the aspect ratio.
-    static func resize(_ image: RGBImage, width: Int, height: Int, columns: Range<Int>? = nil, rows: Range<Int>? = nil) -> RGBImage {
+    public static func resize(_ image: RGBImage, width: Int, height: Int, filter: Filter = .bicubic,
+                              columns: Range<Int>? = nil, rows: Range<Int>? = nil) -> RGBImage {
         let columns = columns ?? 0..<width, rows = rows ?? 0..<height
-        let vertical = height != image.height ? coefficients(input: image.height, output: height, range: rows) : nil
+        let vertical = height != image.height ? coefficients(input: image.height, output: height, range: rows, filter: filter) : nil
         let inputRows = vertical?.inputs(for: rows) ?? rows
         var current: RGBImage
         if width != image.width {
             current = horizontalPass(image, rows: inputRows,
-                                     coefficients: coefficients(input: image.width, output: width, range: columns))
+                                     coefficients: coefficients(input: image.width, output: width, range: columns, filter: filter))
         } else {
             current = window(image, columns: columns, rows: inputRows)
         }
@@ -84,7 +108,7 @@ enum PillowResample {
         return current
     }
 
-    static func window(_ image: RGBImage, columns: Range<Int>, rows: Range<Int>) -> RGBImage {
+    public static func window(_ image: RGBImage, columns: Range<Int>, rows: Range<Int>) -> RGBImage {
         if columns == 0..<image.width, rows == 0..<image.height { return image }
         var pixels = [UInt8]()
         pixels.reserveCapacity(columns.count * rows.count * 3)

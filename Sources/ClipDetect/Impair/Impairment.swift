@@ -1,0 +1,209 @@
+import Foundation
+
+/// One parameter: a value, or a range `low..high` drawn per image.
+public struct Parameter: Sendable, Equatable, CustomStringConvertible {
+    public var low: Double
+    public var high: Double
+
+    public init(_ low: Double, _ high: Double? = nil) {
+        self.low = low
+        self.high = high ?? low
+    }
+
+    init(parsing text: String) throws {
+        let parts = text.components(separatedBy: "..")
+        guard (1...2).contains(parts.count), let low = Double(parts[0]), let high = Double(parts.last!), low <= high else {
+            throw ImpairmentError.invalid("\(text) is neither a number nor a range low..high")
+        }
+        self.init(low, high)
+    }
+
+    func draw(_ generator: inout SeededGenerator) -> Double {
+        low == high ? low : Double.random(in: low...high, using: &generator)
+    }
+
+    func drawInteger(_ generator: inout SeededGenerator) -> Int {
+        low == high ? Int(low) : Int.random(in: Int(low.rounded())...Int(high.rounded()), using: &generator)
+    }
+
+    public var description: String { low == high ? "\(low)" : "\(low)..\(high)" }
+}
+
+/// An operation images undergo after they are made: compression, resizing, cropping, blur, noise.
+public enum Impairment: Sendable, Equatable {
+    case jpeg(quality: Parameter, subsampling: JPEGSubsampling)
+    case webp(quality: Parameter)
+    /// By `factor`, or so the longer side becomes `side`.
+    case resize(factor: Parameter?, side: Parameter?, filter: PillowResample.Filter)
+    /// A `fraction` of each side or a `size` in pixels, centred or at a random place.
+    case crop(fraction: Parameter?, size: Parameter?, random: Bool)
+    case blur(sigma: Parameter)
+    case noise(sigma: Parameter)
+
+    /// Parses `name:key=value,key=value`, e.g. `jpeg:q=65..100`, `resize:factor=0.5,filter=lanczos`.
+    public init(parsing spec: String) throws {
+        let (name, rest) = spec.split(separator: ":", maxSplits: 1).map(String.init).splitFirst()
+        var values: [String: String] = [:]
+        for pair in (rest ?? "").split(separator: ",") where !pair.isEmpty {
+            let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2 else { throw ImpairmentError.invalid("\(pair) in \(spec) is not key=value") }
+            values[kv[0]] = kv[1]
+        }
+        func parameter(_ keys: String...) throws -> Parameter? {
+            guard let key = keys.first(where: { values[$0] != nil }) else { return nil }
+            return try Parameter(parsing: values.removeValue(forKey: key)!)
+        }
+        switch name {
+        case "jpeg":
+            let sub = values.removeValue(forKey: "sub") ?? "420"
+            guard let subsampling = JPEGSubsampling(rawValue: sub) else { throw ImpairmentError.invalid("sub=\(sub): use 444, 422 or 420") }
+            self = .jpeg(quality: try parameter("q", "quality") ?? Parameter(75), subsampling: subsampling)
+        case "webp":
+            self = .webp(quality: try parameter("q", "quality") ?? Parameter(80))
+        case "resize":
+            let filterName = values.removeValue(forKey: "filter") ?? "bicubic"
+            guard let filter = PillowResample.Filter(rawValue: filterName) else {
+                throw ImpairmentError.invalid("filter=\(filterName): use bilinear, bicubic or lanczos")
+            }
+            let factor = try parameter("factor", "scale"), side = try parameter("side")
+            guard (factor == nil) != (side == nil) else { throw ImpairmentError.invalid("resize takes factor= or side=") }
+            self = .resize(factor: factor, side: side, filter: filter)
+        case "crop":
+            let mode = values.removeValue(forKey: "mode") ?? "center"
+            guard mode == "center" || mode == "random" else { throw ImpairmentError.invalid("mode=\(mode): use center or random") }
+            let fraction = try parameter("fraction"), size = try parameter("size")
+            guard (fraction == nil) != (size == nil) else { throw ImpairmentError.invalid("crop takes fraction= or size=") }
+            self = .crop(fraction: fraction, size: size, random: mode == "random")
+        case "blur":
+            guard let sigma = try parameter("sigma") else { throw ImpairmentError.invalid("blur takes sigma=") }
+            self = .blur(sigma: sigma)
+        case "noise":
+            guard let sigma = try parameter("sigma") else { throw ImpairmentError.invalid("noise takes sigma=") }
+            self = .noise(sigma: sigma)
+        default:
+            throw ImpairmentError.invalid("unknown operation \(name) (jpeg, webp, resize, crop, blur, noise)")
+        }
+        if let extra = values.keys.sorted().first { throw ImpairmentError.invalid("\(name) has no parameter \(extra)") }
+    }
+
+    /// Applies the operation; a lossy encoder also returns its bytes, so a chain ending in one can be saved as is.
+    public func apply(_ image: RGBImage, _ generator: inout SeededGenerator) throws -> (RGBImage, encoded: Data?) {
+        switch self {
+        case .jpeg(let quality, let subsampling):
+            let data = try LossyEncoder.jpeg(image, quality: quality.drawInteger(&generator), subsampling: subsampling)
+            return (try ImageDecoder.decode(data), data)
+        case .webp(let quality):
+            let data = try LossyEncoder.webp(image, quality: quality.drawInteger(&generator))
+            return (try ImageDecoder.decode(data), data)
+        case .resize(let factor, let side, let filter):
+            let scale = factor.map { $0.draw(&generator) } ?? side!.draw(&generator) / Double(max(image.width, image.height))
+            let width = max(1, Int((Double(image.width) * scale).rounded(.toNearestOrEven)))
+            let height = max(1, Int((Double(image.height) * scale).rounded(.toNearestOrEven)))
+            guard width * height <= DecodeLimits.pillowPixelLimit else {
+                throw ImageError.tooLarge("resize to \(width)×\(height)")
+            }
+            return (PillowResample.resize(image, width: width, height: height, filter: filter), nil)
+        case .crop(let fraction, let size, let random):
+            let (w, h): (Int, Int)
+            if let fraction {
+                let f = min(max(fraction.draw(&generator), 0), 1)
+                (w, h) = (max(1, Int(Double(image.width) * f)), max(1, Int(Double(image.height) * f)))
+            } else {
+                let s = size!.drawInteger(&generator)
+                (w, h) = (min(s, image.width), min(s, image.height))
+            }
+            let left = random ? Int.random(in: 0...(image.width - w), using: &generator) : (image.width - w) / 2
+            let top = random ? Int.random(in: 0...(image.height - h), using: &generator) : (image.height - h) / 2
+            return (PillowResample.window(image, columns: left..<(left + w), rows: top..<(top + h)), nil)
+        case .blur(let sigma):
+            return (Self.gaussianBlur(image, sigma: sigma.draw(&generator)), nil)
+        case .noise(let sigma):
+            let s = sigma.draw(&generator)
+            var out = image
+            var i = 0
+            while i < out.pixels.count {
+                // Box–Muller: two normal draws per pair of uniforms.
+                let u = max(Double.random(in: 0..<1, using: &generator), 1e-300), v = Double.random(in: 0..<1, using: &generator)
+                let r = (-2 * log(u)).squareRoot() * s
+                for (k, z) in [r * cos(2 * .pi * v), r * sin(2 * .pi * v)].enumerated() where i + k < out.pixels.count {
+                    out.pixels[i + k] = UInt8(min(max((Double(out.pixels[i + k]) + z).rounded(), 0), 255))
+                }
+                i += 2
+            }
+            return (out, nil)
+        }
+    }
+
+    /// Separable Gaussian blur, kernel radius ⌊4σ + 0.5⌋ and mirrored edges (as scipy.ndimage's
+    /// gaussian_filter, which the reference's augmentation uses), rounded to 8 bits.
+    static func gaussianBlur(_ image: RGBImage, sigma: Double) -> RGBImage {
+        guard sigma > 0 else { return image }
+        let radius = Int(4 * sigma + 0.5)
+        var kernel = (-radius...radius).map { exp(-0.5 * Double($0 * $0) / (sigma * sigma)) }
+        let total = kernel.reduce(0, +)
+        kernel = kernel.map { $0 / total }
+        func reflect(_ i: Int, _ n: Int) -> Int {
+            var i = i
+            let period = 2 * n
+            i = ((i % period) + period) % period
+            return i < n ? i : period - 1 - i
+        }
+        let w = image.width, h = image.height
+        var horizontal = [Double](repeating: 0, count: w * h * 3)
+        for y in 0..<h {
+            for x in 0..<w {
+                for c in 0..<3 {
+                    var sum = 0.0
+                    for k in -radius...radius { sum += kernel[k + radius] * Double(image.pixels[(y * w + reflect(x + k, w)) * 3 + c]) }
+                    horizontal[(y * w + x) * 3 + c] = sum
+                }
+            }
+        }
+        var out = image
+        for y in 0..<h {
+            for x in 0..<w {
+                for c in 0..<3 {
+                    var sum = 0.0
+                    for k in -radius...radius { sum += kernel[k + radius] * horizontal[(reflect(y + k, h) * w + x) * 3 + c] }
+                    out.pixels[(y * w + x) * 3 + c] = UInt8(min(max(sum.rounded(), 0), 255))
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// Operations applied in order; each image draws its parameters from a generator seeded by the
+/// chain's seed and the image's index, so a run is the same on every machine.
+public struct ImpairmentChain: Sendable, Equatable {
+    public var operations: [Impairment]
+    public var seed: UInt64
+
+    public init(operations: [Impairment], seed: UInt64 = 0) {
+        self.operations = operations
+        self.seed = seed
+    }
+
+    public init(parsing specs: [String], seed: UInt64 = 0) throws {
+        self.init(operations: try specs.map(Impairment.init(parsing:)), seed: seed)
+    }
+
+    /// The impaired image, and the encoded bytes when the last operation is a lossy encoder.
+    public func apply(_ image: RGBImage, index: Int = 0) throws -> (RGBImage, encoded: Data?) {
+        var generator = SeededGenerator(seed: seed &* 0x9E37_79B9 &+ UInt64(index))
+        var current = image, encoded: Data? = nil
+        for operation in operations { (current, encoded) = try operation.apply(current, &generator) }
+        return (current, encoded)
+    }
+}
+
+public enum ImpairmentError: Error, CustomStringConvertible, Equatable {
+    case invalid(String)
+    public var description: String {
+        switch self { case .invalid(let why): "invalid impairment: \(why)" }
+    }
+}
+
+private extension Array where Element == String {
+    func splitFirst() -> (String, String?) { (self.first ?? "", self.count > 1 ? self[1] : nil) }
+}
