@@ -5,7 +5,7 @@ struct ClipDetectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clipdetect",
         abstract: "Tell AI-generated images from real ones with CLIP features (Cozzolino et al., CVPRW 2024).",
-        subcommands: [DetectCommand.self, EvalCommand.self, TrainCommand.self, HeadCommand.self, CacheCommand.self, ModelCommand.self, EmbedCommand.self,
+        subcommands: [DetectCommand.self, EvalCommand.self, TrainCommand.self, ImpairCommand.self, HeadCommand.self, CacheCommand.self, ModelCommand.self, EmbedCommand.self,
                       PreprocessCommand.self, BenchCommand.self])
 }
 

@@ -15,24 +15,45 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Never download: use only files already in the cache.") var offline = false
     @Option(help: "How several heads' scores are combined.") var fusion: Fusion = .softOrProb
     @Option(help: "Also write the table as CSV.") var saveTab: String?
+    @Option(help: "Also evaluate impaired copies (in memory): a named chain (social) or operations joined by +, e.g. 'resize:factor=0.5+jpeg:q=75' (repeatable; needs --model).")
+    var impair: [String] = []
+    @Option(help: "Seed for impairment parameters drawn from ranges.") var seed: UInt64 = 0
     @OptionGroup var cacheOptions: CacheOptions
 
     func validate() throws {
         if (scores == nil) == (model == nil) { throw ValidationError("give either --scores or --model with --head") }
+        if !impair.isEmpty && model == nil { throw ValidationError("--impair scores images here: give --model (and --head)") }
+        for condition in impair { _ = try ImpairmentChain(condition: condition) }
     }
 
     func run() throws {
         let list = try CSVTable(path: csv)
         let names = try list.values("filename"), types = try list.values("typ")
-        let columns = try scores.map(readScores) ?? scoreHere(names: names)
+        let conditions: [(name: String, chain: ImpairmentChain?)] = [("clean", nil)]
+            + (try impair.map { ($0, try ImpairmentChain(condition: $0, seed: seed)) })
         var table: [(detector: String, rows: [EvaluationRow])] = []
-        for (detector, byName) in columns {
-            let present = names.indices.filter { byName[names[$0]] != nil }
-            let missing = names.count - present.count
-            if missing > 0 { printError("\(detector): \(missing) listed file(s) have no score and are left out") }
-            table.append((detector, EvaluationRow.table(types: present.map { types[$0] }, scores: present.map { byName[names[$0]]! })))
+        var summary: [(condition: String, detector: String, auc: Double, accuracy: Double)] = []
+        let detector = try model.map { _ in try makeDetector() }
+        for condition in conditions {
+            let columns = try scores.map(readScores) ?? scoreHere(detector!, names: names, impairment: condition.chain)
+            for (detector, byName) in columns {
+                let present = names.indices.filter { byName[names[$0]] != nil }
+                let missing = names.count - present.count
+                if missing > 0 { printError("\(detector): \(missing) listed file(s) have no score and are left out") }
+                let label = conditions.count > 1 ? "\(detector) [\(condition.name)]" : detector
+                let rows = EvaluationRow.table(types: present.map { types[$0] }, scores: present.map { byName[names[$0]]! })
+                table.append((label, rows))
+                if let average = rows.last { summary.append((condition.name, detector, average.auc, average.balancedAccuracy)) }
+            }
         }
         print(render(table))
+        if conditions.count > 1 {
+            print("summary: AVG over generators")
+            for row in summary {
+                print("  " + row.condition.padding(toLength: 28, withPad: " ", startingAt: 0) + row.detector.padding(toLength: 16, withPad: " ", startingAt: 0)
+                      + String(format: "AUC %.4f  acc %.4f", row.auc, row.accuracy))
+            }
+        }
         if let saveTab {
             var text = CSVTable.line(["detector", "generator", "reals", "fakes"] + EvaluationRow.columns)
             for (detector, rows) in table {
@@ -56,12 +77,18 @@ struct EvalCommand: ParsableCommand {
         }
     }
 
-    private func scoreHere(names: [String]) throws -> [(String, [String: Double])] {
+    private func makeDetector() throws -> Detector {
         let loaded = try LoadedModel(model!, hints: ModelHints(activation: activation), offline: offline)
         let chosen = heads.isEmpty ? loaded.head.map { [$0] } ?? [] : try heads.map(Head.read)
         guard !chosen.isEmpty else { throw ValidationError("\(model!) has no head: give --head") }
         var detector = try Detector(encoder: loaded.encoder, heads: chosen, fusion: fusion)
         detector.extractor.cache = cacheOptions.open()
+        return detector
+    }
+
+    private func scoreHere(_ detector: Detector, names: [String], impairment: ImpairmentChain?) throws -> [(String, [String: Double])] {
+        var detector = detector
+        detector.extractor.impairment = impairment
         let folder = URL(fileURLWithPath: csv).deletingLastPathComponent()
         let paths = names.map { $0.hasPrefix("/") ? $0 : folder.appendingPathComponent($0).path }
         var columns = detector.heads.map { ($0.metadata.name, [String: Double]()) } + (detector.heads.count > 1 ? [("fusion", [:])] : [])

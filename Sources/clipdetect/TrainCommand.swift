@@ -82,7 +82,7 @@ struct TrainCommand: ParsableCommand {
         if cv != nil {
             print("leave one generator out (C = \(report.C)):")
             for row in Trainer.leaveOneGeneratorOut(data, generators: generators, options: { var o = options; o.C = report.C; return o }()) {
-                print(String(format: "  %-24@ AUC %.4f  acc %.4f", row.generator as NSString, row.auc, row.balancedAccuracy))
+                print("  " + row.generator.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: "AUC %.4f  acc %.4f", row.auc, row.balancedAccuracy))
             }
         }
         try head.write(to: output)

@@ -129,6 +129,28 @@ import Testing
         #expect(abs(b - a - 1) < 1e-6 && abs(fused - (a + b) / 2) < 1e-9)
     }
 
+    @Test func evalScoresCleanAndImpairedCopiesInOneRun() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let head = try headFile(in: folder)
+        var list = "filename,typ\n"
+        for (i, name) in ["jpeg_420.jpg", "png_rgba.png", "photo_chelsea.png", "photo_rocket.jpg", "webp_lossy.webp", "cjpeg_gray.jpg"].enumerated() {
+            list += "\(Fixtures.path("images", name)),\(i < 3 ? "real" : "gen")\n"
+        }
+        try list.write(to: folder.appendingPathComponent("list.csv"), atomically: true, encoding: .utf8)
+        let result = try cli.run(["eval", "--csv", folder.appendingPathComponent("list.csv").path, "--model", DetectTests.backbone,
+                                  "--head", head, "--impair", "social", "--impair", "resize:factor=0.5+jpeg:q=65..95", "--seed", "3"])
+        #expect(result.status == 0, "\(result.stderr)")
+        for condition in ["tiny [clean]", "tiny [social]", "tiny [resize:factor=0.5+jpeg:q=65..95]", "summary: AVG over generators"] {
+            #expect(result.stdout.contains(condition), "\(condition)")
+        }
+        let impaired = try cli.run(["impair", Fixtures.path("images", "photo_chelsea.png"), "--op", "resize:factor=0.5",
+                                    "--op", "jpeg:q=70", "-o", folder.appendingPathComponent("out.jpg").path])
+        #expect(impaired.status == 0)
+        let written = try ImageDecoder.decode(path: folder.appendingPathComponent("out.jpg").path)
+        let expected = try ImpairmentChain(parsing: ["resize:factor=0.5", "jpeg:q=70"]).apply(ImageDecoder.decode(path: Fixtures.path("images", "photo_chelsea.png")))
+        #expect(written == expected.0)
+    }
+
     @Test func evalEqualsScikitLearnOnTheReferenceFormat() throws {
         let saved = try Fixtures.temporaryDirectory().appendingPathComponent("metrics.csv").path
         let result = try cli.run(["eval", "--csv", Fixtures.path("metrics", "list.csv"), "--scores", Fixtures.path("metrics", "scores.csv"),

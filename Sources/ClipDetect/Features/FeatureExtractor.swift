@@ -13,6 +13,8 @@ public struct FeatureExtractor: Sendable {
     public var applyOrientation = false
     /// Features computed before are read from here instead of computed again.
     public var cache: FeatureCache?
+    /// Applied in memory after decoding, with each image's index in the run (features are then not cached).
+    public var impairment: ImpairmentChain?
     private let fingerprint: String
 
     public init(encoder: ImageEncoder, kind: FeatureKind = .pooled, normalize: Bool = true,
@@ -39,7 +41,7 @@ public struct FeatureExtractor: Sendable {
         var start = 0
         while start < paths.count {
             let batch = Array(paths[start..<min(start + batchSize, paths.count)])
-            let inputs = prepare(batch)
+            let inputs = prepare(batch, first: start)
             let pending = inputs.enumerated().compactMap { index, input -> (Int, [Float], String?)? in
                 if case .success(.pixels(let pixels, let key)) = input { return (index, pixels, key) }
                 return nil
@@ -67,12 +69,13 @@ public struct FeatureExtractor: Sendable {
     }
 
     /// Reads, looks up, decodes and preprocesses a batch on all cores.
-    private func prepare(_ paths: [String]) -> [Result<Prepared, Error>] {
+    private func prepare(_ paths: [String], first: Int) -> [Result<Prepared, Error>] {
         let results = UnsafeMutableBufferPointer<Result<Prepared, Error>>.allocate(capacity: paths.count)
         results.initialize(repeating: .success(.cached([])))
         defer { results.deallocate() }
         let shared = UncheckedSendable(results)
-        let preprocessor = self.preprocessor, limits = self.limits, orient = applyOrientation, cache = self.cache
+        let preprocessor = self.preprocessor, limits = self.limits, orient = applyOrientation, impairment = self.impairment
+        let cache = impairment == nil ? self.cache : nil
         let (fingerprint, kind, normalize, width) = (self.fingerprint, self.kind, self.normalize, self.width)
         DispatchQueue.concurrentPerform(iterations: paths.count) { index in
             shared.value[index] = Result {
@@ -82,7 +85,12 @@ public struct FeatureExtractor: Sendable {
                                      normalized: normalize, oriented: orient)
                 }
                 if let cache, let key, let feature = try? cache.feature(key, width: width) { return .cached(feature) }
-                let image = try ImageDecoder.decode(data, path: paths[index], limits: limits, applyOrientation: orient)
+                var image = try ImageDecoder.decode(data, path: paths[index], limits: limits, applyOrientation: orient)
+                if let impairment {
+                    do { image = try impairment.apply(image, index: first + index).0 } catch let error as ImageError {
+                        throw ImageFileError(path: paths[index], underlying: error)
+                    }
+                }
                 return .pixels(preprocessor(image), key: key)
             }
         }

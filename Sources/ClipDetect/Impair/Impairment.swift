@@ -33,8 +33,8 @@ public struct Parameter: Sendable, Equatable, CustomStringConvertible {
 public enum Impairment: Sendable, Equatable {
     case jpeg(quality: Parameter, subsampling: JPEGSubsampling)
     case webp(quality: Parameter)
-    /// By `factor`, or so the longer side becomes `side`.
-    case resize(factor: Parameter?, side: Parameter?, filter: PillowResample.Filter)
+    /// By `factor`, so the longer side becomes `side`, or down (never up) to a longer side of `maxSide`.
+    case resize(factor: Parameter?, side: Parameter?, maxSide: Parameter?, filter: PillowResample.Filter)
     /// A `fraction` of each side or a `size` in pixels, centred or at a random place.
     case crop(fraction: Parameter?, size: Parameter?, random: Bool)
     case blur(sigma: Parameter)
@@ -65,9 +65,11 @@ public enum Impairment: Sendable, Equatable {
             guard let filter = PillowResample.Filter(rawValue: filterName) else {
                 throw ImpairmentError.invalid("filter=\(filterName): use bilinear, bicubic or lanczos")
             }
-            let factor = try parameter("factor", "scale"), side = try parameter("side")
-            guard (factor == nil) != (side == nil) else { throw ImpairmentError.invalid("resize takes factor= or side=") }
-            self = .resize(factor: factor, side: side, filter: filter)
+            let factor = try parameter("factor", "scale"), side = try parameter("side"), maxSide = try parameter("max")
+            guard [factor, side, maxSide].compactMap({ $0 }).count == 1 else {
+                throw ImpairmentError.invalid("resize takes one of factor=, side= or max=")
+            }
+            self = .resize(factor: factor, side: side, maxSide: maxSide, filter: filter)
         case "crop":
             let mode = values.removeValue(forKey: "mode") ?? "center"
             guard mode == "center" || mode == "random" else { throw ImpairmentError.invalid("mode=\(mode): use center or random") }
@@ -95,8 +97,10 @@ public enum Impairment: Sendable, Equatable {
         case .webp(let quality):
             let data = try LossyEncoder.webp(image, quality: quality.drawInteger(&generator))
             return (try ImageDecoder.decode(data), data)
-        case .resize(let factor, let side, let filter):
-            let scale = factor.map { $0.draw(&generator) } ?? side!.draw(&generator) / Double(max(image.width, image.height))
+        case .resize(let factor, let side, let maxSide, let filter):
+            let longer = Double(max(image.width, image.height))
+            let scale = factor.map { $0.draw(&generator) } ?? side.map { $0.draw(&generator) / longer }
+                ?? min(1, maxSide!.draw(&generator) / longer)
             let width = max(1, Int((Double(image.width) * scale).rounded(.toNearestOrEven)))
             let height = max(1, Int((Double(image.height) * scale).rounded(.toNearestOrEven)))
             guard width * height <= DecodeLimits.pillowPixelLimit else {
@@ -186,6 +190,19 @@ public struct ImpairmentChain: Sendable, Equatable {
 
     public init(parsing specs: [String], seed: UInt64 = 0) throws {
         self.init(operations: try specs.map(Impairment.init(parsing:)), seed: seed)
+    }
+
+    /// Named chains, documented in docs/impairments.md.
+    public static let named: [String: [String]] = [
+        // Posting to a social network: the longer side brought down to 1080 pixels (Instagram's and
+        // Facebook's usual display size) with bicubic resampling, then JPEG at quality 85, 4:2:0.
+        "social": ["resize:max=1080,filter=bicubic", "jpeg:q=85,sub=420"],
+    ]
+
+    /// A condition of `eval --impair`: a named chain, or operations joined by `+`.
+    public init(condition: String, seed: UInt64 = 0) throws {
+        let specs = Self.named[condition] ?? condition.split(separator: "+").map(String.init)
+        try self.init(parsing: specs, seed: seed)
     }
 
     /// The impaired image, and the encoded bytes when the last operation is a lossy encoder.

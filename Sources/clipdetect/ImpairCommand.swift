@@ -1,0 +1,32 @@
+import ArgumentParser
+import ClipDetect
+import Foundation
+
+struct ImpairCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "impair", abstract: "Write an image after a chain of impairments, to inspect or reuse it.",
+        discussion: """
+            Operations: jpeg:q=Q[,sub=444|422|420]  webp:q=Q  resize:factor=F|side=S[,filter=bilinear|bicubic|lanczos]
+            crop:fraction=F|size=S[,mode=center|random]  blur:sigma=S  noise:sigma=S. Any number may be a range low..high,
+            drawn per image from --seed. A chain ending in jpeg or webp is written as those bytes; otherwise as PNG.
+            """)
+
+    @Argument(help: "Image file.") var image: String
+    @Option(name: .customLong("op"), help: "An operation (repeat, applied in order).") var operations: [String]
+    @Option(help: "Seed for the parameters drawn from ranges.") var seed: UInt64 = 0
+    @Option(name: [.customShort("o"), .long], help: "Output file.") var output: String
+
+    func run() throws {
+        let chain = try ImpairmentChain(parsing: operations, seed: seed)
+        let (result, encoded) = try chain.apply(try ImageDecoder.decode(path: image))
+        let ext = URL(fileURLWithPath: output).pathExtension.lowercased()
+        switch (ext, chain.operations.last) {
+        case ("png", _):
+            try PNGEncoder.write(result, to: output)
+        case ("jpg", .jpeg?), ("jpeg", .jpeg?), ("webp", .webp?):
+            try encoded!.write(to: URL(fileURLWithPath: output))
+        default:
+            throw ValidationError("\(output): end the chain with jpeg to write .jpg, with webp to write .webp, or write .png")
+        }
+    }
+}
