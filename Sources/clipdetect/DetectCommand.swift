@@ -31,11 +31,8 @@ struct DetectCommand: ParsableCommand {
 
     func run() throws {
         let loaded = try modelOptions.load()
-        let chosen = heads.isEmpty ? loaded.head.map { [$0] } ?? [] : try heads.map(Head.read)
-        guard !chosen.isEmpty else {
-            throw ValidationError("\(modelOptions.model) is a backbone without a head: give --head (import the reference's with `clipdetect head import`)")
-        }
-        var detector = try Detector(encoder: loaded.encoder, heads: chosen, fusion: fusion, batchSize: batch)
+        var detector = try Detector(encoder: loaded.encoder, heads: loaded.heads(heads, model: modelOptions.model),
+                                    fusion: fusion, batchSize: batch)
         detector.extractor.cache = cacheOptions.open()
         var items = try Inputs.collect(inputs, csv: csv)
         let done = resume ? try DetectionWriter.namesIn(output!, format: format == .csv ? .csv : .jsonl) : []

@@ -79,9 +79,7 @@ struct EvalCommand: ParsableCommand {
 
     private func makeDetector() throws -> Detector {
         let loaded = try LoadedModel(model!, hints: ModelHints(activation: activation), offline: offline)
-        let chosen = heads.isEmpty ? loaded.head.map { [$0] } ?? [] : try heads.map(Head.read)
-        guard !chosen.isEmpty else { throw ValidationError("\(model!) has no head: give --head") }
-        var detector = try Detector(encoder: loaded.encoder, heads: chosen, fusion: fusion)
+        var detector = try Detector(encoder: loaded.encoder, heads: loaded.heads(heads, model: model!), fusion: fusion)
         detector.extractor.cache = cacheOptions.open()
         return detector
     }

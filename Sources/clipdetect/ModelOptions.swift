@@ -59,6 +59,15 @@ struct LoadedModel {
         encoder = try ImageEncoder(path: store.backbone(named), hints: hints.overriding(named.hints))
         head = try store.head(named, backbone: nil)
     }
+
+    /// The given head files, or the named model's own head.
+    func heads(_ files: [String], model: String) throws -> [Head] {
+        let chosen = files.isEmpty ? head.map { [$0] } ?? [] : try files.map(Head.read)
+        guard !chosen.isEmpty else {
+            throw ValidationError("\(model) is a backbone without a head: give --head (import the reference's with `clipdetect head import`)")
+        }
+        return chosen
+    }
 }
 
 /// A download bar on standard error when it is a terminal.
