@@ -73,7 +73,7 @@ def check():
     worst = 0
     for kind, path in paths.items():
         out = os.path.join(WORK, f"features-{kind}.npy")
-        subprocess.run([BINARY, "embed", "--model", path, "--format", "npy", "-o", out] + images, check=True)
+        subprocess.run([BINARY, "embed", "--no-cache", "--model", path, "--format", "npy", "-o", out] + images, check=True)
         ours = np.load(out)
         cosine = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
         diff = np.abs(ours - ref).max()
