@@ -103,6 +103,37 @@ import Testing
         }
     }
 
+    /// Damaged checkpoints of every kind: each opens or throws one error; none crashes.
+    @Test(arguments: ["encoder/a_gelu_proj32/openclip.pth", "encoder/a_gelu_proj32/openclip_zip64.pth",
+                      "encoder/a_gelu_proj32/openclip.safetensors", "heads/weights.pth", "encoder/c_bare_noproj28/bare.pth"])
+    func damagedCheckpointsNeverCrash(file: String) throws {
+        let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path(file))))
+        let folder = try Fixtures.temporaryDirectory()
+        var state: UInt64 = 0xC0FFEE
+        func next(_ bound: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        for round in 0..<60 {
+            var bytes = original
+            if round % 5 == 0 {
+                bytes = Array(bytes.prefix(next(bytes.count)))
+            } else {
+                // Damage where the structure lives: headers, the pickle and the zip directory.
+                let hot = round % 2 == 0 ? min(bytes.count, 4096) : bytes.count
+                for _ in 0..<(1 + next(6)) { bytes[next(hot)] = UInt8(next(256)) }
+                if round % 3 == 0 { for _ in 0..<(1 + next(6)) { bytes[bytes.count - 1 - next(min(bytes.count, 2048))] = UInt8(next(256)) } }
+            }
+            let path = folder.appendingPathComponent("damaged-\(round)").path
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            if let checkpoint = try? Checkpoint.open(path) {
+                // Whatever opened must be readable within its declared bounds.
+                for tensor in checkpoint.tensors.values where tensor.elementCount < 1_000_000 { _ = try? tensor.floats() }
+                _ = try? ModelDescription.infer(from: checkpoint, hints: ModelHints(activation: .gelu))
+            }
+        }
+    }
+
     @Test func metadataStatesActivationAndHeads() throws {
         let checkpoint = try Checkpoint.open(Fixtures.path("encoder", "a_gelu_proj32", "openclip_bf16.safetensors"))
         #expect(checkpoint.metadata["activation"] == "gelu")
