@@ -3,7 +3,7 @@ import ClipDetect
 import Foundation
 
 struct ModelCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "model", abstract: "Inspect backbone checkpoints.",
+    static let configuration = CommandConfiguration(commandName: "model", abstract: "Named models and backbone checkpoints.",
                                                     subcommands: [Info.self, List.self, Fetch.self])
 
     struct List: ParsableCommand {
@@ -34,12 +34,12 @@ struct ModelCommand: ParsableCommand {
 
         @Argument(help: "Checkpoint file.") var checkpoint: String
         @Option(help: "Activation, when nothing in the file states it.") var activation: ModelDescription.Activation?
-        @Option(help: "Attention heads, when nothing in the file states it.") var heads: Int?
+        @Option(help: "Attention heads, when nothing in the file states it.") var attentionHeads: Int?
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
             let file = try Checkpoint.open(checkpoint)
-            let description = try ModelDescription.infer(from: file, hints: ModelHints(activation: activation, heads: heads))
+            let description = try ModelDescription.infer(from: file, hints: ModelHints(activation: activation, heads: attentionHeads))
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

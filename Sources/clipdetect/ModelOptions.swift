@@ -13,13 +13,13 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Activation, when no config file or metadata states it (OpenAI checkpoints: quick_gelu).")
     var activation: ModelDescription.Activation?
 
-    @Option(help: "Attention heads, when no config states it (default: width / 64).")
-    var heads: Int?
+    @Option(help: "Attention heads of the backbone, when no config states it (default: width / 64).")
+    var attentionHeads: Int?
 
     @Flag(help: "Never download: use only files already in the cache.")
     var offline = false
 
-    var hints: ModelHints { ModelHints(activation: activation, heads: heads) }
+    var hints: ModelHints { ModelHints(activation: activation, heads: attentionHeads) }
 
     func load() throws -> LoadedModel {
         try LoadedModel(model, hints: hints, offline: offline)

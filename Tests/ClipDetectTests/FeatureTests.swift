@@ -86,7 +86,7 @@ import Testing
         #expect(malicious.stderr.contains("refused") && malicious.stderr.split(separator: "\n").count == 1)
         let unknown = try run(["model", "info", Fixtures.path("encoder", "c_bare_noproj28", "bare.pth")])
         #expect(unknown.status != 0 && unknown.stderr.contains("--activation"))
-        let known = try run(["model", "info", "--json", "--activation", "gelu", "--heads", "2",
+        let known = try run(["model", "info", "--json", "--activation", "gelu", "--attention-heads", "2",
                              Fixtures.path("encoder", "c_bare_noproj28", "bare.pth")])
         #expect(known.status == 0 && known.stdout.contains("\"width\" : 64"))
     }

@@ -41,7 +41,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case .activationUnknown(let path):
             "\(path): nothing states the activation (no open_clip_config.json, config.json or safetensors metadata); pass --activation gelu or --activation quick_gelu (OpenAI checkpoints use quick_gelu)"
         case .headsUnknown(let width):
-            "width \(width) is not a multiple of 64 and nothing states the number of attention heads; pass --heads"
+            "width \(width) is not a multiple of 64 and nothing states the number of attention heads; pass --attention-heads"
         case .missingTensors(let names):
             "checkpoint lacks \(names.count) tensor(s) the tower needs: \(Self.list(names))"
         case .unexpectedTensors(let names):
