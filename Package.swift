@@ -23,10 +23,12 @@ let package = Package(
                        providers: [.apt(["libwebp-dev"])]),
         .systemLibrary(name: "CGIF", path: "Sources/CGIF", pkgConfig: "libgif",
                        providers: [.apt(["libgif-dev"])]),
+        .systemLibrary(name: "CTIFF", path: "Sources/CTIFF", pkgConfig: "libtiff-4",
+                       providers: [.apt(["libtiff-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
         .target(name: "ClipDetect", dependencies: [
-            "CBLAS", "CTurboJPEG", "CPNG", "CWebP", "CGIF",
+            "CBLAS", "CTurboJPEG", "CPNG", "CWebP", "CGIF", "CTIFF",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),

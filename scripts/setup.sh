@@ -3,7 +3,7 @@
 # Idempotent: apt runs only when a package is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=(pkg-config libopenblas-dev libturbojpeg0-dev libpng-dev libwebp-dev libgif-dev libsqlite3-dev)
+packages=(pkg-config libopenblas-dev libturbojpeg0-dev libpng-dev libwebp-dev libgif-dev libtiff-dev libsqlite3-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -73,7 +73,7 @@ import Testing
     }
 
     /// Damaged copies of every format: each either decodes or throws; none crashes or hangs.
-    @Test(arguments: ["jpeg_420.jpg", "jpeg_progressive.jpg", "cjpeg_arithmetic.jpg", "png_interlaced.png", "gif_animated.gif", "bmp_palette.bmp",
+    @Test(arguments: ["jpeg_420.jpg", "jpeg_progressive.jpg", "cjpeg_arithmetic.jpg", "png_interlaced.png", "gif_animated.gif", "bmp_palette.bmp", "tiff_rgb_tiff_lzw.tif",
                       "png_palette_trns.png", "png_rgb16.png", "webp_lossy.webp", "webp_animated.webp", "webp_alpha_lossless.webp"])
     func damagedFilesNeverCrash(name: String) throws {
         let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path("images", name))))

@@ -40,7 +40,7 @@ public enum ImageDecoder {
         case .webp: return try WebPDecoder.decode(bytes, limits: limits)
         case .gif: return try GIFDecoder.decode(bytes, limits: limits)
         case .bmp: return try BMPDecoder.decode(bytes, limits: limits)
-        default: throw ImageError.unsupported("\(format.rawValue) files are not decoded yet")
+        case .tiff: return try TIFFDecoder.decode(bytes, limits: limits)
         }
     }
 
