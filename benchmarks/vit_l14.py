@@ -83,6 +83,22 @@ def check():
             sys.exit(f"FAIL: {kind} features differ from open_clip's")
     print("OK: cosine ≥ 0.99999 and max |Δ| ≤ 1e-4 for every file format")
 
+    # A head saved the reference's way, imported, and a folder scored by detect.
+    g = torch.Generator().manual_seed(4)
+    weight, bias = torch.randn(1, 1024, generator=g), torch.randn(1, generator=g)
+    pth, head = os.path.join(WORK, "weights.pth"), os.path.join(WORK, "head.safetensors")
+    torch.save({"model": {"fc.weight": weight, "fc.bias": bias}}, pth)
+    subprocess.run([BINARY, "head", "import", pth, "--backbone", paths["safetensors"], "--name", "random", "-o", head],
+                   check=True, capture_output=True)
+    out = subprocess.run([BINARY, "detect", "--no-cache", "--model", paths["pth"], "--head", head,
+                          os.path.dirname(images[0])], check=True, capture_output=True, text=True).stdout
+    rows = {line.split(",")[0]: float(line.split(",")[1]) for line in out.splitlines()[1:]}
+    expected = (torch.from_numpy(ref) @ weight.T + bias)[:, 0].numpy()
+    worst = max(abs(rows[path] - value) for path, value in zip(images, expected))
+    print(f"detect on the folder with the imported head: max |Δscore| {worst:.2e} ({len(rows)} images)")
+    if worst > 1e-3:
+        sys.exit("FAIL: scores differ from open_clip + head")
+
 
 def bench():
     clip, paths = model()
