@@ -11,8 +11,7 @@ import Testing
     func matchesPillow(label: String) throws {
         let c = Self.cases.first { "\($0.source) \($0.op)" == label }!
         let image = try ImageDecoder.decode(path: Fixtures.path("images", c.source))
-        var generator = SeededGenerator(seed: 0)
-        let (out, _) = try Impairment(parsing: c.op).apply(image, &generator)
+        let (out, _) = try ImpairmentChain(condition: c.op).apply(image)
         #expect(out.width == c.width && out.height == c.height)
         #expect(PreprocessTests.fnv1a(out.pixels) == c.fnv1a)
     }
@@ -25,6 +24,15 @@ import Testing
         #expect(a.0 == b.0 && a.encoded == b.encoded && a.encoded != nil)
         #expect(try chain.apply(image, index: 4).0 != a.0)
         #expect(try ImpairmentChain(parsing: specs, seed: 8).apply(image, index: 3).0 != a.0)
+    }
+
+    @Test func thePaperChainGivesJPEGsOf200Pixels() throws {
+        let image = try ImageDecoder.decode(path: Fixtures.path("images", "photo_chelsea.png"))
+        let chain = try ImpairmentChain(condition: "paper", seed: 1)
+        for index in 0..<4 {
+            let (out, encoded) = try chain.apply(image, index: index)
+            #expect(out.width == 200 && out.height == 200 && encoded.map { $0.starts(with: [0xFF, 0xD8]) } == true)
+        }
     }
 
     @Test func badSpecsAreExplained() {

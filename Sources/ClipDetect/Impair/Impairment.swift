@@ -33,10 +33,12 @@ public struct Parameter: Sendable, Equatable, CustomStringConvertible {
 public enum Impairment: Sendable, Equatable {
     case jpeg(quality: Parameter, subsampling: JPEGSubsampling)
     case webp(quality: Parameter)
-    /// By `factor`, so the longer side becomes `side`, or down (never up) to a longer side of `maxSide`.
-    case resize(factor: Parameter?, side: Parameter?, maxSide: Parameter?, filter: PillowResample.Filter)
-    /// A `fraction` of each side or a `size` in pixels, centred or at a random place.
-    case crop(fraction: Parameter?, size: Parameter?, random: Bool)
+    /// By `factor`, so the longer side becomes `side`, down (never up) to a longer side of `maxSide`,
+    /// or to a `square` of that many pixels; `filter` nil picks lanczos when shrinking, bicubic otherwise.
+    case resize(factor: Parameter?, side: Parameter?, maxSide: Parameter?, square: Parameter?, filter: PillowResample.Filter?)
+    /// A `fraction` of each side, a square `size` in pixels, or a square of `side` × the short side
+    /// (clamped to `min`…`max` pixels); centred, at a random place, or at `x`, `y`.
+    case crop(fraction: Parameter?, size: Parameter?, side: Parameter?, limits: ClosedRange<Int>, random: Bool, x: Parameter?, y: Parameter?)
     case blur(sigma: Parameter)
     case noise(sigma: Parameter)
 
@@ -62,20 +64,27 @@ public enum Impairment: Sendable, Equatable {
             self = .webp(quality: try parameter("q", "quality") ?? Parameter(80))
         case "resize":
             let filterName = values.removeValue(forKey: "filter") ?? "bicubic"
-            guard let filter = PillowResample.Filter(rawValue: filterName) else {
-                throw ImpairmentError.invalid("filter=\(filterName): use bilinear, bicubic or lanczos")
+            let filter = PillowResample.Filter(rawValue: filterName)
+            guard filter != nil || filterName == "auto" else {
+                throw ImpairmentError.invalid("filter=\(filterName): use bilinear, bicubic, lanczos or auto")
             }
-            let factor = try parameter("factor", "scale"), side = try parameter("side"), maxSide = try parameter("max")
-            guard [factor, side, maxSide].compactMap({ $0 }).count == 1 else {
-                throw ImpairmentError.invalid("resize takes one of factor=, side= or max=")
+            let factor = try parameter("factor", "scale"), side = try parameter("side"), maxSide = try parameter("max"),
+                square = try parameter("to")
+            guard [factor, side, maxSide, square].compactMap({ $0 }).count == 1 else {
+                throw ImpairmentError.invalid("resize takes one of factor=, side=, max= or to=")
             }
-            self = .resize(factor: factor, side: side, maxSide: maxSide, filter: filter)
+            self = .resize(factor: factor, side: side, maxSide: maxSide, square: square, filter: filter)
         case "crop":
             let mode = values.removeValue(forKey: "mode") ?? "center"
             guard mode == "center" || mode == "random" else { throw ImpairmentError.invalid("mode=\(mode): use center or random") }
-            let fraction = try parameter("fraction"), size = try parameter("size")
-            guard (fraction == nil) != (size == nil) else { throw ImpairmentError.invalid("crop takes fraction= or size=") }
-            self = .crop(fraction: fraction, size: size, random: mode == "random")
+            let fraction = try parameter("fraction"), size = try parameter("size"), side = try parameter("side")
+            guard [fraction, size, side].compactMap({ $0 }).count == 1 else {
+                throw ImpairmentError.invalid("crop takes one of fraction=, size= or side=")
+            }
+            let low = Int(try parameter("min")?.low ?? 1), high = Int(try parameter("max")?.low ?? Double(Int.max / 2))
+            guard low <= high else { throw ImpairmentError.invalid("crop min= is above max=") }
+            self = .crop(fraction: fraction, size: size, side: side, limits: low...high, random: mode == "random",
+                         x: try parameter("x"), y: try parameter("y"))
         case "blur":
             guard let sigma = try parameter("sigma") else { throw ImpairmentError.invalid("blur takes sigma=") }
             self = .blur(sigma: sigma)
@@ -97,27 +106,38 @@ public enum Impairment: Sendable, Equatable {
         case .webp(let quality):
             let data = try LossyEncoder.webp(image, quality: quality.drawInteger(&generator))
             return (try ImageDecoder.decode(data), data)
-        case .resize(let factor, let side, let maxSide, let filter):
+        case .resize(let factor, let side, let maxSide, let square, let filter):
             let longer = Double(max(image.width, image.height))
-            let scale = factor.map { $0.draw(&generator) } ?? side.map { $0.draw(&generator) / longer }
-                ?? min(1, maxSide!.draw(&generator) / longer)
-            let width = max(1, Int((Double(image.width) * scale).rounded(.toNearestOrEven)))
-            let height = max(1, Int((Double(image.height) * scale).rounded(.toNearestOrEven)))
+            var width: Int, height: Int
+            if let square {
+                width = max(1, square.drawInteger(&generator))
+                height = width
+            } else {
+                let scale = factor.map { $0.draw(&generator) } ?? side.map { $0.draw(&generator) / longer }
+                    ?? min(1, maxSide!.draw(&generator) / longer)
+                width = max(1, Int((Double(image.width) * scale).rounded(.toNearestOrEven)))
+                height = max(1, Int((Double(image.height) * scale).rounded(.toNearestOrEven)))
+            }
+            let filter = filter ?? (width * height < image.width * image.height ? .lanczos : .bicubic)
             guard width * height <= DecodeLimits.pillowPixelLimit else {
                 throw ImageError.tooLarge("resize to \(width)×\(height)")
             }
             return (PillowResample.resize(image, width: width, height: height, filter: filter), nil)
-        case .crop(let fraction, let size, let random):
-            let (w, h): (Int, Int)
+        case .crop(let fraction, let size, let side, let limits, let random, let x, let y):
+            var (w, h): (Int, Int)
             if let fraction {
                 let f = min(max(fraction.draw(&generator), 0), 1)
                 (w, h) = (max(1, Int(Double(image.width) * f)), max(1, Int(Double(image.height) * f)))
             } else {
-                let s = size!.drawInteger(&generator)
-                (w, h) = (min(s, image.width), min(s, image.height))
+                let short = min(image.width, image.height)
+                let s = size.map { $0.drawInteger(&generator) } ?? Int((side!.draw(&generator) * Double(short)).rounded())
+                let clamped = min(max(s, limits.lowerBound), limits.upperBound)
+                (w, h) = (min(clamped, image.width), min(clamped, image.height))
             }
-            let left = random ? Int.random(in: 0...(image.width - w), using: &generator) : (image.width - w) / 2
-            let top = random ? Int.random(in: 0...(image.height - h), using: &generator) : (image.height - h) / 2
+            let left = x.map { min(max($0.drawInteger(&generator), 0), image.width - w) }
+                ?? (random ? Int.random(in: 0...(image.width - w), using: &generator) : (image.width - w) / 2)
+            let top = y.map { min(max($0.drawInteger(&generator), 0), image.height - h) }
+                ?? (random ? Int.random(in: 0...(image.height - h), using: &generator) : (image.height - h) / 2)
             return (PillowResample.window(image, columns: left..<(left + w), rows: top..<(top + h)), nil)
         case .blur(let sigma):
             return (Self.gaussianBlur(image, sigma: sigma.draw(&generator)), nil)
@@ -197,6 +217,10 @@ public struct ImpairmentChain: Sendable, Equatable {
         // Posting to a social network: the longer side brought down to 1080 pixels (Instagram's and
         // Facebook's usual display size) with bicubic resampling, then JPEG at quality 85, 4:2:0.
         "social": ["resize:max=1080,filter=bicubic", "jpeg:q=85,sub=420"],
+        // The post-processing of Corvi et al. (ICASSP 2023), grip-unina/DMimageDetection csv_operations.py:
+        // a square crop (160…2048 pixels, here 5/8…1 of the short side, our reading of its cropsize_ratio),
+        // resized to 200×200 (Lanczos when shrinking, bicubic when enlarging), JPEG at quality 65…100.
+        "paper": ["crop:side=0.625..1,min=160,max=2048,mode=random", "resize:to=200,filter=auto", "jpeg:q=65..100"],
     ]
 
     /// A condition of `eval --impair`: a named chain, or operations joined by `+`.
