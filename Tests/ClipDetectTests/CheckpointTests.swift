@@ -109,11 +109,8 @@ import Testing
     func damagedCheckpointsNeverCrash(file: String) throws {
         let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path(file))))
         let folder = try Fixtures.temporaryDirectory()
-        var state: UInt64 = 0xC0FFEE
-        func next(_ bound: Int) -> Int {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return Int((state >> 33) % UInt64(bound))
-        }
+        var damage = Damage(seed: 0xC0FFEE)
+        func next(_ bound: Int) -> Int { damage.next(bound) }
         for round in 0..<60 {
             var bytes = original
             if round % 5 == 0 {

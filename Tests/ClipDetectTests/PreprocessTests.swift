@@ -77,11 +77,8 @@ import Testing
                       "png_palette_trns.png", "png_rgb16.png", "webp_lossy.webp", "webp_animated.webp", "webp_alpha_lossless.webp"])
     func damagedFilesNeverCrash(name: String) throws {
         let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path("images", name))))
-        var state: UInt64 = 0x5EED
-        func next(_ bound: Int) -> Int {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return Int((state >> 33) % UInt64(bound))
-        }
+        var damage = Damage(seed: 0x5EED)
+        func next(_ bound: Int) -> Int { damage.next(bound) }
         for round in 0..<40 {
             var bytes = original
             if round % 4 == 0 {
