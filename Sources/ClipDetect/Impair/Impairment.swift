@@ -166,6 +166,7 @@ public enum Impairment: Sendable, Equatable {
         var kernel = (-radius...radius).map { exp(-0.5 * Double($0 * $0) / (sigma * sigma)) }
         let total = kernel.reduce(0, +)
         kernel = kernel.map { $0 / total }
+        let weights = kernel.map { Float($0) }
         func reflect(_ i: Int, _ n: Int) -> Int {
             var i = i
             let period = 2 * n
@@ -173,23 +174,34 @@ public enum Impairment: Sendable, Equatable {
             return i < n ? i : period - 1 - i
         }
         let w = image.width, h = image.height
-        var horizontal = [Double](repeating: 0, count: w * h * 3)
-        for y in 0..<h {
-            for x in 0..<w {
-                for c in 0..<3 {
-                    var sum = 0.0
-                    for k in -radius...radius { sum += kernel[k + radius] * Double(image.pixels[(y * w + reflect(x + k, w)) * 3 + c]) }
-                    horizontal[(y * w + x) * 3 + c] = sum
+        // One float intermediate (4 bytes a sample), both passes split over the cores by rows.
+        var horizontal = [Float](repeating: 0, count: w * h * 3)
+        var out = image
+        image.pixels.withUnsafeBufferPointer { source in
+            horizontal.withUnsafeMutableBufferPointer { middle in
+                let input = UncheckedSendable(source), target = UncheckedSendable(middle)
+                Kernels.parallelRows(h) { y in
+                    for x in 0..<w {
+                        for c in 0..<3 {
+                            var sum: Float = 0
+                            for k in -radius...radius { sum += weights[k + radius] * Float(input.value[(y * w + reflect(x + k, w)) * 3 + c]) }
+                            target.value[(y * w + x) * 3 + c] = sum
+                        }
+                    }
                 }
             }
         }
-        var out = image
-        for y in 0..<h {
-            for x in 0..<w {
-                for c in 0..<3 {
-                    var sum = 0.0
-                    for k in -radius...radius { sum += kernel[k + radius] * horizontal[(reflect(y + k, h) * w + x) * 3 + c] }
-                    out.pixels[(y * w + x) * 3 + c] = UInt8(min(max(sum.rounded(), 0), 255))
+        horizontal.withUnsafeBufferPointer { middle in
+            out.pixels.withUnsafeMutableBufferPointer { pixels in
+                let input = UncheckedSendable(middle), target = UncheckedSendable(pixels)
+                Kernels.parallelRows(h) { y in
+                    for x in 0..<w {
+                        for c in 0..<3 {
+                            var sum: Float = 0
+                            for k in -radius...radius { sum += weights[k + radius] * input.value[(reflect(y + k, h) * w + x) * 3 + c] }
+                            target.value[(y * w + x) * 3 + c] = UInt8(min(max(sum.rounded(), 0), 255))
+                        }
+                    }
                 }
             }
         }
