@@ -1,13 +1,13 @@
 import Crypto
 
-extension ImageEncoder {
+extension VisionWeights {
     /// Identifies a backbone by its weights, whatever file format or naming holds them: SHA-256 over
     /// the architecture and, per tensor in role order, its shape and a sample of its f32 values
     /// (the first and last 256 values and 256 evenly spaced ones). Costs milliseconds, not a full read.
-    public var fingerprint: String {
+    func fingerprint(architecture: String) -> String {
         var hash = SHA256()
-        hash.update(data: Array(description.architecture.utf8))
-        for array in weights.all {
+        hash.update(data: Array(architecture.utf8))
+        for array in all {
             withUnsafeBytes(of: UInt64(array.count).littleEndian) { hash.update(bufferPointer: $0) }
             let count = array.count, step = max(1, count / 256)
             var sample: [Float] = []

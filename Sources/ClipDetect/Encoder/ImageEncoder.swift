@@ -11,6 +11,8 @@ public enum FeatureKind: String, Sendable, CaseIterable, Codable {
 /// A CLIP ViT image tower: pixels (normalised, N×3×S×S) in, one feature vector per image out.
 public final class ImageEncoder: Sendable {
     public let description: ModelDescription
+    /// Identifies these weights in heads and in the feature cache, computed once.
+    public let fingerprint: String
     let weights: VisionWeights
     let checkpoint: Checkpoint
 
@@ -18,6 +20,7 @@ public final class ImageEncoder: Sendable {
         self.description = description
         self.checkpoint = checkpoint
         self.weights = try VisionWeights(checkpoint: checkpoint, description: description)
+        self.fingerprint = weights.fingerprint(architecture: description.architecture)
     }
 
     /// Opens a checkpoint and infers its description (config files beside it and `hints` fill the gaps).

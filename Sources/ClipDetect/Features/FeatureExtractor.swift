@@ -15,7 +15,6 @@ public struct FeatureExtractor: Sendable {
     public var cache: FeatureCache?
     /// Applied in memory after decoding, with each image's index in the run (features are then not cached).
     public var impairment: ImpairmentChain?
-    private let fingerprint: String
 
     public init(encoder: ImageEncoder, kind: FeatureKind = .pooled, normalize: Bool = true,
                 limits: DecodeLimits = DecodeLimits(), batchSize: Int = 8) {
@@ -25,7 +24,6 @@ public struct FeatureExtractor: Sendable {
         self.normalize = normalize
         self.limits = limits
         self.batchSize = max(1, batchSize)
-        self.fingerprint = encoder.fingerprint
     }
 
     public var width: Int { encoder.featureWidth(kind) }
@@ -76,7 +74,7 @@ public struct FeatureExtractor: Sendable {
         let shared = UncheckedSendable(results)
         let preprocessor = self.preprocessor, limits = self.limits, orient = applyOrientation, impairment = self.impairment
         let cache = impairment == nil ? self.cache : nil
-        let (fingerprint, kind, normalize, width) = (self.fingerprint, self.kind, self.normalize, self.width)
+        let (fingerprint, kind, normalize, width) = (encoder.fingerprint, self.kind, self.normalize, self.width)
         DispatchQueue.concurrentPerform(iterations: paths.count) { index in
             shared.value[index] = Result {
                 let data = try ImageDecoder.read(path: paths[index], limits: limits)

@@ -72,13 +72,13 @@ public struct Head: Sendable, Equatable {
     public func isSynthetic(_ score: Double) -> Bool { score > metadata.threshold }
 
     /// Refuses an encoder or feature setting the head was not made for.
-    public func check(encoder: ImageEncoder, kind: FeatureKind, normalized: Bool, fingerprint: String) throws {
+    public func check(encoder: ImageEncoder, kind: FeatureKind, normalized: Bool) throws {
         let f = metadata.feature
         if f.architecture != encoder.description.architecture {
             throw HeadError.mismatch("\(metadata.name) was made for a \(f.architecture) backbone, not \(encoder.description.architecture)")
         }
-        if let expected = f.fingerprint, expected != fingerprint {
-            throw HeadError.mismatch("\(metadata.name) was made for backbone weights \(expected.prefix(12))…, not \(fingerprint.prefix(12))…")
+        if let expected = f.fingerprint, expected != encoder.fingerprint {
+            throw HeadError.mismatch("\(metadata.name) was made for backbone weights \(expected.prefix(12))…, not \(encoder.fingerprint.prefix(12))…")
         }
         if f.kind != kind || f.normalized != normalized || f.width != encoder.featureWidth(kind) {
             throw HeadError.mismatch("\(metadata.name) takes \(f.normalized ? "normalised" : "raw") \(f.kind.rawValue) features of width \(f.width)")

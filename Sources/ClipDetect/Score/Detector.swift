@@ -19,10 +19,8 @@ public struct Detector: Sendable {
     /// Checks that every head fits the encoder, and sets the feature the heads were made for.
     public init(encoder: ImageEncoder, heads: [Head], fusion: Fusion = .softOrProb, batchSize: Int = 8) throws {
         guard let first = heads.first else { throw HeadError.invalid("no head given") }
-        let fingerprint = encoder.fingerprint
         for head in heads {
-            try head.check(encoder: encoder, kind: first.metadata.feature.kind,
-                           normalized: first.metadata.feature.normalized, fingerprint: fingerprint)
+            try head.check(encoder: encoder, kind: first.metadata.feature.kind, normalized: first.metadata.feature.normalized)
         }
         extractor = FeatureExtractor(encoder: encoder, kind: first.metadata.feature.kind,
                                      normalize: first.metadata.feature.normalized, batchSize: batchSize)
