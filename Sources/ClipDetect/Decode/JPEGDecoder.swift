@@ -28,8 +28,8 @@ enum JPEGDecoder {
                 throw ImageError.corrupt(text)
             }
         }
-        if gray { return RGBImage(width: w, height: h, pixels: raw.flatMap { [$0, $0, $0] }) }
-        if cmyk { return RGBImage(width: w, height: h, pixels: cmykToRGB(raw, inverted: hasAdobeMarker(bytes))) }
+        if gray { return RGBImage(width: w, height: h, gray: raw) }
+        if cmyk { return RGBImage(width: w, height: h, cmyk: raw, inverted: hasAdobeMarker(bytes)) }
         return RGBImage(width: w, height: h, pixels: raw)
     }
 
@@ -39,29 +39,23 @@ enum JPEGDecoder {
 
     /// Photoshop writes CMYK inverted and marks it with an APP14 "Adobe" segment (Pillow reads it as "CMYK;I").
     static func hasAdobeMarker(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        var at = 2
-        while at + 4 <= bytes.count, bytes[at] == 0xFF {
-            let marker = bytes[at + 1]
-            if marker == 0xDA || marker == 0xD9 { break }
-            let length = Int(bytes[at + 2]) << 8 | Int(bytes[at + 3])
-            if marker == 0xEE, at + 9 <= bytes.count, Array(bytes[(at + 4)..<(at + 9)]) == Array("Adobe".utf8) { return true }
-            at += 2 + length
-        }
-        return false
+        segment(0xEE, startingWith: "Adobe", in: bytes) != nil
     }
 
-    /// Pillow's CMYK → RGB: each channel is (255 - C) scaled by (255 - K), rounded as MULDIV255.
-    static func cmykToRGB(_ cmyk: [UInt8], inverted: Bool) -> [UInt8] {
-        var rgb = [UInt8](repeating: 0, count: cmyk.count / 4 * 3)
-        for pixel in 0..<(cmyk.count / 4) {
-            var v = (0..<4).map { Int(cmyk[pixel * 4 + $0]) }
-            if inverted { v = v.map { 255 - $0 } }
-            let k = v[3]
-            for c in 0..<3 {
-                let t = (255 - v[c]) * (255 - k) + 128
-                rgb[pixel * 3 + c] = UInt8(((t >> 8) + t) >> 8)
+    /// The payload after `prefix` of the first segment with this marker before the image data.
+    static func segment(_ marker: UInt8, startingWith prefix: String, in bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        let tag = Array(prefix.utf8)
+        var at = 2
+        while at + 4 <= bytes.count, bytes[at] == 0xFF {
+            let found = bytes[at + 1]
+            if found == 0xDA || found == 0xD9 { return nil }
+            let length = Int(bytes[at + 2]) << 8 | Int(bytes[at + 3])
+            let start = at + 4, end = min(at + 2 + length, bytes.count)
+            if found == marker, end - start >= tag.count, Array(bytes[start..<(start + tag.count)]) == tag {
+                return UnsafeRawBufferPointer(rebasing: bytes[(start + tag.count)..<end])
             }
+            at += 2 + length
         }
-        return rgb
+        return nil
     }
 }

@@ -18,13 +18,7 @@ enum Orientation {
         }
         switch format {
         case .jpeg:
-            var at = 2
-            while at + 4 <= bytes.count, bytes[at] == 0xFF {
-                let marker = bytes[at + 1], length = Int(bytes[at + 2]) << 8 | Int(bytes[at + 3])
-                if marker == 0xDA || marker == 0xD9 { return nil }
-                if marker == 0xE1, matches(at + 4, "Exif\0\0") { return slice(at + 10, length - 8) }
-                at += 2 + length
-            }
+            return JPEGDecoder.segment(0xE1, startingWith: "Exif\0\0", in: bytes)
         case .png:
             var at = 8
             while let header = slice(at, 8) {

@@ -12,6 +12,38 @@ public struct RGBImage: Sendable, Equatable {
     }
 }
 
+/// Pillow's conversions to RGB that more than one decoder needs.
+extension RGBImage {
+    /// "L" → RGB: the gray value in every channel.
+    init(width: Int, height: Int, gray: [UInt8]) {
+        var pixels = [UInt8](repeating: 0, count: gray.count * 3)
+        for (i, value) in gray.enumerated() { (pixels[3 * i], pixels[3 * i + 1], pixels[3 * i + 2]) = (value, value, value) }
+        self.init(width: width, height: height, pixels: pixels)
+    }
+
+    /// "CMYK" (or Adobe's inverted "CMYK;I") → RGB.
+    init(width: Int, height: Int, cmyk: [UInt8], inverted: Bool) {
+        var pixels = [UInt8](repeating: 0, count: cmyk.count / 4 * 3)
+        for i in 0..<(cmyk.count / 4) {
+            let v = (cmyk[4 * i], cmyk[4 * i + 1], cmyk[4 * i + 2], cmyk[4 * i + 3])
+            (pixels[3 * i], pixels[3 * i + 1], pixels[3 * i + 2]) =
+                inverted ? Self.rgb(cyan: 255 - v.0, magenta: 255 - v.1, yellow: 255 - v.2, black: 255 - v.3)
+                         : Self.rgb(cyan: v.0, magenta: v.1, yellow: v.2, black: v.3)
+        }
+        self.init(width: width, height: height, pixels: pixels)
+    }
+
+    /// Pillow's rule: each channel is (255 − ink) scaled by (255 − K), rounded as its MULDIV255.
+    @inline(__always)
+    static func rgb(cyan: UInt8, magenta: UInt8, yellow: UInt8, black: UInt8) -> (UInt8, UInt8, UInt8) {
+        func channel(_ ink: UInt8) -> UInt8 {
+            let t = (255 - Int(ink)) * (255 - Int(black)) + 128
+            return UInt8(((t >> 8) + t) >> 8)
+        }
+        return (channel(cyan), channel(magenta), channel(yellow))
+    }
+}
+
 /// The formats the decoder knows, told from a file's first bytes.
 public enum ImageFormat: String, Sendable {
     case jpeg, png, webp, gif, bmp, tiff

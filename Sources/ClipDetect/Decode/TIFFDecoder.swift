@@ -55,8 +55,7 @@ enum TIFFDecoder {
                     let index = Int(row[x])
                     rgb = (palette[index * 3], palette[index * 3 + 1], palette[index * 3 + 2])
                 case (PHOTOMETRIC_SEPARATED, _):
-                    let converted = JPEGDecoder.cmykToRGB(Array(row[(x * 4)..<(x * 4 + 4)]), inverted: false)
-                    rgb = (converted[0], converted[1], converted[2])
+                    rgb = RGBImage.rgb(cyan: row[x * 4], magenta: row[x * 4 + 1], yellow: row[x * 4 + 2], black: row[x * 4 + 3])
                 case (_, 1):
                     let bit = (row[x / 8] >> (7 - UInt8(x % 8))) & 1
                     let value: UInt8 = (bit == 1) != (photometric == PHOTOMETRIC_MINISWHITE) ? 255 : 0

@@ -69,19 +69,15 @@ enum Kernels {
     }
 
     static func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int) {
-        parallelRows(cores) { part in
-            let start = count * part / cores, end = count * (part + 1) / cores
-            for i in start..<end { x[i] += y[i] }
-        }
+        parallelChunks(count) { _, range in for i in range { x[i] += y[i] } }
     }
 
     /// In-place activation over `count` values.
     static func activate(_ x: UnsafeMutablePointer<Float>, count: Int, _ activation: ModelDescription.Activation) {
-        parallelRows(cores) { part in
-            let start = count * part / cores, end = count * (part + 1) / cores
+        parallelChunks(count) { _, range in
             switch activation {
-            case .gelu: map(x + start, count: end - start, FastMath.gelu)
-            case .quickGELU: map(x + start, count: end - start, FastMath.quickGELU)
+            case .gelu: map(x + range.lowerBound, count: range.count, FastMath.gelu)
+            case .quickGELU: map(x + range.lowerBound, count: range.count, FastMath.quickGELU)
             }
         }
     }
