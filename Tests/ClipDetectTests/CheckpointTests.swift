@@ -110,17 +110,8 @@ import Testing
         let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path(file))))
         let folder = try Fixtures.temporaryDirectory()
         var damage = Damage(seed: 0xC0FFEE)
-        func next(_ bound: Int) -> Int { damage.next(bound) }
         for round in 0..<60 {
-            var bytes = original
-            if round % 5 == 0 {
-                bytes = Array(bytes.prefix(next(bytes.count)))
-            } else {
-                // Damage where the structure lives: headers, the pickle and the zip directory.
-                let hot = round % 2 == 0 ? min(bytes.count, 4096) : bytes.count
-                for _ in 0..<(1 + next(6)) { bytes[next(hot)] = UInt8(next(256)) }
-                if round % 3 == 0 { for _ in 0..<(1 + next(6)) { bytes[bytes.count - 1 - next(min(bytes.count, 2048))] = UInt8(next(256)) } }
-            }
+            let bytes = damage.copy(of: original, round: round)
             let path = folder.appendingPathComponent("damaged-\(round)").path
             try Data(bytes).write(to: URL(fileURLWithPath: path))
             if let checkpoint = try? Checkpoint.open(path) {

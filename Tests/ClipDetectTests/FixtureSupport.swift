@@ -48,7 +48,9 @@ func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
     return zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
 }
 
-/// A small deterministic generator for damaging files in robustness tests.
+/// Deterministically damaged copies of a file for robustness tests: every fifth copy is cut short;
+/// the others get random bytes, half of the time in the first 4 KiB where headers live, and every
+/// third also near the end, where zip directories and trailers live.
 struct Damage {
     private var state: UInt64
     init(seed: UInt64) { state = seed }
@@ -56,5 +58,16 @@ struct Damage {
     mutating func next(_ bound: Int) -> Int {
         state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
         return Int((state >> 33) % UInt64(max(bound, 1)))
+    }
+
+    mutating func copy(of original: [UInt8], round: Int) -> [UInt8] {
+        var bytes = original
+        if round % 5 == 0 { return Array(bytes.prefix(next(bytes.count))) }
+        let hot = round % 2 == 0 ? min(bytes.count, 4096) : bytes.count
+        for _ in 0..<(1 + next(6)) { bytes[next(hot)] = UInt8(next(256)) }
+        if round % 3 == 0 {
+            for _ in 0..<(1 + next(6)) { bytes[bytes.count - 1 - next(min(bytes.count, 2048))] = UInt8(next(256)) }
+        }
+        return bytes
     }
 }

@@ -78,14 +78,8 @@ import Testing
     func damagedFilesNeverCrash(name: String) throws {
         let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path("images", name))))
         var damage = Damage(seed: 0x5EED)
-        func next(_ bound: Int) -> Int { damage.next(bound) }
         for round in 0..<40 {
-            var bytes = original
-            if round % 4 == 0 {
-                bytes = Array(bytes.prefix(next(bytes.count)))
-            } else {
-                for _ in 0..<(1 + next(8)) { bytes[next(bytes.count)] = UInt8(next(256)) }
-            }
+            let bytes = damage.copy(of: original, round: round)
             if let image = try? ImageDecoder.decode(Data(bytes), limits: DecodeLimits(maxPixels: 50_000_000)) {
                 #expect(image.pixels.count == image.width * image.height * 3)
             }
