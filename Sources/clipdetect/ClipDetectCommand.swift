@@ -11,3 +11,9 @@ struct ClipDetectCommand: ParsableCommand {
 
 /// Exit status for a run where some inputs failed but the rest were processed.
 let partialFailure = ExitCode(2)
+
+/// A run-time failure of the command itself (not of its arguments): printed as one line, no usage.
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

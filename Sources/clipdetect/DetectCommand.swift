@@ -35,7 +35,7 @@ struct DetectCommand: ParsableCommand {
                                     fusion: fusion, batchSize: batch)
         detector.extractor.cache = cacheOptions.open()
         var items = try Inputs.collect(inputs, csv: csv)
-        let done = resume ? try DetectionWriter.namesIn(output!, format: format == .csv ? .csv : .jsonl) : []
+        let done = resume ? try DetectionWriter.namesIn(output!, format: format) : []
         let skipped = items.count
         items.removeAll { done.contains($0.name) }
         if resume { printError("resuming: \(skipped - items.count) file(s) already in \(output!)") }
@@ -60,7 +60,6 @@ struct DetectCommand: ParsableCommand {
 
 /// Rows written as they are computed, so a run killed half-way keeps what it did.
 final class DetectionWriter {
-    enum Kind { case csv, jsonl }
     private let out: OutputStream
     private let format: DetectCommand.Format
     private let heads: [String]
@@ -105,10 +104,10 @@ final class DetectionWriter {
     }
 
     /// Names already written to an earlier output, for --resume.
-    static func namesIn(_ path: String, format: Kind) throws -> Set<String> {
+    static func namesIn(_ path: String, format: DetectCommand.Format) throws -> Set<String> {
         guard FileManager.default.fileExists(atPath: path) else { return [] }
         switch format {
-        case .csv: return Set(try CSVTable(path: path).values("filename"))
+        case .csv, .table: return Set(try CSVTable(path: path).values("filename"))
         case .jsonl:
             let text = try String(contentsOfFile: path, encoding: .utf8)
             return Set(text.split(separator: "\n").compactMap { line in

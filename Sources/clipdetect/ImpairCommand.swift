@@ -26,7 +26,7 @@ struct ImpairCommand: ParsableCommand {
         case ("jpg", .jpeg?), ("jpeg", .jpeg?), ("webp", .webp?):
             try encoded!.write(to: URL(fileURLWithPath: output))
         default:
-            throw ValidationError("\(output): end the chain with jpeg to write .jpg, with webp to write .webp, or write .png")
+            throw CommandError("\(output): end the chain with jpeg to write .jpg, with webp to write .webp, or write .png")
         }
     }
 }

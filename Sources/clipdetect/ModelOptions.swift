@@ -52,7 +52,7 @@ struct LoadedModel {
             return
         }
         guard let named = NamedModel.named(model) else {
-            throw ValidationError("\(model) is neither a file nor a named model (\(NamedModel.all.map(\.name).joined(separator: ", ")))")
+            throw CommandError("\(model) is neither a file nor a named model (\(NamedModel.all.map(\.name).joined(separator: ", ")))")
         }
         var store = ModelStore(offline: offline)
         store.downloader.progress = downloadProgress()
@@ -64,7 +64,7 @@ struct LoadedModel {
     func heads(_ files: [String], model: String) throws -> [Head] {
         let chosen = files.isEmpty ? head.map { [$0] } ?? [] : try files.map(Head.read)
         guard !chosen.isEmpty else {
-            throw ValidationError("\(model) is a backbone without a head: give --head (import the reference's with `clipdetect head import`)")
+            throw CommandError("\(model) is a backbone without a head: give --head (import the reference's with `clipdetect head import`)")
         }
         return chosen
     }
@@ -87,7 +87,7 @@ final class OutputStream {
         if let path, path != "-" {
             if !append {
                 guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                    throw ValidationError("cannot write \(path)")
+                    throw CommandError("cannot write \(path)")
                 }
             }
             handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))

@@ -60,7 +60,7 @@ struct TrainCommand: ParsableCommand {
         }
         progress.finish()
         let data = TrainingSet(features: features, labels: labels)
-        guard data.positives > 0, data.negatives > 0 else { throw ValidationError("need at least one real and one fake image that decode") }
+        guard data.positives > 0, data.negatives > 0 else { throw CommandError("need at least one real and one fake image that decode") }
         printError("features: \(data.negatives) real, \(data.positives) fake")
 
         var options = TrainingOptions()
