@@ -107,7 +107,9 @@ public struct ModelStore: Sendable {
             try fetch(RemoteFile(url: headEndpoint.appendingPathComponent(reference.path), sha256: reference.sha256, size: reference.size), to: raw)
         }
         let config = "\(home)/heads/\(model.name)/config.yaml"
-        try "arch: \(reference.arch)\nnorm_type: clip\npatch_size: Clip224\n".write(toFile: config, atomically: true, encoding: .utf8)
+        if !FileManager.default.fileExists(atPath: config) {
+            try "arch: \(reference.arch)\nnorm_type: clip\npatch_size: Clip224\n".write(toFile: config, atomically: true, encoding: .utf8)
+        }
         return try Head.importReference(checkpoint: raw, config: config, name: model.name, backbone: backbone)
     }
 
