@@ -100,22 +100,29 @@ def check():
         sys.exit("FAIL: scores differ from open_clip + head")
 
 
-def bench():
+def bench(rounds=3):
+    """The three engines take turns, `rounds` times, and each reports its median: the host is shared
+    and its speed drifts, so one back-to-back run of each is not a fair comparison."""
+    import statistics
     clip, paths = model()
     visual = clip.visual
     visual.proj = None
     batches = [1, 8]
-    results = {}
     torch.set_num_threads(os.cpu_count())
-    with torch.no_grad():
-        for b in batches:
-            x = torch.randn(b, 3, 224, 224)
-            visual(x)
-            reps = 3 if b == 1 else 1
-            t = time.perf_counter()
-            for _ in range(reps):
-                visual(x)
-            results[("pytorch", b)] = b * reps / (time.perf_counter() - t)
+
+    def timed(run, b):
+        run(b)  # warm-up
+        reps = 3 if b == 1 else 1
+        t = time.perf_counter()
+        for _ in range(reps):
+            run(b)
+        return b * reps / (time.perf_counter() - t)
+
+    def pytorch(b):
+        with torch.no_grad():
+            visual(torch.zeros(b, 3, 224, 224).normal_(generator=torch.Generator().manual_seed(0)))
+
+    engines = {"pytorch": lambda b: timed(pytorch, b)}
     try:
         import onnxruntime as ort
         onnx_path = os.path.join(WORK, "visual.onnx")
@@ -124,28 +131,32 @@ def bench():
                               output_names=["features"], dynamic_axes={"pixels": {0: "n"}}, opset_version=17,
                               dynamo=False)
         session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-        for b in batches:
-            x = np.random.default_rng(0).standard_normal((b, 3, 224, 224), dtype=np.float32)
-            session.run(None, {"pixels": x})
-            reps = 3 if b == 1 else 1
-            t = time.perf_counter()
-            for _ in range(reps):
-                session.run(None, {"pixels": x})
-            results[("onnxruntime", b)] = b * reps / (time.perf_counter() - t)
+        inputs = {b: np.random.default_rng(0).standard_normal((b, 3, 224, 224), dtype=np.float32) for b in batches}
+        engines["onnxruntime"] = lambda b: timed(lambda n: session.run(None, {"pixels": inputs[n]}), b)
     except ImportError:
         print("onnxruntime not installed: skipping it")
-    out = subprocess.run([BINARY, "bench", "--model", paths["safetensors"], "--batch", ",".join(map(str, batches)),
-                          "--iterations", "3", "--json"], check=True, capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        row = json.loads(line)
-        results[("clipdetect", row["batch"])] = row["images_per_second"]
-    print(f"ViT-L/14 fp32, {os.cpu_count()} cores, images/s (higher is better)")
+
+    def clipdetect(b):
+        out = subprocess.run([BINARY, "bench", "--model", paths["safetensors"], "--batch", str(b),
+                              "--iterations", "3" if b == 1 else "1", "--json"], check=True, capture_output=True, text=True)
+        return json.loads(out.stdout.splitlines()[0])["images_per_second"]
+    engines["clipdetect"] = clipdetect
+
+    samples = {(name, b): [] for name in engines for b in batches}
+    for _ in range(rounds):
+        for b in batches:
+            for name, run in engines.items():
+                samples[(name, b)].append(run(b))
+    results = {key: statistics.median(values) for key, values in samples.items()}
+    print(f"ViT-L/14 fp32, {os.cpu_count()} cores, images/s, median of {rounds} interleaved rounds (higher is better)")
     print(f"{'batch':>5} {'clipdetect':>11} {'PyTorch':>9} {'ONNX RT':>9} {'vs PyTorch':>11} {'vs ONNX RT':>11}")
     for b in batches:
         ours, pt, ort_ = results[("clipdetect", b)], results[("pytorch", b)], results.get(("onnxruntime", b))
         ort_text = f"{ort_:9.3f}" if ort_ else f"{'-':>9}"
         ratio = f"{ours / ort_:10.2f}x" if ort_ else f"{'-':>11}"
         print(f"{b:5d} {ours:11.3f} {pt:9.3f} {ort_text} {ours / pt:10.2f}x {ratio}")
+    print("per-round ratios vs PyTorch:", {b: [round(o / p, 2) for o, p in zip(samples[("clipdetect", b)], samples[("pytorch", b)])]
+                                         for b in batches})
 
 
 if __name__ == "__main__":
