@@ -15,7 +15,7 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Never download: use only files already in the cache.") var offline = false
     @Option(help: "How several heads' scores are combined.") var fusion: Fusion = .softOrProb
     @Option(help: "Also write the table as CSV.") var saveTab: String?
-    @Option(help: "Also evaluate impaired copies (in memory): a named chain (social) or operations joined by +, e.g. 'resize:factor=0.5+jpeg:q=75' (repeatable; needs --model).")
+    @Option(help: "Also evaluate impaired copies (in memory): a named chain (paper, social) or operations and chains joined by +, e.g. 'resize:factor=0.5+jpeg:q=75' (repeatable; needs --model).")
     var impair: [String] = []
     @Option(help: "Seed for impairment parameters drawn from ranges.") var seed: UInt64 = 0
     @OptionGroup var cacheOptions: CacheOptions

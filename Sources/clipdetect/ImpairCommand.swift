@@ -6,9 +6,11 @@ struct ImpairCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "impair", abstract: "Write an image after a chain of impairments, to inspect or reuse it.",
         discussion: """
-            Operations: jpeg:q=Q[,sub=444|422|420]  webp:q=Q  resize:factor=F|side=S[,filter=bilinear|bicubic|lanczos]
-            crop:fraction=F|size=S[,mode=center|random]  blur:sigma=S  noise:sigma=S. Any number may be a range low..high,
-            drawn per image from --seed. A chain ending in jpeg or webp is written as those bytes; otherwise as PNG.
+            Operations: jpeg:q=Q[,sub=444|422|420]  webp:q=Q
+            resize:factor=F|side=S|max=S|to=S[,filter=bilinear|bicubic|lanczos|auto]
+            crop:fraction=F|size=S|side=F[,min=P,max=P][,mode=center|random|x=X,y=Y]  blur:sigma=S  noise:sigma=S
+            and the named chains paper and social (docs/impairments.md). Any number may be a range low..high, drawn
+            per image from --seed. A chain ending in jpeg or webp is written as those bytes; otherwise as PNG.
             """)
 
     @Argument(help: "Image file.") var image: String
@@ -18,7 +20,10 @@ struct ImpairCommand: ParsableCommand {
 
     func run() throws {
         let chain = try ImpairmentChain(parsing: operations, seed: seed)
-        let (result, encoded) = try chain.apply(try ImageDecoder.decode(path: image))
+        let (result, encoded): (RGBImage, Data?)
+        do { (result, encoded) = try chain.apply(try ImageDecoder.decode(path: image)) } catch let error as ImageError {
+            throw ImageFileError(path: image, underlying: error)
+        }
         let ext = URL(fileURLWithPath: output).pathExtension.lowercased()
         switch (ext, chain.operations.last) {
         case ("png", _):

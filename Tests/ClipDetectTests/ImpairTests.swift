@@ -35,17 +35,48 @@ import Testing
         }
     }
 
+    @Test func thePaperCropDrawsAsTheReferenceScript() throws {
+        // GRIP's random_operations.py: a side uniform in max(⌊5m/8⌋, 160)…m, m = min(short side, 2048).
+        let crop = try ImpairmentChain(parsing: ["crop:side=0.625..1,min=160,max=2048,mode=random"], seed: 5)
+        for (width, height, low, high) in [(2100, 2060, 1280, 2048), (640, 480, 300, 480), (300, 250, 160, 250), (170, 900, 160, 170)] {
+            let image = RGBImage(width: width, height: height, pixels: [UInt8](repeating: 9, count: width * height * 3))
+            var sides = Set<Int>()
+            for index in 0..<100 {
+                let out = try crop.apply(image, index: index).0
+                #expect(out.width == out.height)
+                sides.insert(out.width)
+            }
+            let tenth = (high - low) / 10
+            #expect(sides.min()! >= low && sides.min()! <= low + tenth, "\(width)×\(height)")
+            #expect(sides.max()! <= high && sides.max()! >= high - tenth, "\(width)×\(height)")
+        }
+        // The reference asserts on images whose short side is under 160 pixels; here that image fails, clearly.
+        let small = RGBImage(width: 150, height: 400, pixels: [UInt8](repeating: 9, count: 150 * 400 * 3))
+        #expect(throws: ImageError.tooSmall("150×400 is under the crop's min=160")) { try ImpairmentChain(condition: "paper").apply(small) }
+        // Named chains compose with operations.
+        #expect(try ImpairmentChain(condition: "paper+jpeg:q=50").operations.count == 4)
+    }
+
     @Test func badSpecsAreExplained() {
         for spec in ["jpeg:q=abc", "resize:filter=cubic,factor=2", "crop:size=5,fraction=0.5", "warp:x=1", "jpeg:quality=10,foo=1", "blur"] {
             #expect(throws: ImpairmentError.self, "\(spec)") { try Impairment(parsing: spec) }
         }
     }
 
-    @Test func aLongChainOnALargeImageFinishes() throws {
-        let image = try ImageDecoder.decode(path: Fixtures.path("images", "size_4000x3000.jpg"))
-        let chain = try ImpairmentChain(parsing: Array(repeating: "jpeg:q=90", count: 5) + ["resize:factor=0.5", "crop:fraction=0.9",
-                                                   "resize:side=1200", "webp:q=80", "jpeg:q=70"])
-        let (out, encoded) = try chain.apply(image)
-        #expect(out.width == 1200 && out.height == 900 && encoded != nil)
+    /// Each operation holds the image and at most one working copy, so peak memory stays bounded and
+    /// does not grow with the chain's length (measured on the tool's own process, not this one).
+    @Test func longChainsOnALargeImageStayInBoundedMemory() throws {
+        let source = Fixtures.path("images", "size_4000x3000.jpg"), imageBytes = 4000 * 3000 * 3
+        let output = try Fixtures.temporaryDirectory().appendingPathComponent("out.jpg").path
+        let ten = ["jpeg:q=90", "webp:q=90", "jpeg:q=80", "resize:factor=0.5", "blur:sigma=0.5", "noise:sigma=2", "jpeg:q=90",
+                   "crop:fraction=0.9", "resize:side=1200", "jpeg:q=70"]
+        let twenty = Array(repeating: "jpeg:q=90", count: 10) + ten
+        let short = try runMeasuringPeakMemory(["impair", source] + ten.flatMap { ["--op", $0] } + ["-o", output])
+        #expect(short.status == 0)
+        #expect(try ImageDecoder.decode(path: output).width == 1200)
+        let long = try runMeasuringPeakMemory(["impair", source] + twenty.flatMap { ["--op", $0] } + ["-o", output])
+        #expect(long.status == 0)
+        #expect(short.peakBytes < 12 * imageBytes, "\(short.peakBytes) bytes")
+        #expect(long.peakBytes < short.peakBytes + imageBytes, "\(short.peakBytes) → \(long.peakBytes) bytes")
     }
 }

@@ -82,6 +82,7 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
     case notAnImage
     case unsupported(String)
     case tooLarge(String)
+    case tooSmall(String)
     case corrupt(String)
 
     public var description: String {
@@ -91,6 +92,7 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
         case .notAnImage: "not an image (unknown signature)"
         case .unsupported(let what): "unsupported image: \(what)"
         case .tooLarge(let why): "image exceeds limits: \(why)"
+        case .tooSmall(let why): "image too small: \(why)"
         case .corrupt(let why): "corrupt image: \(why)"
         }
     }

@@ -36,8 +36,9 @@ public enum Impairment: Sendable, Equatable {
     /// By `factor`, so the longer side becomes `side`, down (never up) to a longer side of `maxSide`,
     /// or to a `square` of that many pixels; `filter` nil picks lanczos when shrinking, bicubic otherwise.
     case resize(factor: Parameter?, side: Parameter?, maxSide: Parameter?, square: Parameter?, filter: PillowResample.Filter?)
-    /// A `fraction` of each side, a square `size` in pixels, or a square of `side` × the short side
-    /// (clamped to `min`…`max` pixels); centred, at a random place, or at `x`, `y`.
+    /// A `fraction` of each side, a square `size` in pixels (clamped to `min`…`max`), or a square of
+    /// `side` × the largest allowed square (the short side, at most `max`; at least `min`, or the image
+    /// is refused); centred, at a random place, or at `x`, `y`.
     case crop(fraction: Parameter?, size: Parameter?, side: Parameter?, limits: ClosedRange<Int>, random: Bool, x: Parameter?, y: Parameter?)
     case blur(sigma: Parameter)
     case noise(sigma: Parameter)
@@ -128,11 +129,20 @@ public enum Impairment: Sendable, Equatable {
             if let fraction {
                 let f = min(max(fraction.draw(&generator), 0), 1)
                 (w, h) = (max(1, Int(Double(image.width) * f)), max(1, Int(Double(image.height) * f)))
+            } else if let size {
+                let s = min(max(size.drawInteger(&generator), limits.lowerBound), limits.upperBound)
+                (w, h) = (min(s, image.width), min(s, image.height))
             } else {
-                let short = min(image.width, image.height)
-                let s = size.map { $0.drawInteger(&generator) } ?? Int((side!.draw(&generator) * Double(short)).rounded())
-                let clamped = min(max(s, limits.lowerBound), limits.upperBound)
-                (w, h) = (min(clamped, image.width), min(clamped, image.height))
+                // As GRIP's random_operations.py: the largest allowed square m, then an integer side
+                // drawn uniformly from max(⌊low·m⌋, min) to ⌊high·m⌋.
+                let largest = min(image.width, image.height, limits.upperBound)
+                guard largest >= limits.lowerBound else {
+                    throw ImageError.tooSmall("\(image.width)×\(image.height) is under the crop's min=\(limits.lowerBound)")
+                }
+                let low = max(Int((side!.low * Double(largest)).rounded(.down)), limits.lowerBound)
+                let high = max(min(Int((side!.high * Double(largest)).rounded(.down)), largest), low)
+                let s = low == high ? low : Int.random(in: low...high, using: &generator)
+                (w, h) = (s, s)
             }
             let left = x.map { min(max($0.drawInteger(&generator), 0), image.width - w) }
                 ?? (random ? Int.random(in: 0...(image.width - w), using: &generator) : (image.width - w) / 2)
@@ -142,70 +152,127 @@ public enum Impairment: Sendable, Equatable {
         case .blur(let sigma):
             return (Self.gaussianBlur(image, sigma: sigma.draw(&generator)), nil)
         case .noise(let sigma):
-            let s = sigma.draw(&generator)
-            var out = image
-            var i = 0
-            while i < out.pixels.count {
-                // Box–Muller: two normal draws per pair of uniforms.
-                let u = max(Double.random(in: 0..<1, using: &generator), 1e-300), v = Double.random(in: 0..<1, using: &generator)
-                let r = (-2 * log(u)).squareRoot() * s
-                for (k, z) in [r * cos(2 * .pi * v), r * sin(2 * .pi * v)].enumerated() where i + k < out.pixels.count {
-                    out.pixels[i + k] = UInt8(min(max((Double(out.pixels[i + k]) + z).rounded(), 0), 255))
-                }
-                i += 2
-            }
-            return (out, nil)
+            return (Self.gaussianNoise(image, sigma: sigma.draw(&generator), seed: generator.next()), nil)
         }
     }
 
-    /// Separable Gaussian blur, kernel radius ⌊4σ + 0.5⌋ and mirrored edges (as scipy.ndimage's
-    /// gaussian_filter, which the reference's augmentation uses), rounded to 8 bits.
+    /// Additive Gaussian noise on every channel value, rounded and clipped. Values come in fixed blocks,
+    /// each from its own generator, so the cores share the work and every machine draws the same noise.
+    static func gaussianNoise(_ image: RGBImage, sigma: Double, seed: UInt64) -> RGBImage {
+        let block = 1 << 16
+        var out = image
+        out.pixels.withUnsafeMutableBufferPointer { pixels in
+            let target = UncheckedSendable(pixels), count = pixels.count
+            Kernels.parallelChunks((count + block - 1) / block) { _, blocks in
+                for index in blocks {
+                    var generator = SeededGenerator(seed: seed ^ (UInt64(index) &* 0xD1B5_4A32_D192_ED03))
+                    let end = min((index + 1) * block, count)
+                    var i = index * block
+                    while i < end {
+                        // Box–Muller: two normal draws from each pair of uniforms.
+                        let u = Double((generator.next() >> 11) + 1) * 0x1p-53, v = Double(generator.next() >> 11) * 0x1p-53
+                        let r = (-2 * log(u)).squareRoot() * sigma
+                        target.value[i] = UInt8(min(max((Double(target.value[i]) + r * cos(2 * .pi * v)).rounded(), 0), 255))
+                        if i + 1 < end {
+                            target.value[i + 1] = UInt8(min(max((Double(target.value[i + 1]) + r * sin(2 * .pi * v)).rounded(), 0), 255))
+                        }
+                        i += 2
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// `scipy.ndimage.gaussian_filter(channel, sigma, output=channel)` on each 8-bit channel, as the
+    /// reference's augmentation calls it: radius ⌊4σ + 0.5⌋, mirrored edges, rows (axis 0) then
+    /// columns, each pass summed in double as scipy's symmetric-kernel loop (centre, then the outermost
+    /// pair inwards) and truncated to 8 bits, the intermediate included.
     static func gaussianBlur(_ image: RGBImage, sigma: Double) -> RGBImage {
-        guard sigma > 0 else { return image }
+        guard sigma > 1e-15 else { return image }
         let radius = Int(4 * sigma + 0.5)
-        var kernel = (-radius...radius).map { exp(-0.5 * Double($0 * $0) / (sigma * sigma)) }
-        let total = kernel.reduce(0, +)
-        kernel = kernel.map { $0 / total }
-        let weights = kernel.map { Float($0) }
+        let weights = (-radius...radius).map { exp(-0.5 / (sigma * sigma) * Double($0 * $0)) }
+        let total = numpyPairwiseSum(weights[...])
+        let kernel = weights[radius...].map { $0 / total }
         func reflect(_ i: Int, _ n: Int) -> Int {
-            var i = i
-            let period = 2 * n
-            i = ((i % period) + period) % period
+            let period = 2 * n, i = ((i % period) + period) % period
             return i < n ? i : period - 1 - i
         }
-        let w = image.width, h = image.height
-        // One float intermediate (4 bytes a sample), both passes split over the cores by rows.
-        var horizontal = [Float](repeating: 0, count: w * h * 3)
-        var out = image
+        let w = image.width, h = image.height, rowLength = w * 3
+        var vertical = image, out = image
+        // Down the columns: each output row is a weighted sum of whole source rows.
         image.pixels.withUnsafeBufferPointer { source in
-            horizontal.withUnsafeMutableBufferPointer { middle in
-                let input = UncheckedSendable(source), target = UncheckedSendable(middle)
-                Kernels.parallelRows(h) { y in
-                    for x in 0..<w {
-                        for c in 0..<3 {
-                            var sum: Float = 0
-                            for k in -radius...radius { sum += weights[k + radius] * Float(input.value[(y * w + reflect(x + k, w)) * 3 + c]) }
-                            target.value[(y * w + x) * 3 + c] = sum
+            vertical.pixels.withUnsafeMutableBufferPointer { target in
+                let input = UncheckedSendable(source.baseAddress!), output = UncheckedSendable(target.baseAddress!)
+                Kernels.parallelChunks(h) { _, rows in
+                    var sum = [Double](repeating: 0, count: rowLength)
+                    for y in rows {
+                        filterLine(centre: input.value + y * rowLength, kernel: kernel, sum: &sum, into: output.value + y * rowLength) { j in
+                            (input.value + reflect(y - j, h) * rowLength, input.value + reflect(y + j, h) * rowLength)
                         }
                     }
                 }
             }
         }
-        horizontal.withUnsafeBufferPointer { middle in
-            out.pixels.withUnsafeMutableBufferPointer { pixels in
-                let input = UncheckedSendable(middle), target = UncheckedSendable(pixels)
-                Kernels.parallelRows(h) { y in
-                    for x in 0..<w {
-                        for c in 0..<3 {
-                            var sum: Float = 0
-                            for k in -radius...radius { sum += weights[k + radius] * input.value[(reflect(y + k, h) * w + x) * 3 + c] }
-                            target.value[(y * w + x) * 3 + c] = UInt8(min(max(sum.rounded(), 0), 255))
+        // Along the rows, from a mirrored copy of each row.
+        vertical.pixels.withUnsafeBufferPointer { source in
+            out.pixels.withUnsafeMutableBufferPointer { target in
+                let input = UncheckedSendable(source.baseAddress!), output = UncheckedSendable(target.baseAddress!)
+                Kernels.parallelChunks(h) { _, rows in
+                    var padded = [UInt8](repeating: 0, count: (w + 2 * radius) * 3)
+                    var sum = [Double](repeating: 0, count: rowLength)
+                    for y in rows {
+                        for p in 0..<(w + 2 * radius) {
+                            let x = reflect(p - radius, w)
+                            for c in 0..<3 { padded[p * 3 + c] = input.value[y * rowLength + x * 3 + c] }
+                        }
+                        padded.withUnsafeBufferPointer { row in
+                            let row = row.baseAddress!
+                            filterLine(centre: row + 3 * radius, kernel: kernel, sum: &sum, into: output.value + y * rowLength) { j in
+                                (row + 3 * (radius - j), row + 3 * (radius + j))
+                            }
                         }
                     }
                 }
             }
         }
         return out
+    }
+
+    /// One line of scipy's symmetric correlation: centre·k₀ + Σ over j = r…1 of (before + after)·kⱼ,
+    /// in double, truncated to 8 bits; `pair(j)` gives the lines j before and j after the centre.
+    private static func filterLine(centre: UnsafePointer<UInt8>, kernel: [Double], sum: inout [Double], into output: UnsafeMutablePointer<UInt8>,
+                                   pair: (Int) -> (UnsafePointer<UInt8>, UnsafePointer<UInt8>)) {
+        sum.withUnsafeMutableBufferPointer { sum in
+            let count = sum.count
+            let k0 = kernel[0]
+            for i in 0..<count { sum[i] = Double(centre[i]) * k0 }
+            for j in stride(from: kernel.count - 1, through: 1, by: -1) {
+                let (before, after) = pair(j), k = kernel[j]
+                for i in 0..<count { sum[i] += (Double(before[i]) + Double(after[i])) * k }
+            }
+            for i in 0..<count { output[i] = UInt8(min(max(sum[i], 0), 255)) }
+        }
+    }
+
+    /// numpy's `sum` of a float64 array (pairwise, eight accumulators per block of up to 128), so the
+    /// kernel is normalised to the same last bit as scipy's.
+    static func numpyPairwiseSum(_ a: ArraySlice<Double>) -> Double {
+        let n = a.count, base = a.startIndex
+        if n < 8 { return a.reduce(-0.0, +) }
+        if n > 128 {
+            let half = (n / 2) - (n / 2) % 8
+            return numpyPairwiseSum(a[base..<(base + half)]) + numpyPairwiseSum(a[(base + half)...])
+        }
+        var r = Array(a[base..<(base + 8)])
+        var i = 8
+        while i < n - n % 8 {
+            for k in 0..<8 { r[k] += a[base + i + k] }
+            i += 8
+        }
+        var result = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        while i < n { result += a[base + i]; i += 1 }
+        return result
     }
 }
 
@@ -220,8 +287,9 @@ public struct ImpairmentChain: Sendable, Equatable {
         self.seed = seed
     }
 
+    /// Operations in order; a named chain stands for its operations.
     public init(parsing specs: [String], seed: UInt64 = 0) throws {
-        self.init(operations: try specs.map(Impairment.init(parsing:)), seed: seed)
+        self.init(operations: try specs.flatMap { Self.named[$0] ?? [$0] }.map(Impairment.init(parsing:)), seed: seed)
     }
 
     /// Named chains, documented in docs/impairments.md.
@@ -229,16 +297,16 @@ public struct ImpairmentChain: Sendable, Equatable {
         // Posting to a social network: the longer side brought down to 1080 pixels (Instagram's and
         // Facebook's usual display size) with bicubic resampling, then JPEG at quality 85, 4:2:0.
         "social": ["resize:max=1080,filter=bicubic", "jpeg:q=85,sub=420"],
-        // The post-processing of Corvi et al. (ICASSP 2023), grip-unina/DMimageDetection csv_operations.py:
-        // a square crop (160…2048 pixels, here 5/8…1 of the short side, our reading of its cropsize_ratio),
-        // resized to 200×200 (Lanczos when shrinking, bicubic when enlarging), JPEG at quality 65…100.
+        // The test-set post-processing of the paper's group (GRIP's random_operations.py, applied from a
+        // CSV by grip-unina/DMimageDetection's csv_operations.py): a random square crop of 5/8…1 of
+        // min(short side, 2048), at least 160, resized to 200×200 (Lanczos when shrinking, else
+        // bicubic), JPEG at quality 65…100. Sources in docs/impairments.md.
         "paper": ["crop:side=0.625..1,min=160,max=2048,mode=random", "resize:to=200,filter=auto", "jpeg:q=65..100"],
     ]
 
     /// A condition of `eval --impair`: a named chain, or operations joined by `+`.
     public init(condition: String, seed: UInt64 = 0) throws {
-        let specs = Self.named[condition] ?? condition.split(separator: "+").map(String.init)
-        try self.init(parsing: specs, seed: seed)
+        try self.init(parsing: condition.split(separator: "+").map(String.init), seed: seed)
     }
 
     /// The impaired image, and the encoded bytes when the last operation is a lossy encoder.
