@@ -52,7 +52,7 @@ import Testing
         }
         // The reference asserts on images whose short side is under 160 pixels; here that image fails, clearly.
         let small = RGBImage(width: 150, height: 400, pixels: [UInt8](repeating: 9, count: 150 * 400 * 3))
-        #expect(throws: ImageError.tooSmall("150×400 is under the crop's min=160")) { try ImpairmentChain(condition: "paper").apply(small) }
+        #expect(throws: ImageError.tooSmall("the short side of 150×400 is under the crop's min=160")) { try ImpairmentChain(condition: "paper").apply(small) }
         // Named chains compose with operations.
         #expect(try ImpairmentChain(condition: "paper+jpeg:q=50").operations.count == 4)
     }

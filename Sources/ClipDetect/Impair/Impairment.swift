@@ -137,7 +137,7 @@ public enum Impairment: Sendable, Equatable {
                 // drawn uniformly from max(⌊low·m⌋, min) to ⌊high·m⌋.
                 let largest = min(image.width, image.height, limits.upperBound)
                 guard largest >= limits.lowerBound else {
-                    throw ImageError.tooSmall("\(image.width)×\(image.height) is under the crop's min=\(limits.lowerBound)")
+                    throw ImageError.tooSmall("the short side of \(image.width)×\(image.height) is under the crop's min=\(limits.lowerBound)")
                 }
                 let low = max(Int((side!.low * Double(largest)).rounded(.down)), limits.lowerBound)
                 let high = max(min(Int((side!.high * Double(largest)).rounded(.down)), largest), low)
