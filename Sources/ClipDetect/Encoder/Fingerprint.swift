@@ -13,7 +13,7 @@ extension VisionWeights {
             var sample: [Float] = []
             sample += array.buffer.prefix(256)
             sample += stride(from: 0, to: count, by: step).map { array[$0] }
-            sample += array.buffer.suffix(256)
+            sample += array.buffer[(count - min(256, count))...]  // Collection slicing: Sequence.suffix would read every value
             sample.withUnsafeBytes { hash.update(bufferPointer: $0) }
         }
         return hash.finalize().map { String(format: "%02x", $0) }.joined()
