@@ -70,17 +70,25 @@ public final class ImageEncoder: Sendable {
         for (n, layer) in weights.layers.enumerated() {
             Kernels.layerNorm(x, rows: rows, width: w, weight: layer.norm1Weight, bias: layer.norm1Bias, eps: d.layerNormEps, into: normed)
             Kernels.linear(normed, rows: rows, inputs: w, weight: layer.qkvWeight, bias: layer.qkvBias, outputs: 3 * w, into: wide)
-            attention(qkv: wide, images: count, into: normed)
-            Kernels.linear(normed, rows: rows, inputs: w, weight: layer.outWeight, bias: layer.outBias, outputs: w, into: mixed)
-            Kernels.add(x, mixed, count: rows * w)
-            Kernels.layerNorm(x, rows: rows, width: w, weight: layer.norm2Weight, bias: layer.norm2Bias, eps: d.layerNormEps, into: normed)
-            Kernels.linear(normed, rows: rows, inputs: w, weight: layer.fc1Weight, bias: layer.fc1Bias, outputs: d.mlpWidth, into: wide)
-            Kernels.activate(wide, count: rows * d.mlpWidth, d.activation)
-            Kernels.linear(wide, rows: rows, inputs: d.mlpWidth, weight: layer.fc2Weight, bias: layer.fc2Bias, outputs: w, into: mixed)
-            Kernels.add(x, mixed, count: rows * w)
+            // Only the class token leaves the last block: past its keys and values, the other tokens'
+            // rows are not needed (unless a caller observes the whole block).
+            let classOnly = n == weights.layers.count - 1 && observe == nil
+            let queries = classOnly ? 1 : t, live = count * queries
+            attention(qkv: wide, images: count, queries: queries, into: normed)
+            if classOnly {
+                for image in 0..<count { (x + image * w).update(from: x + image * t * w, count: w) }
+            }
+            Kernels.linear(normed, rows: live, inputs: w, weight: layer.outWeight, bias: layer.outBias, outputs: w, into: mixed)
+            Kernels.add(x, mixed, count: live * w)
+            Kernels.layerNorm(x, rows: live, width: w, weight: layer.norm2Weight, bias: layer.norm2Bias, eps: d.layerNormEps, into: normed)
+            Kernels.linear(normed, rows: live, inputs: w, weight: layer.fc1Weight, bias: layer.fc1Bias, outputs: d.mlpWidth, into: wide)
+            Kernels.activate(wide, count: live * d.mlpWidth, d.activation)
+            Kernels.linear(wide, rows: live, inputs: d.mlpWidth, weight: layer.fc2Weight, bias: layer.fc2Bias, outputs: w, into: mixed)
+            Kernels.add(x, mixed, count: live * w)
+            if classOnly { return pool(x, images: count, tokens: 1, kind: kind, normalize: normalize) }
             observe?(.afterBlock(n), UnsafeBufferPointer(start: x, count: rows * w))
         }
-        return pool(x, images: count, kind: kind, normalize: normalize)
+        return pool(x, images: count, tokens: t, kind: kind, normalize: normalize)
     }
 
     /// Patch embedding (a stride-P convolution as one GEMM), class token and positions.
@@ -114,39 +122,41 @@ public final class ImageEncoder: Sendable {
         }
     }
 
-    /// Multi-head self-attention over each image's tokens; q, k, v packed in `qkv` rows of 3W.
-    /// Heads run in parallel, each on one core with a single-threaded GEMM.
-    private func attention(qkv: UnsafeMutablePointer<Float>, images: Int, into out: UnsafeMutablePointer<Float>) {
+    /// Multi-head self-attention of each image's first `queries` tokens over all its tokens; q, k, v
+    /// packed in `qkv` rows of 3W, output `queries` rows per image. Heads run in parallel, each on
+    /// one core with a single-threaded GEMM.
+    private func attention(qkv: UnsafeMutablePointer<Float>, images: Int, queries: Int, into out: UnsafeMutablePointer<Float>) {
         let d = description
         let t = d.tokens, w = d.width, hd = d.headWidth, stride = 3 * w
         let scale = 1 / Float(hd).squareRoot()
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Kernels.cores * t * t)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Kernels.cores * queries * t)
         defer { scratch.deallocate() }
         _ = Kernels.singleThreadedBLAS
         Kernels.parallelChunks(images * d.heads) { chunk, tasks in
-            let scores = scratch + chunk * t * t
+            let scores = scratch + chunk * queries * t
             for task in tasks {
                 let image = task / d.heads, head = task % d.heads
                 let base = qkv + image * t * stride
                 let q = base + head * hd, k = base + w + head * hd, v = base + 2 * w + head * hd
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(t), Int32(hd), scale,
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(queries), Int32(t), Int32(hd), scale,
                             q, Int32(stride), k, Int32(stride), 0, scores, Int32(t))
-                for row in 0..<t { Kernels.softmax(scores + row * t, length: t) }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(t), 1,
-                            scores, Int32(t), v, Int32(stride), 0, out + image * t * w + head * hd, Int32(w))
+                for row in 0..<queries { Kernels.softmax(scores + row * t, length: t) }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(queries), Int32(hd), Int32(t), 1,
+                            scores, Int32(t), v, Int32(stride), 0, out + image * queries * w + head * hd, Int32(w))
             }
         }
     }
 
-    /// ln_post on each class token, then the optional projection and L2 normalisation.
-    private func pool(_ x: UnsafeMutablePointer<Float>, images: Int, kind: FeatureKind, normalize: Bool) -> [[Float]] {
+    /// ln_post on each class token (the first of each image's `tokens` rows), then the optional
+    /// projection and L2 normalisation.
+    private func pool(_ x: UnsafeMutablePointer<Float>, images: Int, tokens: Int, kind: FeatureKind, normalize: Bool) -> [[Float]] {
         let d = description
         let w = d.width
         var features: [[Float]] = []
         var token = [Float](repeating: 0, count: w)
         for image in 0..<images {
             token.withUnsafeMutableBufferPointer { out in
-                Kernels.layerNorm(x + image * d.tokens * w, rows: 1, width: w, weight: weights.postNormWeight,
+                Kernels.layerNorm(x + image * tokens * w, rows: 1, width: w, weight: weights.postNormWeight,
                                   bias: weights.postNormBias, eps: d.layerNormEps, into: out.baseAddress!)
             }
             var feature = token

@@ -19,14 +19,13 @@ enum Kernels {
         parallelChunks(blocks) { _, range in
             let first = range.lowerBound * 16, columns = min(range.upperBound * 16, n) - first
             guard columns > 0 else { return }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(columns), Int32(k), 1,
-                        a, Int32(k), w.pointer + first * k, Int32(k), 0, out + first, Int32(n))
+            // The bias goes in first and the product is added to it (beta 1): no separate pass to
+            // clear the output, none to add the bias.
             if let bias {
-                for row in 0..<m {
-                    let line = out + row * n + first, b = bias.pointer + first
-                    for j in 0..<columns { line[j] += b[j] }
-                }
+                for row in 0..<m { (out + row * n + first).update(from: bias.pointer + first, count: columns) }
             }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(columns), Int32(k), 1,
+                        a, Int32(k), w.pointer + first * k, Int32(k), bias == nil ? 0 : 1, out + first, Int32(n))
         }
     }
 
