@@ -1,7 +1,7 @@
 """The full-size check and benchmark: a random-weight ViT-L/14 saved by open_clip itself.
 
   python3 benchmarks/vit_l14.py check   # clipdetect embed vs open_clip on the same images
-  python3 benchmarks/vit_l14.py bench   # images/s: clipdetect vs PyTorch vs ONNX Runtime, same run
+  python3 benchmarks/vit_l14.py bench [ROUNDS]   # images/s: clipdetect vs PyTorch vs ONNX Runtime, same run
 
 Needs the reference stack (tools/fixtures/requirements.txt, plus onnxruntime and onnx for bench)
 and a release build (swift build -c release). Files go to $CLIPDETECT_BENCH_DIR (default
@@ -160,4 +160,8 @@ def bench(rounds=3):
 
 
 if __name__ == "__main__":
-    {"check": check, "bench": bench}[sys.argv[1] if len(sys.argv) > 1 else "check"]()
+    command = sys.argv[1] if len(sys.argv) > 1 else "check"
+    if command == "bench":
+        bench(rounds=int(sys.argv[2]) if len(sys.argv) > 2 else 3)
+    else:
+        check()
