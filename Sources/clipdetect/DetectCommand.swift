@@ -30,8 +30,8 @@ struct DetectCommand: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try modelOptions.load()
-        var detector = try Detector(encoder: loaded.encoder, heads: loaded.heads(heads, model: modelOptions.model),
+        let loaded = try modelOptions.load(heads: heads)
+        var detector = try Detector(encoder: loaded.encoder, heads: loaded.heads(heads),
                                     fusion: fusion, batchSize: batch)
         detector.extractor.cache = cacheOptions.open()
         var items = try Inputs.collect(inputs, csv: csv)

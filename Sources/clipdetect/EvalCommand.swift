@@ -8,21 +8,21 @@ struct EvalCommand: ParsableCommand {
         abstract: "AUC, balanced accuracy, EER, TPR at 1%/5% FPR, NLL and ECE per generator, as compute_metrics.py.")
 
     @Option(help: "The list: columns filename and typ (real, or the generator's name).") var csv: String
-    @Option(help: "Scores from detect (or the reference's main.py); else give --model and --head.") var scores: String?
-    @Option(name: .long, help: "Named model or backbone checkpoint, to score the list here.") var model: String?
+    @Option(help: "Scores from detect (or the reference's main.py); without it the listed images are scored here.") var scores: String?
+    @OptionGroup var modelOptions: ModelOptions
     @Option(name: .customLong("head"), help: "Head file(s) (default: the named model's head).") var heads: [String] = []
-    @Option(help: "Activation of --model, when nothing states it.") var activation: ModelDescription.Activation?
-    @Flag(help: "Never download: use only files already in the cache.") var offline = false
     @Option(help: "How several heads' scores are combined.") var fusion: Fusion = .softOrProb
     @Option(help: "Also write the table as CSV.") var saveTab: String?
-    @Option(help: "Also evaluate impaired copies (in memory): a named chain (paper, social) or operations and chains joined by +, e.g. 'resize:factor=0.5+jpeg:q=75' (repeatable; needs --model).")
+    @Option(help: "Also evaluate impaired copies (in memory): a named chain (paper, social) or operations and chains joined by +, e.g. 'resize:factor=0.5+jpeg:q=75' (repeatable; scores the images here).")
     var impair: [String] = []
     @Option(help: "Seed for impairment parameters drawn from ranges.") var seed: UInt64 = 0
     @OptionGroup var cacheOptions: CacheOptions
 
     func validate() throws {
-        if (scores == nil) == (model == nil) { throw ValidationError("give either --scores or --model with --head") }
-        if !impair.isEmpty && model == nil { throw ValidationError("--impair scores images here: give --model (and --head)") }
+        if scores != nil && !impair.isEmpty { throw ValidationError("--impair scores the images here: drop --scores") }
+        if scores != nil && (modelOptions.explicitModel != nil || !heads.isEmpty) {
+            throw ValidationError("give --scores, or --model/--head to score the images here, not both")
+        }
         for condition in impair { _ = try ImpairmentChain(condition: condition) }
     }
 
@@ -33,7 +33,7 @@ struct EvalCommand: ParsableCommand {
             + (try impair.map { ($0, try ImpairmentChain(condition: $0, seed: seed)) })
         var table: [(detector: String, rows: [EvaluationRow])] = []
         var summary: [(condition: String, detector: String, auc: Double, accuracy: Double)] = []
-        let detector = try model.map { _ in try makeDetector() }
+        let detector = scores == nil ? try makeDetector() : nil
         for condition in conditions {
             let columns = try scores.map(readScores) ?? scoreHere(detector!, names: names, impairment: condition.chain)
             for (detector, byName) in columns {
@@ -78,8 +78,8 @@ struct EvalCommand: ParsableCommand {
     }
 
     private func makeDetector() throws -> Detector {
-        let loaded = try LoadedModel(model!, hints: ModelHints(activation: activation), offline: offline)
-        var detector = try Detector(encoder: loaded.encoder, heads: loaded.heads(heads, model: model!), fusion: fusion)
+        let loaded = try modelOptions.load(heads: heads)
+        var detector = try Detector(encoder: loaded.encoder, heads: loaded.heads(heads), fusion: fusion)
         detector.extractor.cache = cacheOptions.open()
         return detector
     }

@@ -7,8 +7,11 @@ extension FeatureKind: ExpressibleByArgument {}
 
 /// How the CLI finds a backbone and fills in what the checkpoint does not state.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "A named model (see `clipdetect model list`), or a checkpoint: .safetensors or torch.save (.pth/.pt/.bin).")
-    var model = "clipdet-latent10k-plus"
+    @Option(name: .customLong("model"), help: """
+        A named model (see `clipdetect model list`), or a checkpoint: .safetensors or torch.save (.pth/.pt/.bin). \
+        Default: the backbone a --head file names, else clipdet-latent10k-plus.
+        """)
+    var explicitModel: String?
 
     @Option(help: "Activation, when no config file or metadata states it (OpenAI checkpoints: quick_gelu).")
     var activation: ModelDescription.Activation?
@@ -21,8 +24,19 @@ struct ModelOptions: ParsableArguments {
 
     var hints: ModelHints { ModelHints(activation: activation, heads: attentionHeads) }
 
-    func load() throws -> LoadedModel {
-        try LoadedModel(model, hints: hints, offline: offline)
+    static let defaultModel = "clipdet-latent10k-plus"
+
+    /// The model to load: --model, else the named backbone the first head file was made on.
+    func model(heads: [String] = []) throws -> String {
+        if let explicitModel { return explicitModel }
+        guard let first = heads.first, let backbone = try Head.read(first).metadata.feature.backbone else { return Self.defaultModel }
+        // A backbone-only entry: the head file brings its own head.
+        let named = NamedModel.all.filter { $0.backbone.repository == backbone }
+        return (named.first { $0.head == nil } ?? named.first)?.name ?? Self.defaultModel
+    }
+
+    func load(heads: [String] = []) throws -> LoadedModel {
+        try LoadedModel(try model(heads: heads), hints: hints, offline: offline)
     }
 }
 
@@ -42,10 +56,12 @@ struct CacheOptions: ParsableArguments {
 
 /// A backbone from a path or a name, with the named model's head when it has one.
 struct LoadedModel {
+    let name: String
     let encoder: ImageEncoder
     let head: Head?
 
     init(_ model: String, hints: ModelHints, offline: Bool) throws {
+        name = model
         if FileManager.default.fileExists(atPath: model) || model.contains("/") || model.hasSuffix(".safetensors") {
             encoder = try ImageEncoder(path: model, hints: hints)
             head = nil
@@ -61,10 +77,10 @@ struct LoadedModel {
     }
 
     /// The given head files, or the named model's own head.
-    func heads(_ files: [String], model: String) throws -> [Head] {
+    func heads(_ files: [String]) throws -> [Head] {
         let chosen = files.isEmpty ? head.map { [$0] } ?? [] : try files.map(Head.read)
         guard !chosen.isEmpty else {
-            throw CommandError("\(model) is a backbone without a head: give --head (import the reference's with `clipdetect head import`)")
+            throw CommandError("\(name) is a backbone without a head: give --head (import the reference's with `clipdetect head import`)")
         }
         return chosen
     }

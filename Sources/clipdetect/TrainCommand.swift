@@ -69,7 +69,7 @@ struct TrainCommand: ParsableCommand {
         options.balanced = classWeight == "balanced"
         options.calibrate = calibrate
         options.targetFPR = targetFpr
-        let feature = Head.Feature(encoder: loaded.encoder, backbone: NamedModel.named(modelOptions.model)?.backbone.repository)
+        let feature = Head.Feature(encoder: loaded.encoder, backbone: NamedModel.named(loaded.name)?.backbone.repository)
         let headName = name ?? URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent
         let provenance = "trained by clipdetect: \(classifier.rawValue), \(data.negatives) real + \(data.positives) fake"
         let (head, report) = Trainer.train(data, options: options, name: headName, feature: feature, provenance: provenance)

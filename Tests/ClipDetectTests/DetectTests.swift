@@ -151,6 +151,23 @@ import Testing
         #expect(written == expected.0)
     }
 
+    /// Without --model, a head that names its backbone brings it; other heads get the default model.
+    @Test func theHeadChoosesTheBackboneWhenNoModelIsGiven() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        var head = try Head.read(try headFile(in: folder))
+        head.metadata.feature.backbone = "openai/clip-vit-base-patch16"
+        let named = folder.appendingPathComponent("b16.safetensors").path
+        try head.write(to: named)
+        let list = folder.appendingPathComponent("list.csv").path
+        try "filename,typ\n\(Fixtures.path("images", "jpeg_420.jpg")),real\n".write(toFile: list, atomically: true, encoding: .utf8)
+        let b16 = try cli.run(["eval", "--csv", list, "--head", named, "--offline"])
+        #expect(b16.status != 0 && b16.stderr.contains("clip-vit-base-patch16"), "\(b16.stderr)")
+        let plain = try cli.run(["detect", "--head", folder.appendingPathComponent("head.safetensors").path, "--offline", list])
+        #expect(plain.status != 0 && plain.stderr.contains("CLIP-ViT-L-14-CommonPool"), "\(plain.stderr)")
+        let both = try cli.run(["eval", "--csv", list, "--scores", list, "--head", named])
+        #expect(both.status != 0 && both.stderr.contains("not both"))
+    }
+
     @Test func evalEqualsScikitLearnOnTheReferenceFormat() throws {
         let saved = try Fixtures.temporaryDirectory().appendingPathComponent("metrics.csv").path
         let result = try cli.run(["eval", "--csv", Fixtures.path("metrics", "list.csv"), "--scores", Fixtures.path("metrics", "scores.csv"),

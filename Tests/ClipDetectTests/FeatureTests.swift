@@ -53,9 +53,11 @@ import Testing
         let process = Process()
         process.executableURL = Self.binary
         process.arguments = arguments
-        // Hermetic: each run has its own model store and feature cache.
+        // Hermetic: each run has its own model store, feature cache and (empty) Hugging Face cache.
         var environment = ProcessInfo.processInfo.environment
-        environment["CLIPDETECT_HOME"] = try Fixtures.temporaryDirectory().path
+        let home = try Fixtures.temporaryDirectory()
+        environment["CLIPDETECT_HOME"] = home.path
+        environment["HF_HUB_CACHE"] = home.appendingPathComponent("hub").path
         process.environment = environment
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
