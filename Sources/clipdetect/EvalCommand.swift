@@ -32,7 +32,7 @@ struct EvalCommand: ParsableCommand {
         let conditions: [(name: String, chain: ImpairmentChain?)] = [("clean", nil)]
             + (try impair.map { ($0, try ImpairmentChain(condition: $0, seed: seed)) })
         var table: [(detector: String, rows: [EvaluationRow])] = []
-        var summary: [(condition: String, detector: String, auc: Double, accuracy: Double)] = []
+        var summary: [(condition: String, detector: String, auc: Double, accuracy: Double, images: Int)] = []
         let detector = scores == nil ? try makeDetector() : nil
         for condition in conditions {
             let columns = try scores.map(readScores) ?? scoreHere(detector!, names: names, impairment: condition.chain)
@@ -43,7 +43,9 @@ struct EvalCommand: ParsableCommand {
                 let label = conditions.count > 1 ? "\(detector) [\(condition.name)]" : detector
                 let rows = EvaluationRow.table(types: present.map { types[$0] }, scores: present.map { byName[names[$0]]! })
                 table.append((label, rows))
-                if let average = rows.last { summary.append((condition.name, detector, average.auc, average.balancedAccuracy)) }
+                if let average = rows.last {
+                    summary.append((condition.name, detector, average.auc, average.balancedAccuracy, average.reals + average.fakes))
+                }
             }
         }
         print(render(table))
@@ -51,7 +53,7 @@ struct EvalCommand: ParsableCommand {
             print("summary: AVG over generators")
             for row in summary {
                 print("  " + row.condition.padding(toLength: 28, withPad: " ", startingAt: 0) + row.detector.padding(toLength: 16, withPad: " ", startingAt: 0)
-                      + String(format: "AUC %.4f  acc %.4f", row.auc, row.accuracy))
+                      + String(format: "AUC %.4f  acc %.4f  (%d images)", row.auc, row.accuracy, row.images))
             }
         }
         if let saveTab {
