@@ -38,7 +38,12 @@ extension BenchCommand {
         @Option(help: "Images per class.") var perClass = 20_000
         @Option(help: "Feature width.") var width = 1024
         @Option(help: "svm or logreg.") var classifier: LinearClassifier = .svm
-        @Option(name: .customLong("C"), help: "Regularisation.") var C = 1.0
+        @Option(name: .customLong("C"), help: "Regularisation: a number (one fit), or auto (train's 5-fold search over 7 values, then the final fit).")
+        var C = "1"
+
+        func validate() throws {
+            if C != "auto" && Double(C) == nil { throw ValidationError("--C takes a number or auto") }
+        }
 
         func run() {
             var generator = SeededGenerator(seed: 3)
@@ -58,11 +63,15 @@ extension BenchCommand {
             }
             let data = TrainingSet(features: features, labels: labels)
             let start = DispatchTime.now().uptimeNanoseconds
-            let model = classifier.fit(data, C: C)
+            var options = TrainingOptions()
+            options.classifier = classifier
+            options.C = Double(C)
+            let feature = Head.Feature(architecture: "synthetic", fingerprint: nil, backbone: nil, kind: .pooled, normalized: true, width: width)
+            let (head, report) = Trainer.train(data, options: options, name: "bench", feature: feature, provenance: nil)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            let auc = Metrics.auc(labels: labels, scores: features.map(model.decision))
-            print(String(format: "%@ C=%g on %d + %d features of %d: %.2f s (training AUC %.4f)",
-                         classifier.rawValue, C, perClass, perClass, width, seconds, auc))
+            let auc = Metrics.auc(labels: labels, scores: features.map { head.score($0) })
+            print(String(format: "%@ C=%@ (chosen %g) on %d + %d features of %d: %.2f s (training AUC %.4f)",
+                         classifier.rawValue, C, report.C, perClass, perClass, width, seconds, auc))
         }
     }
 

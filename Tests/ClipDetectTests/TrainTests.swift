@@ -91,6 +91,26 @@ import Testing
         #expect(rows.allSatisfy { $0.auc > 0.6 })
     }
 
+    /// The (setting, fold) fits share the cores; each must give what it gives alone.
+    @Test func crossValidationOnAllCoresEqualsOneFitAfterAnother() {
+        let c = Self.fixture.cases.first { $0.name == "svm_c0.1" }!
+        let data = TrainingSet(features: c.train_x, labels: c.train_y.map { $0 == 1 })
+        let folds = CrossValidation.stratifiedFolds(labels: data.labels, folds: 5)
+        let settings = [0.01, 0.1, 1, 10]
+        let together = CrossValidation.predictions(data, folds: folds, settings: settings) { C, subset in
+            LinearClassifier.svm.fit(subset, C: C, tolerance: 1e-4, passes: 1000)
+        }
+        for (s, C) in settings.enumerated() {
+            var alone = [Double](repeating: .nan, count: data.labels.count)
+            for fold in folds {
+                let held = Set(fold)
+                let model = LinearClassifier.svm.fit(data.subset(data.labels.indices.filter { !held.contains($0) }), C: C, tolerance: 1e-4, passes: 1000)
+                for i in fold { alone[i] = model.decision(data.features[i]) }
+            }
+            #expect(together[s] == alone, "C = \(C)")
+        }
+    }
+
     @Test func foldsAreStratifiedAndDeterministic() {
         let labels = (0..<53).map { $0 % 3 == 0 }
         let folds = CrossValidation.stratifiedFolds(labels: labels, folds: 5)

@@ -14,7 +14,7 @@ public struct Head: Sendable, Equatable {
         public var normalized: Bool
         public var width: Int
 
-        init(architecture: String, fingerprint: String?, backbone: String?, kind: FeatureKind, normalized: Bool, width: Int) {
+        public init(architecture: String, fingerprint: String?, backbone: String?, kind: FeatureKind, normalized: Bool, width: Int) {
             self.architecture = architecture
             self.fingerprint = fingerprint
             self.backbone = backbone

@@ -42,10 +42,12 @@ public enum LinearClassifier: String, Sendable, CaseIterable, Codable {
         }
     }
 
-    public func fit(_ data: TrainingSet, C: Double, balanced: Bool = false, tolerance: Double = 1e-8) -> Model {
+    /// `passes` caps the SVM's sweeps over its active set (liblinear's and scikit-learn's max_iter);
+    /// Newton's method stops on `tolerance` alone.
+    public func fit(_ data: TrainingSet, C: Double, balanced: Bool = false, tolerance: Double = 1e-8, passes: Int = 100_000) -> Model {
         let costs = Self.costs(data, C: C, balanced: balanced)
         switch self {
-        case .svm: return Self.dualCoordinateDescent(data, costs: costs, tolerance: tolerance)
+        case .svm: return Self.dualCoordinateDescent(data, costs: costs, tolerance: tolerance, passes: passes)
         case .logisticRegression: return Self.newton(data, costs: costs, tolerance: tolerance)
         }
     }
@@ -77,7 +79,7 @@ public enum LinearClassifier: String, Sendable, CaseIterable, Codable {
     /// Hsieh et al. (2008), as liblinear's L1-loss SVC dual solver with shrinking: coordinates are
     /// visited in a seeded random order; those stuck at a bound leave the active set until the
     /// projected-gradient gap over the active set is below `tolerance`, then all are checked again.
-    static func dualCoordinateDescent(_ data: TrainingSet, costs: [Double], tolerance: Double) -> Model {
+    static func dualCoordinateDescent(_ data: TrainingSet, costs: [Double], tolerance: Double, passes: Int) -> Model {
         let n = data.labels.count, d = data.width, stride = d + 1
         let x = augmented(data)
         var w = [Double](repeating: 0, count: stride)
@@ -88,7 +90,7 @@ public enum LinearClassifier: String, Sendable, CaseIterable, Codable {
         var generator = SeededGenerator(seed: 1)
         var oldMax = Double.infinity, oldMin = -Double.infinity
         x.withUnsafeBufferPointer { xp in
-            for _ in 0..<100_000 {
+            for _ in 0..<passes {
                 active.shuffle(using: &generator)
                 var gapMax = -Double.infinity, gapMin = Double.infinity
                 var kept: [Int] = []

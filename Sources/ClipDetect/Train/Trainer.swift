@@ -33,15 +33,17 @@ public enum Trainer {
     public static func train(_ data: TrainingSet, options: TrainingOptions, name: String, feature: Head.Feature,
                              provenance: String?) -> (Head, TrainingReport) {
         let folds = CrossValidation.stratifiedFolds(labels: data.labels, folds: max(2, min(options.folds, data.positives, data.negatives)))
-        // Cross-validation ranks settings: a looser stopping gap (scikit-learn's default, 1e-4) is plenty there.
-        func fit(_ C: Double, tolerance: Double = 1e-4) -> (TrainingSet) -> LinearClassifier.Model {
-            { options.classifier.fit($0, C: C, balanced: options.balanced, tolerance: tolerance) }
+        // Cross-validation ranks settings: scikit-learn's defaults (stopping gap 1e-4, at most 1000
+        // passes) are plenty there; only the final fit runs to the tight gap.
+        let (classifier, balanced) = (options.classifier, options.balanced)
+        let fit: @Sendable (Double, TrainingSet) -> LinearClassifier.Model = { C, subset in
+            classifier.fit(subset, C: C, balanced: balanced, tolerance: 1e-4, passes: 1000)
         }
         var report = TrainingReport(C: options.C ?? 1)
         var outOfFold: [Double]? = nil
         if options.C == nil {
-            for C in options.grid {
-                let predictions = CrossValidation.predictions(data, folds: folds, fit: fit(C))
+            let searched = CrossValidation.predictions(data, folds: folds, settings: options.grid, fit: fit)
+            for (C, predictions) in zip(options.grid, searched) {
                 let auc = Metrics.auc(labels: data.labels, scores: predictions)
                 report.search.append((C, auc))
                 if auc > (report.crossValidatedAUC ?? -1) {
@@ -52,10 +54,10 @@ public enum Trainer {
             }
         }
         if (options.calibrate || options.targetFPR != nil) && outOfFold == nil {
-            outOfFold = CrossValidation.predictions(data, folds: folds, fit: fit(report.C))
+            outOfFold = CrossValidation.predictions(data, folds: folds, settings: [report.C], fit: fit)[0]
             report.crossValidatedAUC = Metrics.auc(labels: data.labels, scores: outOfFold!)
         }
-        let model = fit(report.C, tolerance: 1e-8)(data)
+        let model = classifier.fit(data, C: report.C, balanced: balanced, tolerance: 1e-8)
         if options.calibrate, let outOfFold {
             report.calibration = PlattScaling.fit(scores: outOfFold, labels: data.labels)
         }
