@@ -85,15 +85,22 @@ public enum Trainer {
         let reals = data.labels.indices.filter { !data.labels[$0] }
         var generator = SeededGenerator(seed: 2)
         let shuffled = reals.shuffled(using: &generator)
-        return names.enumerated().map { j, name in
-            let heldReals = Set(shuffled.enumerated().filter { $0.offset % names.count == j }.map(\.element))
-            let train = data.labels.indices.filter { data.labels[$0] ? generators[$0] != name : !heldReals.contains($0) }
-            let test = data.labels.indices.filter { data.labels[$0] ? generators[$0] == name : heldReals.contains($0) }
-            let model = options.classifier.fit(data.subset(train), C: options.C ?? 1, balanced: options.balanced)
-            let scores = test.map { model.decision(data.features[$0]) }
-            let labels = test.map { data.labels[$0] }
-            return (name, Metrics.auc(labels: labels, scores: scores),
-                    Metrics.balancedAccuracy(labels: labels, predictions: scores.map { $0 > 0 }))
+        // One fit per generator, spread over the cores.
+        var results = [(generator: String, auc: Double, balancedAccuracy: Double)](repeating: ("", 0, 0), count: names.count)
+        results.withUnsafeMutableBufferPointer { buffer in
+            let shared = UncheckedSendable(buffer)
+            DispatchQueue.concurrentPerform(iterations: names.count) { j in
+                let name = names[j]
+                let heldReals = Set(shuffled.enumerated().filter { $0.offset % names.count == j }.map(\.element))
+                let train = data.labels.indices.filter { data.labels[$0] ? generators[$0] != name : !heldReals.contains($0) }
+                let test = data.labels.indices.filter { data.labels[$0] ? generators[$0] == name : heldReals.contains($0) }
+                let model = options.classifier.fit(data.subset(train), C: options.C ?? 1, balanced: options.balanced)
+                let scores = test.map { model.decision(data.features[$0]) }
+                let labels = test.map { data.labels[$0] }
+                shared.value[j] = (name, Metrics.auc(labels: labels, scores: scores),
+                                   Metrics.balancedAccuracy(labels: labels, predictions: scores.map { $0 > 0 }))
+            }
         }
+        return results
     }
 }
