@@ -20,10 +20,8 @@ struct ImpairCommand: ParsableCommand {
 
     func run() throws {
         let chain = try ImpairmentChain(parsing: operations, seed: seed)
-        let (result, encoded): (RGBImage, Data?)
-        do { (result, encoded) = try chain.apply(try ImageDecoder.decode(path: image)) } catch let error as ImageError {
-            throw ImageFileError(path: image, underlying: error)
-        }
+        let decoded = try ImageDecoder.decode(path: image)
+        let (result, encoded) = try ImageFileError.naming(image) { try chain.apply(decoded) }
         let ext = URL(fileURLWithPath: output).pathExtension.lowercased()
         switch (ext, chain.operations.last) {
         case ("png", _):

@@ -20,9 +20,7 @@ struct PreprocessCommand: ParsableCommand {
         switch stage {
         case .decoded: result = decoded
         case .resized:
-            do { result = try preprocessor.resized(decoded) } catch let error as ImageError {
-                throw ImageFileError(path: image, underlying: error)
-            }
+            result = try ImageFileError.naming(image) { try preprocessor.resized(decoded) }
         case .cropped: result = preprocessor.resizedAndCropped(decoded)
         }
         try PNGEncoder.write(result, to: output)

@@ -10,16 +10,12 @@ public enum ImageDecoder {
 
     /// The file's bytes, refused above `limits.maxBytes` before reading.
     public static func read(path: String, limits: DecodeLimits = DecodeLimits()) throws -> Data {
-        do { return try readFile(path, limit: limits.maxBytes) } catch let error as ImageError {
-            throw ImageFileError(path: path, underlying: error)
-        }
+        try ImageFileError.naming(path) { try readFile(path, limit: limits.maxBytes) }
     }
 
     /// Decodes bytes read from `path`, naming the file in any error.
     public static func decode(_ data: Data, path: String, limits: DecodeLimits = DecodeLimits(), applyOrientation: Bool = false) throws -> RGBImage {
-        do { return try decode(data, limits: limits, applyOrientation: applyOrientation) } catch let error as ImageError {
-            throw ImageFileError(path: path, underlying: error)
-        }
+        try ImageFileError.naming(path) { try decode(data, limits: limits, applyOrientation: applyOrientation) }
     }
 
     public static func decode(_ data: Data, limits: DecodeLimits = DecodeLimits(), applyOrientation: Bool = false) throws -> RGBImage {

@@ -107,4 +107,9 @@ public struct ImageFileError: Error, CustomStringConvertible {
         self.underlying = underlying
     }
     public var description: String { "\(path): \(underlying)" }
+
+    /// Runs `body`, naming `path` in any image error it throws.
+    public static func naming<T>(_ path: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as ImageError { throw ImageFileError(path: path, underlying: error) }
+    }
 }

@@ -85,9 +85,7 @@ public struct FeatureExtractor: Sendable {
                 if let cache, let key, let feature = try? cache.feature(key, width: width) { return .cached(feature) }
                 var image = try ImageDecoder.decode(data, path: paths[index], limits: limits, applyOrientation: orient)
                 if let impairment {
-                    do { image = try impairment.apply(image, index: first + index).0 } catch let error as ImageError {
-                        throw ImageFileError(path: paths[index], underlying: error)
-                    }
+                    image = try ImageFileError.naming(paths[index]) { try impairment.apply(image, index: first + index).0 }
                 }
                 return .pixels(preprocessor(image), key: key)
             }
