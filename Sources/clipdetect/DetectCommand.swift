@@ -31,7 +31,7 @@ struct DetectCommand: ParsableCommand {
 
     func run() throws {
         let loaded = try modelOptions.load(heads: heads)
-        var detector = try Detector(encoder: loaded.encoder, heads: loaded.heads(heads),
+        var detector = try Detector(encoder: loaded.encoder, heads: loaded.heads(),
                                     fusion: fusion, batchSize: batch)
         detector.extractor.cache = cacheOptions.open()
         var items = try Inputs.collect(inputs, csv: csv)

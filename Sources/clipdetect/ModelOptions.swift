@@ -26,17 +26,19 @@ struct ModelOptions: ParsableArguments {
 
     static let defaultModel = "clipdet-latent10k-plus"
 
-    /// The model to load: --model, else the named backbone the first head file was made on.
-    func model(heads: [String] = []) throws -> String {
+    /// The model to load: --model, else the named backbone the first head was made on.
+    func model(for heads: [Head]) -> String {
         if let explicitModel { return explicitModel }
-        guard let first = heads.first, let backbone = try Head.read(first).metadata.feature.backbone else { return Self.defaultModel }
+        guard let backbone = heads.first?.metadata.feature.backbone else { return Self.defaultModel }
         // A backbone-only entry: the head file brings its own head.
         let named = NamedModel.all.filter { $0.backbone.repository == backbone }
         return (named.first { $0.head == nil } ?? named.first)?.name ?? Self.defaultModel
     }
 
-    func load(heads: [String] = []) throws -> LoadedModel {
-        try LoadedModel(try model(heads: heads), hints: hints, offline: offline)
+    /// Reads the head files (once), then loads the model they or --model name.
+    func load(heads files: [String] = []) throws -> LoadedModel {
+        let given = try files.map(Head.read)
+        return try LoadedModel(model(for: given), hints: hints, offline: offline, heads: given)
     }
 }
 
@@ -54,14 +56,16 @@ struct CacheOptions: ParsableArguments {
     }
 }
 
-/// A backbone from a path or a name, with the named model's head when it has one.
+/// A backbone from a path or a name, with the head files given or the named model's own head.
 struct LoadedModel {
     let name: String
     let encoder: ImageEncoder
+    private let given: [Head]
     let head: Head?
 
-    init(_ model: String, hints: ModelHints, offline: Bool) throws {
+    init(_ model: String, hints: ModelHints, offline: Bool, heads given: [Head] = []) throws {
         name = model
+        self.given = given
         if FileManager.default.fileExists(atPath: model) || model.contains("/") || model.hasSuffix(".safetensors") {
             encoder = try ImageEncoder(path: model, hints: hints)
             head = nil
@@ -76,9 +80,9 @@ struct LoadedModel {
         head = try store.head(named, backbone: nil)
     }
 
-    /// The given head files, or the named model's own head.
-    func heads(_ files: [String]) throws -> [Head] {
-        let chosen = files.isEmpty ? head.map { [$0] } ?? [] : try files.map(Head.read)
+    /// The given heads, or the named model's own head.
+    func heads() throws -> [Head] {
+        let chosen = given.isEmpty ? head.map { [$0] } ?? [] : given
         guard !chosen.isEmpty else {
             throw CommandError("\(name) is a backbone without a head: give --head (import the reference's with `clipdetect head import`)")
         }
