@@ -69,7 +69,7 @@ import Testing
 
     @Test func missingUnexpectedAndMisshapenTensorsAreNamed() throws {
         let source = try Checkpoint.open(Fixtures.path("encoder", "c_bare_noproj28", "bare.safetensors"))
-        var tensors = try source.tensors.mapValues { SafeTensorsWriter.Entry(shape: $0.shape, values: Array(try $0.floats().buffer)) }
+        var tensors = try source.tensors.mapValues { SafeTensorsWriter.Entry(shape: $0.shape, values: try $0.floats().values) }
         let folder = try Fixtures.temporaryDirectory()
         let hints = Fixtures.hints("c_bare_noproj28")
 

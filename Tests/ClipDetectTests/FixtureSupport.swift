@@ -33,7 +33,7 @@ enum Fixtures {
     /// open_clip's outputs for a fixture, read back as flat f32 arrays.
     static func expected(_ model: String, _ file: String = "expected.safetensors") throws -> [String: (shape: [Int], values: [Float])] {
         let checkpoint = try Checkpoint.open(path("encoder", model, file))
-        return try checkpoint.tensors.mapValues { ($0.shape, Array(try $0.floats().buffer)) }
+        return try checkpoint.tensors.mapValues { ($0.shape, try $0.floats().values) }
     }
 
     static func temporaryDirectory() throws -> URL {

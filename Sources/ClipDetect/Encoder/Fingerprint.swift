@@ -11,9 +11,11 @@ extension VisionWeights {
             withUnsafeBytes(of: UInt64(array.count).littleEndian) { hash.update(bufferPointer: $0) }
             let count = array.count, step = max(1, count / 256)
             var sample: [Float] = []
-            sample += array.buffer.prefix(256)
-            sample += stride(from: 0, to: count, by: step).map { array[$0] }
-            sample += array.buffer[(count - min(256, count))...]  // Collection slicing: Sequence.suffix would read every value
+            array.withUnsafeBufferPointer { values in
+                sample += values.prefix(256)
+                sample += stride(from: 0, to: count, by: step).map { values[$0] }
+                sample += values[(count - min(256, count))...]  // Collection slicing: Sequence.suffix would read every value
+            }
             sample.withUnsafeBytes { hash.update(bufferPointer: $0) }
         }
         return hash.finalize().map { String(format: "%02x", $0) }.joined()

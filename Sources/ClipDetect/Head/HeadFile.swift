@@ -23,7 +23,7 @@ extension Head {
         guard let weight = file.tensors["weight"], let bias = file.tensors["bias"],
               weight.shape == [1, metadata.feature.width], bias.shape == [1]
         else { throw HeadError.invalid("\(path): expected weight [1, \(metadata.feature.width)] and bias [1]") }
-        return Head(weights: Array(try weight.floats().buffer), bias: try bias.floats()[0], metadata: metadata)
+        return Head(weights: try weight.floats().values, bias: try bias.floats()[0], metadata: metadata)
     }
 
     /// The reference's `weights.pth` (a `ChannelLinear` saved as `fc.weight` [1, D], `fc.bias` [1], possibly
@@ -59,7 +59,7 @@ extension Head {
             throw HeadError.mismatch("head width \(width) differs from the backbone's pooled width \(backbone.featureWidth(.pooled))")
         }
         let provenance = "imported from \(URL(fileURLWithPath: path).lastPathComponent)" + (settings.arch.map { " (arch \($0))" } ?? "")
-        return Head(weights: Array(try weight.floats().buffer), bias: try bias.floats()[0],
+        return Head(weights: try weight.floats().values, bias: try bias.floats()[0],
                     metadata: Metadata(name: name, feature: feature, calibration: nil, threshold: 0, provenance: provenance))
     }
 }

@@ -22,12 +22,23 @@ public protocol ByteOwner: AnyObject, Sendable {}
 
 /// Floats the encoder reads: either a view into a mapped f32 tensor or a buffer of its own.
 public struct FloatArray: @unchecked Sendable {
-    public let pointer: UnsafePointer<Float>
+    /// Valid only while this array (its owner) is alive: read through `withUnsafeBufferPointer` or `values`.
+    let pointer: UnsafePointer<Float>
     public let count: Int
     let owner: any ByteOwner
 
-    public var buffer: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: pointer, count: count) }
-    public subscript(i: Int) -> Float { pointer[i] }
+    public subscript(i: Int) -> Float {
+        precondition(i >= 0 && i < count, "index \(i) out of \(count)")
+        return withExtendedLifetime(owner) { pointer[i] }
+    }
+
+    /// The values copied out: safe after this array is gone.
+    public var values: [Float] { withUnsafeBufferPointer { Array($0) } }
+
+    /// The values in place, the owner kept alive for the call (a converted tensor owns a temporary buffer).
+    public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try withExtendedLifetime(owner) { try body(UnsafeBufferPointer(start: pointer, count: count)) }
+    }
 
     /// A buffer of its own, filled by `fill`.
     public init(count: Int, fill: (UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows {
