@@ -45,7 +45,7 @@ extension BenchCommand {
             if C != "auto" && Double(C) == nil { throw ValidationError("--C takes a number or auto") }
         }
 
-        func run() {
+        func run() throws {
             var generator = SeededGenerator(seed: 3)
             func gaussian() -> Float {
                 let u = max(Double(generator.next() >> 11) / Double(1 << 53), 1e-300), v = Double(generator.next() >> 11) / Double(1 << 53)
@@ -67,7 +67,7 @@ extension BenchCommand {
             options.classifier = classifier
             options.C = Double(C)
             let feature = Head.Feature(architecture: "synthetic", fingerprint: nil, backbone: nil, kind: .pooled, normalized: true, width: width)
-            let (head, report) = Trainer.train(data, options: options, name: "bench", feature: feature, provenance: nil)
+            let (head, report) = try Trainer.train(data, options: options, name: "bench", feature: feature, provenance: nil)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             let auc = Metrics.auc(labels: labels, scores: features.map { head.score($0) })
             print(String(format: "%@ C=%@ (chosen %g) on %d + %d features of %d: %.2f s (training AUC %.4f)",

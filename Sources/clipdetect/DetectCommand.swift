@@ -30,16 +30,16 @@ struct DetectCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let output { try checkWritable(output) }
         let loaded = try modelOptions.load(heads: heads)
         var detector = try Detector(encoder: loaded.encoder, heads: loaded.heads(),
                                     fusion: fusion, batchSize: batch)
         detector.extractor.cache = cacheOptions.open()
         var items = try Inputs.collect(inputs, csv: csv)
-        let done = resume ? try DetectionWriter.namesIn(output!, format: format) : []
-        let skipped = items.count
-        items.removeAll { done.contains($0.name) }
-        if resume { printError("resuming: \(skipped - items.count) file(s) already in \(output!)") }
         let writer = try DetectionWriter(path: output, format: format, heads: detector.heads.map(\.metadata.name), append: resume)
+        let skipped = items.count
+        items.removeAll { writer.done.contains($0.name) }
+        if resume { printError("resuming: \(skipped - items.count) file(s) already in \(output!)") }
         let progress = Progress(total: items.count)
         var failures = 0
         try detector.run(paths: items.map(\.path), applyOrientation: exifOrientation) { index, result in
@@ -47,7 +47,7 @@ struct DetectCommand: ParsableCommand {
                 failures += 1
                 if !progress.visible { printError("\(error)") }
             }
-            writer.write(name: items[index].name, result)
+            try writer.write(name: items[index].name, result)
             progress.advance()
         }
         progress.finish()
@@ -58,25 +58,37 @@ struct DetectCommand: ParsableCommand {
     }
 }
 
-/// Rows written as they are computed, so a run killed half-way keeps what it did.
+/// Rows written as they are computed, one write per row, so a run killed half-way keeps what it did.
 final class DetectionWriter {
     private let out: OutputStream
     private let format: DetectCommand.Format
     private let heads: [String]
+    /// Names already in the file this run appends to (--resume).
+    let done: Set<String>
 
     init(path: String?, format: DetectCommand.Format, heads: [String], append: Bool) throws {
         self.format = format
         self.heads = heads
         let exists = path.map { FileManager.default.fileExists(atPath: $0) } ?? false
-        out = try OutputStream(path: path, append: append && exists)
-        if format == .csv && !(append && exists) { out.write(CSVTable.line(columns)) }
-        if format == .table { out.write(columns.map { $0.padding(toLength: $0 == "filename" ? 40 : 14, withPad: " ", startingAt: 0) }.joined() + "\n") }
+        let resuming = append && exists
+        var columns = ["filename"] + heads + (heads.count > 1 ? ["fusion"] : []) + ["probability", "label", "error"]
+        if resuming, let path {
+            // A row cut short by a crash or a full disk is not done: drop it before reading what is.
+            try Self.dropIncompleteLastLine(path)
+            done = try Self.namesIn(path, format: format, columns: &columns)
+        } else {
+            done = []
+        }
+        self.columns = columns
+        out = try OutputStream(path: path, append: resuming)
+        if format == .csv && !resuming { try out.write(CSVTable.line(columns)) }
+        if format == .table { try out.write(columns.map { $0.padding(toLength: $0 == "filename" ? 40 : 14, withPad: " ", startingAt: 0) }.joined() + "\n") }
     }
 
     /// The reference's contract: filename, one column per detector, fusion when several; then ours.
-    var columns: [String] { ["filename"] + heads + (heads.count > 1 ? ["fusion"] : []) + ["probability", "label", "error"] }
+    let columns: [String]
 
-    func write(name: String, _ result: Result<Detection, Error>) {
+    func write(name: String, _ result: Result<Detection, Error>) throws {
         var values: [String]
         switch result {
         case .success(let d):
@@ -86,33 +98,66 @@ final class DetectionWriter {
             values = [name] + Array(repeating: "", count: heads.count + (heads.count > 1 ? 1 : 0)) + ["", "", "\(error)"]
         }
         switch format {
-        case .csv: out.write(CSVTable.line(values))
+        case .csv: try out.write(CSVTable.line(values))
         case .jsonl:
             var object: [String: Any] = [:]
-            for (column, value) in zip(columns, values) where !value.isEmpty {
-                object[column] = Double(value).map { $0 as Any } ?? value
+            for (index, (column, value)) in zip(columns, values).enumerated() where !value.isEmpty {
+                let isScore = index > 0 && index <= heads.count + (heads.count > 1 ? 1 : 0) || column == "probability"
+                object[column] = isScore ? Double(value).flatMap { $0.isFinite ? $0 : nil } ?? value as Any : value
             }
-            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-            out.write(String(decoding: data, as: UTF8.self) + "\n")
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            try out.write(String(decoding: data, as: UTF8.self) + "\n")
         case .table:
             let cells = values.enumerated().map { index, value -> String in
-                let text = Double(value).map { String(format: "%.4f", $0) } ?? value
-                return index == 0 ? text.padding(toLength: 40, withPad: " ", startingAt: 0) : text.padding(toLength: 14, withPad: " ", startingAt: 0)
+                let text = index > 0 ? Double(value).map { String(format: "%.4f", $0) } ?? value : Self.cell(value, width: 38)
+                return text.padding(toLength: index == 0 ? 40 : 14, withPad: " ", startingAt: 0)
             }
-            out.write(cells.joined().trimmingCharacters(in: .whitespaces) + "\n")
+            try out.write(cells.joined().trimmingCharacters(in: .whitespaces) + "\n")
         }
     }
 
-    /// Names already written to an earlier output, for --resume.
-    static func namesIn(_ path: String, format: DetectCommand.Format) throws -> Set<String> {
-        guard FileManager.default.fileExists(atPath: path) else { return [] }
+    /// A name as one table cell: control characters escaped, a long name shortened from the left
+    /// (the file name is at the end), so the score columns stay where they are.
+    static func cell(_ name: String, width: Int) -> String {
+        let escaped = name.unicodeScalars.map { $0.properties.generalCategory == .control ? $0.escaped(asASCII: true) : String($0) }.joined()
+        return escaped.count <= width ? escaped : "…" + escaped.suffix(width - 1)
+    }
+
+    static func dropIncompleteLastLine(_ path: String) throws {
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        let data = try handle.readToEnd() ?? Data()
+        guard let last = data.last, last != UInt8(ascii: "\n") else { return }
+        let keep = data.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
+        try handle.truncate(atOffset: UInt64(keep))
+        printError("\(path): dropped an incomplete last row")
+    }
+
+    /// Names already written to an earlier output, for --resume; refuses a file written for other heads.
+    static func namesIn(_ path: String, format: DetectCommand.Format, columns: inout [String]) throws -> Set<String> {
         switch format {
-        case .csv, .table: return Set(try CSVTable(path: path).values("filename"))
+        case .csv, .table:
+            let table = try CSVTable(path: path)
+            guard table.header == columns else {
+                throw CommandError("\(path) has columns \(table.header.joined(separator: ",")), this run writes \(columns.joined(separator: ",")): resume with the same heads, or write to another file")
+            }
+            return Set(try table.values("filename"))
         case .jsonl:
             let text = try String(contentsOfFile: path, encoding: .utf8)
-            return Set(text.split(separator: "\n").compactMap { line in
-                (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["filename"] as? String
-            })
+            var names = Set<String>()
+            let scoreColumns = Set(columns.dropFirst().dropLast(3))
+            for (number, line) in text.split(separator: "\n").enumerated() {
+                guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
+                      let name = object["filename"] as? String else {
+                    throw CommandError("\(path) line \(number + 1) is not a detect row")
+                }
+                let scores = Set(object.keys).subtracting(["filename", "probability", "label", "error"])
+                if object["error"] == nil, scores != scoreColumns {
+                    throw CommandError("\(path) holds scores of \(scores.sorted().joined(separator: ",")), this run writes \(scoreColumns.sorted().joined(separator: ",")): resume with the same heads, or write to another file")
+                }
+                names.insert(name)
+            }
+            return names
         }
     }
 }
@@ -132,10 +177,10 @@ final class Progress {
         let width = 30, filled = total > 0 ? width * done / total : width
         let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-9)
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-        FileHandle.standardError.write(Data(String(format: "\r%@ %d/%d  %.2f images/s", bar, done, total, rate).utf8))
+        try? FileHandle.standardError.write(contentsOf: Data(String(format: "\r%@ %d/%d  %.2f images/s", bar, done, total, rate).utf8))
     }
 
     func finish() {
-        if visible { FileHandle.standardError.write(Data("\n".utf8)) }
+        if visible { try? FileHandle.standardError.write(contentsOf: Data("\n".utf8)) }
     }
 }

@@ -16,9 +16,11 @@ struct EmbedCommand: ParsableCommand {
     @Option(name: [.customShort("o"), .long], help: "Output file (default: standard output).") var output: String?
     @Option(help: "Images per forward pass.") var batch = 8
     @Flag(help: "Apply EXIF orientation before preprocessing (the reference does not).") var exifOrientation = false
-    @Argument(help: "Image files.") var images: [String]
+    @Argument(help: "Image files, directories (searched recursively), or - for paths on standard input.") var inputs: [String]
 
     func run() throws {
+        if let output { try checkWritable(output) }
+        let images = try Inputs.collect(inputs).map(\.path)
         let encoder = try modelOptions.load().encoder
         var extractor = FeatureExtractor(encoder: encoder, kind: features, normalize: !noNormalize, batchSize: batch)
         extractor.applyOrientation = exifOrientation
@@ -27,7 +29,7 @@ struct EmbedCommand: ParsableCommand {
         var rows: [[Float]] = []
         var failures = 0
         if format == .csv {
-            out.write(CSVTable.line(["filename"] + (0..<extractor.width).map { "f\($0)" } + ["error"]))
+            try out.write(CSVTable.line(["filename"] + (0..<extractor.width).map { "f\($0)" } + ["error"]))
         }
         try extractor.run(paths: images) { index, result in
             let path = images[index]
@@ -35,20 +37,20 @@ struct EmbedCommand: ParsableCommand {
             case .success(let feature):
                 switch format {
                 case .npy: rows.append(feature)
-                case .jsonl: out.write(jsonLine(path: path, feature: feature, error: nil))
-                case .csv: out.write(CSVTable.line([path] + feature.map { "\($0)" } + [""]))
+                case .jsonl: try out.write(jsonLine(path: path, feature: feature, error: nil))
+                case .csv: try out.write(CSVTable.line([path] + feature.map { "\($0)" } + [""]))
                 }
             case .failure(let error):
                 failures += 1
                 printError("\(error)")
                 switch format {
                 case .npy: rows.append(Array(repeating: .nan, count: extractor.width))
-                case .jsonl: out.write(jsonLine(path: path, feature: nil, error: "\(error)"))
-                case .csv: out.write(CSVTable.line([path] + Array(repeating: "", count: extractor.width) + ["\(error)"]))
+                case .jsonl: try out.write(jsonLine(path: path, feature: nil, error: "\(error)"))
+                case .csv: try out.write(CSVTable.line([path] + Array(repeating: "", count: extractor.width) + ["\(error)"]))
                 }
             }
         }
-        if format == .npy { out.write(NPYWriter.data(rows: rows, width: extractor.width)) }
+        if format == .npy { try out.write(NPYWriter.data(rows: rows, width: extractor.width)) }
         if failures > 0 {
             printError("\(failures) of \(images.count) image(s) failed")
             throw partialFailure
@@ -57,7 +59,7 @@ struct EmbedCommand: ParsableCommand {
 
     private func jsonLine(path: String, feature: [Float]?, error: String?) -> String {
         var object: [String: Any] = ["filename": path]
-        if let feature { object["feature"] = feature.map { Double($0) } }
+        if let feature { object["feature"] = feature.map { $0.isFinite ? Double($0) as Any : NSNull() } }
         if let error { object["error"] = error }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self) + "\n"

@@ -27,55 +27,48 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        let list = try CSVTable(path: csv)
-        let names = try list.values("filename"), types = try list.values("typ")
+        let list = try Inputs.labeled(csv: csv)
         let conditions: [(name: String, chain: ImpairmentChain?)] = [("clean", nil)]
             + (try impair.map { ($0, try ImpairmentChain(condition: $0, seed: seed)) })
-        var table: [(detector: String, rows: [EvaluationRow])] = []
-        var summary: [(condition: String, detector: String, auc: Double, accuracy: Double, images: Int)] = []
+        var tables: [EvaluationTable] = []
         let detector = scores == nil ? try makeDetector() : nil
         for condition in conditions {
-            let columns = try scores.map(readScores) ?? scoreHere(detector!, names: names, impairment: condition.chain)
-            for (detector, byName) in columns {
-                let present = names.indices.filter { byName[names[$0]] != nil }
-                let missing = names.count - present.count
-                if missing > 0 { printError("\(detector): \(missing) listed file(s) have no score and are left out") }
-                let label = conditions.count > 1 ? "\(detector) [\(condition.name)]" : detector
-                let rows = EvaluationRow.table(types: present.map { types[$0] }, scores: present.map { byName[names[$0]]! })
-                table.append((label, rows))
-                if let average = rows.last {
-                    summary.append((condition.name, detector, average.auc, average.balancedAccuracy, average.reals + average.fakes))
+            let columns = try scores.map { try Evaluation.readScores($0).map { ($0.detector, $0.scores, DecisionRule.plain) } }
+                ?? scoreHere(detector!, list: list, impairment: condition.chain)
+            for (name, byName, decision) in columns {
+                let table = Evaluation.table(list, scores: byName, detector: name, decision: decision, condition: condition.name)
+                let label = conditions.count > 1 ? "\(name) [\(condition.name)]" : name
+                if table.missing > 0 { printError("\(label): \(table.missing) of \(table.listed) listed file(s) have no score and are left out") }
+                if table.nonFinite > 0 { printError("\(label): \(table.nonFinite) of \(table.listed) listed file(s) have a score that is not finite and are left out") }
+                if !table.unevaluated.isEmpty {
+                    printError("\(label): no real or no fake image with a score for \(table.unevaluated.joined(separator: ", ")): not evaluated, not in AVG")
                 }
+                tables.append(table)
             }
         }
-        print(render(table))
+        print(render(tables, showCondition: conditions.count > 1))
         if conditions.count > 1 {
             print("summary: AVG over generators")
-            for row in summary {
-                print("  " + row.condition.padding(toLength: 28, withPad: " ", startingAt: 0) + row.detector.padding(toLength: 16, withPad: " ", startingAt: 0)
-                      + String(format: "AUC %.4f  acc %.4f  (%d images)", row.auc, row.accuracy, row.images))
+            for table in tables {
+                guard let average = table.average else { continue }
+                print("  " + table.condition.padding(toLength: 28, withPad: " ", startingAt: 0) + table.detector.padding(toLength: 16, withPad: " ", startingAt: 0)
+                      + String(format: "AUC %.4f  acc %.4f  (%d images)", average.auc, average.balancedAccuracy, average.reals + average.fakes))
             }
         }
         if let saveTab {
             var text = CSVTable.line(["detector", "generator", "reals", "fakes"] + EvaluationRow.columns)
-            for (detector, rows) in table {
-                for row in rows {
-                    text += CSVTable.line([detector, row.generator, String(row.reals), String(row.fakes)] + row.values.map { String($0) })
+            for table in tables {
+                let label = conditions.count > 1 ? "\(table.detector) [\(table.condition)]" : table.detector
+                for row in table.rows {
+                    text += CSVTable.line([label, row.generator, String(row.reals), String(row.fakes)] + row.values.map { String($0) })
                 }
             }
-            try text.write(toFile: saveTab, atomically: true, encoding: .utf8)
+            do { try text.write(toFile: saveTab, atomically: true, encoding: .utf8) } catch {
+                throw CommandError("cannot write \(saveTab): \((error as NSError).localizedDescription)")
+            }
         }
-    }
-
-    /// Score columns of a detect/main.py output: every column but filename, probability, label and error.
-    private func readScores(_ path: String) throws -> [(String, [String: Double])] {
-        let table = try CSVTable(path: path)
-        let names = try table.values("filename")
-        return try table.header.filter { !["filename", "probability", "label", "error"].contains($0) }.map { column in
-            let values = try table.values(column)
-            var byName: [String: Double] = [:]
-            for (name, value) in zip(names, values) { if let score = Double(value) { byName[name] = score } }
-            return (column, byName)
+        if tables.allSatisfy({ $0.rows.isEmpty }) {
+            throw CommandError("nothing was evaluated: no generator has both real and fake images with finite scores")
         }
     }
 
@@ -86,31 +79,35 @@ struct EvalCommand: ParsableCommand {
         return detector
     }
 
-    private func scoreHere(_ detector: Detector, names: [String], impairment: ImpairmentChain?) throws -> [(String, [String: Double])] {
+    /// Scores the listed images here: one column per head (and fusion), each with its head's decision rule.
+    private func scoreHere(_ detector: Detector, list: [LabeledImage], impairment: ImpairmentChain?) throws
+        -> [(String, [String: Double], DecisionRule)] {
         var detector = detector
         detector.extractor.impairment = impairment
-        let folder = URL(fileURLWithPath: csv).deletingLastPathComponent()
-        let paths = names.map { $0.hasPrefix("/") ? $0 : folder.appendingPathComponent($0).path }
-        var columns = detector.heads.map { ($0.metadata.name, [String: Double]()) } + (detector.heads.count > 1 ? [("fusion", [:])] : [])
-        let progress = Progress(total: paths.count)
-        try detector.run(paths: paths) { index, result in
+        let columns = detector.columns
+        var byName = Array(repeating: [String: Double](), count: columns.count)
+        let progress = Progress(total: list.count)
+        try detector.run(paths: list.map(\.item.path)) { index, result in
             progress.advance()
-            guard case .success(let detection) = result else {
-                if case .failure(let error) = result, !progress.visible { printError("\(error)") }
-                return
+            switch result {
+            case .success(let detection):
+                let name = list[index].item.name
+                for (column, score) in detection.scores.enumerated() { byName[column][name] = score }
+                if let fused = detection.fused { byName[columns.count - 1][name] = fused }
+            case .failure(let error):
+                if !progress.visible { printError("\(error)") }
             }
-            for (column, score) in detection.scores.enumerated() { columns[column].1[names[index]] = score }
-            if let fused = detection.fused { columns[columns.count - 1].1[names[index]] = fused }
         }
         progress.finish()
-        return columns
+        return columns.indices.map { (columns[$0].name, byName[$0], columns[$0].decision) }
     }
 
-    private func render(_ table: [(detector: String, rows: [EvaluationRow])]) -> String {
+    private func render(_ tables: [EvaluationTable], showCondition: Bool) -> String {
         let titles = ["generator", "real", "fake", "AUC", "acc", "EER", "TPR@1%", "TPR@5%", "NLL", "ECE"]
         var lines: [String] = []
-        for (detector, rows) in table {
-            lines.append("detector \(detector)")
+        for table in tables {
+            let rows = table.rows
+            lines.append("detector \(table.detector)" + (showCondition ? " [\(table.condition)]" : ""))
             lines.append(titles.enumerated().map { $0 == 0 ? $1.padding(toLength: 24, withPad: " ", startingAt: 0) : pad($1) }.joined())
             for row in rows {
                 let cells = [String(row.reals), String(row.fakes)] + row.values.map { String(format: "%.4f", $0) }

@@ -96,30 +96,62 @@ func downloadProgress() -> (@Sendable (Int, Int?) -> Void)? {
     return { received, total in
         let text = total.map { String(format: "\rdownloading %.1f / %.1f MB", Double(received) / 1e6, Double($0) / 1e6) }
             ?? String(format: "\rdownloading %.1f MB", Double(received) / 1e6)
-        FileHandle.standardError.write(Data(text.utf8))
+        try? FileHandle.standardError.write(contentsOf: Data(text.utf8))
     }
 }
 
-/// Writes to a file or standard output.
+/// Writes to a file or standard output; a failed write (a full disk) is an error that names the file.
 final class OutputStream {
     private let handle: FileHandle
+    private let name: String
+
     init(path: String?, append: Bool = false) throws {
         if let path, path != "-" {
+            name = path
             if !append {
                 guard FileManager.default.createFile(atPath: path, contents: nil) else {
                     throw CommandError("cannot write \(path)")
                 }
             }
             handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-            if append { handle.seekToEndOfFile() }
+            if append { try handle.seekToEnd() }
         } else {
+            name = "standard output"
             handle = FileHandle.standardOutput
         }
     }
-    func write(_ text: String) { handle.write(Data(text.utf8)) }
-    func write(_ data: Data) { handle.write(data) }
+
+    func write(_ text: String) throws { try write(Data(text.utf8)) }
+
+    func write(_ data: Data) throws {
+        do { try handle.write(contentsOf: data) } catch {
+            throw CommandError("cannot write \(name): \(describe(error)); what was written before is kept")
+        }
+    }
+}
+
+/// Refuses an output path whose folder is missing or not writable, before any work is done.
+func checkWritable(_ path: String) throws {
+    guard path != "-" else { return }
+    let folder = (path as NSString).deletingLastPathComponent
+    let directory = folder.isEmpty ? "." : folder
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw ValidationError("cannot write \(path): no folder \(directory)")
+    }
+    guard access(directory, W_OK) == 0 else { throw ValidationError("cannot write \(path): \(directory) is not writable") }
+}
+
+/// One line for a Foundation or POSIX error (the POSIX reason when there is one).
+func describe(_ error: Error) -> String {
+    let ns = error as NSError
+    if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
+    if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+        return String(cString: strerror(Int32(underlying.code)))
+    }
+    return ns.localizedDescription
 }
 
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    try? FileHandle.standardError.write(contentsOf: Data((message + "\n").utf8))
 }

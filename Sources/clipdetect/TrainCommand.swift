@@ -28,60 +28,59 @@ struct TrainCommand: ParsableCommand {
         if let classWeight, classWeight != "balanced" { throw ValidationError("--class-weight takes balanced") }
         if let cv, cv != "leave-one-generator-out" { throw ValidationError("--cv takes leave-one-generator-out") }
         if cv != nil && csv == nil { throw ValidationError("--cv leave-one-generator-out needs --csv with generator names in typ") }
-        if let targetFpr, !(0..<1).contains(targetFpr) { throw ValidationError("--target-fpr is a rate in [0, 1)") }
+        do { try options.validate() } catch { throw ValidationError("\(error)") }
+        try checkWritable(output)
     }
 
-    func run() throws {
-        // What to learn from: (image, label, generator).
-        var items: [(InputItem, Bool, String)] = []
-        if let csv {
-            let table = try CSVTable(path: csv)
-            let listed = try Inputs.collect([], csv: csv), types = try table.values("typ")
-            items = zip(listed, types).map { ($0, $1 != "real", $1) }
-        }
-        for list in real { items += try Inputs.list(list).map { ($0, false, "real") } }
-        for list in fake { items += try Inputs.list(list).map { ($0, true, "fake") } }
-
-        let loaded = try modelOptions.load()
-        var extractor = FeatureExtractor(encoder: loaded.encoder, kind: .pooled, normalize: true)
-        extractor.cache = cacheOptions.open()
-        var features: [[Float]] = [], labels: [Bool] = [], generators: [String] = []
-        let progress = Progress(total: items.count)
-        try extractor.run(paths: items.map(\.0.path)) { index, result in
-            progress.advance()
-            switch result {
-            case .success(let feature):
-                features.append(feature)
-                labels.append(items[index].1)
-                generators.append(items[index].2)
-            case .failure(let error):
-                printError("skipped: \(error)")
-            }
-        }
-        progress.finish()
-        let data = TrainingSet(features: features, labels: labels)
-        guard data.positives > 0, data.negatives > 0 else { throw CommandError("need at least one real and one fake image that decode") }
-        printError("features: \(data.negatives) real, \(data.positives) fake")
-
+    var options: TrainingOptions {
         var options = TrainingOptions()
         options.classifier = classifier
         options.C = Double(C)
         options.balanced = classWeight == "balanced"
         options.calibrate = calibrate
         options.targetFPR = targetFpr
+        return options
+    }
+
+    func run() throws {
+        let images = try Inputs.labeled(csv: csv, real: real, fake: fake)
+        let loaded = try modelOptions.load()
+        var extractor = FeatureExtractor(encoder: loaded.encoder, kind: .pooled, normalize: true)
+        extractor.cache = cacheOptions.open()
+        var features: [[Float]] = [], labels: [Bool] = [], generators: [String] = []
+        let progress = Progress(total: images.count)
+        try extractor.run(paths: images.map(\.item.path)) { index, result in
+            progress.advance()
+            switch result {
+            case .success(let feature):
+                features.append(feature)
+                labels.append(images[index].isSynthetic)
+                generators.append(images[index].type)
+            case .failure(let error):
+                printError("skipped: \(error)")
+            }
+        }
+        progress.finish()
+        let data = TrainingSet(features: features, labels: labels)
+        printError("features: \(data.negatives) real, \(data.positives) fake")
+
+        let options = self.options
         let feature = Head.Feature(encoder: loaded.encoder, backbone: NamedModel.named(loaded.name)?.backbone.repository)
         let headName = name ?? URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent
         let provenance = "trained by clipdetect: \(classifier.rawValue), \(data.negatives) real + \(data.positives) fake"
-        let (head, report) = Trainer.train(data, options: options, name: headName, feature: feature, provenance: provenance)
+        let (head, report) = try Trainer.train(data, options: options, name: headName, feature: feature, provenance: provenance)
         for (c, auc) in report.search { print(String(format: "C = %-8g  CV AUC %.4f", c, auc)) }
         print("chosen C = \(report.C)" + (report.crossValidatedAUC.map { String(format: ", cross-validated AUC %.4f", $0) } ?? ""))
+        for warning in report.warnings { printError("warning: \(warning)") }
         if let calibration = report.calibration { print(String(format: "calibration: P = sigmoid(%.4f · score + %.4f)", calibration.a, calibration.b)) }
         if let threshold = report.threshold, let tpr = report.thresholdTPR, let fpr = report.thresholdFPR {
             print(String(format: "threshold %.4f: FPR %.4f on cross-validated reals, TPR %.4f", threshold, fpr, tpr))
         }
         if cv != nil {
             print("leave one generator out (C = \(report.C)):")
-            for row in Trainer.leaveOneGeneratorOut(data, generators: generators, options: { var o = options; o.C = report.C; return o }()) {
+            var chosen = options
+            chosen.C = report.C
+            for row in try Trainer.leaveOneGeneratorOut(data, generators: generators, options: chosen) {
                 print("  " + row.generator.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: "AUC %.4f  acc %.4f", row.auc, row.balancedAccuracy))
             }
         }

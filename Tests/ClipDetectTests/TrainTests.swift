@@ -53,14 +53,14 @@ import Testing
         #expect(abs(fitted.a + p.a) <= 1e-6 && abs(fitted.b + p.b) <= 1e-6)
     }
 
-    @Test func plattCalibrationLowersHeldOutECE() {
+    @Test func plattCalibrationLowersHeldOutECE() throws {
         let c = Self.fixture.cases.first { $0.name == "svm_c0.1" }!
         let data = TrainingSet(features: c.train_x, labels: c.train_y.map { $0 == 1 })
         var options = TrainingOptions()
         options.C = c.C
         options.calibrate = true
         let feature = Head.Feature(architecture: "test", fingerprint: nil, backbone: nil, kind: .pooled, normalized: true, width: data.width)
-        let (head, report) = Trainer.train(data, options: options, name: "t", feature: feature, provenance: nil)
+        let (head, report) = try Trainer.train(data, options: options, name: "t", feature: feature, provenance: nil)
         #expect(report.calibration != nil)
         let labels = Self.fixture.test_y.map { $0 == 1 }
         let scores = Self.fixture.test_x.map(head.score)
@@ -69,24 +69,24 @@ import Testing
         #expect(calibrated < raw, "ECE raw \(raw), calibrated \(calibrated)")
     }
 
-    @Test func targetFPRThresholdHoldsOnTheCrossValidatedReals() {
+    @Test func targetFPRThresholdHoldsOnTheCrossValidatedReals() throws {
         let c = Self.fixture.cases.first { $0.name == "svm_c0.1" }!
         let data = TrainingSet(features: c.train_x, labels: c.train_y.map { $0 == 1 })
         var options = TrainingOptions()
         options.C = c.C
         options.targetFPR = 0.05
         let feature = Head.Feature(architecture: "test", fingerprint: nil, backbone: nil, kind: .pooled, normalized: true, width: data.width)
-        let (head, report) = Trainer.train(data, options: options, name: "t", feature: feature, provenance: nil)
+        let (head, report) = try Trainer.train(data, options: options, name: "t", feature: feature, provenance: nil)
         #expect(report.thresholdFPR! <= 0.05 && report.thresholdTPR! > 0)
         #expect(head.metadata.threshold == report.threshold!)
         #expect(head.isSynthetic(report.threshold! + 1e-9) && !head.isSynthetic(report.threshold!))
     }
 
-    @Test func leaveOneGeneratorOutReportsEveryGenerator() {
+    @Test func leaveOneGeneratorOutReportsEveryGenerator() throws {
         let c = Self.fixture.cases.first { $0.name == "svm_c0.1" }!
         let data = TrainingSet(features: c.train_x, labels: c.train_y.map { $0 == 1 })
         let generators = data.labels.enumerated().map { $1 ? ["a", "b", "c"][$0 % 3] : "real" }
-        let rows = Trainer.leaveOneGeneratorOut(data, generators: generators, options: TrainingOptions())
+        let rows = try Trainer.leaveOneGeneratorOut(data, generators: generators, options: TrainingOptions())
         #expect(rows.map(\.generator) == ["a", "b", "c"])
         #expect(rows.allSatisfy { $0.auc > 0.6 })
     }
@@ -120,5 +120,41 @@ import Testing
             let positives = fold.filter { labels[$0] }.count
             #expect((3...4).contains(positives))
         }
+    }
+
+    /// Too few images for cross-validation, inverted calibrations and meaningless C values are refused.
+    @Test func meaninglessTrainingIsRefused() throws {
+        let c = Self.fixture.cases.first { $0.name == "svm_c0.1" }!
+        let full = TrainingSet(features: c.train_x, labels: c.train_y.map { $0 == 1 })
+        let feature = Head.Feature(architecture: "test", fingerprint: nil, backbone: nil, kind: .pooled, normalized: true, width: full.width)
+        let reals = full.labels.indices.filter { !full.labels[$0] }, fakes = full.labels.indices.filter { full.labels[$0] }
+        let tiny = full.subset(Array(reals.prefix(2)) + Array(fakes.prefix(2)))
+        for configure in [{ (o: inout TrainingOptions) in o.C = nil }, { $0.C = 1; $0.calibrate = true }, { $0.C = 1; $0.targetFPR = 0.05 }] {
+            var options = TrainingOptions()
+            configure(&options)
+            #expect(throws: TrainingError.tooFewImages(real: 2, fake: 2, needed: 5, step: options.C == nil ? "choosing C" : options.calibrate ? "calibration" : "the target false-positive rate")) {
+                try Trainer.train(tiny, options: options, name: "t", feature: feature, provenance: nil)
+            }
+        }
+        var plain = TrainingOptions()
+        plain.C = 1
+        _ = try Trainer.train(tiny, options: plain, name: "t", feature: feature, provenance: nil)
+        for bad in [0, 1e-300, .nan, .infinity, -1, 1e7] {
+            var options = TrainingOptions()
+            options.C = bad
+            #expect(throws: TrainingError.self) { try Trainer.train(full, options: options, name: "t", feature: feature, provenance: nil) }
+        }
+        // Labels flipped for the cross-validated scores only: Platt's slope would be negative.
+        let inverted = PlattScaling.fit(scores: [2, 1, -1, -2, 3, -3], labels: [false, false, true, true, false, true])
+        #expect(inverted.a < 0)
+        // Features that say nothing: the out-of-fold scores cannot rank fakes above reals.
+        let blank = TrainingSet(features: Array(repeating: [0, 0, 0, 0], count: 12), labels: (0..<12).map { $0 % 2 == 0 })
+        var calibrate = TrainingOptions()
+        calibrate.C = 1
+        calibrate.calibrate = true
+        let refused = #expect(throws: TrainingError.self) {
+            try Trainer.train(blank, options: calibrate, name: "t", feature: Head.Feature(architecture: "test", fingerprint: nil, backbone: nil, kind: .pooled, normalized: true, width: 4), provenance: nil)
+        }
+        guard case .calibrationInverted = refused else { Issue.record("\(String(describing: refused))"); return }
     }
 }

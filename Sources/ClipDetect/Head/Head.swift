@@ -34,16 +34,29 @@ public struct Head: Sendable, Equatable {
     public struct Calibration: Codable, Sendable, Equatable {
         public var a: Double
         public var b: Double
+
+        public init(a: Double, b: Double) {
+            self.a = a
+            self.b = b
+        }
     }
 
     public struct Metadata: Codable, Sendable, Equatable {
         public var name: String
         public var feature: Feature
         public var calibration: Calibration?
-        /// Scores above it are labelled synthetic; 0 by default (even odds).
-        public var threshold: Double = 0
+        /// Scores above it are labelled synthetic; nil: synthetic when the (calibrated) probability exceeds 1/2.
+        public var threshold: Double?
         /// Free text: where the head came from or what it was trained on.
         public var provenance: String?
+
+        public init(name: String, feature: Feature, calibration: Calibration? = nil, threshold: Double? = nil, provenance: String? = nil) {
+            self.name = name
+            self.feature = feature
+            self.calibration = calibration
+            self.threshold = threshold
+            self.provenance = provenance
+        }
     }
 
     public var weights: [Float]
@@ -63,13 +76,13 @@ public struct Head: Sendable, Equatable {
         return sum
     }
 
-    /// Calibrated when the head carries a calibration, the plain sigmoid of the score otherwise.
-    public func probability(_ score: Double) -> Double {
-        let z = metadata.calibration.map { $0.a * score + $0.b } ?? score
-        return Fusion.sigmoid(z)
-    }
+    /// How this head's scores read as probabilities and labels.
+    public var decision: DecisionRule { DecisionRule(calibration: metadata.calibration, threshold: metadata.threshold) }
 
-    public func isSynthetic(_ score: Double) -> Bool { score > metadata.threshold }
+    /// Calibrated when the head carries a calibration, the plain sigmoid of the score otherwise.
+    public func probability(_ score: Double) -> Double { decision.probability(score) }
+
+    public func isSynthetic(_ score: Double) -> Bool { decision.isSynthetic(score) }
 
     /// Refuses an encoder or feature setting the head was not made for.
     public func check(encoder: ImageEncoder, kind: FeatureKind, normalized: Bool) throws {

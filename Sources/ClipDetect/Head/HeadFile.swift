@@ -60,7 +60,7 @@ extension Head {
         }
         let provenance = "imported from \(URL(fileURLWithPath: path).lastPathComponent)" + (settings.arch.map { " (arch \($0))" } ?? "")
         return Head(weights: try weight.floats().values, bias: try bias.floats()[0],
-                    metadata: Metadata(name: name, feature: feature, calibration: nil, threshold: 0, provenance: provenance))
+                    metadata: Metadata(name: name, feature: feature, provenance: provenance))
     }
 }
 

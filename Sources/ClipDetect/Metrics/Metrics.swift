@@ -102,44 +102,35 @@ public struct EvaluationRow: Sendable, Equatable, Codable {
     public static let columns = ["auc", "acc", "eer", "tpr@1%fpr", "tpr@5%fpr", "nll", "ece"]
     public var values: [Double] { [auc, balancedAccuracy, equalErrorRate, tprAt1, tprAt5, nll, ece] }
 
-    /// Metrics over one set: scores that are not finite are left out, as the reference skips them.
-    public init(generator: String, labels: [Bool], scores: [Double]) {
-        let kept = zip(labels, scores).filter { $0.1.isFinite }
-        let labels = kept.map(\.0), scores = kept.map(\.1)
+    /// Metrics over one set (finite scores); `decision` gives the labels for accuracy and the
+    /// probabilities for NLL and ECE.
+    public init(generator: String, labels: [Bool], scores: [Double], decision: DecisionRule = .plain) {
+        precondition(labels.count == scores.count, "one score per label")
         self.generator = generator
         reals = labels.filter { !$0 }.count
         fakes = labels.count - reals
         auc = Metrics.auc(labels: labels, scores: scores)
-        balancedAccuracy = Metrics.balancedAccuracy(labels: labels, predictions: scores.map { $0 > 0 })
+        balancedAccuracy = Metrics.balancedAccuracy(labels: labels, predictions: scores.map(decision.isSynthetic))
         equalErrorRate = Metrics.equalErrorRate(labels: labels, scores: scores)
         tprAt1 = Metrics.tpr(atFPR: 0.01, labels: labels, scores: scores)
         tprAt5 = Metrics.tpr(atFPR: 0.05, labels: labels, scores: scores)
-        nll = Metrics.negativeLogLikelihood(labels: labels, scores: scores)
-        ece = Metrics.expectedCalibrationError(labels: labels, probabilities: scores.map(Fusion.sigmoid))
+        nll = Metrics.negativeLogLikelihood(labels: labels, scores: scores.map(decision.logit))
+        ece = Metrics.expectedCalibrationError(labels: labels, probabilities: scores.map(decision.probability))
     }
 
-    /// The reference's protocol: for each generator, its images against all real ones; then AVG.
-    public static func table(types: [String], scores: [Double]) -> [EvaluationRow] {
-        let generators = Array(Set(types.filter { $0 != "real" })).sorted()
-        var rows = generators.map { generator -> EvaluationRow in
-            let picked = types.indices.filter { types[$0] == "real" || types[$0] == generator }
-            return EvaluationRow(generator: generator, labels: picked.map { types[$0] != "real" }, scores: picked.map { scores[$0] })
-        }
-        if !rows.isEmpty {
-            var average = rows[0]
-            average.generator = "AVG"
-            average.reals = rows[0].reals
-            average.fakes = rows.reduce(0) { $0 + $1.fakes }
-            func mean(_ path: KeyPath<EvaluationRow, Double>) -> Double { rows.reduce(0) { $0 + $1[keyPath: path] } / Double(rows.count) }
-            average.auc = mean(\.auc)
-            average.balancedAccuracy = mean(\.balancedAccuracy)
-            average.equalErrorRate = mean(\.equalErrorRate)
-            average.tprAt1 = mean(\.tprAt1)
-            average.tprAt5 = mean(\.tprAt5)
-            average.nll = mean(\.nll)
-            average.ece = mean(\.ece)
-            rows.append(average)
-        }
-        return rows
+    /// AVG: the mean of each metric over the generators' rows (they share the real images).
+    static func average(_ rows: [EvaluationRow]) -> EvaluationRow? {
+        guard var average = rows.first else { return nil }
+        average.generator = "AVG"
+        average.fakes = rows.reduce(0) { $0 + $1.fakes }
+        func mean(_ path: KeyPath<EvaluationRow, Double>) -> Double { rows.reduce(0) { $0 + $1[keyPath: path] } / Double(rows.count) }
+        average.auc = mean(\.auc)
+        average.balancedAccuracy = mean(\.balancedAccuracy)
+        average.equalErrorRate = mean(\.equalErrorRate)
+        average.tprAt1 = mean(\.tprAt1)
+        average.tprAt5 = mean(\.tprAt5)
+        average.nll = mean(\.nll)
+        average.ece = mean(\.ece)
+        return average
     }
 }

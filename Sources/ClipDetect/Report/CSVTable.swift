@@ -12,7 +12,9 @@ public struct CSVTable: Sendable {
 
     public init(path: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else { throw ReportError.unreadable(path) }
-        let records = Self.parse(String(decoding: data, as: UTF8.self))
+        guard let text = String(data: data, encoding: .utf8) else { throw ReportError.invalid("\(path) is not UTF-8 text") }
+        // A UTF-8 byte-order mark (spreadsheets write one) is not part of the first column's name.
+        let records = Self.parse(text.unicodeScalars.first == "\u{FEFF}" ? String(text.unicodeScalars.dropFirst()) : text)
         guard let first = records.first else { throw ReportError.invalid("\(path) is empty") }
         header = first.map { $0.trimmingCharacters(in: .whitespaces) }
         rows = records.dropFirst().filter { $0 != [""] }

@@ -11,6 +11,19 @@ public struct InputItem: Sendable, Equatable {
     }
 }
 
+/// A listed image and what it is: `real`, or the name of the generator that made it.
+public struct LabeledImage: Sendable, Equatable {
+    public var item: InputItem
+    public var type: String
+
+    public init(item: InputItem, type: String) {
+        self.item = item
+        self.type = type
+    }
+
+    public var isSynthetic: Bool { type != "real" }
+}
+
 /// Expands what a user names into images: files as given, directories searched recursively for
 /// files whose first bytes are an image, a CSV's `filename` column (relative to the CSV's folder,
 /// as the reference reads it), and `-` for paths on standard input.
@@ -43,6 +56,30 @@ public enum Inputs {
             }
         }
         return items
+    }
+
+    /// The reference's list: a CSV with `filename` and `typ` (real, or the generator's name), paths
+    /// relative to the CSV's folder. A row without either is refused, naming the row: skipping it
+    /// would shift every label after it.
+    public static func labeled(csv: String) throws -> [LabeledImage] {
+        let table = try CSVTable(path: csv)
+        let folder = URL(fileURLWithPath: csv).deletingLastPathComponent()
+        let names = try table.values("filename"), types = try table.values("typ")
+        return try zip(names, types).enumerated().map { row, pair in
+            let name = pair.0.trimmingCharacters(in: .whitespaces), type = pair.1.trimmingCharacters(in: .whitespaces)
+            guard !name.isEmpty else { throw ReportError.invalid("\(csv) row \(row + 1): empty filename") }
+            guard !type.isEmpty else { throw ReportError.invalid("\(csv) row \(row + 1) (\(name)): empty typ; use real or the generator's name") }
+            return LabeledImage(item: InputItem(name: name, path: name.hasPrefix("/") ? name : folder.appendingPathComponent(name).path), type: type)
+        }
+    }
+
+    /// A training set's images: the rows of a labelled CSV, then each real and each fake list
+    /// (folders, CSVs with a filename column, or text lists; see `list`).
+    public static func labeled(csv: String?, real: [String], fake: [String]) throws -> [LabeledImage] {
+        var images = try csv.map(labeled(csv:)) ?? []
+        for source in real { images += try list(source).map { LabeledImage(item: $0, type: "real") } }
+        for source in fake { images += try list(source).map { LabeledImage(item: $0, type: "fake") } }
+        return images
     }
 
     /// A folder of images, a CSV with a filename column, or a text file with one path per line

@@ -19,6 +19,10 @@ public struct Detector: Sendable {
     /// Checks that every head fits the encoder, and sets the feature the heads were made for.
     public init(encoder: ImageEncoder, heads: [Head], fusion: Fusion = .softOrProb, batchSize: Int = 8) throws {
         guard let first = heads.first else { throw HeadError.invalid("no head given") }
+        var names = Set<String>()
+        for head in heads where !names.insert(head.metadata.name).inserted {
+            throw HeadError.invalid("two heads are named \(head.metadata.name): a head given twice would count twice in the fusion")
+        }
         for head in heads {
             try head.check(encoder: encoder, kind: first.metadata.feature.kind, normalized: first.metadata.feature.normalized)
         }
@@ -28,14 +32,19 @@ public struct Detector: Sendable {
         self.fusion = fusion
     }
 
+    /// The rule that reads the final score: the head's own, or the plain one for a fused score.
+    public var decision: DecisionRule { heads.count == 1 ? heads[0].decision : .plain }
+
+    /// Output columns and how each reads: one per head, then `fusion` when there are several.
+    public var columns: [(name: String, decision: DecisionRule)] {
+        heads.map { ($0.metadata.name, $0.decision) } + (heads.count > 1 ? [("fusion", DecisionRule.plain)] : [])
+    }
+
     public func detect(_ feature: [Float]) -> Detection {
         let scores = heads.map { $0.score(feature) }
-        if heads.count == 1 {
-            return Detection(scores: scores, fused: nil, probability: heads[0].probability(scores[0]),
-                             isSynthetic: heads[0].isSynthetic(scores[0]))
-        }
-        let fused = fusion.fuse(scores)
-        return Detection(scores: scores, fused: fused, probability: Fusion.sigmoid(fused), isSynthetic: fused > 0)
+        let fused = heads.count > 1 ? fusion.fuse(scores) : nil
+        let score = fused ?? scores[0]
+        return Detection(scores: scores, fused: fused, probability: decision.probability(score), isSynthetic: decision.isSynthetic(score))
     }
 
     /// Calls `emit` once per path, in order, as each batch finishes.

@@ -13,6 +13,42 @@ public struct TrainingOptions: Sendable {
     public var targetFPR: Double?
 
     public init() {}
+
+    /// C values a fit can use: below 1e-6 the head is all zeros, above 1e6 the solver does not converge in time.
+    public static let allowedC: ClosedRange<Double> = 1e-6...1e6
+
+    /// Refuses settings that would train a meaningless head.
+    public func validate() throws {
+        for value in (C.map { [$0] } ?? grid) where !(value.isFinite && Self.allowedC.contains(value)) {
+            throw TrainingError.invalidOption(String(format: "C = %g is outside %g…%g", value, Self.allowedC.lowerBound, Self.allowedC.upperBound))
+        }
+        if C == nil && grid.isEmpty { throw TrainingError.invalidOption("no C to search") }
+        guard folds >= 2 else { throw TrainingError.invalidOption("cross-validation needs at least 2 folds, not \(folds)") }
+        if let targetFPR, !(targetFPR >= 0 && targetFPR < 1) {
+            throw TrainingError.invalidOption("target false-positive rate \(targetFPR) is not in [0, 1)")
+        }
+    }
+
+    /// True when a step needs out-of-fold scores.
+    var crossValidates: Bool { C == nil || calibrate || targetFPR != nil }
+}
+
+public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    case invalidOption(String)
+    /// Cross-validation needs at least one image of each class in every fold.
+    case tooFewImages(real: Int, fake: Int, needed: Int, step: String)
+    /// The out-of-fold scores do not rank fakes above reals, so a calibration would invert them.
+    case calibrationInverted(slope: Double)
+
+    public var description: String {
+        switch self {
+        case .invalidOption(let why): "invalid training option: \(why)"
+        case .tooFewImages(let real, let fake, let needed, let step):
+            "\(step) uses \(needed)-fold cross-validation and needs at least \(needed) real and \(needed) fake images (have \(real) and \(fake))"
+        case .calibrationInverted(let slope):
+            String(format: "calibration refused: on cross-validated scores the probability would fall as the score rises (slope %.4g); the head does not separate these images: add images or leave calibration out", slope)
+        }
+    }
 }
 
 public struct TrainingReport: Sendable {
@@ -26,13 +62,23 @@ public struct TrainingReport: Sendable {
     /// TPR of the cross-validated fakes at `threshold`, and the FPR actually reached.
     public var thresholdTPR: Double?
     public var thresholdFPR: Double?
+    /// What the user should know about the result (e.g. a cross-validated AUC at chance).
+    public var warnings: [String] = []
 }
 
 public enum Trainer {
     /// Fits a head on features; cross-validation picks C, calibrates and sets the threshold when asked.
     public static func train(_ data: TrainingSet, options: TrainingOptions, name: String, feature: Head.Feature,
-                             provenance: String?) -> (Head, TrainingReport) {
-        let folds = CrossValidation.stratifiedFolds(labels: data.labels, folds: max(2, min(options.folds, data.positives, data.negatives)))
+                             provenance: String?) throws -> (Head, TrainingReport) {
+        try options.validate()
+        guard data.positives > 0, data.negatives > 0 else {
+            throw TrainingError.tooFewImages(real: data.negatives, fake: data.positives, needed: 1, step: "training")
+        }
+        if options.crossValidates, min(data.positives, data.negatives) < options.folds {
+            let step = options.C == nil ? "choosing C" : options.calibrate ? "calibration" : "the target false-positive rate"
+            throw TrainingError.tooFewImages(real: data.negatives, fake: data.positives, needed: options.folds, step: step)
+        }
+        let folds = CrossValidation.stratifiedFolds(labels: data.labels, folds: options.folds)
         // Cross-validation ranks settings: scikit-learn's defaults (stopping gap 1e-4, at most 1000
         // passes) are plenty there; only the final fit runs to the tight gap.
         let (classifier, balanced) = (options.classifier, options.balanced)
@@ -57,9 +103,14 @@ public enum Trainer {
             outOfFold = CrossValidation.predictions(data, folds: folds, settings: [report.C], fit: fit)[0]
             report.crossValidatedAUC = Metrics.auc(labels: data.labels, scores: outOfFold!)
         }
+        if let auc = report.crossValidatedAUC, auc <= 0.5 {
+            report.warnings.append(String(format: "cross-validated AUC %.4f is at or below chance: the features do not separate these classes", auc))
+        }
         let model = classifier.fit(data, C: report.C, balanced: balanced, tolerance: 1e-8)
         if options.calibrate, let outOfFold {
-            report.calibration = PlattScaling.fit(scores: outOfFold, labels: data.labels)
+            let calibration = PlattScaling.fit(scores: outOfFold, labels: data.labels)
+            guard calibration.a > 0 else { throw TrainingError.calibrationInverted(slope: calibration.a) }
+            report.calibration = calibration
         }
         if let target = options.targetFPR, let outOfFold {
             let reals = data.labels.indices.filter { !data.labels[$0] }.map { outOfFold[$0] }.sorted(by: >)
@@ -73,16 +124,24 @@ public enum Trainer {
         }
         let head = Head(weights: model.weights.map { Float($0) }, bias: Float(model.bias),
                         metadata: Head.Metadata(name: name, feature: feature, calibration: report.calibration,
-                                                threshold: report.threshold ?? 0, provenance: provenance))
+                                                threshold: report.threshold, provenance: provenance))
         return (head, report)
     }
 
     /// Leave one generator out: train on the reals of the other folds and every other generator's
     /// fakes; test on the held-out reals and that generator's fakes. Returns (generator, AUC, balanced accuracy).
-    public static func leaveOneGeneratorOut(_ data: TrainingSet, generators: [String], options: TrainingOptions)
+    public static func leaveOneGeneratorOut(_ data: TrainingSet, generators: [String], options: TrainingOptions) throws
         -> [(generator: String, auc: Double, balancedAccuracy: Double)] {
+        precondition(generators.count == data.labels.count, "one generator name per sample")
+        try options.validate()
         let names = Array(Set(zip(generators, data.labels).filter { $0.1 }.map { $0.0 })).sorted()
         let reals = data.labels.indices.filter { !data.labels[$0] }
+        guard names.count >= 2 else {
+            throw TrainingError.invalidOption("leaving one generator out needs fakes of at least two generators (have \(names.count))")
+        }
+        guard reals.count >= names.count else {
+            throw TrainingError.tooFewImages(real: reals.count, fake: data.positives, needed: names.count, step: "leaving one generator out")
+        }
         var generator = SeededGenerator(seed: 2)
         let shuffled = reals.shuffled(using: &generator)
         // One fit per generator, spread over the cores.

@@ -1,0 +1,68 @@
+/// One detector's evaluation on a labelled list, as the reference's compute_metrics.py (each
+/// generator against all real images, then AVG), with what was left out counted.
+public struct EvaluationTable: Sendable {
+    public var detector: String
+    /// Which copy of the images was scored: "clean", or an impairment condition.
+    public var condition: String
+    /// One row per evaluated generator, then AVG over them; empty when nothing could be evaluated.
+    public var rows: [EvaluationRow]
+    public var listed: Int
+    /// Listed images without a score (failed, or absent from a score file).
+    public var missing: Int
+    /// Listed images whose score is NaN or infinite: left out, as the reference skips them.
+    public var nonFinite: Int
+    /// Generators with no finite-scored image, or any generator when no real image has one: not in AVG.
+    public var unevaluated: [String]
+
+    public var average: EvaluationRow? { rows.last.flatMap { $0.generator == "AVG" ? $0 : nil } }
+    /// Images that entered the metrics.
+    public var evaluated: Int { listed - missing - nonFinite }
+}
+
+public enum Evaluation {
+    /// Scores by listed name; `decision` is how the detector's scores read as probabilities and labels
+    /// (accuracy, NLL and ECE use it; AUC, EER and TPR use the scores).
+    public static func table(_ list: [LabeledImage], scores: [String: Double], detector: String,
+                             decision: DecisionRule = .plain, condition: String = "clean") -> EvaluationTable {
+        var kept: [(type: String, score: Double)] = [], missing = 0, nonFinite = 0
+        for image in list {
+            guard let score = scores[image.item.name] else { missing += 1; continue }
+            guard score.isFinite else { nonFinite += 1; continue }
+            kept.append((image.type, score))
+        }
+        let generators = Set(list.map(\.type)).subtracting(["real"]).sorted()
+        let reals = kept.filter { $0.type == "real" }
+        var rows: [EvaluationRow] = [], unevaluated: [String] = []
+        for generator in generators {
+            let fakes = kept.filter { $0.type == generator }
+            guard !fakes.isEmpty, !reals.isEmpty else { unevaluated.append(generator); continue }
+            let picked = reals + fakes
+            rows.append(EvaluationRow(generator: generator, labels: picked.map { $0.type != "real" },
+                                      scores: picked.map(\.score), decision: decision))
+        }
+        if let average = EvaluationRow.average(rows) { rows.append(average) }
+        return EvaluationTable(detector: detector, condition: condition, rows: rows, listed: list.count,
+                               missing: missing, nonFinite: nonFinite, unevaluated: unevaluated)
+    }
+
+    /// The score columns of a `detect` or reference `main.py` output: every column but filename,
+    /// probability, label, verdict and error. An empty cell is a missing score; any other cell that is
+    /// not a number is refused.
+    public static func readScores(_ path: String) throws -> [(detector: String, scores: [String: Double])] {
+        let table = try CSVTable(path: path)
+        let names = try table.values("filename")
+        let ours: Set<String> = ["filename", "probability", "label", "verdict", "error"]
+        return try table.header.enumerated().filter { !ours.contains($0.element) }.map { column, detector in
+            var byName: [String: Double] = [:]
+            for (row, name) in names.enumerated() {
+                let cell = column < table.rows[row].count ? table.rows[row][column].trimmingCharacters(in: .whitespaces) : ""
+                if cell.isEmpty { continue }
+                guard let score = Double(cell) else {
+                    throw ReportError.invalid("\(path) row \(row + 1), column \(detector): \(cell) is not a number")
+                }
+                byName[name] = score
+            }
+            return (detector, byName)
+        }
+    }
+}
