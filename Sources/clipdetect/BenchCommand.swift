@@ -16,6 +16,10 @@ struct BenchCommand: ParsableCommand {
         @Flag(help: "Print JSON.") var json = false
         @Argument(help: "Image files.") var images: [String]
 
+        func validate() throws {
+            guard (1...Preprocessor.maxSize).contains(size) else { throw ValidationError("--size takes 1…\(Preprocessor.maxSize) pixels") }
+        }
+
         func run() throws {
             let preprocessor = Preprocessor(size: size)
             let data = try images.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }

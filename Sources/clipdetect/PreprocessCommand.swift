@@ -13,6 +13,10 @@ struct PreprocessCommand: ParsableCommand {
     @Option(help: "Model input size.") var size = 224
     @Flag(help: "Apply EXIF orientation first (the reference does not).") var exifOrientation = false
 
+    func validate() throws {
+        guard (1...Preprocessor.maxSize).contains(size) else { throw ValidationError("--size takes 1…\(Preprocessor.maxSize) pixels") }
+    }
+
     func run() throws {
         let preprocessor = Preprocessor(size: size)
         let decoded = try ImageDecoder.decode(path: image, applyOrientation: exifOrientation)

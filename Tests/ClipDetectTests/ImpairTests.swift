@@ -58,8 +58,35 @@ import Testing
     }
 
     @Test func badSpecsAreExplained() {
-        for spec in ["jpeg:q=abc", "resize:filter=cubic,factor=2", "crop:size=5,fraction=0.5", "warp:x=1", "jpeg:quality=10,foo=1", "blur"] {
-            #expect(throws: ImpairmentError.self, "\(spec)") { try Impairment(parsing: spec) }
+        for spec in ["jpeg:q=abc", "resize:filter=cubic,factor=2", "crop:size=5,fraction=0.5", "warp:x=1", "jpeg:quality=10,foo=1", "blur",
+                     // Values that trapped or were silently accepted.
+                     "jpeg:q=inf", "jpeg:q=1e300", "jpeg:q=nan", "webp:q=inf", "resize:factor=1e20", "resize:to=1e10", "resize:side=1e300",
+                     "crop:size=1e300", "crop:size=10,x=1e300,y=0", "blur:sigma=inf", "jpeg:q=-5", "jpeg:q=0", "jpeg:q=101", "jpeg:q=50.5",
+                     "resize:factor=0", "resize:factor=-1", "crop:fraction=0", "crop:fraction=2", "blur:sigma=-1", "noise:sigma=inf",
+                     "jpeg:q=50,q=60", "jpeg:q=50,quality=60", "jpeg:q=9..3", "jpeg:q=1..2..3", "crop:size=10,x=3", "crop:size=10,min=0",
+                     "crop:size=10,min=5,max=2", "resize:factor=0.5,side=100", ":q=1", ""] {
+            let error = #expect(throws: ImpairmentError.self, "\(spec)") { try Impairment(parsing: spec) }
+            #expect(error.map { !"\($0)".contains("\n") } ?? false)
+        }
+        // Built in code, not parsed: still checked before any pixel is touched.
+        let image = RGBImage(width: 4, height: 4, pixels: [UInt8](repeating: 0, count: 48))
+        var generator = SeededGenerator(seed: 0)
+        #expect(throws: (any Error).self) { _ = try Parameter(.infinity) }
+        #expect(throws: ImpairmentError.self) { _ = try Impairment.jpeg(quality: try Parameter(0), subsampling: .s420).apply(image, &generator) }
+        #expect(throws: ImpairmentError.self) { _ = try Impairment.resize(.factor(try Parameter(1000)), filter: nil).apply(image, &generator) }
+        // Legal but too big for memory: refused by the pixel limit, not allocated.
+        #expect(throws: ImageError.self) { _ = try Impairment(parsing: "resize:factor=100").apply(RGBImage(width: 2000, height: 2000, pixels: [UInt8](repeating: 0, count: 12_000_000)), &generator) }
+    }
+
+    /// A bad condition is refused before anything is scored, so no computed condition is lost.
+    @Test func evalRefusesABadConditionBeforeScoring() throws {
+        let cli = CommandLineTests()
+        let result = try cli.run(["eval", "--csv", Fixtures.path("metrics", "list.csv"), "--model", DetectTests.backbone,
+                                  "--head", "none.safetensors", "--impair", "social", "--impair", "jpeg:q=inf"])
+        #expect(result.status != 0 && result.stderr.contains("q=inf") && !result.stderr.contains("none.safetensors"), "\(result.stderr)")
+        for size in ["0", "-1", "100000"] {
+            let out = try cli.run(["preprocess", Fixtures.path("images", "jpeg_420.jpg"), "--size=\(size)", "-o", "/tmp/never.png"])
+            #expect(out.status != 0 && out.stderr.contains("--size"), "\(size): \(out.stderr)")
         }
     }
 

@@ -107,6 +107,15 @@ extension ModelDescription {
         // open_clip and Hugging Face both default to 64-wide heads for every CLIP tower.
         guard let heads = stated.heads ?? (width % 64 == 0 ? width / 64 : nil) else { throw ModelError.headsUnknown(width: width) }
         guard heads > 0, width % heads == 0 else { throw ModelError.badConfig("\(heads) heads do not divide width \(width)") }
+        guard grid * patch[2] <= Preprocessor.maxSize else {
+            throw ModelError.unsupported("image size \(grid * patch[2]) is above \(Preprocessor.maxSize) pixels")
+        }
+        for (name, values) in [("mean", stated.mean), ("std", stated.std)] {
+            guard let values else { continue }
+            guard values.allSatisfy({ $0.isFinite }), name == "mean" || values.allSatisfy({ $0 > 0 }) else {
+                throw ModelError.badConfig("preprocessing \(name) \(values) is not usable")
+            }
+        }
         let description = ModelDescription(
             imageSize: grid * patch[2], patchSize: patch[2], width: width, layers: layers, heads: heads,
             mlpWidth: fc1.first ?? 0, activation: activation, layerNormEps: stated.layerNormEps ?? 1e-5,
