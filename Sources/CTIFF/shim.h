@@ -38,12 +38,24 @@ static inline int cd_tiff_map(thandle_t handle, void **base, toff_t *size) { (vo
 
 static inline void cd_tiff_unmap(thandle_t handle, void *base, toff_t size) { (void)handle; (void)base; (void)size; }
 
-/// Opens a TIFF held in memory; messages are silenced (errors come back as return values).
-static inline TIFF *cd_tiff_open(cd_tiff_source *source) {
-    TIFFSetErrorHandler(NULL);
-    TIFFSetWarningHandler(NULL);
-    return TIFFClientOpen("memory", "rm", (thandle_t)source, cd_tiff_read, cd_tiff_write, cd_tiff_seek,
-                          cd_tiff_close, cd_tiff_size, cd_tiff_map, cd_tiff_unmap);
+/// Swallows one handle's messages (returning 1 keeps libtiff's process-wide handlers out of it).
+static inline int cd_tiff_quiet(TIFF *tiff, void *user, const char *module, const char *format, va_list arguments) {
+    (void)tiff; (void)user; (void)module; (void)format; (void)arguments;
+    return 1;
+}
+
+/// Opens a TIFF held in memory with handlers of its own (no process-wide state is changed; errors
+/// come back as return values) and a cap on any single allocation libtiff makes for it.
+static inline TIFF *cd_tiff_open(cd_tiff_source *source, tmsize_t max_allocation) {
+    TIFFOpenOptions *options = TIFFOpenOptionsAlloc();
+    if (options == NULL) return NULL;
+    TIFFOpenOptionsSetErrorHandlerExtR(options, cd_tiff_quiet, NULL);
+    TIFFOpenOptionsSetWarningHandlerExtR(options, cd_tiff_quiet, NULL);
+    TIFFOpenOptionsSetMaxSingleMemAlloc(options, max_allocation);
+    TIFF *tiff = TIFFClientOpenExt("memory", "rm", (thandle_t)source, cd_tiff_read, cd_tiff_write, cd_tiff_seek,
+                                   cd_tiff_close, cd_tiff_size, cd_tiff_map, cd_tiff_unmap, options);
+    TIFFOpenOptionsFree(options);
+    return tiff;
 }
 
 static inline uint32_t cd_tiff_get_u32(TIFF *tiff, uint32_t tag) {

@@ -35,7 +35,7 @@ import Testing
         #expect(abs(Metrics.tpr(atFPR: 0.01, labels: labels, scores: c.scores) - c.tpr_at_1) <= 1e-12)
         #expect(abs(Metrics.tpr(atFPR: 0.05, labels: labels, scores: c.scores) - c.tpr_at_5) <= 1e-12)
         #expect(abs(Metrics.negativeLogLikelihood(labels: labels, scores: c.scores) - c.nll) <= 1e-9)
-        #expect(abs(Metrics.expectedCalibrationError(labels: labels, probabilities: c.scores.map(Fusion.sigmoid)) - c.ece) <= 1e-12)
+        #expect(abs(Metrics.expectedCalibrationError(labels: labels, probabilities: c.scores.map(Logistic.sigmoid)) - c.ece) <= 1e-12)
     }
 
     @Test func fusionMatchesTheReference() {

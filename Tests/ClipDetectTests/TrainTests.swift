@@ -64,7 +64,7 @@ import Testing
         #expect(report.calibration != nil)
         let labels = Self.fixture.test_y.map { $0 == 1 }
         let scores = Self.fixture.test_x.map(head.score)
-        let raw = Metrics.expectedCalibrationError(labels: labels, probabilities: scores.map(Fusion.sigmoid))
+        let raw = Metrics.expectedCalibrationError(labels: labels, probabilities: scores.map(Logistic.sigmoid))
         let calibrated = Metrics.expectedCalibrationError(labels: labels, probabilities: scores.map(head.probability))
         #expect(calibrated < raw, "ECE raw \(raw), calibrated \(calibrated)")
     }

@@ -8,7 +8,7 @@ enum TIFFDecoder {
         let source = UnsafeMutablePointer<cd_tiff_source>.allocate(capacity: 1)
         source.initialize(to: cd_tiff_source(data: bytes.bindMemory(to: UInt8.self).baseAddress, size: UInt64(bytes.count), offset: 0))
         defer { source.deallocate() }
-        guard let tiff = cd_tiff_open(source) else { throw ImageError.corrupt("invalid TIFF header") }
+        guard let tiff = cd_tiff_open(source, 1 << 30) else { throw ImageError.corrupt("invalid TIFF header") }
         defer { TIFFClose(tiff) }
         let width = Int(cd_tiff_get_u32(tiff, UInt32(TIFFTAG_IMAGEWIDTH))), height = Int(cd_tiff_get_u32(tiff, UInt32(TIFFTAG_IMAGELENGTH)))
         try ImageDecoder.checkPixels(width: width, height: height, limits: limits)

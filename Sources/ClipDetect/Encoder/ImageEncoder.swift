@@ -9,6 +9,7 @@ public enum FeatureKind: String, Sendable, CaseIterable, Codable {
 }
 
 /// A CLIP ViT image tower: pixels (normalised, N×3×S×S) in, one feature vector per image out.
+/// Building one sets OpenBLAS to a single thread for the process (`ProcessSettings`).
 public final class ImageEncoder: Sendable {
     public let description: ModelDescription
     /// Identifies these weights in heads and in the feature cache, computed once.
@@ -17,6 +18,7 @@ public final class ImageEncoder: Sendable {
     let checkpoint: Checkpoint
 
     public init(checkpoint: Checkpoint, description: ModelDescription) throws {
+        ProcessSettings.useSingleThreadedBLAS()
         self.description = description
         self.checkpoint = checkpoint
         self.weights = try VisionWeights(checkpoint: checkpoint, description: description)
@@ -100,7 +102,7 @@ public final class ImageEncoder: Sendable {
         let embedded = UnsafeMutablePointer<Float>.allocate(capacity: patches * w)
         defer { columns.deallocate(); embedded.deallocate() }
         // Each patch flattened as (channel, row, column), the order of the conv weight.
-        Kernels.parallelRows(patches) { index in
+        Parallel.rows(patches) { index in
             let image = index / (g * g), gy = (index % (g * g)) / g, gx = index % g
             var out = columns + index * patchValues
             for c in 0..<3 {
@@ -114,7 +116,7 @@ public final class ImageEncoder: Sendable {
         Kernels.linear(columns, rows: patches, inputs: patchValues, weight: weights.patchEmbedding, bias: nil,
                        outputs: w, into: embedded)
         let positions = weights.positionalEmbedding.pointer, token = weights.classEmbedding.pointer
-        Kernels.parallelRows(count * d.tokens) { row in
+        Parallel.rows(count * d.tokens) { row in
             let image = row / d.tokens, slot = row % d.tokens
             let target = x + row * w, position = positions + slot * w
             let source = slot == 0 ? token : UnsafePointer(embedded + (image * g * g + slot - 1) * w)
@@ -129,10 +131,9 @@ public final class ImageEncoder: Sendable {
         let d = description
         let t = d.tokens, w = d.width, hd = d.headWidth, stride = 3 * w
         let scale = 1 / Float(hd).squareRoot()
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Kernels.cores * queries * t)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Parallel.cores * queries * t)
         defer { scratch.deallocate() }
-        _ = Kernels.singleThreadedBLAS
-        Kernels.parallelChunks(images * d.heads) { chunk, tasks in
+        Parallel.chunks(images * d.heads) { chunk, tasks in
             let scores = scratch + chunk * queries * t
             for task in tasks {
                 let image = task / d.heads, head = task % d.heads

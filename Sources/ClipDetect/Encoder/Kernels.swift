@@ -4,19 +4,12 @@ import Foundation
 
 /// The dense math of the forward pass: GEMM on OpenBLAS, the element-wise steps on both cores.
 enum Kernels {
-    static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
-
-    /// One thread system: OpenBLAS runs single-threaded inside our own parallel chunks, so no
-    /// idle BLAS worker spins against the element-wise work.
-    static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
-
     /// out[m, n] = a[m, k] · w[n, k]ᵀ + bias[n]  (weights stored [out, in], as PyTorch does).
     /// Each core computes a block of output columns.
     static func linear(_ a: UnsafePointer<Float>, rows m: Int, inputs k: Int, weight w: FloatArray, bias: FloatArray?,
                        outputs n: Int, into out: UnsafeMutablePointer<Float>) {
-        _ = singleThreadedBLAS
         let blocks = (n + 15) / 16
-        parallelChunks(blocks) { _, range in
+        Parallel.chunks(blocks) { _, range in
             let first = range.lowerBound * 16, columns = min(range.upperBound * 16, n) - first
             guard columns > 0 else { return }
             // The bias goes in first and the product is added to it (beta 1): no separate pass to
@@ -29,32 +22,10 @@ enum Kernels {
         }
     }
 
-    /// Splits rows over the cores; the body handles one row.
-    static func parallelRows(_ rows: Int, _ body: (Int) -> Void) {
-        parallelChunks(rows) { _, range in for row in range { body(row) } }
-    }
-
-    /// Splits `count` items into one contiguous range per core; the body also gets the chunk's index,
-    /// so it can use scratch memory of its own.
-    static func parallelChunks(_ count: Int, _ body: (Int, Range<Int>) -> Void) {
-        let chunks = min(cores, count)
-        if chunks <= 1 {
-            body(0, 0..<count)
-            return
-        }
-        // Ranges are disjoint, so sharing the body across threads is safe.
-        withoutActuallyEscaping(body) { body in
-            let shared = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                shared.value(chunk, (count * chunk / chunks)..<(count * (chunk + 1) / chunks))
-            }
-        }
-    }
-
     /// LayerNorm over each row of `width`, statistics accumulated in double.
     static func layerNorm(_ x: UnsafePointer<Float>, rows: Int, width: Int, weight: FloatArray, bias: FloatArray,
                           eps: Float, into out: UnsafeMutablePointer<Float>) {
-        parallelRows(rows) { row in
+        Parallel.rows(rows) { row in
             let line = x + row * width, target = out + row * width
             var sum = 0.0
             for j in 0..<width { sum += Double(line[j]) }
@@ -68,12 +39,12 @@ enum Kernels {
     }
 
     static func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int) {
-        parallelChunks(count) { _, range in for i in range { x[i] += y[i] } }
+        Parallel.chunks(count) { _, range in for i in range { x[i] += y[i] } }
     }
 
     /// In-place activation over `count` values.
     static func activate(_ x: UnsafeMutablePointer<Float>, count: Int, _ activation: ModelDescription.Activation) {
-        parallelChunks(count) { _, range in
+        Parallel.chunks(count) { _, range in
             switch activation {
             case .gelu: map(x + range.lowerBound, count: range.count, FastMath.gelu)
             case .quickGELU: map(x + range.lowerBound, count: range.count, FastMath.quickGELU)
@@ -180,9 +151,4 @@ enum FastMath {
     static func quickGELU(_ x: SIMD16<Float>) -> SIMD16<Float> {
         x / (1 + exp(-1.702 * x))
     }
-}
-
-struct UncheckedSendable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }

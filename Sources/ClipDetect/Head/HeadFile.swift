@@ -39,7 +39,7 @@ extension Head {
         }
         let width = weight.shape[1]
         let settings = try config.map(ReferenceConfig.init(path:)) ?? ReferenceConfig()
-        let known = settings.arch.flatMap { ReferenceConfig.architectures[$0] }
+        let known = settings.arch.flatMap(NamedModel.forReferenceArch)
         if let arch = settings.arch, known == nil, backbone == nil {
             throw HeadError.invalid("config arch \(arch) is not a known CLIP backbone; pass --backbone")
         }
@@ -54,7 +54,7 @@ extension Head {
             throw HeadError.invalid("nothing says which backbone this head needs: pass --backbone or the config.yaml")
         }
         let feature = Feature(architecture: architecture, fingerprint: backbone?.fingerprint,
-                              backbone: known?.name, kind: .pooled, normalized: true, width: width)
+                              backbone: known?.backbone.repository, kind: .pooled, normalized: true, width: width)
         if let backbone, backbone.featureWidth(.pooled) != width {
             throw HeadError.mismatch("head width \(width) differs from the backbone's pooled width \(backbone.featureWidth(.pooled))")
         }
@@ -64,17 +64,11 @@ extension Head {
     }
 }
 
-/// The few keys of the reference's config.yaml (flat `key: value` lines).
+/// The few keys of the reference's config.yaml (flat `key: value` lines); its `arch` names a
+/// backbone through `NamedModel.referenceArch`. All of them use the pooled token, L2-normalised.
 struct ReferenceConfig {
     var arch: String?
     var normType: String?
-
-    /// The reference's architectures: all use the 1024-d pooled token before the projection, L2-normalised.
-    static let architectures: [String: (name: String, architecture: String)] = [
-        "opencliplinearnext_clipL14commonpool": ("laion/CLIP-ViT-L-14-CommonPool.XL-s13B-b90K", "vit-224/14-w1024-l24-h16-m4096-gelu-p768"),
-        "opencliplinearnext_clipL14laion2B": ("laion/CLIP-ViT-L-14-laion2B-s32B-b82K", "vit-224/14-w1024-l24-h16-m4096-gelu-p768"),
-        "opencliplinearnext_clipL14openai": ("openai/clip-vit-large-patch14", "vit-224/14-w1024-l24-h16-m4096-quick_gelu-p768"),
-    ]
 
     init() {}
 

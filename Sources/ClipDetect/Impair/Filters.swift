@@ -9,7 +9,7 @@ enum Filters {
         var out = image
         out.pixels.withUnsafeMutableBufferPointer { pixels in
             let target = UncheckedSendable(pixels), count = pixels.count
-            Kernels.parallelChunks((count + block - 1) / block) { _, blocks in
+            Parallel.chunks((count + block - 1) / block) { _, blocks in
                 for index in blocks {
                     var generator = SeededGenerator(seed: seed ^ (UInt64(index) &* 0xD1B5_4A32_D192_ED03))
                     let end = min((index + 1) * block, count)
@@ -50,7 +50,7 @@ enum Filters {
         image.pixels.withUnsafeBufferPointer { source in
             vertical.pixels.withUnsafeMutableBufferPointer { target in
                 let input = UncheckedSendable(source.baseAddress!), output = UncheckedSendable(target.baseAddress!)
-                Kernels.parallelChunks(h) { _, rows in
+                Parallel.chunks(h) { _, rows in
                     var sum = [Double](repeating: 0, count: rowLength)
                     for y in rows {
                         filterLine(centre: input.value + y * rowLength, kernel: kernel, sum: &sum, into: output.value + y * rowLength) { j in
@@ -64,7 +64,7 @@ enum Filters {
         vertical.pixels.withUnsafeBufferPointer { source in
             out.pixels.withUnsafeMutableBufferPointer { target in
                 let input = UncheckedSendable(source.baseAddress!), output = UncheckedSendable(target.baseAddress!)
-                Kernels.parallelChunks(h) { _, rows in
+                Parallel.chunks(h) { _, rows in
                     var padded = [UInt8](repeating: 0, count: (w + 2 * radius) * 3)
                     var sum = [Double](repeating: 0, count: rowLength)
                     for y in rows {

@@ -64,7 +64,7 @@ public enum Metrics {
     /// Mean negative log-likelihood of the labels under P(synthetic) = sigmoid(score), computed stably.
     public static func negativeLogLikelihood(labels: [Bool], scores: [Double]) -> Double {
         let total = zip(labels, scores).reduce(0.0) { sum, pair in
-            sum - Fusion.logSigmoid(pair.0 ? pair.1 : -pair.1)
+            sum - Logistic.logSigmoid(pair.0 ? pair.1 : -pair.1)
         }
         return total / Double(max(labels.count, 1))
     }

@@ -124,7 +124,7 @@ public enum PillowResample {
             out.withUnsafeMutableBufferPointer { output in
                 c.weights.withUnsafeBufferPointer { weights in
                     let source = UncheckedSendable(input), target = UncheckedSendable(output), k = UncheckedSendable(weights)
-                    Kernels.parallelRows(rows.count) { index in
+                    Parallel.rows(rows.count) { index in
                         let row = source.value.baseAddress! + (rows.lowerBound + index) * image.width * 3
                         let line = target.value.baseAddress! + index * width * 3
                         for xx in 0..<width {
@@ -157,7 +157,7 @@ public enum PillowResample {
                 c.weights.withUnsafeBufferPointer { weights in
                     let source = UncheckedSendable(input), target = UncheckedSendable(output), k = UncheckedSendable(weights)
                     // Row by row, so every read is sequential; sums are the same as Pillow's column loop.
-                    Kernels.parallelChunks(height) { _, rows in
+                    Parallel.chunks(height) { _, rows in
                         var sums = [Int32](repeating: 0, count: stride)
                         for yy in rows {
                             let first = c.first[yy] - rowShift, w = k.value.baseAddress! + yy * c.size

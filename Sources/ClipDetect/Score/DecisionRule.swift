@@ -20,7 +20,7 @@ public struct DecisionRule: Sendable, Equatable, Codable {
         calibration.map { $0.a * score + $0.b } ?? score
     }
 
-    public func probability(_ score: Double) -> Double { Fusion.sigmoid(logit(score)) }
+    public func probability(_ score: Double) -> Double { Logistic.sigmoid(logit(score)) }
 
     public func isSynthetic(_ score: Double) -> Bool {
         if let threshold { return score > threshold }

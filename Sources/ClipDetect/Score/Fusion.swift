@@ -17,7 +17,7 @@ public enum Fusion: String, Sendable, CaseIterable, Codable {
         case .lseLogit: return Self.logSumExp(scores)
         case .meanProb:
             // logit(mean σ(s)) = log mean σ(s) − log mean σ(−s): both terms stay finite.
-            return Self.logSumExp(scores.map(Self.logSigmoid)) - Self.logSumExp(scores.map { Self.logSigmoid(-$0) })
+            return Self.logSumExp(scores.map(Logistic.logSigmoid)) - Self.logSumExp(scores.map { Logistic.logSigmoid(-$0) })
         case .softOrProb:
             // 1 − p = Π σ(−s) = e^−u with u = Σ softplus(s); logit(p) = u + log(1 − e^−u).
             let logU = Self.logSumExp(scores.map(Self.logSoftplus))
@@ -37,14 +37,5 @@ public enum Fusion: String, Sendable, CaseIterable, Codable {
     static func logSumExp(_ values: [Double]) -> Double {
         guard let peak = values.max(), peak.isFinite else { return values.max() ?? -.infinity }
         return peak + log(values.reduce(0) { $0 + exp($1 - peak) })
-    }
-
-    /// log(sigmoid(x)) = -softplus(-x), without overflow.
-    static func logSigmoid(_ x: Double) -> Double {
-        x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x))
-    }
-
-    public static func sigmoid(_ x: Double) -> Double {
-        x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x))
     }
 }

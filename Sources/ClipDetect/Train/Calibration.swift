@@ -12,14 +12,14 @@ public enum PlattScaling {
         func loss(_ a: Double, _ b: Double) -> Double {
             zip(scores, targets).reduce(0) { sum, pair in
                 let z = a * pair.0 + b
-                return sum - pair.1 * Fusion.logSigmoid(z) - (1 - pair.1) * Fusion.logSigmoid(-z)
+                return sum - pair.1 * Logistic.logSigmoid(z) - (1 - pair.1) * Logistic.logSigmoid(-z)
             }
         }
         var value = loss(a, b)
         for _ in 0..<200 {
             var ga = 0.0, gb = 0.0, haa = 1e-12, hab = 0.0, hbb = 1e-12
             for (s, t) in zip(scores, targets) {
-                let p = Fusion.sigmoid(a * s + b), r = p - t, w = p * (1 - p)
+                let p = Logistic.sigmoid(a * s + b), r = p - t, w = p * (1 - p)
                 ga += r * s; gb += r
                 haa += w * s * s; hab += w * s; hbb += w
             }

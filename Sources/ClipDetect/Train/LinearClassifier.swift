@@ -144,7 +144,7 @@ public enum LinearClassifier: String, Sendable, CaseIterable, Codable {
         func objective(_ w: [Double], _ m: [Double]) -> Double {
             var value = 0.0
             for j in 0..<d { value += 0.5 * w[j] * w[j] }
-            for i in 0..<n { value -= costs[i] * Fusion.logSigmoid(y[i] * m[i]) }
+            for i in 0..<n { value -= costs[i] * Logistic.logSigmoid(y[i] * m[i]) }
             return value
         }
         var m = margins(w)
@@ -155,7 +155,7 @@ public enum LinearClassifier: String, Sendable, CaseIterable, Codable {
             var gradient = Array(w[0..<d]) + [0]
             var curvature = [Double](repeating: 0, count: n)
             for i in 0..<n {
-                let s = Fusion.sigmoid(y[i] * m[i])
+                let s = Logistic.sigmoid(y[i] * m[i])
                 let coefficient = -costs[i] * (1 - s) * y[i]
                 curvature[i] = costs[i] * s * (1 - s)
                 let x = data.features[i]
@@ -209,18 +209,5 @@ public enum LinearClassifier: String, Sendable, CaseIterable, Codable {
             if t <= 1e-10 { break }
         }
         return Model(weights: Array(w[0..<d]), bias: w[d])
-    }
-}
-
-/// A small seeded generator (SplitMix64), so folds and visiting orders are the same on every run.
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -50,8 +50,9 @@ enum TorchCheckpoint {
         var last = ref.offset
         for (size, stride) in zip(ref.shape, ref.strides) where size > 0 {
             let (reach, overflow) = (size - 1).multipliedReportingOverflow(by: stride)
-            guard !overflow else { throw WeightsError.malformed("tensor \(name): strides overflow") }
-            last += reach
+            let (sum, past) = last.addingReportingOverflow(reach)
+            guard !overflow, !past else { throw WeightsError.malformed("tensor \(name): strides overflow") }
+            last = sum
         }
         if ref.shape.contains(0) { last = ref.offset - 1 }
         guard last < ref.storage.count else {

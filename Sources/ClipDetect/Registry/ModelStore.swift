@@ -1,59 +1,5 @@
 import Foundation
 
-/// Named models: a backbone (from the Hugging Face hub) and, for detectors, the reference's head
-/// (from its GitHub repository's LFS storage), fetched on first use into a cache.
-public struct NamedModel: Sendable, Equatable {
-    public struct HubFile: Sendable, Equatable {
-        public var repository: String
-        /// Candidate file names, first found wins (the hub renamed some files over time).
-        public var files: [String]
-        public var revision = "main"
-    }
-
-    public struct ReferenceHead: Sendable, Equatable {
-        /// Path in grip-unina/ClipBased-SyntheticImageDetection.
-        public var path: String
-        public var sha256: String
-        public var size: Int
-        public var arch: String
-    }
-
-    public var name: String
-    public var summary: String
-    public var backbone: HubFile
-    /// What the backbone's files do not say (the open_clip hub repos carry their config; OpenAI's say quick_gelu).
-    public var hints: ModelHints
-    public var head: ReferenceHead?
-
-    public static let all: [NamedModel] = {
-        let commonPool = HubFile(repository: "laion/CLIP-ViT-L-14-CommonPool.XL-s13B-b90K",
-                                 files: ["open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin"])
-        func openAI(_ repository: String) -> HubFile { HubFile(repository: repository, files: ["model.safetensors", "pytorch_model.bin"]) }
-        return [
-            NamedModel(name: "clipdet-latent10k-plus", summary: "the paper's detector: ViT-L/14 CommonPool + head trained on 10k+10k images (more data)",
-                       backbone: commonPool, hints: ModelHints(activation: .gelu),
-                       head: ReferenceHead(path: "weights/clipdet_latent10k_plus/weights.pth",
-                                           sha256: "1c9c9f48a47d975bde67e9924983aa4e4ccda96a15e7e983b6305f0c56d9ee18", size: 5155,
-                                           arch: "opencliplinearnext_clipL14commonpool")),
-            NamedModel(name: "clipdet-latent10k", summary: "the paper's detector: ViT-L/14 CommonPool + head trained on 10k+10k images",
-                       backbone: commonPool, hints: ModelHints(activation: .gelu),
-                       head: ReferenceHead(path: "weights/clipdet_latent10k/weights.pth",
-                                           sha256: "04b022c6990709acb132337d7e432fc57090cec9db3869577111b031d40c19f9", size: 5227,
-                                           arch: "opencliplinearnext_clipL14commonpool")),
-            NamedModel(name: "clip-vit-l14-commonpool", summary: "backbone only: laion ViT-L/14 CommonPool.XL",
-                       backbone: commonPool, hints: ModelHints(activation: .gelu), head: nil),
-            NamedModel(name: "openai-vit-l14", summary: "backbone only: OpenAI CLIP ViT-L/14",
-                       backbone: openAI("openai/clip-vit-large-patch14"), hints: ModelHints(activation: .quickGELU), head: nil),
-            NamedModel(name: "openai-vit-b16", summary: "backbone only: OpenAI CLIP ViT-B/16",
-                       backbone: openAI("openai/clip-vit-base-patch16"), hints: ModelHints(activation: .quickGELU), head: nil),
-            NamedModel(name: "openai-vit-b32", summary: "backbone only: OpenAI CLIP ViT-B/32",
-                       backbone: openAI("openai/clip-vit-base-patch32"), hints: ModelHints(activation: .quickGELU), head: nil),
-        ]
-    }()
-
-    public static func named(_ name: String) -> NamedModel? { all.first { $0.name == name } }
-}
-
 /// Where named models live and how they are fetched.
 public struct ModelStore: Sendable {
     /// `$CLIPDETECT_HOME`, else `$XDG_CACHE_HOME/clipdetect`, else `~/.cache/clipdetect`.
