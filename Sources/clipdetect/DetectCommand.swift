@@ -98,7 +98,7 @@ final class DetectionWriter {
             values = [name] + Array(repeating: "", count: heads.count + (heads.count > 1 ? 1 : 0)) + ["", "", "\(error)"]
         }
         switch format {
-        case .csv: try out.write(CSVTable.line(values))
+        case .csv: try out.write(Data(PathName.bytes(CSVTable.line(values))))  // names as their own bytes
         case .jsonl:
             var object: [String: Any] = [:]
             for (index, (column, value)) in zip(columns, values).enumerated() where !value.isEmpty {
@@ -119,7 +119,7 @@ final class DetectionWriter {
     /// A name as one table cell: control characters escaped, a long name shortened from the left
     /// (the file name is at the end), so the score columns stay where they are.
     static func cell(_ name: String, width: Int) -> String {
-        let escaped = name.unicodeScalars.map { $0.properties.generalCategory == .control ? $0.escaped(asASCII: true) : String($0) }.joined()
+        let escaped = PathName.display(name).unicodeScalars.map { $0.properties.generalCategory == .control ? $0.escaped(asASCII: true) : String($0) }.joined()
         return escaped.count <= width ? escaped : "…" + escaped.suffix(width - 1)
     }
 

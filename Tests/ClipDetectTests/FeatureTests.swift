@@ -49,7 +49,10 @@ import Testing
         Bundle.module.bundleURL.deletingLastPathComponent().appendingPathComponent("clipdetect")
     }
 
-    func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    /// `environment` is applied over the hermetic one (a nil value removes the variable); `output`
+    /// replaces the captured standard output (e.g. /dev/full).
+    func run(_ arguments: [String], environment overrides: [String: String?] = [:], output: FileHandle? = nil) throws
+        -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = Self.binary
         process.arguments = arguments
@@ -58,12 +61,14 @@ import Testing
         let home = try Fixtures.temporaryDirectory()
         environment["CLIPDETECT_HOME"] = home.path
         environment["HF_HUB_CACHE"] = home.appendingPathComponent("hub").path
+        for (key, value) in overrides { environment[key] = value }
         process.environment = environment
         let out = Pipe(), err = Pipe()
-        process.standardOutput = out
+        process.standardOutput = output ?? out
         process.standardError = err
         try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+        let stdout = output == nil ? out.fileHandleForReading.readDataToEndOfFile() : Data()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
     }

@@ -15,10 +15,10 @@ public final class FeatureCache: Sendable {
 
     public init(path: String) throws {
         self.path = path
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Files.makeDirectory((path as NSString).deletingLastPathComponent, for: "feature cache")
         do {
             pool = try Self.open(path)
-        } catch {
+        } catch let error where Self.isDamage(error) {
             // Never trust what is there: keep it for inspection and start afresh.
             let aside = path + ".broken-\(Int(Date().timeIntervalSince1970))"
             for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
@@ -26,6 +26,14 @@ public final class FeatureCache: Sendable {
             }
             pool = try Self.open(path)
         }
+    }
+
+    /// Only a file that is not this cache is moved aside; a full disk, a lock or a permission
+    /// problem leaves a healthy cache where it is.
+    static func isDamage(_ error: Error) -> Bool {
+        if error is CacheError { return true }
+        guard let error = error as? DatabaseError else { return false }
+        return error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB
     }
 
     /// The default location: `<model store home>/features.sqlite`.

@@ -10,7 +10,7 @@ public enum ImageDecoder {
 
     /// The file's bytes, refused above `limits.maxBytes` before reading.
     public static func read(path: String, limits: DecodeLimits = DecodeLimits()) throws -> Data {
-        try ImageFileError.naming(path) { try readFile(path, limit: limits.maxBytes) }
+        try ImageFileError.naming(path) { try Files.read(path, limit: limits.maxBytes) }
     }
 
     /// Decodes bytes read from `path`, naming the file in any error.
@@ -46,16 +46,5 @@ public enum ImageDecoder {
         guard !overflow, pixels <= limits.maxPixels else {
             throw ImageError.tooLarge("\(width)×\(height) pixels > \(limits.maxPixels) (a possible decompression bomb)")
         }
-    }
-
-    private static func readFile(_ path: String, limit: Int) throws -> Data {
-        let attributes: [FileAttributeKey: Any]
-        do { attributes = try FileManager.default.attributesOfItem(atPath: path) } catch {
-            throw ImageError.unreadable(FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
-        }
-        guard attributes[.type] as? FileAttributeType != .typeDirectory else { throw ImageError.unreadable("is a directory") }
-        if let size = attributes[.size] as? Int, size > limit { throw ImageError.tooLarge("\(size) bytes > \(limit)") }
-        guard let data = FileManager.default.contents(atPath: path) else { throw ImageError.unreadable("read failed") }
-        return data
     }
 }

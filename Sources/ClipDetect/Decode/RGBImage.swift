@@ -106,7 +106,7 @@ public struct ImageFileError: Error, CustomStringConvertible {
         self.path = path
         self.underlying = underlying
     }
-    public var description: String { "\(path): \(underlying)" }
+    public var description: String { "\(PathName.display(path)): \(underlying)" }
 
     /// Runs `body`, naming `path` in any image error it throws.
     public static func naming<T>(_ path: String, _ body: () throws -> T) throws -> T {

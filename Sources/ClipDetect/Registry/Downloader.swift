@@ -24,6 +24,7 @@ public enum DownloadError: Error, CustomStringConvertible, Equatable {
     case checksum(URL, expected: String, found: String)
     case network(URL, String)
     case offline(URL, destination: String)
+    case badEndpoint(setting: String, value: String)
 
     public var description: String {
         switch self {
@@ -33,6 +34,7 @@ public enum DownloadError: Error, CustomStringConvertible, Equatable {
             "checksum mismatch for \(url.absoluteString): expected sha256 \(expected), got \(found); the partial file was removed"
         case .network(let url, let why): "cannot download \(url.absoluteString): \(why)"
         case .offline(let url, let destination): "offline: download \(url.absoluteString) yourself and put it at \(destination)"
+        case .badEndpoint(let setting, let value): "\(setting) = '\(value)' is not an http(s) URL"
         }
     }
 }
@@ -51,8 +53,7 @@ public struct Downloader: Sendable {
 
     public func fetch(_ file: RemoteFile, to destination: String) throws {
         let part = destination + ".part"
-        try FileManager.default.createDirectory(atPath: (destination as NSString).deletingLastPathComponent,
-                                                withIntermediateDirectories: true)
+        try Files.makeDirectory((destination as NSString).deletingLastPathComponent, for: "download folder")
         var lastError: Error?
         for _ in 0..<max(1, attempts) {
             let have = (try? FileManager.default.attributesOfItem(atPath: part)[.size] as? Int) ?? 0

@@ -6,20 +6,32 @@ public struct ModelStore: Sendable {
     public var home: String
     /// The Hugging Face hub cache (`$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`): files there are used in place.
     public var huggingFaceCache: String
-    public var hubEndpoint: URL
-    public var headEndpoint: URL
+    /// Where backbones and heads are downloaded from (`CLIPDETECT_HF_ENDPOINT` or `HF_ENDPOINT`,
+    /// `CLIPDETECT_HEADS_ENDPOINT`); checked when a download needs them, so a bad value fails only that.
+    public var hubEndpoint: String
+    public var headEndpoint: String
     public var offline: Bool
     public var downloader = Downloader()
 
+    /// Empty variables count as unset (`CLIPDETECT_HOME=` must not mean the filesystem root).
     public init(environment: [String: String] = ProcessInfo.processInfo.environment, offline: Bool = false) {
-        let user = environment["HOME"] ?? NSHomeDirectory()
-        let cache = environment["XDG_CACHE_HOME"] ?? "\(user)/.cache"
-        home = environment["CLIPDETECT_HOME"] ?? "\(cache)/clipdetect"
-        huggingFaceCache = environment["HF_HUB_CACHE"] ?? environment["HF_HOME"].map { "\($0)/hub" } ?? "\(cache)/huggingface/hub"
-        hubEndpoint = URL(string: environment["CLIPDETECT_HF_ENDPOINT"] ?? environment["HF_ENDPOINT"] ?? "https://huggingface.co")!
-        headEndpoint = URL(string: environment["CLIPDETECT_HEADS_ENDPOINT"]
-                           ?? "https://media.githubusercontent.com/media/grip-unina/ClipBased-SyntheticImageDetection/main")!
+        func value(_ key: String) -> String? { environment[key].flatMap { $0.isEmpty ? nil : $0 } }
+        let user = value("HOME") ?? NSHomeDirectory()
+        let cache = value("XDG_CACHE_HOME") ?? "\(user)/.cache"
+        home = value("CLIPDETECT_HOME") ?? "\(cache)/clipdetect"
+        huggingFaceCache = value("HF_HUB_CACHE") ?? value("HF_HOME").map { "\($0)/hub" } ?? "\(cache)/huggingface/hub"
+        hubEndpoint = value("CLIPDETECT_HF_ENDPOINT") ?? value("HF_ENDPOINT") ?? "https://huggingface.co"
+        headEndpoint = value("CLIPDETECT_HEADS_ENDPOINT")
+            ?? "https://media.githubusercontent.com/media/grip-unina/ClipBased-SyntheticImageDetection/main"
         self.offline = offline || environment["CLIPDETECT_OFFLINE"] == "1" || environment["HF_HUB_OFFLINE"] == "1"
+    }
+
+    /// An endpoint as a URL, or one line saying which setting is wrong.
+    static func endpoint(_ text: String, setting: String) throws -> URL {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host != nil else {
+            throw DownloadError.badEndpoint(setting: setting, value: text)
+        }
+        return url
     }
 
     /// The backbone's local path: the Hugging Face cache if it has the file, else ours (downloaded when missing).
@@ -33,7 +45,7 @@ public struct ModelStore: Sendable {
         var lastError: Error?
         for file in hub.files {
             let local = "\(home)/models/\(hub.repository.replacingOccurrences(of: "/", with: "--"))/\(file)"
-            let url = hubEndpoint.appendingPathComponent(hub.repository).appendingPathComponent("resolve")
+            let url = try Self.endpoint(hubEndpoint, setting: "CLIPDETECT_HF_ENDPOINT / HF_ENDPOINT").appendingPathComponent(hub.repository).appendingPathComponent("resolve")
                 .appendingPathComponent(hub.revision).appendingPathComponent(file)
             do {
                 try fetch(RemoteFile(url: url), to: local)
@@ -42,7 +54,7 @@ public struct ModelStore: Sendable {
                 lastError = DownloadError.notFound(url)  // try the next candidate name
             }
         }
-        throw lastError ?? DownloadError.offline(hubEndpoint, destination: home)
+        throw lastError ?? DownloadError.offline(try Self.endpoint(hubEndpoint, setting: "CLIPDETECT_HF_ENDPOINT / HF_ENDPOINT"), destination: home)
     }
 
     /// The reference head, downloaded, verified by its pinned SHA-256 and imported (safe unpickler).
@@ -50,10 +62,11 @@ public struct ModelStore: Sendable {
         guard let reference = model.head else { return nil }
         let raw = "\(home)/heads/\(model.name)/weights.pth"
         if !FileManager.default.fileExists(atPath: raw) {
-            try fetch(RemoteFile(url: headEndpoint.appendingPathComponent(reference.path), sha256: reference.sha256, size: reference.size), to: raw)
+            try fetch(RemoteFile(url: Self.endpoint(headEndpoint, setting: "CLIPDETECT_HEADS_ENDPOINT").appendingPathComponent(reference.path), sha256: reference.sha256, size: reference.size), to: raw)
         }
         let config = "\(home)/heads/\(model.name)/config.yaml"
         if !FileManager.default.fileExists(atPath: config) {
+            try Files.makeDirectory((config as NSString).deletingLastPathComponent, for: "model cache (CLIPDETECT_HOME)")
             try "arch: \(reference.arch)\nnorm_type: clip\npatch_size: Clip224\n".write(toFile: config, atomically: true, encoding: .utf8)
         }
         return try Head.importReference(checkpoint: raw, config: config, name: model.name, backbone: backbone)

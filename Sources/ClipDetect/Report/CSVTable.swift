@@ -10,9 +10,13 @@ public struct CSVTable: Sendable {
         self.rows = rows
     }
 
+    /// Lists larger than this are refused (a million rows of paths is about 100 MB).
+    public static let maxBytes = 1 << 30
+
     public init(path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw ReportError.unreadable(path) }
-        guard let text = String(data: data, encoding: .utf8) else { throw ReportError.invalid("\(path) is not UTF-8 text") }
+        guard FileKind(path) == .regular, let data = try? Files.read(path, limit: Self.maxBytes) else { throw ReportError.unreadable(path) }
+        // Names that are not UTF-8 keep their bytes (PathName), so they open as listed.
+        let text = PathName.decode(data)
         // A UTF-8 byte-order mark (spreadsheets write one) is not part of the first column's name.
         let records = Self.parse(text.unicodeScalars.first == "\u{FEFF}" ? String(text.unicodeScalars.dropFirst()) : text)
         guard let first = records.first else { throw ReportError.invalid("\(path) is empty") }
@@ -72,7 +76,7 @@ public enum ReportError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .unreadable(let path): "cannot read \(path)"
+        case .unreadable(let path): "cannot read \(PathName.display(path))"
         case .invalid(let why): why
         }
     }

@@ -47,8 +47,7 @@ public enum Inputs {
                 }
                 continue
             }
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory), isDirectory.boolValue {
+            if FileKind(argument) == .directory {
                 items += imagesIn(directory: argument)
             } else {
                 // A missing file is kept: it fails alone, with its error in its row.
@@ -85,30 +84,36 @@ public enum Inputs {
     /// A folder of images, a CSV with a filename column, or a text file with one path per line
     /// (relative paths are relative to the list's folder).
     public static func list(_ path: String) throws -> [InputItem] {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ReportError.unreadable(path) }
-        if isDirectory.boolValue { return imagesIn(directory: path) }
+        switch FileKind(path) {
+        case .directory: return imagesIn(directory: path)
+        case .regular: break
+        case .missing, .other: throw ReportError.unreadable(path)
+        }
         if path.lowercased().hasSuffix(".csv") { return try collect([], csv: path) }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
-        let text = try String(contentsOfFile: path, encoding: .utf8)
+        guard let data = try? Files.read(path, limit: CSVTable.maxBytes) else { throw ReportError.unreadable(path) }
+        let text = PathName.decode(data)
         return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map {
             InputItem(name: $0, path: $0.hasPrefix("/") ? $0 : folder.appendingPathComponent($0).path)
         }
     }
 
-    /// Image files below `directory`, in sorted order, told by content.
+    /// Image files below `directory`, in sorted order, told by content. Only regular files are
+    /// opened (a FIFO would block); symbolic links to files are followed, links to folders are not
+    /// (they can loop).
     static func imagesIn(directory: String) -> [InputItem] {
-        guard let walker = FileManager.default.enumerator(atPath: directory) else { return [] }
         var found: [String] = []
-        while let relative = walker.nextObject() as? String {
-            let path = (directory as NSString).appendingPathComponent(relative)
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
-                  let handle = FileHandle(forReadingAtPath: path) else { continue }
-            let head = handle.readData(ofLength: 16)
-            try? handle.close()
-            if head.withUnsafeBytes({ ImageFormat.sniff($0) }) != nil { found.append(path) }
+        func walk(_ folder: String) {
+            for name in Files.entries(folder) {
+                let path = (folder as NSString).appendingPathComponent(name)
+                var info = stat()
+                guard PathName.withCString(path, { lstat($0, &info) }) == 0 else { continue }
+                if info.st_mode & S_IFMT == S_IFDIR { walk(path); continue }
+                guard FileKind(path) == .regular, let head = try? Files.prefix(path, count: 16) else { continue }
+                if head.withUnsafeBytes({ ImageFormat.sniff($0) }) != nil { found.append(path) }
+            }
         }
+        walk(directory)
         return found.sorted().map { InputItem(name: $0, path: $0) }
     }
 }

@@ -36,5 +36,5 @@ public struct Checkpoint: Sendable {
 public struct CheckpointError: Error, CustomStringConvertible {
     public let path: String
     public let underlying: WeightsError
-    public var description: String { "\(path): \(underlying)" }
+    public var description: String { "\(PathName.display(path)): \(underlying)" }
 }

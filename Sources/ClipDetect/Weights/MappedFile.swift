@@ -10,7 +10,7 @@ public final class MappedFile: ByteOwner, @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = PathName.withCString(path) { open($0, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
         guard fd >= 0 else { throw WeightsError.unreadable(String(cString: strerror(errno))) }
         defer { close(fd) }
         var info = stat()

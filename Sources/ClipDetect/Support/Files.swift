@@ -1,0 +1,161 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// File names as Linux stores them: bytes, not always UTF-8. A name that is not valid UTF-8 keeps
+/// each stray byte as a private-use scalar (U+10FD00 + byte), so it survives as a `String` and
+/// opens again as the same bytes.
+public enum PathName {
+    static let escapeBase: UInt32 = 0x10_FD00
+
+    public static func decode<Bytes: Collection>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        if let text = String(validating: bytes, as: UTF8.self) { return text }
+        var scalars = String.UnicodeScalarView()
+        var rest = Array(bytes)[...]
+        while !rest.isEmpty {
+            // The longest valid UTF-8 prefix (a scalar is at most 4 bytes), else one escaped byte.
+            var taken = false
+            for length in (1...min(4, rest.count)).reversed() {
+                if let text = String(validating: rest.prefix(length), as: UTF8.self), text.unicodeScalars.count == 1 {
+                    scalars.append(contentsOf: text.unicodeScalars)
+                    rest = rest.dropFirst(length)
+                    taken = true
+                    break
+                }
+            }
+            if !taken {
+                scalars.append(Unicode.Scalar(escapeBase + UInt32(rest.first!))!)
+                rest = rest.dropFirst()
+            }
+        }
+        return String(scalars)
+    }
+
+    /// The bytes a decoded name stands for.
+    public static func bytes(_ name: String) -> [UInt8] {
+        var out: [UInt8] = []
+        for scalar in name.unicodeScalars {
+            if (escapeBase...(escapeBase + 0xFF)).contains(scalar.value) {
+                out.append(UInt8(scalar.value - escapeBase))
+            } else {
+                out += Array(String(scalar).utf8)
+            }
+        }
+        return out
+    }
+
+    /// Stray bytes shown as `\xNN`, for messages and tables.
+    public static func display(_ name: String) -> String {
+        String(name.unicodeScalars.map { scalar -> String in
+            (escapeBase...(escapeBase + 0xFF)).contains(scalar.value) ? String(format: "\\x%02X", scalar.value - escapeBase) : String(scalar)
+        }.joined())
+    }
+
+    /// Calls `body` with the name as a C string of its bytes.
+    static func withCString<R>(_ name: String, _ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
+        try (bytes(name) + [0]).withUnsafeBufferPointer { buffer in
+            try buffer.withMemoryRebound(to: CChar.self) { try body($0.baseAddress!) }
+        }
+    }
+
+    /// The command line with each argument decoded from its bytes (Swift's own decoding would replace stray bytes).
+    public static var arguments: [String] {
+        (0..<Int(CommandLine.argc)).map { index in
+            guard let argument = CommandLine.unsafeArgv[index] else { return "" }
+            return decode(UnsafeBufferPointer(start: UnsafeRawPointer(argument).assumingMemoryBound(to: UInt8.self), count: strlen(argument)))
+        }
+    }
+}
+
+/// What kind of thing a path names, following symbolic links.
+public enum FileKind: Sendable, Equatable {
+    case missing, regular, directory, other
+
+    public init(_ path: String) {
+        var info = stat()
+        guard PathName.withCString(path, { stat($0, &info) }) == 0 else { self = .missing; return }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: self = .regular
+        case S_IFDIR: self = .directory
+        default: self = .other
+        }
+    }
+}
+
+public enum Files {
+    /// A regular file's bytes, refused above `limit` before reading. A FIFO, socket or device is
+    /// refused, never opened for a blocking read.
+    static func read(_ path: String, limit: Int) throws -> Data {
+        let fd = PathName.withCString(path) { open($0, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
+        guard fd >= 0 else {
+            throw ImageError.unreadable(errno == ENOENT ? "no such file" : String(cString: strerror(errno)))
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw ImageError.unreadable(String(cString: strerror(errno))) }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw ImageError.unreadable("is a directory")
+        default: throw ImageError.unreadable("not a regular file")
+        }
+        let size = Int(info.st_size)
+        guard size <= limit else { throw ImageError.tooLarge("\(size) bytes > \(limit)") }
+        var data = Data(count: size)
+        var done = 0
+        try data.withUnsafeMutableBytes { (buffer: UnsafeMutableRawBufferPointer) in
+            while done < size {
+                let got = Glibc.read(fd, buffer.baseAddress! + done, size - done)
+                if got < 0, errno == EINTR { continue }
+                guard got > 0 else { throw ImageError.unreadable(got == 0 ? "file shrank while read" : String(cString: strerror(errno))) }
+                done += got
+            }
+        }
+        return data
+    }
+
+    /// The first `count` bytes of a regular file (fewer when it is shorter).
+    static func prefix(_ path: String, count: Int) throws -> Data {
+        let fd = PathName.withCString(path) { open($0, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
+        guard fd >= 0 else { throw ImageError.unreadable(String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw ImageError.unreadable("not a regular file") }
+        var data = Data(count: count)
+        let got = data.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, count) }
+        return data.prefix(max(got, 0))
+    }
+
+    /// Creates a folder (and its parents) the library needs, or says in one line why it cannot.
+    public static func makeDirectory(_ path: String, for purpose: String) throws {
+        switch FileKind(path) {
+        case .directory: return
+        case .regular, .other: throw FileError("\(purpose): \(PathName.display(path)) exists and is not a folder")
+        case .missing: break
+        }
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            let reason = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError).map { String(cString: strerror(Int32($0.code))) }
+            throw FileError("\(purpose): cannot create \(PathName.display(path))" + (reason.map { " (\($0))" } ?? ""))
+        }
+    }
+
+    /// The names in a folder (not `.` and `..`), as decoded bytes, sorted.
+    static func entries(_ directory: String) -> [String] {
+        guard let handle = PathName.withCString(directory, { opendir($0) }) else { return [] }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                PathName.decode(raw.prefix { $0 != 0 })
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+}
+
+/// A file-system problem, in one line.
+public struct FileError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
