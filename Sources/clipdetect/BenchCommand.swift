@@ -89,7 +89,7 @@ extension BenchCommand {
         @Flag(help: "Print one JSON object per batch size.") var json = false
 
         func run() throws {
-            let encoder = try modelOptions.load().encoder
+            let encoder = try modelOptions.load().model.encoder
             let d = encoder.description
             let sizes = batch.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 }
             guard !sizes.isEmpty else { throw ValidationError("--batch needs positive integers, e.g. 1,8") }

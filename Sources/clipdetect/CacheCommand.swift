@@ -6,6 +6,7 @@ struct CacheCommand: ParsableCommand {
                                                     subcommands: [Stats.self, Clear.self])
 
     struct Stats: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "How many features the cache holds and its size on disk.")
         @Option(help: "Feature cache file (default: features.sqlite in $CLIPDETECT_HOME).") var cache: String?
         func run() throws {
             let opened = try FeatureCache(path: cache ?? FeatureCache.defaultPath())
@@ -15,6 +16,7 @@ struct CacheCommand: ParsableCommand {
     }
 
     struct Clear: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete every cached feature (they are computed again when needed).")
         @Option(help: "Feature cache file (default: features.sqlite in $CLIPDETECT_HOME).") var cache: String?
         func run() throws {
             let opened = try FeatureCache(path: cache ?? FeatureCache.defaultPath())

@@ -31,9 +31,7 @@ struct DetectCommand: ParsableCommand {
 
     func run() throws {
         if let output { try checkWritable(output) }
-        let loaded = try modelOptions.load(heads: heads)
-        var detector = try Detector(encoder: loaded.encoder, heads: loaded.heads(),
-                                    fusion: fusion, batchSize: batch)
+        var detector = try modelOptions.loadDetector(heads: heads, fusion: fusion, batchSize: batch)
         detector.extractor.cache = cacheOptions.open()
         var items = try Inputs.collect(inputs, csv: csv)
         let writer = try DetectionWriter(path: output, format: format, heads: detector.heads.map(\.metadata.name), append: resume)

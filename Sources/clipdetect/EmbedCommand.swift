@@ -21,7 +21,7 @@ struct EmbedCommand: ParsableCommand {
     func run() throws {
         if let output { try checkWritable(output) }
         let images = try Inputs.collect(inputs).map(\.path)
-        let encoder = try modelOptions.load().encoder
+        let encoder = try modelOptions.load().model.encoder
         var extractor = FeatureExtractor(encoder: encoder, kind: features, normalize: !noNormalize, batchSize: batch)
         extractor.applyOrientation = exifOrientation
         extractor.cache = cacheOptions.open()

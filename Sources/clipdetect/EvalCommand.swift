@@ -73,8 +73,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     private func makeDetector() throws -> Detector {
-        let loaded = try modelOptions.load(heads: heads)
-        var detector = try Detector(encoder: loaded.encoder, heads: loaded.heads(), fusion: fusion)
+        var detector = try modelOptions.loadDetector(heads: heads, fusion: fusion)
         detector.extractor.cache = cacheOptions.open()
         return detector
     }

@@ -12,8 +12,10 @@ struct ModelCommand: ParsableCommand {
         func run() {
             let store = ModelStore()
             for model in NamedModel.all {
+                let cached = store.cachedBackbone(model) != nil && (model.head == nil || store.cachedHead(model) != nil)
                 print(model.name.padding(toLength: 26, withPad: " ", startingAt: 0) + model.summary)
-                print(String(repeating: " ", count: 26) + "backbone \(model.backbone.repository)" + (model.head.map { ", head \($0.path)" } ?? ""))
+                print(String(repeating: " ", count: 26) + "backbone \(model.backbone.repository)" + (model.head.map { ", head \($0.path)" } ?? "")
+                      + (cached ? "  [cached]" : "  [not cached]"))
             }
             print("cache: \(store.home) (set CLIPDETECT_HOME to move it); Hugging Face cache used in place: \(store.huggingFaceCache)")
         }
@@ -24,21 +26,23 @@ struct ModelCommand: ParsableCommand {
         @Argument(help: "Named model.") var name: String
 
         func run() throws {
-            let loaded = try LoadedModel(name, hints: ModelHints(), offline: false)
-            print("ready: \(name) (\(loaded.encoder.description.architecture)\(loaded.head == nil ? "" : ", with head"))")
+            var store = ModelStore()
+            store.downloader.progress = downloadProgress()
+            let loaded = try ModelResolution.load(name, hints: ModelHints(), store: store)
+            print("ready: \(name) (\(loaded.encoder.description.architecture)\(loaded.ownHead == nil ? "" : ", with head"))")
         }
     }
 
     struct Info: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the description inferred from a checkpoint.")
 
-        @Argument(help: "Checkpoint file.") var checkpoint: String
+        @Argument(help: "Checkpoint file, or a model folder (Hugging Face or open_clip layout).") var checkpoint: String
         @Option(help: "Activation, when nothing in the file states it.") var activation: ModelDescription.Activation?
         @Option(help: "Attention heads, when nothing in the file states it.") var attentionHeads: Int?
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let file = try Checkpoint.open(checkpoint)
+            let file = try Checkpoint.open(ModelResolution.checkpoint(at: checkpoint))
             let description = try ModelDescription.infer(from: file, hints: ModelHints(activation: activation, heads: attentionHeads))
             if json {
                 let encoder = JSONEncoder()

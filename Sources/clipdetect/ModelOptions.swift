@@ -24,21 +24,19 @@ struct ModelOptions: ParsableArguments {
 
     var hints: ModelHints { ModelHints(activation: activation, heads: attentionHeads) }
 
-    static let defaultModel = "clipdet-latent10k-plus"
-
-    /// The model to load: --model, else the named backbone the first head was made on.
-    func model(for heads: [Head]) -> String {
-        if let explicitModel { return explicitModel }
-        guard let backbone = heads.first?.metadata.feature.backbone else { return Self.defaultModel }
-        // A backbone-only entry: the head file brings its own head.
-        let named = NamedModel.all.filter { $0.backbone.repository == backbone }
-        return (named.first { $0.head == nil } ?? named.first)?.name ?? Self.defaultModel
+    /// Reads the head files (once), then loads the model --model or they name.
+    func load(heads files: [String] = []) throws -> (model: ResolvedModel, heads: [Head]) {
+        let given = try files.map(Head.read)
+        var store = ModelStore(offline: offline)
+        store.downloader.progress = downloadProgress()
+        let model = try ModelResolution.load(ModelResolution.modelName(explicit: explicitModel, heads: given), hints: hints, store: store, heads: given)
+        return (model, given)
     }
 
-    /// Reads the head files (once), then loads the model they or --model name.
-    func load(heads files: [String] = []) throws -> LoadedModel {
-        let given = try files.map(Head.read)
-        return try LoadedModel(model(for: given), hints: hints, offline: offline, heads: given)
+    /// The model and the heads to score with: those given, else the named model's own.
+    func loadDetector(heads files: [String], fusion: Fusion, batchSize: Int = 8) throws -> Detector {
+        let (model, given) = try load(heads: files)
+        return try Detector(encoder: model.encoder, heads: model.heads(given: given), fusion: fusion, batchSize: batchSize)
     }
 }
 
@@ -53,40 +51,6 @@ struct CacheOptions: ParsableArguments {
             printError("feature cache unavailable (\(error)); computing every feature")
             return nil
         }
-    }
-}
-
-/// A backbone from a path or a name, with the head files given or the named model's own head.
-struct LoadedModel {
-    let name: String
-    let encoder: ImageEncoder
-    private let given: [Head]
-    let head: Head?
-
-    init(_ model: String, hints: ModelHints, offline: Bool, heads given: [Head] = []) throws {
-        name = model
-        self.given = given
-        if FileManager.default.fileExists(atPath: model) || model.contains("/") || model.hasSuffix(".safetensors") {
-            encoder = try ImageEncoder(path: model, hints: hints)
-            head = nil
-            return
-        }
-        guard let named = NamedModel.named(model) else {
-            throw CommandError("\(model) is neither a file nor a named model (\(NamedModel.all.map(\.name).joined(separator: ", ")))")
-        }
-        var store = ModelStore(offline: offline)
-        store.downloader.progress = downloadProgress()
-        encoder = try ImageEncoder(path: store.backbone(named), hints: hints.overriding(named.hints))
-        head = try store.head(named, backbone: nil)
-    }
-
-    /// The given heads, or the named model's own head.
-    func heads() throws -> [Head] {
-        let chosen = given.isEmpty ? head.map { [$0] } ?? [] : given
-        guard !chosen.isEmpty else {
-            throw CommandError("\(name) is a backbone without a head: give --head (import the reference's with `clipdetect head import`)")
-        }
-        return chosen
     }
 }
 

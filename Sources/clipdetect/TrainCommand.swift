@@ -44,7 +44,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let images = try Inputs.labeled(csv: csv, real: real, fake: fake)
-        let loaded = try modelOptions.load()
+        let loaded = try modelOptions.load().model
         var extractor = FeatureExtractor(encoder: loaded.encoder, kind: .pooled, normalize: true)
         extractor.cache = cacheOptions.open()
         var features: [[Float]] = [], labels: [Bool] = [], generators: [String] = []
@@ -65,7 +65,7 @@ struct TrainCommand: ParsableCommand {
         printError("features: \(data.negatives) real, \(data.positives) fake")
 
         let options = self.options
-        let feature = Head.Feature(encoder: loaded.encoder, backbone: NamedModel.named(loaded.name)?.backbone.repository)
+        let feature = Head.Feature(encoder: loaded.encoder, backbone: loaded.backbone)
         let headName = name ?? URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent
         let provenance = "trained by clipdetect: \(classifier.rawValue), \(data.negatives) real + \(data.positives) fake"
         let (head, report) = try Trainer.train(data, options: options, name: headName, feature: feature, provenance: provenance)

@@ -151,19 +151,35 @@ import Testing
         #expect(written == expected.0)
     }
 
-    /// Without --model, a head that names its backbone brings it; other heads get the default model.
+    /// Without --model, a head brings its backbone: the named one it was trained on, or the local
+    /// file it was made on; a head whose local backbone is gone says so. Heads without either get the default model.
     @Test func theHeadChoosesTheBackboneWhenNoModelIsGiven() throws {
         let folder = try Fixtures.temporaryDirectory()
-        var head = try Head.read(try headFile(in: folder))
+        let local = try Head.read(try headFile(in: folder))
+        #expect(local.metadata.feature.backbonePath == URL(fileURLWithPath: DetectTests.backbone).standardizedFileURL.path)
+        var head = local
         head.metadata.feature.backbone = "openai/clip-vit-base-patch16"
+        head.metadata.feature.backbonePath = nil
         let named = folder.appendingPathComponent("b16.safetensors").path
         try head.write(to: named)
         let list = folder.appendingPathComponent("list.csv").path
         try "filename,typ\n\(Fixtures.path("images", "jpeg_420.jpg")),real\n".write(toFile: list, atomically: true, encoding: .utf8)
         let b16 = try cli.run(["eval", "--csv", list, "--head", named, "--offline"])
         #expect(b16.status != 0 && b16.stderr.contains("clip-vit-base-patch16"), "\(b16.stderr)")
-        let plain = try cli.run(["detect", "--head", folder.appendingPathComponent("head.safetensors").path, "--offline", list])
-        #expect(plain.status != 0 && plain.stderr.contains("CLIP-ViT-L-14-CommonPool"), "\(plain.stderr)")
+        let found = try cli.run(["detect", "--head", folder.appendingPathComponent("head.safetensors").path, "--offline", Fixtures.path("images", "jpeg_420.jpg")])
+        #expect(found.status == 0, "\(found.stderr)")
+        head = local
+        head.metadata.feature.backbonePath = "/nonexistent/tower.safetensors"
+        let moved = folder.appendingPathComponent("moved.safetensors").path
+        try head.write(to: moved)
+        let gone = try cli.run(["detect", "--head", moved, "--offline", Fixtures.path("images", "jpeg_420.jpg")])
+        #expect(gone.status != 0 && gone.stderr.contains("/nonexistent/tower.safetensors, which is not there"), "\(gone.stderr)")
+        head.metadata.feature.fingerprint = nil
+        head.metadata.feature.backbonePath = nil
+        let plain = folder.appendingPathComponent("plain.safetensors").path
+        try head.write(to: plain)
+        let fallback = try cli.run(["detect", "--head", plain, "--offline", list])
+        #expect(fallback.status != 0 && fallback.stderr.contains("CLIP-ViT-L-14-CommonPool"), "\(fallback.stderr)")
         let both = try cli.run(["eval", "--csv", list, "--scores", list, "--head", named])
         #expect(both.status != 0 && both.stderr.contains("not both"))
     }

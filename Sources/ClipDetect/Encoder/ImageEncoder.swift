@@ -31,6 +31,9 @@ public final class ImageEncoder: Sendable {
         try self.init(checkpoint: checkpoint, description: ModelDescription.infer(from: checkpoint, hints: hints))
     }
 
+    /// The checkpoint file, when the weights came from one.
+    public var path: String? { checkpoint.path.isEmpty ? nil : checkpoint.path }
+
     /// Fraction of weight values read in place from the mapped file (1 for an f32 file in open_clip naming).
     public var mappedFraction: Double {
         let arrays = weights.all

@@ -13,20 +13,33 @@ public struct Head: Sendable, Equatable {
         public var kind: FeatureKind
         public var normalized: Bool
         public var width: Int
+        /// Where the backbone was when the head was made on a local file (not a named model): found
+        /// again from here when no model is named.
+        public var backbonePath: String?
 
-        public init(architecture: String, fingerprint: String?, backbone: String?, kind: FeatureKind, normalized: Bool, width: Int) {
+        public init(architecture: String, fingerprint: String?, backbone: String?, kind: FeatureKind, normalized: Bool, width: Int,
+                    backbonePath: String? = nil) {
             self.architecture = architecture
             self.fingerprint = fingerprint
             self.backbone = backbone
             self.kind = kind
             self.normalized = normalized
             self.width = width
+            self.backbonePath = backbonePath
         }
 
         /// The feature this encoder gives, bound to its weights by fingerprint.
         public init(encoder: ImageEncoder, kind: FeatureKind = .pooled, normalized: Bool = true, backbone: String? = nil) {
             self.init(architecture: encoder.description.architecture, fingerprint: encoder.fingerprint, backbone: backbone,
-                      kind: kind, normalized: normalized, width: encoder.featureWidth(kind))
+                      kind: kind, normalized: normalized, width: encoder.featureWidth(kind),
+                      backbonePath: backbone == nil ? encoder.path.map { URL(fileURLWithPath: $0).standardizedFileURL.path } : nil)
+        }
+
+        /// What the architecture records that a checkpoint may not state: its activation and heads.
+        public var hints: ModelHints {
+            let parts = architecture.split(separator: "-")
+            let heads = parts.first { $0.hasPrefix("h") }.flatMap { Int($0.dropFirst()) }
+            return ModelHints(activation: ModelDescription.Activation.allCases.first { parts.contains(Substring($0.rawValue)) }, heads: heads)
         }
     }
 

@@ -41,7 +41,7 @@ extension Head {
         let settings = try config.map(ReferenceConfig.init(path:)) ?? ReferenceConfig()
         let known = settings.arch.flatMap(NamedModel.forReferenceArch)
         if let arch = settings.arch, known == nil, backbone == nil {
-            throw HeadError.invalid("config arch \(arch) is not a known CLIP backbone; pass --backbone")
+            throw HeadError.invalid("config arch \(arch) is not a known CLIP backbone; give the backbone checkpoint")
         }
         if settings.arch != nil, settings.normType != nil, settings.normType != "clip" {
             throw HeadError.invalid("config norm_type \(settings.normType!) is not supported (clip)")
@@ -51,10 +51,11 @@ extension Head {
         }
         let architecture = backbone?.description.architecture ?? known?.architecture
         guard let architecture else {
-            throw HeadError.invalid("nothing says which backbone this head needs: pass --backbone or the config.yaml")
+            throw HeadError.invalid("nothing says which backbone this head needs: give the backbone checkpoint or the reference's config.yaml")
         }
         let feature = Feature(architecture: architecture, fingerprint: backbone?.fingerprint,
-                              backbone: known?.backbone.repository, kind: .pooled, normalized: true, width: width)
+                              backbone: known?.backbone.repository, kind: .pooled, normalized: true, width: width,
+                              backbonePath: backbone?.path.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
         if let backbone, backbone.featureWidth(.pooled) != width {
             throw HeadError.mismatch("head width \(width) differs from the backbone's pooled width \(backbone.featureWidth(.pooled))")
         }

@@ -34,14 +34,27 @@ public struct ModelStore: Sendable {
         return url
     }
 
-    /// The backbone's local path: the Hugging Face cache if it has the file, else ours (downloaded when missing).
-    public func backbone(_ model: NamedModel) throws -> String {
+    /// The backbone's local path when it is already here (the Hugging Face cache, or ours).
+    public func cachedBackbone(_ model: NamedModel) -> String? {
         let hub = model.backbone
         for file in hub.files {
             if let cached = huggingFaceCached(hub.repository, file) { return cached }
             let local = "\(home)/models/\(hub.repository.replacingOccurrences(of: "/", with: "--"))/\(file)"
             if FileManager.default.fileExists(atPath: local) { return local }
         }
+        return nil
+    }
+
+    /// The reference head's downloaded file, when it is here.
+    public func cachedHead(_ model: NamedModel) -> String? {
+        let raw = "\(home)/heads/\(model.name)/weights.pth"
+        return model.head != nil && FileManager.default.fileExists(atPath: raw) ? raw : nil
+    }
+
+    /// The backbone's local path: the Hugging Face cache if it has the file, else ours (downloaded when missing).
+    public func backbone(_ model: NamedModel) throws -> String {
+        if let cached = cachedBackbone(model) { return cached }
+        let hub = model.backbone
         var lastError: Error?
         for file in hub.files {
             let local = "\(home)/models/\(hub.repository.replacingOccurrences(of: "/", with: "--"))/\(file)"

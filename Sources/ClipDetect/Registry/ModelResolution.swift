@@ -1,0 +1,95 @@
+import Foundation
+
+/// A backbone loaded from what a user names (a named model, a checkpoint file or a model folder),
+/// with the named model's own head when it has one.
+public struct ResolvedModel: Sendable {
+    /// The named model, or the checkpoint path.
+    public let name: String
+    public let encoder: ImageEncoder
+    /// The named model's own head (the reference detectors have one).
+    public let ownHead: Head?
+
+    /// The published backbone name when `name` is a named model: heads trained on it record it.
+    public var backbone: String? { NamedModel.named(name)?.backbone.repository }
+
+    /// The heads to score with: those given, else the named model's own.
+    public func heads(given: [Head]) throws -> [Head] {
+        if !given.isEmpty { return given }
+        guard let ownHead else { throw ResolutionError.noHead(name) }
+        return [ownHead]
+    }
+}
+
+public enum ResolutionError: Error, CustomStringConvertible, Equatable {
+    case unknownModel(String, known: [String])
+    case noHead(String)
+    /// A head made on a local backbone that is not where the head says it was.
+    case backboneNotFound(head: String, architecture: String, path: String?)
+    case noWeightsInFolder(String)
+
+    public var description: String {
+        switch self {
+        case .unknownModel(let name, let known): "\(name) is neither a file nor a named model (\(known.joined(separator: ", ")))"
+        case .noHead(let name): "\(name) is a backbone without a head: give a head file (import the reference's with `clipdetect head import`)"
+        case .backboneNotFound(let head, let architecture, let path):
+            "\(head) was made on a local \(architecture) backbone" + (path.map { " at \($0), which is not there" } ?? "")
+                + ": give that checkpoint as the model"
+        case .noWeightsInFolder(let folder):
+            "\(folder) holds none of \(ModelResolution.folderFiles.joined(separator: ", "))"
+        }
+    }
+}
+
+public enum ModelResolution {
+    /// What `detect`, `eval` and `train` use when nothing else is named.
+    public static let defaultModel = "clipdet-latent10k-plus"
+
+    /// Weights files a model folder may hold (Hugging Face and open_clip hub layouts), first found wins.
+    public static let folderFiles = ["model.safetensors", "open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
+                                     "pytorch_model.bin", "open_clip_pytorch_model.bin"]
+
+    /// A checkpoint file as given, or the weights file inside a model folder.
+    public static func checkpoint(at path: String) throws -> String {
+        guard FileKind(path) == .directory else { return path }
+        for file in folderFiles {
+            let candidate = (path as NSString).appendingPathComponent(file)
+            if FileKind(candidate) == .regular { return candidate }
+        }
+        throw ResolutionError.noWeightsInFolder(path)
+    }
+
+    /// True when `model` names a path rather than a named model.
+    public static func isPath(_ model: String) -> Bool {
+        FileKind(model) != .missing || model.contains("/") || model.hasSuffix(".safetensors")
+    }
+
+    /// The model to load: `explicit`, else the backbone the first head records (by name, or the
+    /// local file it was made on), else the default.
+    public static func modelName(explicit: String?, heads: [Head]) throws -> String {
+        if let explicit { return explicit }
+        guard let feature = heads.first?.metadata.feature else { return defaultModel }
+        if let path = feature.backbonePath, FileKind(path) != .missing { return path }
+        if let backbone = feature.backbone {
+            // A backbone-only entry: the head file brings its own head.
+            let named = NamedModel.all.filter { $0.backbone.repository == backbone }
+            return (named.first { $0.head == nil } ?? named.first)?.name ?? defaultModel
+        }
+        if feature.fingerprint != nil {
+            throw ResolutionError.backboneNotFound(head: heads[0].metadata.name, architecture: feature.architecture, path: feature.backbonePath)
+        }
+        return defaultModel
+    }
+
+    /// Loads the backbone `model` names; what the checkpoint does not state comes from `hints`, then
+    /// from the first head (it records its backbone's activation and heads), then from the registry.
+    public static func load(_ model: String, hints: ModelHints, store: ModelStore, heads: [Head] = []) throws -> ResolvedModel {
+        let fromHeads = heads.first?.metadata.feature.hints ?? ModelHints()
+        if isPath(model) {
+            let encoder = try ImageEncoder(path: checkpoint(at: model), hints: hints.overriding(fromHeads))
+            return ResolvedModel(name: model, encoder: encoder, ownHead: nil)
+        }
+        guard let named = NamedModel.named(model) else { throw ResolutionError.unknownModel(model, known: NamedModel.all.map(\.name)) }
+        let encoder = try ImageEncoder(path: store.backbone(named), hints: hints.overriding(named.hints))
+        return ResolvedModel(name: model, encoder: encoder, ownHead: try store.head(named, backbone: nil))
+    }
+}
