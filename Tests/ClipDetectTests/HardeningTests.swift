@@ -267,3 +267,23 @@ import Testing
         }
     }
 }
+
+/// Inputs the fuzzers found (scripts/fuzz.sh), kept as regressions.
+@Suite struct FuzzRegressionTests {
+    /// A quote or comma followed by a combining mark is one Character: the writer must still quote it.
+    @Test func csvFieldsWithCombiningMarksRoundTrip() throws {
+        for text in ["fil!\"\u{073A}x", "a,\u{0301}b", "\"\u{0301}", "plain", "new\nline", "cr\r", "q\"\"q", "caf\u{10FDE9}.jpg"] {
+            let line = CSVTable.line(["name", text])
+            let table = try CSVTable(text: line + line)
+            #expect(table.header == ["name", text.trimmingCharacters(in: .whitespaces)], "\(text.unicodeScalars.map { $0.value })")
+            #expect(table.rows == [["name", text]])
+        }
+    }
+
+    /// A second byte-order mark is kept in the first column's name (only one is a BOM).
+    @Test func onlyTheFirstByteOrderMarkIsDropped() throws {
+        let table = try CSVTable(text: "\u{FEFF}\u{FEFF}filename,typ\n")
+        #expect(table.header == ["\u{FEFF}filename", "typ"])
+        #expect(throws: ReportError.self) { try table.values("filename") }
+    }
+}

@@ -32,7 +32,7 @@ public final class ImageEncoder: Sendable {
     }
 
     /// The checkpoint file, when the weights came from one.
-    public var path: String? { checkpoint.path.isEmpty ? nil : checkpoint.path }
+    public var path: String? { checkpoint.storage.mapped ? checkpoint.path : nil }
 
     /// Fraction of weight values read in place from the mapped file (1 for an f32 file in open_clip naming).
     public var mappedFraction: Double {

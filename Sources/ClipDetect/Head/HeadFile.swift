@@ -12,7 +12,12 @@ extension Head {
     }
 
     public static func read(_ path: String) throws -> Head {
-        let file = try Checkpoint.open(path)
+        try read(Checkpoint.open(path))
+    }
+
+    /// A head from a checkpoint already read (a file, or bytes in memory).
+    public static func read(_ file: Checkpoint) throws -> Head {
+        let path = PathName.display(file.path)
         guard let text = file.metadata[metadataKey] else {
             throw HeadError.invalid("\(path) has no \(metadataKey) metadata; import reference heads with `clipdetect head import`")
         }

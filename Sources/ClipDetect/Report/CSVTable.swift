@@ -16,10 +16,14 @@ public struct CSVTable: Sendable {
     public init(path: String) throws {
         guard FileKind(path) == .regular, let data = try? Files.read(path, limit: Self.maxBytes) else { throw ReportError.unreadable(path) }
         // Names that are not UTF-8 keep their bytes (PathName), so they open as listed.
-        let text = PathName.decode(data)
+        try self.init(text: PathName.decode(data), name: path)
+    }
+
+    /// A table from text; `name` is used in errors.
+    public init(text: String, name: String = "<text>") throws {
         // A UTF-8 byte-order mark (spreadsheets write one) is not part of the first column's name.
         let records = Self.parse(text.unicodeScalars.first == "\u{FEFF}" ? String(text.unicodeScalars.dropFirst()) : text)
-        guard let first = records.first else { throw ReportError.invalid("\(path) is empty") }
+        guard let first = records.first else { throw ReportError.invalid("\(PathName.display(name)) is empty") }
         header = first.map { $0.trimmingCharacters(in: .whitespaces) }
         rows = records.dropFirst().filter { $0 != [""] }
     }
@@ -62,9 +66,19 @@ public struct CSVTable: Sendable {
     }
 
     /// One CSV field, quoted when it has to be.
+    /// Scalars, not characters: a quote or comma followed by a combining mark is one Character but
+    /// still a quote or comma to the reader.
     public static func field(_ text: String) -> String {
-        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        let special: Set<Unicode.Scalar> = [",", "\"", "\n", "\r"]
+        guard text.unicodeScalars.contains(where: special.contains) else { return text }
+        var out = String.UnicodeScalarView()
+        out.append("\"")
+        for scalar in text.unicodeScalars {
+            out.append(scalar)
+            if scalar == "\"" { out.append("\"") }
+        }
+        out.append("\"")
+        return String(out)
     }
 
     public static func line(_ fields: [String]) -> String { fields.map(field).joined(separator: ",") + "\n" }

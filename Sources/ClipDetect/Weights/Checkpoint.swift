@@ -14,18 +14,28 @@ public struct Checkpoint: Sendable {
 
     /// Opens a checkpoint, telling the format from its bytes, never from its name.
     public static func open(_ path: String) throws -> Checkpoint {
+        do { return try read(MappedFile(path: path)) } catch let error as WeightsError {
+            throw CheckpointError(path: path, underlying: error)
+        }
+    }
+
+    /// Reads a checkpoint held in memory (an upload, a fuzzer's input); the bytes are copied once.
+    public static func read(_ data: Data, name: String = "<memory>") throws -> Checkpoint {
+        do { return try read(MappedFile(copying: data, name: name)) } catch let error as WeightsError {
+            throw CheckpointError(path: name, underlying: error)
+        }
+    }
+
+    private static func read(_ file: MappedFile) throws -> Checkpoint {
         do {
-            let file = try MappedFile(path: path)
             let bytes = file.bytes
             if ZipArchive.looksLike(bytes) { return try TorchCheckpoint.read(file) }
             if SafeTensors.looksLike(bytes) { return try SafeTensors.read(file) }
             if TorchCheckpoint.looksLikeLegacy(bytes) {
                 throw WeightsError.unreadable("legacy (pre-1.6) PyTorch format; re-save it with torch.save from a current PyTorch")
             }
-        } catch let error as WeightsError {
-            throw CheckpointError(path: path, underlying: error)
         }
-        throw CheckpointError(path: path, underlying: .unreadable("neither safetensors nor a PyTorch zip checkpoint"))
+        throw WeightsError.unreadable("neither safetensors nor a PyTorch zip checkpoint")
     }
 
     /// True when the tensor reads the checkpoint's mapped bytes in place.

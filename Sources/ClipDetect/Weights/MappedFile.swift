@@ -3,13 +3,25 @@ import Foundation
 import Glibc
 #endif
 
-/// A read-only memory map of a whole file; checkpoints are read in place from it.
+/// A read-only memory map of a whole file; checkpoints are read in place from it. Bytes held in
+/// memory are copied into an aligned block of its own instead.
 public final class MappedFile: ByteOwner, @unchecked Sendable {
     public let path: String
     public let bytes: UnsafeRawBufferPointer
+    /// False for bytes copied from memory: they have no file to find again.
+    let mapped: Bool
+
+    init(copying data: Data, name: String) {
+        path = name
+        mapped = false
+        let block = UnsafeMutableRawPointer.allocate(byteCount: max(data.count, 1), alignment: 64)
+        data.withUnsafeBytes { if let base = $0.baseAddress { block.copyMemory(from: base, byteCount: data.count) } }
+        bytes = UnsafeRawBufferPointer(start: block, count: data.count)
+    }
 
     public init(path: String) throws {
         self.path = path
+        mapped = true
         let fd = PathName.withCString(path) { open($0, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
         guard fd >= 0 else { throw WeightsError.unreadable(String(cString: strerror(errno))) }
         defer { close(fd) }
@@ -28,6 +40,7 @@ public final class MappedFile: ByteOwner, @unchecked Sendable {
     }
 
     deinit {
-        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+        guard let base = bytes.baseAddress else { return }
+        if mapped { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) } else { base.deallocate() }
     }
 }
