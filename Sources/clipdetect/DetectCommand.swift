@@ -31,8 +31,8 @@ struct DetectCommand: ParsableCommand {
 
     func run() throws {
         if let output { try checkWritable(output) }
-        var detector = try modelOptions.loadDetector(heads: heads, fusion: fusion, batchSize: batch)
-        detector.extractor.cache = cacheOptions.open()
+        let detector = try modelOptions.loadDetector(heads: heads, configuration: Detector.Configuration(
+            fusion: fusion, batchSize: batch, applyOrientation: exifOrientation, cache: cacheOptions.open()))
         var items = try Inputs.collect(inputs, csv: csv)
         let writer = try DetectionWriter(path: output, format: format, heads: detector.heads.map(\.metadata.name), append: resume)
         let skipped = items.count
@@ -40,7 +40,7 @@ struct DetectCommand: ParsableCommand {
         if resume { printError("resuming: \(skipped - items.count) file(s) already in \(output!)") }
         let progress = Progress(total: items.count)
         var failures = 0
-        try detector.run(paths: items.map(\.path), applyOrientation: exifOrientation) { index, result in
+        try detector.run(paths: items.map(\.path)) { index, result in
             if case .failure(let error) = result {
                 failures += 1
                 if !progress.visible { printError("\(error)") }

@@ -22,9 +22,8 @@ struct EmbedCommand: ParsableCommand {
         if let output { try checkWritable(output) }
         let images = try Inputs.collect(inputs).map(\.path)
         let encoder = try modelOptions.load().model.encoder
-        var extractor = FeatureExtractor(encoder: encoder, kind: features, normalize: !noNormalize, batchSize: batch)
-        extractor.applyOrientation = exifOrientation
-        extractor.cache = cacheOptions.open()
+        let settings = ExtractionSettings(kind: features, normalize: !noNormalize, batchSize: batch, applyOrientation: exifOrientation)
+        let extractor = FeatureExtractor(encoder: encoder, settings: settings, cache: cacheOptions.open())
         let out = try OutputStream(path: output)
         var rows: [[Float]] = []
         var failures = 0

@@ -73,9 +73,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     private func makeDetector() throws -> Detector {
-        var detector = try modelOptions.loadDetector(heads: heads, fusion: fusion)
-        detector.extractor.cache = cacheOptions.open()
-        return detector
+        try modelOptions.loadDetector(heads: heads, configuration: Detector.Configuration(fusion: fusion, cache: cacheOptions.open()))
     }
 
     /// Scores the listed images here: one column per head (and fusion), each with its head's decision rule.

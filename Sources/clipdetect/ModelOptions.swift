@@ -34,9 +34,9 @@ struct ModelOptions: ParsableArguments {
     }
 
     /// The model and the heads to score with: those given, else the named model's own.
-    func loadDetector(heads files: [String], fusion: Fusion, batchSize: Int = 8) throws -> Detector {
+    func loadDetector(heads files: [String], configuration: Detector.Configuration) throws -> Detector {
         let (model, given) = try load(heads: files)
-        return try Detector(encoder: model.encoder, heads: model.heads(given: given), fusion: fusion, batchSize: batchSize)
+        return try Detector(encoder: model.encoder, heads: model.heads(given: given), configuration: configuration)
     }
 }
 

@@ -45,8 +45,7 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         let images = try Inputs.labeled(csv: csv, real: real, fake: fake)
         let loaded = try modelOptions.load().model
-        var extractor = FeatureExtractor(encoder: loaded.encoder, kind: .pooled, normalize: true)
-        extractor.cache = cacheOptions.open()
+        let extractor = FeatureExtractor(encoder: loaded.encoder, cache: cacheOptions.open())
         var features: [[Float]] = [], labels: [Bool] = [], generators: [String] = []
         let progress = Progress(total: images.count)
         try extractor.run(paths: images.map(\.item.path)) { index, result in

@@ -28,7 +28,7 @@ import Testing
         let second = try run(extractor)
         #expect(second.allSatisfy { $0.allSatisfy { $0 == 0 } })
         // Another backbone setting is another key.
-        extractor.normalize = false
+        extractor.settings.normalize = false
         #expect(try run(extractor) != second)
     }
 

@@ -10,7 +10,7 @@ import Testing
 
     @Test func badFilesFailAloneAndOrderIsKept() throws {
         let encoder = try ImageEncoder(path: Self.model)
-        let extractor = FeatureExtractor(encoder: encoder, batchSize: 4)
+        let extractor = FeatureExtractor(encoder: encoder, settings: ExtractionSettings(batchSize: 4))
         var results: [(Int, Result<[Float], Error>)] = []
         try extractor.run(paths: Self.images) { results.append(($0, $1)) }
         #expect(results.map(\.0) == [0, 1, 2, 3, 4])

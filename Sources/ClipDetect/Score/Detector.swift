@@ -1,23 +1,61 @@
+import Dispatch
+
 /// The verdict on one image.
-public struct Detection: Sendable {
+public struct Detection: Sendable, Equatable {
     /// One score per head, in head order (log-likelihood ratios, > 0: synthetic).
     public var scores: [Double]
     /// The fused score when there are several heads.
     public var fused: Double?
+    /// P(synthetic), calibrated when the head is (`DecisionRule`).
     public var probability: Double
     public var isSynthetic: Bool
+    /// The decoded image's size; nil when the feature came from the cache.
+    public var imageWidth: Int?
+    public var imageHeight: Int?
 
+    public init(scores: [Double], fused: Double?, probability: Double, isSynthetic: Bool, imageWidth: Int? = nil, imageHeight: Int? = nil) {
+        self.scores = scores
+        self.fused = fused
+        self.probability = probability
+        self.isSynthetic = isSynthetic
+        self.imageWidth = imageWidth
+        self.imageHeight = imageHeight
+    }
+
+    /// The score the verdict is read from: the fused one, or the only head's.
     public var score: Double { fused ?? scores[0] }
 }
 
 /// Features → heads → (fusion) → score, probability and label.
 public struct Detector: Sendable {
+    /// How a detector runs, in one value.
+    public struct Configuration: Sendable {
+        public var fusion: Fusion
+        /// Images per forward pass.
+        public var batchSize: Int
+        /// Turn images upright by their EXIF orientation first (the reference does not).
+        public var applyOrientation: Bool
+        public var limits: DecodeLimits
+        /// Features computed before are read from here instead of computed again.
+        public var cache: FeatureCache?
+
+        public init(fusion: Fusion = .softOrProb, batchSize: Int = 8, applyOrientation: Bool = false,
+                    limits: DecodeLimits = DecodeLimits(), cache: FeatureCache? = nil) {
+            self.fusion = fusion
+            self.batchSize = max(1, batchSize)
+            self.applyOrientation = applyOrientation
+            self.limits = limits
+            self.cache = cache
+        }
+    }
+
     public var extractor: FeatureExtractor
     public let heads: [Head]
     public let fusion: Fusion
 
-    /// Checks that every head fits the encoder, and sets the feature the heads were made for.
-    public init(encoder: ImageEncoder, heads: [Head], fusion: Fusion = .softOrProb, batchSize: Int = 8) throws {
+    /// Checks that every head fits the encoder (and that no head is given twice), and sets the
+    /// feature the heads were made for.
+    public init(encoder: ImageEncoder, heads: [Head], configuration: Configuration = Configuration()) throws {
         guard let first = heads.first else { throw HeadError.invalid("no head given") }
         var names = Set<String>()
         for head in heads where !names.insert(head.metadata.name).inserted {
@@ -26,10 +64,12 @@ public struct Detector: Sendable {
         for head in heads {
             try head.check(encoder: encoder, kind: first.metadata.feature.kind, normalized: first.metadata.feature.normalized)
         }
-        extractor = FeatureExtractor(encoder: encoder, kind: first.metadata.feature.kind,
-                                     normalize: first.metadata.feature.normalized, batchSize: batchSize)
+        let settings = ExtractionSettings(kind: first.metadata.feature.kind, normalize: first.metadata.feature.normalized,
+                                          limits: configuration.limits, batchSize: configuration.batchSize,
+                                          applyOrientation: configuration.applyOrientation)
+        extractor = FeatureExtractor(encoder: encoder, settings: settings, cache: configuration.cache)
         self.heads = heads
-        self.fusion = fusion
+        self.fusion = configuration.fusion
     }
 
     /// The rule that reads the final score: the head's own, or the plain one for a fused score.
@@ -40,18 +80,49 @@ public struct Detector: Sendable {
         heads.map { ($0.metadata.name, $0.decision) } + (heads.count > 1 ? [("fusion", DecisionRule.plain)] : [])
     }
 
-    public func detect(_ feature: [Float]) -> Detection {
+    public func detect(feature: [Float]) -> Detection {
         let scores = heads.map { $0.score(feature) }
         let fused = heads.count > 1 ? fusion.fuse(scores) : nil
         let score = fused ?? scores[0]
         return Detection(scores: scores, fused: fused, probability: decision.probability(score), isSynthetic: decision.isSynthetic(score))
     }
 
+    private func detection(_ feature: ExtractedFeature) -> Detection {
+        var detection = detect(feature: feature.values)
+        (detection.imageWidth, detection.imageHeight) = (feature.width, feature.height)
+        return detection
+    }
+
+    /// Calls `emit` once per source, in order, as each batch finishes.
+    public func run(_ sources: [ImageSource], emit: (Int, Result<Detection, Error>) throws -> Void) throws {
+        try extractor.run(sources) { index, result in try emit(index, result.map(detection)) }
+    }
+
     /// Calls `emit` once per path, in order, as each batch finishes.
-    public func run(paths: [String], applyOrientation: Bool = false,
-                    emit: (Int, Result<Detection, Error>) throws -> Void) throws {
-        var extractor = self.extractor
-        extractor.applyOrientation = applyOrientation
-        try extractor.run(paths: paths) { index, result in try emit(index, result.map(detect)) }
+    public func run(paths: [String], emit: (Int, Result<Detection, Error>) throws -> Void) throws {
+        try run(paths.map(ImageSource.file), emit: emit)
+    }
+
+    /// Verdicts on a few images (files, bytes or decoded images), one result each, in order; an image
+    /// that fails does not fail the others.
+    public func detect(_ sources: [ImageSource]) -> [Result<Detection, Error>] {
+        extractor.features(sources).map { $0.map(detection) }
+    }
+
+    /// The verdict on one image.
+    public func detect(_ source: ImageSource) throws -> Detection {
+        try detect([source])[0].get()
+    }
+
+    /// `detect(_:)` off the caller's thread: the forward pass blocks its cores for a while, which an
+    /// async caller (a server) must not do on the cooperative pool.
+    public func detect(_ sources: [ImageSource]) async -> [Result<Detection, Error>] {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global(qos: .userInitiated).async { continuation.resume(returning: self.detect(sources)) }
+        }
+    }
+
+    public func detect(_ source: ImageSource) async throws -> Detection {
+        try await detect([source])[0].get()
     }
 }
