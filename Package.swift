@@ -38,5 +38,7 @@ let package = Package(
         ]),
         .testTarget(name: "ClipDetectTests", dependencies: ["ClipDetect", .product(name: "GRDB", package: "GRDB.swift")],
                     resources: [.copy("Fixtures")]),
+        // The public API only (no @testable): what a second front end can build against.
+        .testTarget(name: "ClipDetectAPITests", dependencies: ["ClipDetect"]),
     ]
 )

@@ -33,11 +33,9 @@ struct EvalCommand: ParsableCommand {
         var tables: [EvaluationTable] = []
         let detector = scores == nil ? try makeDetector() : nil
         for condition in conditions {
-            let columns = try scores.map { try Evaluation.readScores($0).map { ($0.detector, $0.scores, DecisionRule.plain) } }
-                ?? scoreHere(detector!, list: list, impairment: condition.chain)
-            for (name, byName, decision) in columns {
-                let table = Evaluation.table(list, scores: byName, detector: name, decision: decision, condition: condition.name)
-                let label = conditions.count > 1 ? "\(name) [\(condition.name)]" : name
+            let columns = try scores.map(Evaluation.readScores) ?? scoreHere(detector!, list: list, impairment: condition.chain)
+            for table in Evaluation.tables(list, columns: columns, condition: condition.name) {
+                let label = conditions.count > 1 ? "\(table.detector) [\(condition.name)]" : table.detector
                 if table.missing > 0 { printError("\(label): \(table.missing) of \(table.listed) listed file(s) have no score and are left out") }
                 if table.nonFinite > 0 { printError("\(label): \(table.nonFinite) of \(table.listed) listed file(s) have a score that is not finite and are left out") }
                 if !table.unevaluated.isEmpty {
@@ -76,27 +74,13 @@ struct EvalCommand: ParsableCommand {
         try modelOptions.loadDetector(heads: heads, configuration: Detector.Configuration(fusion: fusion, cache: cacheOptions.open()))
     }
 
-    /// Scores the listed images here: one column per head (and fusion), each with its head's decision rule.
-    private func scoreHere(_ detector: Detector, list: [LabeledImage], impairment: ImpairmentChain?) throws
-        -> [(String, [String: Double], DecisionRule)] {
-        var detector = detector
-        detector.extractor.impairment = impairment
-        let columns = detector.columns
-        var byName = Array(repeating: [String: Double](), count: columns.count)
+    private func scoreHere(_ detector: Detector, list: [LabeledImage], impairment: ImpairmentChain?) throws -> [ScoreColumn] {
         let progress = Progress(total: list.count)
-        try detector.run(paths: list.map(\.item.path)) { index, result in
+        defer { progress.finish() }
+        return try Evaluation.score(list, with: detector, impairment: impairment) { _, result in
             progress.advance()
-            switch result {
-            case .success(let detection):
-                let name = list[index].item.name
-                for (column, score) in detection.scores.enumerated() { byName[column][name] = score }
-                if let fused = detection.fused { byName[columns.count - 1][name] = fused }
-            case .failure(let error):
-                if !progress.visible { printError("\(error)") }
-            }
+            if case .failure(let error) = result, !progress.visible { printError("\(error)") }
         }
-        progress.finish()
-        return columns.indices.map { (columns[$0].name, byName[$0], columns[$0].decision) }
     }
 
     private func render(_ tables: [EvaluationTable], showCondition: Bool) -> String {

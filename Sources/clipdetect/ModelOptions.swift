@@ -29,8 +29,17 @@ struct ModelOptions: ParsableArguments {
         let given = try files.map(Head.read)
         var store = ModelStore(offline: offline)
         store.downloader.progress = downloadProgress()
-        let model = try ModelResolution.load(ModelResolution.modelName(explicit: explicitModel, heads: given), hints: hints, store: store, heads: given)
-        return (model, given)
+        do {
+            let model = try ModelResolution.load(ModelResolution.modelName(explicit: explicitModel, heads: given), hints: hints, store: store, heads: given)
+            return (model, given)
+        } catch let error as ModelError {
+            // The library says what is missing; the flag that states it is the CLI's.
+            switch error {
+            case .activationUnknown: throw CommandError("\(error) with --activation gelu|quick_gelu")
+            case .headsUnknown: throw CommandError("\(error) with --attention-heads")
+            default: throw error
+            }
+        }
     }
 
     /// The model and the heads to score with: those given, else the named model's own.

@@ -58,7 +58,7 @@ public final class ImageEncoder: Sendable {
             throw ModelError.badConfig("encoder expects \(count)×3×\(s)×\(s) values, got \(pixels.count)")
         }
         if kind == .projected, d.projectionDim == nil {
-            throw ModelError.unsupported("this checkpoint has no projection; use --features pooled")
+            throw ModelError.unsupported("this checkpoint has no projection: only the pooled feature exists")
         }
         guard count > 0 else { return [] }
         let w = d.width, t = d.tokens, rows = count * t

@@ -19,7 +19,43 @@ public struct EvaluationTable: Sendable {
     public var evaluated: Int { listed - missing - nonFinite }
 }
 
+/// One detector's scores by listed name, and how they read as probabilities and labels.
+public struct ScoreColumn: Sendable {
+    public var detector: String
+    public var scores: [String: Double]
+    public var decision: DecisionRule
+
+    public init(detector: String, scores: [String: Double], decision: DecisionRule = .plain) {
+        self.detector = detector
+        self.scores = scores
+        self.decision = decision
+    }
+}
+
 public enum Evaluation {
+    /// Scores the listed images here (impaired in memory when `impairment` is given): one column per
+    /// head, each with its head's decision rule, then `fusion` when there are several. `progress`
+    /// sees every image's result as it is computed; failed images have no score.
+    public static func score(_ list: [LabeledImage], with detector: Detector, impairment: ImpairmentChain? = nil,
+                             progress: (Int, Result<Detection, Error>) -> Void = { _, _ in }) throws -> [ScoreColumn] {
+        var detector = detector
+        detector.extractor.impairment = impairment
+        var columns = detector.columns.map { ScoreColumn(detector: $0.name, scores: [:], decision: $0.decision) }
+        try detector.run(paths: list.map(\.item.path)) { index, result in
+            progress(index, result)
+            guard case .success(let detection) = result else { return }
+            let name = list[index].item.name
+            for (column, score) in detection.scores.enumerated() { columns[column].scores[name] = score }
+            if let fused = detection.fused { columns[columns.count - 1].scores[name] = fused }
+        }
+        return columns
+    }
+
+    /// Each column's table.
+    public static func tables(_ list: [LabeledImage], columns: [ScoreColumn], condition: String = "clean") -> [EvaluationTable] {
+        columns.map { table(list, scores: $0.scores, detector: $0.detector, decision: $0.decision, condition: condition) }
+    }
+
     /// Scores by listed name; `decision` is how the detector's scores read as probabilities and labels
     /// (accuracy, NLL and ECE use it; AUC, EER and TPR use the scores).
     public static func table(_ list: [LabeledImage], scores: [String: Double], detector: String,
@@ -48,7 +84,7 @@ public enum Evaluation {
     /// The score columns of a `detect` or reference `main.py` output: every column but filename,
     /// probability, label, verdict and error. An empty cell is a missing score; any other cell that is
     /// not a number is refused.
-    public static func readScores(_ path: String) throws -> [(detector: String, scores: [String: Double])] {
+    public static func readScores(_ path: String) throws -> [ScoreColumn] {
         let table = try CSVTable(path: path)
         let names = try table.values("filename")
         let ours: Set<String> = ["filename", "probability", "label", "verdict", "error"]
@@ -62,7 +98,7 @@ public enum Evaluation {
                 }
                 byName[name] = score
             }
-            return (detector, byName)
+            return ScoreColumn(detector: detector, scores: byName)
         }
     }
 }

@@ -39,9 +39,9 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case .noVisionTower(let path):
             "\(path): no CLIP vision tower found (looked for visual.conv1.weight, conv1.weight, vision_model.embeddings.patch_embedding.weight)"
         case .activationUnknown(let path):
-            "\(path): nothing states the activation (no open_clip_config.json, config.json or safetensors metadata); pass --activation gelu or --activation quick_gelu (OpenAI checkpoints use quick_gelu)"
+            "\(path): nothing states the activation (no open_clip_config.json, config.json or safetensors metadata); state it: gelu, or quick_gelu for OpenAI checkpoints"
         case .headsUnknown(let width):
-            "width \(width) is not a multiple of 64 and nothing states the number of attention heads; pass --attention-heads"
+            "width \(width) is not a multiple of 64 and nothing states the number of attention heads; state it"
         case .missingTensors(let names):
             "checkpoint lacks \(names.count) tensor(s) the tower needs: \(Self.list(names))"
         case .unexpectedTensors(let names):

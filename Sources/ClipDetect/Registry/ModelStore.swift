@@ -88,7 +88,7 @@ public struct ModelStore: Sendable {
     private func fetch(_ file: RemoteFile, to destination: String) throws {
         if offline { throw DownloadError.offline(file.url, destination: destination) }
         do { try downloader.fetch(file, to: destination) } catch DownloadError.network(let url, let why) {
-            throw DownloadError.network(url, "\(why); without network, download it elsewhere and put it at \(destination) (or use --model PATH)")
+            throw DownloadError.network(url, "\(why); without network, download it elsewhere and put it at \(destination) (or give a local checkpoint)")
         }
     }
 

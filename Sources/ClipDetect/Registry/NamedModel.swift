@@ -7,7 +7,13 @@ public struct NamedModel: Sendable, Equatable {
         public var repository: String
         /// Candidate file names, first found wins (the hub renamed some files over time).
         public var files: [String]
-        public var revision = "main"
+        public var revision: String
+
+        public init(repository: String, files: [String], revision: String = "main") {
+            self.repository = repository
+            self.files = files
+            self.revision = revision
+        }
     }
 
     public struct ReferenceHead: Sendable, Equatable {
@@ -16,6 +22,13 @@ public struct NamedModel: Sendable, Equatable {
         public var sha256: String
         public var size: Int
         public var arch: String
+
+        public init(path: String, sha256: String, size: Int, arch: String) {
+            self.path = path
+            self.sha256 = sha256
+            self.size = size
+            self.arch = arch
+        }
     }
 
     public var name: String
@@ -28,6 +41,17 @@ public struct NamedModel: Sendable, Equatable {
     public var architecture: String
     /// The reference's `arch` name in config.yaml for heads on this backbone, when it has one.
     public var referenceArch: String?
+
+    public init(name: String, summary: String, backbone: HubFile, hints: ModelHints, head: ReferenceHead?,
+                architecture: String, referenceArch: String? = nil) {
+        self.name = name
+        self.summary = summary
+        self.backbone = backbone
+        self.hints = hints
+        self.head = head
+        self.architecture = architecture
+        self.referenceArch = referenceArch
+    }
 
     public static let all: [NamedModel] = {
         let commonPool = HubFile(repository: "laion/CLIP-ViT-L-14-CommonPool.XL-s13B-b90K",

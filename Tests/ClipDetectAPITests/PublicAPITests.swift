@@ -1,0 +1,94 @@
+import ClipDetect
+import Foundation
+import Testing
+
+/// The library as a second front end uses it: public API only (no @testable), so a missing
+/// initialiser or a CLI-only helper shows up here as a build failure.
+@Suite struct PublicAPITests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("ClipDetectTests/Fixtures")
+    static func fixture(_ parts: String...) -> String { parts.reduce(fixtures) { $0.appendingPathComponent($1) }.path }
+    static let backbone = fixture("encoder", "a_gelu_proj32", "openclip.safetensors")
+    static let images = ["jpeg_420.jpg", "png_rgba.png", "photo_rocket.jpg", "webp_lossy.webp"].map { fixture("images", $0) }
+
+    static func detector(calibration: Head.Calibration? = nil) throws -> Detector {
+        let model = try ModelResolution.load(backbone, hints: ModelHints(), store: ModelStore(environment: [:], offline: true))
+        var head = try Head.importReference(checkpoint: fixture("heads", "weights.pth"), config: nil, name: "tiny", backbone: model.encoder)
+        head.metadata.calibration = calibration
+        return try Detector(encoder: model.encoder, heads: [head], configuration: Detector.Configuration(batchSize: 3))
+    }
+
+    @Test func bytesFilesAndDecodedImagesGiveTheSameVerdicts() async throws {
+        let detector = try Self.detector()
+        var fromFiles: [Detection] = []
+        try detector.run(paths: Self.images) { _, result in fromFiles.append(try result.get()) }
+        let bytes = try Self.images.map { ImageSource.bytes(try Data(contentsOf: URL(fileURLWithPath: $0))) }
+        let fromBytes = await detector.detect(bytes).map { try? $0.get() }
+        let decoded = try Self.images.map { ImageSource.decoded(try ImageDecoder.decode(path: $0)) }
+        let fromImages = await detector.detect(decoded).map { try? $0.get() }
+        #expect(fromFiles.count == 4 && fromBytes == fromFiles && fromImages == fromFiles)
+        #expect(fromFiles[0].imageWidth != nil && fromFiles[0].imageHeight != nil)
+        let one = try await detector.detect(bytes[2])
+        #expect(one == fromFiles[2])
+        // A bad image fails alone, with a kind a caller can branch on.
+        let mixed = await detector.detect([.bytes(Data("not an image".utf8)), bytes[0]])
+        #expect(throws: (any Error).self) { try mixed[0].get() }
+        if case .failure(let error) = mixed[0] { #expect(FailureKind(of: error) == .invalidInput) }
+        // Another batch composition: the same verdict, scores equal to float rounding (OpenBLAS blocks by batch size).
+        let alone = try mixed[1].get()
+        #expect(alone.isSynthetic == fromFiles[0].isSynthetic && abs(alone.score - fromFiles[0].score) <= 1e-5, "\(alone.score - fromFiles[0].score)")
+    }
+
+    @Test func calibrationAndThresholdsReadAsOneRule() throws {
+        let rule = DecisionRule(calibration: Head.Calibration(a: 2, b: -1), threshold: nil)
+        #expect(rule.isSynthetic(0.6) && !rule.isSynthetic(0.4))
+        #expect(abs(rule.probability(0.5) - 0.5) < 1e-12)
+        #expect(DecisionRule(threshold: 3).isSynthetic(2.9) == false)
+        let detector = try Self.detector(calibration: Head.Calibration(a: 0.5, b: 0.25))
+        for result in detector.detect(Self.images.map(ImageSource.file)) {
+            let detection = try result.get()
+            #expect(detection.isSynthetic == (detection.probability > 0.5))
+        }
+    }
+
+    @Test func evaluationAndTrainingFromALabelledList() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("clipdetect-api-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let list = folder.appendingPathComponent("list.csv").path
+        let text = "filename,typ\n" + Self.images.enumerated().map { "\($1),\($0 < 2 ? "real" : "gen")" }.joined(separator: "\n") + "\n"
+        try text.write(toFile: list, atomically: true, encoding: .utf8)
+        let labelled = try Inputs.labeled(csv: list)
+        let detector = try Self.detector()
+        let columns = try Evaluation.score(labelled, with: detector)
+        let tables = Evaluation.tables(labelled, columns: columns)
+        #expect(tables.count == 1 && tables[0].rows.map(\.generator) == ["gen", "AVG"] && tables[0].evaluated == 4)
+
+        var features: [[Float]] = []
+        try detector.extractor.run(paths: labelled.map(\.item.path)) { _, result in features.append(try result.get()) }
+        var options = TrainingOptions()
+        options.C = 1
+        let (head, _) = try Trainer.train(TrainingSet(features: features, labels: labelled.map(\.isSynthetic)), options: options,
+                                          name: "trained", feature: Head.Feature(encoder: detector.extractor.encoder), provenance: nil)
+        let path = folder.appendingPathComponent("trained.safetensors").path
+        try head.write(to: path)
+        #expect(try Head.read(path) == head)
+        #expect(try Head.read(Checkpoint.read(Data(contentsOf: URL(fileURLWithPath: path)))) == head)
+        options.C = .nan
+        let refused = #expect(throws: TrainingError.self) { try options.validate() }
+        #expect(refused.map { FailureKind(of: $0) } == .invalidInput)
+    }
+
+    @Test func valueTypesHavePublicInitialisers() throws {
+        let feature = Head.Feature(architecture: "vit-32/8-w32-l2-h4-m128-gelu-p24", fingerprint: nil, backbone: nil, kind: .pooled, normalized: true, width: 2)
+        #expect(feature.hints.activation == .gelu && feature.hints.heads == 4)
+        let head = Head(weights: [1, -1], bias: 0.5, metadata: Head.Metadata(name: "h", feature: feature, calibration: Head.Calibration(a: 1, b: 0), threshold: 0.2))
+        #expect(head.score([2, 1]) == 1.5 && head.isSynthetic(1.5))
+        let detection = Detection(scores: [1.5], fused: nil, probability: 0.8, isSynthetic: true, imageWidth: 10, imageHeight: 20)
+        #expect(detection.score == 1.5)
+        let named = NamedModel(name: "mine", summary: "a local detector", backbone: NamedModel.HubFile(repository: "me/clip", files: ["model.safetensors"]),
+                               hints: ModelHints(activation: .quickGELU), head: nil, architecture: "vit-224/14-w1024-l24-h16-m4096-quick_gelu-p768")
+        #expect(named.referenceArch == nil)
+        #expect(Impairment.jpeg(quality: try Parameter(75), subsampling: .s420) == (try Impairment(parsing: "jpeg:q=75")))
+        #expect(FailureKind(of: ResolutionError.unknownModel("x", known: [])) == .notFound)
+    }
+}
