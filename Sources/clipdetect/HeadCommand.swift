@@ -19,7 +19,7 @@ struct HeadCommand: ParsableCommand {
         @Option(name: [.customShort("o"), .long], help: "Output head file (.safetensors).") var output: String
 
         func run() throws {
-            let encoder = try backbone.map { try ImageEncoder(path: $0, hints: ModelHints(activation: activation)) }
+            let encoder = try namingFlags { try backbone.map { try ImageEncoder(path: ModelResolution.checkpoint(at: $0), hints: ModelHints(activation: activation)) } }
             let defaultName = URL(fileURLWithPath: weights).deletingLastPathComponent().lastPathComponent
             let head = try Head.importReference(checkpoint: weights, config: config,
                                                 name: name ?? (defaultName.isEmpty ? "head" : defaultName), backbone: encoder)

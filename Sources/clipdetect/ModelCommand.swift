@@ -43,7 +43,7 @@ struct ModelCommand: ParsableCommand {
 
         func run() throws {
             let file = try Checkpoint.open(ModelResolution.checkpoint(at: checkpoint))
-            let description = try ModelDescription.infer(from: file, hints: ModelHints(activation: activation, heads: attentionHeads))
+            let description = try namingFlags { try ModelDescription.infer(from: file, hints: ModelHints(activation: activation, heads: attentionHeads)) }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

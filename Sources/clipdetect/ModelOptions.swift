@@ -29,16 +29,8 @@ struct ModelOptions: ParsableArguments {
         let given = try files.map(Head.read)
         var store = ModelStore(offline: offline)
         store.downloader.progress = downloadProgress()
-        do {
-            let model = try ModelResolution.load(ModelResolution.modelName(explicit: explicitModel, heads: given), hints: hints, store: store, heads: given)
-            return (model, given)
-        } catch let error as ModelError {
-            // The library says what is missing; the flag that states it is the CLI's.
-            switch error {
-            case .activationUnknown: throw CommandError("\(error) with --activation gelu|quick_gelu")
-            case .headsUnknown: throw CommandError("\(error) with --attention-heads")
-            default: throw error
-            }
+        return try namingFlags {
+            (try ModelResolution.load(ModelResolution.modelName(explicit: explicitModel, heads: given), hints: hints, store: store, heads: given), given)
         }
     }
 
@@ -46,6 +38,17 @@ struct ModelOptions: ParsableArguments {
     func loadDetector(heads files: [String], configuration: Detector.Configuration) throws -> Detector {
         let (model, given) = try load(heads: files)
         return try Detector(encoder: model.encoder, heads: model.heads(given: given), configuration: configuration)
+    }
+}
+
+/// Runs `body`; the library says what a checkpoint does not state, and the CLI adds the flag that states it.
+func namingFlags<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as ModelError {
+        switch error {
+        case .activationUnknown: throw CommandError("\(error) with --activation gelu|quick_gelu")
+        case .headsUnknown: throw CommandError("\(error) with --attention-heads")
+        default: throw error
+        }
     }
 }
 
