@@ -2,17 +2,17 @@ import ArgumentParser
 import ClipDetect
 
 @main
-struct ClipDetectCommand: ParsableCommand {
+struct ClipDetectCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clipdetect",
         abstract: "Tell AI-generated images from real ones with CLIP features (Cozzolino et al., CVPRW 2024).",
         version: clipdetectVersion,
-        subcommands: [DetectCommand.self, EvalCommand.self, TrainCommand.self, ImpairCommand.self, HeadCommand.self, CacheCommand.self, ModelCommand.self, EmbedCommand.self,
+        subcommands: [DetectCommand.self, ServeCommand.self, EvalCommand.self, TrainCommand.self, ImpairCommand.self, HeadCommand.self, CacheCommand.self, ModelCommand.self, EmbedCommand.self,
                       PreprocessCommand.self, BenchCommand.self])
 
     /// File names on the command line keep their bytes, UTF-8 or not.
-    static func main() {
-        main(Array(PathName.arguments.dropFirst()))
+    static func main() async {
+        await main(Array(PathName.arguments.dropFirst()))
     }
 }
 

@@ -1,0 +1,91 @@
+import ClipDetect
+import Foundation
+
+/// One image's verdict, or its error: the other images of the request are not affected.
+struct ImageVerdict: Encodable {
+    var index: Int
+    /// The form part's file name, when the image came in a form.
+    var name: String?
+    /// P(synthetic): the field hosted detectors call `ai_generated`.
+    var ai_generated: Double?
+    var verdict: String?
+    var probability: Double?
+    /// The score the verdict is read from (the fused one with several heads); a log-likelihood ratio.
+    var score: Double?
+    var scores: [String: Double]?
+    var fused: Double?
+    var width: Int?
+    var height: Int?
+    var error: ErrorBody?
+
+    init(index: Int, name: String?, result: Result<Detection, Error>, detector: Detector) {
+        self.index = index
+        self.name = name
+        switch result {
+        case .success(let detection) where detection.scores.allSatisfy(\.isFinite) && detection.score.isFinite:
+            ai_generated = detection.probability
+            probability = detection.probability
+            verdict = detection.isSynthetic ? "synthetic" : "real"
+            score = detection.score
+            scores = Dictionary(uniqueKeysWithValues: zip(detector.heads.map(\.metadata.name), detection.scores))
+            fused = detection.fused
+            width = detection.imageWidth
+            height = detection.imageHeight
+        case .success:
+            error = ErrorBody(kind: FailureKind.invalidInput.rawValue, message: "the score is not finite")
+        case .failure(let failure):
+            // The message names no path: uploads have none, and the service never reads one.
+            let message = (failure as? ImageFileError).map { "\($0.underlying)" } ?? "\(failure)"
+            error = ErrorBody(kind: FailureKind(of: failure).rawValue, message: message)
+        }
+    }
+}
+
+struct ErrorBody: Encodable {
+    var kind: String
+    var message: String
+}
+
+struct ErrorResponse: Encodable { var error: ErrorBody }
+
+struct DetectResponse: Encodable {
+    var model: String
+    var images: [ImageVerdict]
+}
+
+/// What /v1/models says: the backbone, each head with how its scores read, the fusion.
+struct ModelsResponse: Encodable {
+    struct Backbone: Encodable {
+        var model: String
+        var architecture: String
+        var fingerprint: String
+        var name: String?
+    }
+
+    struct HeadInfo: Encodable {
+        var name: String
+        var feature: String
+        var width: Int
+        var calibration: Head.Calibration?
+        var threshold: Double?
+        var provenance: String?
+    }
+
+    var version: String
+    var backbone: Backbone
+    var heads: [HeadInfo]
+    var fusion: String?
+
+    init(_ server: DetectionServer) {
+        let encoder = server.detector.extractor.encoder
+        version = clipdetectVersion
+        backbone = Backbone(model: server.modelName, architecture: encoder.description.architecture, fingerprint: encoder.fingerprint,
+                            name: server.detector.heads.first?.metadata.feature.backbone)
+        heads = server.detector.heads.map {
+            HeadInfo(name: $0.metadata.name, feature: ($0.metadata.feature.normalized ? "normalised " : "raw ") + $0.metadata.feature.kind.rawValue,
+                     width: $0.metadata.feature.width, calibration: $0.metadata.calibration, threshold: $0.metadata.threshold,
+                     provenance: $0.metadata.provenance)
+        }
+        fusion = server.detector.heads.count > 1 ? server.detector.fusion.rawValue : nil
+    }
+}

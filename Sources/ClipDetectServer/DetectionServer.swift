@@ -1,0 +1,226 @@
+import ClipDetect
+import Crypto
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// The detector as an HTTP service: `POST /v1/detect`, `GET /v1/models`, `/healthz`, `/readyz`,
+/// `/metrics`, `/openapi.json` and the web page at `/`. Images from concurrent requests share
+/// forward passes (`BatchScheduler`); every limit is in `ServerConfiguration`.
+public struct DetectionServer: Sendable {
+    public let detector: Detector
+    /// What the model was loaded from (a named model or a path), shown by /v1/models.
+    public let modelName: String
+    public let configuration: ServerConfiguration
+    let logger: Logger
+    let metrics = ServerMetrics()
+
+    public init(detector: Detector, modelName: String, configuration: ServerConfiguration, logger: Logger) {
+        var detector = detector
+        detector.extractor.settings.limits = configuration.limits
+        detector.extractor.settings.applyOrientation = configuration.applyOrientation
+        detector.extractor.settings.batchSize = configuration.maxBatch
+        self.detector = detector
+        self.modelName = modelName
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Serves until the task is cancelled or one of `signals` arrives; then stops accepting,
+    /// finishes what is in flight and returns. `onRunning` gets the bound port.
+    public func run(signals: [UnixSignal] = [.sigterm, .sigint], onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let scheduler = BatchScheduler(detector: detector, maxBatch: configuration.maxBatch, maxWait: configuration.maxWait,
+                                       maxQueued: configuration.maxQueuedImages, metrics: metrics)
+        let router = Router()
+        router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+        if !configuration.corsOrigins.isEmpty { router.add(middleware: CORSOriginsMiddleware(origins: Set(configuration.corsOrigins))) }
+        if !configuration.apiKeys.isEmpty { router.add(middleware: APIKeyMiddleware(keys: configuration.apiKeys)) }
+        routes(router, scheduler: scheduler)
+        let logger = self.logger, host = configuration.host
+        let app = Application(router: router,
+                              configuration: .init(address: .hostname(host, port: configuration.port), serverName: "clipdetect"),
+                              onServerRunning: { channel in
+                                  let port = channel.localAddress?.port ?? 0
+                                  logger.info("listening", metadata: ["host": "\(host)", "port": "\(port)"])
+                                  await onRunning(port)
+                              },
+                              logger: logger)
+        // Shut down in reverse order: the HTTP server stops accepting and drains first, then the
+        // scheduler finishes what is queued.
+        let group = ServiceGroup(configuration: .init(services: [.init(service: scheduler), .init(service: app)],
+                                                      gracefulShutdownSignals: signals, logger: logger))
+        try await group.run()
+    }
+
+    func routes(_ router: Router<BasicRequestContext>, scheduler: BatchScheduler) {
+        router.get("/") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+                     body: .init(byteBuffer: ByteBuffer(string: WebPage.html)))
+        }
+        router.get("/healthz") { _, _ in Self.json(["status": "ok"]) }
+        router.get("/readyz") { _, _ in Self.json(["status": "ready"]) }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: self.metrics.text)))
+        }
+        router.get("/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        }
+        router.get("/v1/models") { _, _ in Self.encoded(ModelsResponse(self)) }
+        router.post("/v1/detect") { request, _ in try await self.detect(request, scheduler: scheduler) }
+    }
+
+    /// Images from the body, their verdicts from the scheduler, one JSON object back.
+    func detect(_ request: Request, scheduler: BatchScheduler) async throws -> Response {
+        var request = request
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxBodyBytes {
+            return Self.error(.contentTooLarge, .tooLarge, "body of \(length) bytes is above the limit of \(configuration.maxBodyBytes)")
+        }
+        let body: ByteBuffer
+        do { body = try await request.collectBody(upTo: configuration.maxBodyBytes) } catch {
+            return Self.error(.contentTooLarge, .tooLarge, "body is above the limit of \(configuration.maxBodyBytes) bytes")
+        }
+        let data = Data(buffer: body)
+        let contentType = request.headers[.contentType] ?? ""
+        var images: [(name: String?, data: Data)] = []
+        if let boundary = Multipart.boundary(contentType: contentType) {
+            do {
+                let parts = try Multipart.parse(data, boundary: boundary, maxParts: configuration.maxImagesPerRequest * 2 + 8)
+                images = parts.filter { $0.name == "media" }.map { ($0.filename, $0.body) }
+            } catch is Multipart.TooManyParts {
+                return Self.error(.contentTooLarge, .tooLarge, "more than \(configuration.maxImagesPerRequest) images in one request")
+            } catch {
+                return Self.error(.badRequest, .invalidInput, "\(error)")
+            }
+            guard !images.isEmpty else { return Self.error(.badRequest, .invalidInput, "no `media` field in the form") }
+        } else if Self.isRawImage(contentType) {
+            guard !data.isEmpty else { return Self.error(.badRequest, .invalidInput, "empty body: send an image") }
+            images = [(nil, data)]
+        } else {
+            return Self.error(.unsupportedMediaType, .invalidInput,
+                              "content type \(contentType.isEmpty ? "(none)" : contentType): send multipart/form-data with `media` fields, or one image as image/* or application/octet-stream")
+        }
+        guard images.count <= configuration.maxImagesPerRequest else {
+            return Self.error(.contentTooLarge, .tooLarge, "\(images.count) images in one request; the limit is \(configuration.maxImagesPerRequest)")
+        }
+        let ticket = await scheduler.ticket(), sources = images.map { ImageSource.bytes($0.data) }, deadline = configuration.deadline
+        let results: [Result<Detection, Error>]
+        do {
+            results = try await withThrowingTaskGroup(of: [Result<Detection, Error>]?.self) { group in
+                group.addTask { try await scheduler.detect(sources, ticket: ticket) }
+                group.addTask {
+                    try? await Task.sleep(for: deadline)
+                    await scheduler.expire(ticket)
+                    return nil
+                }
+                var found: [Result<Detection, Error>] = []
+                for try await value in group {
+                    if let value { found = value; group.cancelAll(); break }
+                }
+                return found
+            }
+        } catch BatchScheduler.Refusal.queueFull(let queued) {
+            var response = Self.error(.tooManyRequests, .tooLarge, "\(queued) images are waiting, the queue holds \(configuration.maxQueuedImages): try again shortly")
+            response.headers[.retryAfter] = "1"
+            return response
+        } catch BatchScheduler.Refusal.shuttingDown {
+            return Self.error(.serviceUnavailable, .unreadable, "the service is shutting down")
+        }
+        if results.contains(where: { if case .failure(let error) = $0 { error is BatchScheduler.DeadlineExceeded } else { false } }) {
+            return Self.error(.serviceUnavailable, .tooLarge, "the verdicts were not ready within \(configuration.deadline)")
+        }
+        let verdicts = zip(images, results).enumerated().map { index, pair in ImageVerdict(index: index, name: pair.0.name, result: pair.1, detector: detector) }
+        return Self.encoded(DetectResponse(model: modelName, images: verdicts))
+    }
+
+    static func isRawImage(_ contentType: String) -> Bool {
+        let type = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        return type.hasPrefix("image/") || type == "application/octet-stream"
+    }
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    static func encoded(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? encoder.encode(value)) ?? Data(#"{"error":{"kind":"invalid_input","message":"response could not be encoded"}}"#.utf8)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: data)))
+    }
+
+    static func json(_ object: [String: String]) -> Response { encoded(object) }
+
+    static func error(_ status: HTTPResponse.Status, _ kind: FailureKind, _ message: String) -> Response {
+        encoded(ErrorResponse(error: .init(kind: kind.rawValue, message: message)), status: status)
+    }
+}
+
+/// Counts and times every request by its route (the path, or "other" for unknown ones).
+struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: ServerMetrics
+    static var routes: Set<String> { ["/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/models", "/v1/detect"] }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let route = Self.routes.contains(request.uri.path) ? request.uri.path : "other"
+        do {
+            let response = try await next(request, context)
+            metrics.request(route: route, status: response.status.code, duration: ContinuousClock.now - start)
+            return response
+        } catch let error as HTTPResponseError {
+            metrics.request(route: route, status: error.status.code, duration: ContinuousClock.now - start)
+            throw error
+        }
+    }
+}
+
+/// `Authorization: Bearer KEY` on /v1/* and /metrics, compared in constant time.
+struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
+    let digests: [[UInt8]]
+
+    init(keys: [String]) { digests = keys.map { Array(SHA256.hash(data: Data($0.utf8))) } }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let path = request.uri.path
+        guard path.hasPrefix("/v1/") || path == "/metrics" else { return try await next(request, context) }
+        let header = request.headers[.authorization] ?? ""
+        let given = header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : ""
+        // Digests have one length, so comparing them takes the same time whatever the key.
+        let digest = Array(SHA256.hash(data: Data(given.utf8)))
+        var matched = false
+        for known in digests { matched = Self.equal(known, digest) || matched }
+        guard matched, !given.isEmpty else {
+            var response = DetectionServer.error(.unauthorized, .refused, "missing or wrong API key (Authorization: Bearer KEY)")
+            response.headers[.wwwAuthenticate] = "Bearer"
+            return response
+        }
+        return try await next(request, context)
+    }
+
+    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+}
+
+/// CORS for the configured origins only: the request's Origin echoed when it is one of them.
+struct CORSOriginsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let origins: Set<String>
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let origin = request.headers[.origin], origins.contains(origin) else { return try await next(request, context) }
+        var response: Response
+        if request.method == .options {
+            response = Response(status: .noContent)
+            response.headers[.accessControlAllowMethods] = "GET, POST, OPTIONS"
+            response.headers[.accessControlAllowHeaders] = "Authorization, Content-Type"
+            response.headers[.accessControlMaxAge] = "600"
+        } else {
+            response = try await next(request, context)
+        }
+        response.headers[.accessControlAllowOrigin] = origin
+        response.headers[.vary] = "Origin"
+        return response
+    }
+}

@@ -1,0 +1,72 @@
+/// The service's contract (OpenAPI 3.1), served at /openapi.json and checked against the running
+/// server by schemathesis.
+enum OpenAPIDocument {
+    static let json = #"""
+    {
+      "openapi": "3.1.0",
+      "info": {"title": "clipdetect", "version": "0.3.0",
+               "description": "Tells whether an image was made by a generative model (CLIP features and a linear head)."},
+      "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+          "Error": {"type": "object", "required": ["kind", "message"],
+                    "properties": {"kind": {"type": "string", "enum": ["not_found", "unreadable", "invalid_input", "unsupported", "too_large", "too_small", "mismatch", "refused", "network"]},
+                                   "message": {"type": "string"}}},
+          "ErrorResponse": {"type": "object", "required": ["error"], "properties": {"error": {"$ref": "#/components/schemas/Error"}}},
+          "ImageVerdict": {"type": "object", "required": ["index"],
+                           "properties": {"index": {"type": "integer", "minimum": 0},
+                                          "name": {"type": "string"},
+                                          "ai_generated": {"type": "number", "minimum": 0, "maximum": 1},
+                                          "verdict": {"type": "string", "enum": ["synthetic", "real", "uncertain"]},
+                                          "probability": {"type": "number", "minimum": 0, "maximum": 1},
+                                          "score": {"type": "number"},
+                                          "scores": {"type": "object", "additionalProperties": {"type": "number"}},
+                                          "fused": {"type": "number"},
+                                          "width": {"type": "integer", "minimum": 1},
+                                          "height": {"type": "integer", "minimum": 1},
+                                          "error": {"$ref": "#/components/schemas/Error"}}},
+          "DetectResponse": {"type": "object", "required": ["model", "images"],
+                             "properties": {"model": {"type": "string"}, "images": {"type": "array", "items": {"$ref": "#/components/schemas/ImageVerdict"}}}},
+          "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
+        },
+        "responses": {
+          "Error": {"description": "The request as a whole was refused", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+        }
+      },
+      "paths": {
+        "/v1/detect": {
+          "post": {
+            "summary": "Verdicts on one or many images",
+            "security": [{}, {"bearer": []}],
+            "requestBody": {"required": true, "content": {
+              "multipart/form-data": {"schema": {"type": "object", "required": ["media"],
+                                                 "properties": {"media": {"type": "array", "items": {"type": "string", "contentMediaType": "application/octet-stream"}}}}},
+              "application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}},
+              "image/jpeg": {"schema": {"type": "string", "contentMediaType": "image/jpeg"}},
+              "image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}}}},
+            "responses": {
+              "200": {"description": "One verdict (or error) per image, in order", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DetectResponse"}}}},
+              "400": {"$ref": "#/components/responses/Error"},
+              "401": {"$ref": "#/components/responses/Error"},
+              "413": {"$ref": "#/components/responses/Error"},
+              "415": {"$ref": "#/components/responses/Error"},
+              "429": {"$ref": "#/components/responses/Error"},
+              "503": {"$ref": "#/components/responses/Error"}
+            }
+          }
+        },
+        "/v1/models": {
+          "get": {"summary": "The backbone, heads, calibration and thresholds", "security": [{}, {"bearer": []}],
+                  "responses": {"200": {"description": "The loaded detector", "content": {"application/json": {"schema": {"type": "object", "required": ["version", "backbone", "heads"]}}}},
+                                "401": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/healthz": {"get": {"summary": "The process is up", "responses": {"200": {"description": "Up", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}}}}},
+        "/readyz": {"get": {"summary": "The model is loaded and requests are accepted", "responses": {"200": {"description": "Ready", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "security": [{}, {"bearer": []}],
+                             "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                                           "401": {"$ref": "#/components/responses/Error"}}}},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}}
+      }
+    }
+    """#
+}

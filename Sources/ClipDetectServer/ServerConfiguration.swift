@@ -1,0 +1,54 @@
+import ClipDetect
+import Foundation
+
+/// Everything the service is told at start, with the limits explicit.
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    /// 0 picks a free port (tests); the bound one is reported by `DetectionServer.onRunning`.
+    public var port: Int
+    /// A request body above this is refused with 413 before it is read whole.
+    public var maxBodyBytes: Int
+    public var maxImagesPerRequest: Int
+    /// Pixels and bytes one image may have (the decompression-bomb limit).
+    public var limits: DecodeLimits
+    /// Images waiting for the encoder, over all requests; a request that would pass it gets 429.
+    public var maxQueuedImages: Int
+    /// Images per forward pass, and how long the first waiting image waits for others to join it.
+    public var maxBatch: Int
+    public var maxWait: Duration
+    /// A request still waiting for its verdicts after this gets 503.
+    public var deadline: Duration
+    /// Bearer keys; empty: no authentication.
+    public var apiKeys: [String]
+    /// Origins allowed by CORS; empty: CORS headers are not sent.
+    public var corsOrigins: [String]
+    /// Turn images upright by their EXIF orientation first (the reference does not).
+    public var applyOrientation: Bool
+
+    public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 64 << 20, maxImagesPerRequest: Int = 16,
+                limits: DecodeLimits = DecodeLimits(), maxQueuedImages: Int = 64, maxBatch: Int = 8,
+                maxWait: Duration = .milliseconds(20), deadline: Duration = .seconds(120), apiKeys: [String] = [],
+                corsOrigins: [String] = [], applyOrientation: Bool = false) {
+        self.host = host
+        self.port = port
+        self.maxBodyBytes = maxBodyBytes
+        self.maxImagesPerRequest = maxImagesPerRequest
+        self.limits = limits
+        self.maxQueuedImages = maxQueuedImages
+        self.maxBatch = max(1, maxBatch)
+        self.maxWait = maxWait
+        self.deadline = deadline
+        self.apiKeys = apiKeys
+        self.corsOrigins = corsOrigins
+        self.applyOrientation = applyOrientation
+    }
+
+    /// Keys from a file (one per line; blank lines and `#` comments skipped).
+    public static func apiKeys(file path: String) throws -> [String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw FileError("cannot read the API key file \(path)") }
+        let keys = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        guard !keys.isEmpty else { throw FileError("the API key file \(path) holds no key") }
+        return keys
+    }
+}

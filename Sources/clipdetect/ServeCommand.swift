@@ -1,0 +1,72 @@
+import ArgumentParser
+import ClipDetect
+import ClipDetectServer
+import Foundation
+import Logging
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Run the detector as an HTTP service with a web page (loopback unless told otherwise).",
+        discussion: """
+            POST /v1/detect takes images as multipart/form-data (field media, repeatable) or one image as the body;
+            GET /v1/models, /healthz, /readyz, /metrics, /openapi.json; the page is at /. SIGTERM or SIGINT stops
+            accepting, finishes what is in flight and exits 0.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(name: .customLong("head"), help: "Head file (repeat for several detectors; their scores are fused). Default: the named model's head.")
+    var heads: [String] = []
+    @Option(help: "How several heads' scores are combined.") var fusion: Fusion = .softOrProb
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port (0: any free port, printed at start).") var port = 8080
+    @Option(help: "Largest request body, in bytes.") var maxBodyBytes = 64 << 20
+    @Option(help: "Most images in one request.") var maxImages = 16
+    @Option(help: "Most pixels in one image (the decompression-bomb limit).") var maxPixels = DecodeLimits.pillowPixelLimit
+    @Option(help: "Most images waiting for the encoder; beyond it requests get 429 at once.") var maxQueue = 64
+    @Option(help: "Images per forward pass.") var maxBatch = 8
+    @Option(help: "Milliseconds the first waiting image waits for others to share its pass.") var maxWaitMs = 20
+    @Option(help: "Seconds a request may wait for its verdicts before it gets 503.") var deadline = 120.0
+    @Option(help: "File of API keys (one per line); requests to /v1/* and /metrics then need Authorization: Bearer KEY.") var apiKeys: String?
+    @Option(help: "Environment variable holding one API key (added to --api-keys).") var apiKeyEnv: String?
+    @Option(help: "An origin allowed by CORS (repeatable); none by default.") var corsOrigin: [String] = []
+    @Flag(help: "Apply EXIF orientation first (the reference does not).") var exifOrientation = false
+
+    func validate() throws {
+        guard (0...65_535).contains(port) else { throw ValidationError("--port takes 0…65535") }
+        for (name, value) in [("--max-body-bytes", maxBodyBytes), ("--max-images", maxImages), ("--max-pixels", maxPixels),
+                              ("--max-queue", maxQueue), ("--max-batch", maxBatch)] where value < 1 {
+            throw ValidationError("\(name) must be at least 1")
+        }
+        guard maxWaitMs >= 0, maxWaitMs <= 10_000 else { throw ValidationError("--max-wait-ms takes 0…10000") }
+        guard deadline.isFinite, deadline > 0, deadline <= 86_400 else { throw ValidationError("--deadline takes seconds in (0, 86400]") }
+        guard maxQueue >= maxImages else { throw ValidationError("--max-queue must hold at least one request (--max-images)") }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+        let logger = Logger(label: "clipdetect")
+        var keys = try apiKeys.map(ServerConfiguration.apiKeys(file:)) ?? []
+        if let apiKeyEnv {
+            guard let key = ProcessInfo.processInfo.environment[apiKeyEnv], !key.isEmpty else {
+                throw CommandError("--api-key-env \(apiKeyEnv): the variable is not set")
+            }
+            keys.append(key)
+        }
+        let (model, given) = try modelOptions.load(heads: heads)
+        let detector = try Detector(encoder: model.encoder, heads: model.heads(given: given), configuration: Detector.Configuration(fusion: fusion))
+        let configuration = ServerConfiguration(
+            host: host, port: port, maxBodyBytes: maxBodyBytes, maxImagesPerRequest: maxImages,
+            limits: DecodeLimits(maxPixels: maxPixels, maxBytes: maxBodyBytes), maxQueuedImages: maxQueue, maxBatch: maxBatch,
+            maxWait: .milliseconds(maxWaitMs), deadline: .milliseconds(Int(deadline * 1000)), apiKeys: keys,
+            corsOrigins: corsOrigin, applyOrientation: exifOrientation)
+        let server = DetectionServer(detector: detector, modelName: model.name, configuration: configuration, logger: logger)
+        try await server.run { port in
+            // One line a supervisor (or a test) can read the port from; unbuffered, since stdout may be a pipe.
+            try? FileHandle.standardOutput.write(contentsOf: Data("clipdetect serving on http://\(host):\(port)\n".utf8))
+        }
+    }
+}

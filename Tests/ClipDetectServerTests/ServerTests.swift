@@ -1,0 +1,198 @@
+import AsyncHTTPClient
+import ClipDetect
+import ClipDetectServer
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// The real server on a loopback port, spoken to over HTTP by a real client.
+@Suite struct ServerTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("ClipDetectTests/Fixtures")
+    static func fixture(_ parts: String...) -> String { parts.reduce(fixtures) { $0.appendingPathComponent($1) }.path }
+    static let images = ["jpeg_420.jpg", "png_rgba.png", "webp_lossy.webp"].map { fixture("images", $0) }
+
+    static func detector() throws -> Detector {
+        let encoder = try ImageEncoder(path: fixture("encoder", "a_gelu_proj32", "openclip.safetensors"))
+        let head = try Head.importReference(checkpoint: fixture("heads", "weights.pth"), config: nil, name: "tiny", backbone: encoder)
+        return try Detector(encoder: encoder, heads: [head])
+    }
+
+    /// Runs `body` against a server started with `configuration` (port 0), then stops it.
+    static func withServer(_ configuration: ServerConfiguration = ServerConfiguration(port: 0),
+                           _ body: @Sendable (_ base: String, _ client: HTTPClient) async throws -> Void) async throws {
+        var configuration = configuration
+        configuration.port = 0
+        let server = DetectionServer(detector: try detector(), modelName: "tiny-fixture", configuration: configuration,
+                                     logger: Logger(label: "test"))
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let task = Task { try await server.run(signals: []) { continuation.yield($0) } }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { Issue.record("server did not start"); return }
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        do {
+            try await body("http://127.0.0.1:\(port)", client)
+        } catch {
+            Issue.record("\(error)")
+        }
+        try await client.shutdown()
+        task.cancel()
+        _ = try? await task.value
+    }
+
+    static func send(_ client: HTTPClient, _ url: String, method: HTTPMethod = .GET, headers: [(String, String)] = [],
+                     body: Data? = nil) async throws -> (status: Int, headers: HTTPHeaders, json: [String: Any]?, text: String) {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(ByteBuffer(data: body)) }
+        let response = try await client.execute(request, timeout: .seconds(60))
+        let bytes = try await response.body.collect(upTo: 16 << 20)
+        let data = Data(buffer: bytes)
+        return (Int(response.status.code), response.headers, (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+                String(decoding: data, as: UTF8.self))
+    }
+
+    static func form(_ parts: [(name: String, filename: String, data: Data)], boundary: String = "clipdetect-test-boundary") -> (String, Data) {
+        var body = Data()
+        for part in parts {
+            body.append(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(part.name)\"; filename=\"\(part.filename)\"\r\nContent-Type: application/octet-stream\r\n\r\n".utf8))
+            body.append(part.data)
+            body.append(Data("\r\n".utf8))
+        }
+        body.append(Data("--\(boundary)--\r\n".utf8))
+        return ("multipart/form-data; boundary=\(boundary)", body)
+    }
+
+    @Test func verdictsEqualTheLibrarysAndABadImageFailsAlone() async throws {
+        var found: [Detection] = []
+        try Self.detector().run(paths: Self.images) { _, result in found.append(try result.get()) }
+        let expected = found
+        let files = try Self.images.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }
+        try await Self.withServer { base, client in
+            let (type, body) = Self.form([("media", "a.jpg", files[0]), ("media", "bad.png", Data("garbage".utf8)),
+                                          ("media", "b.png", files[1]), ("media", "c.webp", files[2])])
+            let response = try await Self.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", type)], body: body)
+            #expect(response.status == 200, "\(response.text)")
+            let images = try #require(response.json?["images"] as? [[String: Any]])
+            #expect(images.count == 4)
+            #expect((images[1]["error"] as? [String: Any])?["kind"] as? String == "invalid_input")
+            for (verdict, detection) in zip([images[0], images[2], images[3]], expected) {
+                // The same batch composition as the library's run: equal but for the JSON round trip.
+                #expect(abs((verdict["score"] as? Double ?? .nan) - detection.score) <= 1e-12)
+                #expect(abs((verdict["ai_generated"] as? Double ?? .nan) - detection.probability) <= 1e-12)
+                #expect(verdict["verdict"] as? String == (detection.isSynthetic ? "synthetic" : "real"))
+                #expect(verdict["width"] as? Int == detection.imageWidth && verdict["height"] as? Int == detection.imageHeight)
+            }
+            #expect(images[0]["name"] as? String == "a.jpg")
+
+            let raw = try await Self.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", "image/jpeg")], body: files[0])
+            #expect(raw.status == 200)
+            let one = try #require((raw.json?["images"] as? [[String: Any]])?.first)
+            // Alone in its pass: another batch composition, equal to float rounding (OpenBLAS blocks by batch size).
+            #expect(abs((one["score"] as? Double ?? .nan) - expected[0].score) <= 1e-5)
+        }
+    }
+
+    @Test func badRequestsGetAJSONErrorAndTheServerKeepsServing() async throws {
+        var configuration = ServerConfiguration(port: 0, maxBodyBytes: 200_000, maxImagesPerRequest: 3)
+        configuration.limits = DecodeLimits(maxPixels: 10_000, maxBytes: 200_000)
+        try await Self.withServer(configuration) { base, client in
+            let jpeg = try Data(contentsOf: URL(fileURLWithPath: Self.images[0]))
+            let cases: [(String, [(String, String)], Data?, Int, String)] = [
+                ("empty body", [("Content-Type", "image/png")], Data(), 400, "invalid_input"),
+                ("no content type", [], jpeg, 415, "invalid_input"),
+                ("json body", [("Content-Type", "application/json")], Data("{}".utf8), 415, "invalid_input"),
+                ("too large", [("Content-Type", "image/jpeg")], Data(repeating: 0xFF, count: 300_000), 413, "too_large"),
+                ("broken form", [("Content-Type", "multipart/form-data; boundary=xyz")], Data("--xyz\r\nno end".utf8), 400, "invalid_input"),
+                ("form without media", [("Content-Type", Self.form([("other", "x", jpeg)]).0)], Self.form([("other", "x", jpeg)]).1, 400, "invalid_input"),
+                ("too many images", [("Content-Type", Self.form(Array(repeating: ("media", "x.jpg", jpeg), count: 4)).0)],
+                 Self.form(Array(repeating: ("media", "x.jpg", jpeg), count: 4)).1, 413, "too_large"),
+            ]
+            for (label, headers, body, status, kind) in cases {
+                let response = try await Self.send(client, base + "/v1/detect", method: .POST, headers: headers, body: body)
+                #expect(response.status == status, "\(label): \(response.text)")
+                #expect((response.json?["error"] as? [String: Any])?["kind"] as? String == kind, "\(label): \(response.text)")
+            }
+            // A bomb (above the pixel limit) is that image's error, not the request's.
+            let bomb = try Data(contentsOf: URL(fileURLWithPath: Self.fixture("images", "bad_bomb.png")))
+            let response = try await Self.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", "image/png")], body: bomb)
+            #expect(response.status == 200)
+            let image = try #require((response.json?["images"] as? [[String: Any]])?.first)
+            #expect((image["error"] as? [String: Any])?["kind"] as? String == "too_large", "\(response.text)")
+            #expect(try await Self.send(client, base + "/healthz").status == 200)
+            let unknown = try await Self.send(client, base + "/nope")
+            #expect(unknown.status == 404)
+        }
+    }
+
+    @Test func aFullQueueIsRefusedAtOnceWithRetryAfter() async throws {
+        try await Self.withServer(ServerConfiguration(port: 0, maxImagesPerRequest: 4, maxQueuedImages: 2)) { base, client in
+            let jpeg = try Data(contentsOf: URL(fileURLWithPath: Self.images[0]))
+            let (type, body) = Self.form(Array(repeating: ("media", "x.jpg", jpeg), count: 3))
+            let response = try await Self.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", type)], body: body)
+            #expect(response.status == 429 && response.headers["Retry-After"] == ["1"], "\(response.text)")
+        }
+    }
+
+    @Test func apiKeysGuardTheAPIButNotHealth() async throws {
+        try await Self.withServer(ServerConfiguration(port: 0, apiKeys: ["s3cret", "other"])) { base, client in
+            #expect(try await Self.send(client, base + "/v1/models").status == 401)
+            #expect(try await Self.send(client, base + "/v1/models", headers: [("Authorization", "Bearer wrong")]).status == 401)
+            #expect(try await Self.send(client, base + "/metrics").status == 401)
+            let models = try await Self.send(client, base + "/v1/models", headers: [("Authorization", "Bearer other")])
+            #expect(models.status == 200 && (models.json?["heads"] as? [[String: Any]])?.first?["name"] as? String == "tiny")
+            #expect(try await Self.send(client, base + "/healthz").status == 200)
+            #expect(try await Self.send(client, base + "/readyz").status == 200)
+        }
+    }
+
+    @Test func metricsPageAndContractAreServed() async throws {
+        try await Self.withServer { base, client in
+            let jpeg = try Data(contentsOf: URL(fileURLWithPath: Self.images[0]))
+            _ = try await Self.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", "image/jpeg")], body: jpeg)
+            let metrics = try await Self.send(client, base + "/metrics")
+            #expect(metrics.status == 200)
+            for name in ["clipdetect_http_requests_total", "clipdetect_images_scored_total", "clipdetect_batch_size", "clipdetect_queue_depth",
+                         "clipdetect_http_request_duration_seconds"] {
+                #expect(metrics.text.contains(name), "\(name)")
+            }
+            let page = try await Self.send(client, base + "/")
+            #expect(page.status == 200 && page.text.contains("<input id=\"files\"") && !page.text.contains("http://") && !page.text.contains("https://"))
+            let contract = try await Self.send(client, base + "/openapi.json")
+            #expect(contract.json?["openapi"] as? String == "3.1.0")
+            let paths = try #require(contract.json?["paths"] as? [String: Any])
+            #expect(Set(paths.keys) == ["/v1/detect", "/v1/models", "/healthz", "/readyz", "/metrics", "/openapi.json"])
+            let cors = try await Self.send(client, base + "/healthz", headers: [("Origin", "https://elsewhere.example")])
+            #expect(cors.headers["Access-Control-Allow-Origin"].isEmpty, "CORS is off unless configured")
+        }
+    }
+
+    /// Concurrent requests share forward passes and each gets its own verdicts back.
+    @Test func concurrentRequestsAreBatchedAndAnsweredInOrder() async throws {
+        try await Self.withServer(ServerConfiguration(port: 0, maxBatch: 8, maxWait: .milliseconds(50))) { base, client in
+            let files = try Self.images.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }
+            let scores = try await withThrowingTaskGroup(of: (Int, Double?).self) { group in
+                for i in 0..<9 {
+                    group.addTask {
+                        let response = try await Self.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", "application/octet-stream")],
+                                                           body: files[i % 3])
+                        return (i, (response.json?["images"] as? [[String: Any]])?.first?["score"] as? Double)
+                    }
+                }
+                var found: [Int: Double?] = [:]
+                for try await (i, score) in group { found[i] = score }
+                return found
+            }
+            for i in 0..<9 {
+                let score = try #require(scores[i] ?? nil)
+                let same = try #require(scores[i % 3] ?? nil)
+                #expect(abs(score - same) <= 1e-5, "request \(i)")
+            }
+            let metrics = try await Self.send(client, base + "/metrics")
+            #expect(metrics.text.contains("clipdetect_images_scored_total 9"), "\(metrics.text)")
+        }
+    }
+}
