@@ -1,5 +1,6 @@
 import ArgumentParser
 import ClipDetect
+import Foundation
 
 @main
 struct ClipDetectCommand: AsyncParsableCommand {
@@ -12,7 +13,22 @@ struct ClipDetectCommand: AsyncParsableCommand {
 
     /// File names on the command line keep their bytes, UTF-8 or not.
     static func main() async {
-        await main(Array(PathName.arguments.dropFirst()))
+        do {
+            var command = try parseAsRoot(Array(PathName.arguments.dropFirst()))
+            if var asynchronous = command as? AsyncParsableCommand { try await asynchronous.run() } else { try command.run() }
+        } catch {
+            flushStandardOutput()
+            exit(withError: error)
+        }
+        flushStandardOutput()
+    }
+
+    /// What print() buffered must reach its destination: a full disk behind stdout is a failure.
+    static func flushStandardOutput() {
+        if fflush(nil) != 0 {
+            printError("cannot write standard output: \(String(cString: strerror(errno)))")
+            Foundation.exit(1)
+        }
     }
 }
 

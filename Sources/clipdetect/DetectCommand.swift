@@ -67,17 +67,25 @@ final class DetectionWriter {
     init(path: String?, format: DetectCommand.Format, heads: [String], append: Bool) throws {
         self.format = format
         self.heads = heads
-        let exists = path.map { FileManager.default.fileExists(atPath: $0) } ?? false
-        let resuming = append && exists
-        var columns = ["filename"] + heads + (heads.count > 1 ? ["fusion"] : []) + ["probability", "label", "error"]
-        if resuming, let path {
-            // A row cut short by a crash or a full disk is not done: drop it before reading what is.
-            try Self.dropIncompleteLastLine(path)
-            done = try Self.namesIn(path, format: format, columns: &columns)
+        let previous = append ? path.flatMap { FileKind($0) == .regular ? try? Files.read($0, limit: CSVTable.maxBytes) : nil } : nil
+        // An empty file (a run killed before its header) starts afresh.
+        let resuming = previous.map { !$0.isEmpty } ?? false
+        let columns = ["filename"] + heads + (heads.count > 1 ? ["fusion"] : []) + ["probability", "label", "error"]
+        self.columns = columns
+        if resuming, let path, let previous {
+            // A row cut short by a crash or a full disk is not done. What is there is checked first:
+            // a file that is refused is left exactly as it was.
+            let complete = previous.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
+            done = try Self.namesIn(previous.prefix(complete), path: path, format: format, columns: columns)
+            if complete < previous.count {
+                let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+                try handle.truncate(atOffset: UInt64(complete))
+                try handle.close()
+                printError("\(path): dropped an incomplete last row")
+            }
         } else {
             done = []
         }
-        self.columns = columns
         out = try OutputStream(path: path, append: resuming)
         if format == .csv && !resuming { try out.write(CSVTable.line(columns)) }
         if format == .table { try out.write(columns.map { $0.padding(toLength: $0 == "filename" ? 40 : 14, withPad: " ", startingAt: 0) }.joined() + "\n") }
@@ -121,27 +129,18 @@ final class DetectionWriter {
         return escaped.count <= width ? escaped : "…" + escaped.suffix(width - 1)
     }
 
-    static func dropIncompleteLastLine(_ path: String) throws {
-        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
-        defer { try? handle.close() }
-        let data = try handle.readToEnd() ?? Data()
-        guard let last = data.last, last != UInt8(ascii: "\n") else { return }
-        let keep = data.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
-        try handle.truncate(atOffset: UInt64(keep))
-        printError("\(path): dropped an incomplete last row")
-    }
-
     /// Names already written to an earlier output, for --resume; refuses a file written for other heads.
-    static func namesIn(_ path: String, format: DetectCommand.Format, columns: inout [String]) throws -> Set<String> {
+    static func namesIn(_ data: Data, path: String, format: DetectCommand.Format, columns: [String]) throws -> Set<String> {
         switch format {
         case .csv, .table:
-            let table = try CSVTable(path: path)
+            guard !data.isEmpty else { throw CommandError("\(path) holds no complete row: resume with the same heads, or write to another file") }
+            let table = try CSVTable(text: PathName.decode(data), name: path)
             guard table.header == columns else {
                 throw CommandError("\(path) has columns \(table.header.joined(separator: ",")), this run writes \(columns.joined(separator: ",")): resume with the same heads, or write to another file")
             }
             return Set(try table.values("filename"))
         case .jsonl:
-            let text = try String(contentsOfFile: path, encoding: .utf8)
+            let text = String(decoding: data, as: UTF8.self)
             var names = Set<String>()
             let scoreColumns = Set(columns.dropFirst().dropLast(3))
             for (number, line) in text.split(separator: "\n").enumerated() {

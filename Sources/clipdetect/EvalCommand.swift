@@ -61,9 +61,7 @@ struct EvalCommand: ParsableCommand {
                     text += CSVTable.line([label, row.generator, String(row.reals), String(row.fakes)] + row.values.map { String($0) })
                 }
             }
-            do { try text.write(toFile: saveTab, atomically: true, encoding: .utf8) } catch {
-                throw CommandError("cannot write \(saveTab): \((error as NSError).localizedDescription)")
-            }
+            try Files.write(Data(text.utf8), to: saveTab)
         }
         if tables.allSatisfy({ $0.rows.isEmpty }) {
             throw CommandError("nothing was evaluated: no generator has both real and fake images with finite scores")

@@ -27,7 +27,7 @@ struct ImpairCommand: ParsableCommand {
         case ("png", _):
             try PNGEncoder.write(result, to: output)
         case ("jpg", .jpeg?), ("jpeg", .jpeg?), ("webp", .webp?):
-            try encoded!.write(to: URL(fileURLWithPath: output))
+            try Files.write(encoded!, to: output)
         default:
             throw CommandError("\(output): end the chain with jpeg to write .jpg, with webp to write .webp, or write .png")
         }

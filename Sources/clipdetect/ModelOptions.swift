@@ -84,13 +84,12 @@ final class OutputStream {
     init(path: String?, append: Bool = false) throws {
         if let path, path != "-" {
             name = path
-            if !append {
-                guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                    throw CommandError("cannot write \(path)")
-                }
-            }
-            handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-            if append { try handle.seekToEnd() }
+            guard FileKind(path) != .directory else { throw CommandError("cannot write \(path): it is a folder") }
+            // open(2) follows a link and writes into a device; it never replaces what is there.
+            let flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC)
+            let fd = PathName.withCString(path) { open($0, flags, 0o644) }
+            guard fd >= 0 else { throw CommandError("cannot write \(path): \(String(cString: strerror(errno)))") }
+            handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         } else {
             name = "standard output"
             handle = FileHandle.standardOutput
@@ -115,6 +114,7 @@ func checkWritable(_ path: String) throws {
     guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
         throw ValidationError("cannot write \(path): no folder \(directory)")
     }
+    guard FileKind(path) != .directory else { throw ValidationError("cannot write \(path): it is a folder") }
     guard access(directory, W_OK) == 0 else { throw ValidationError("cannot write \(path): \(directory) is not writable") }
 }
 

@@ -44,6 +44,9 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let images = try Inputs.labeled(csv: csv, real: real, fake: fake)
+        if cv != nil, Set(images.filter(\.isSynthetic).map(\.type)).count < 2 {
+            throw CommandError("--cv leave-one-generator-out needs fakes of at least two generators in typ")
+        }
         let loaded = try modelOptions.load().model
         let extractor = FeatureExtractor(encoder: loaded.encoder, cache: cacheOptions.open())
         var features: [[Float]] = [], labels: [Bool] = [], generators: [String] = []

@@ -46,7 +46,10 @@ import Testing
         let foreign = try cachePath()
         try DatabaseQueue(path: foreign).write { try $0.execute(sql: "CREATE TABLE features (key TEXT, vector BLOB)") }
 
-        for path in [garbage, truncated, foreign] {
+        // A file that is not SQLite is somebody's file: refused, left as it is.
+        #expect(throws: FileError.self) { try FeatureCache(path: garbage) }
+        #expect(try String(contentsOfFile: garbage, encoding: .utf8) == "not a database at all")
+        for path in [truncated, foreign] {
             let cache = try FeatureCache(path: path)
             #expect(try cache.stats().entries == 0, "\(path)")
             extractor.cache = cache

@@ -287,3 +287,102 @@ import Testing
         #expect(throws: ReportError.self) { try table.values("filename") }
     }
 }
+
+/// What a hostile review found after the first round of fixes, kept as regressions.
+@Suite struct ReviewRegressionTests {
+    let cli = CommandLineTests()
+
+    func write(_ data: Data, _ name: String, in folder: URL) throws -> String {
+        let path = folder.appendingPathComponent(name).path
+        try data.write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    /// A zip holding one data.pkl.
+    static func pickle(_ bytes: [UInt8]) -> Data {
+        var out = Data(), central = Data()
+        let name = Array("a/data.pkl".utf8)
+        func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian, Array.init) }
+        out += [0x50, 0x4B, 0x03, 0x04] + le(UInt16(20)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt32(0)) + le(UInt32(0))
+            + le(UInt32(bytes.count)) + le(UInt32(bytes.count)) + le(UInt16(name.count)) + le(UInt16(0)) + name + bytes
+        central += [0x50, 0x4B, 0x01, 0x02] + le(UInt16(20)) + le(UInt16(20)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt32(0)) + le(UInt32(0))
+            + le(UInt32(bytes.count)) + le(UInt32(bytes.count)) + le(UInt16(name.count)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(0))
+            + le(UInt16(0)) + le(UInt32(0)) + le(UInt32(0)) + name
+        let offset = out.count
+        out += central
+        out += [0x50, 0x4B, 0x05, 0x06] + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(1)) + le(UInt16(1)) + le(UInt32(central.count)) + le(UInt32(offset)) + le(UInt16(0))
+        return out
+    }
+
+    @Test func deepPicklesAndRepeatingViewsAreRefused() throws {
+        let deep = Array("\u{80}\u{02}}X\u{01}\u{00}\u{00}\u{00}xK\u{00}".unicodeScalars.map { UInt8($0.value) }) + Array(repeating: 0x85, count: 100_000) + Array("s.".utf8)
+        let error = #expect(throws: CheckpointError.self) { try Checkpoint.read(Self.pickle(deep)) }
+        #expect("\(error!)".contains("nests deeper"), "\(error!)")
+        let dups = [0x80, 0x02, 0x4E] + Array(repeating: UInt8(ascii: "2"), count: 2_000_000) + [UInt8(ascii: ".")]
+        #expect(throws: CheckpointError.self) { try Checkpoint.read(Self.pickle(dups)) }
+    }
+
+    @Test func aGIFFrameOfZeroSizeIsAnErrorNotACrash() throws {
+        var gif = Array("GIF89a".utf8) + [10, 0, 10, 0, 0x80, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF]
+        gif += [UInt8(ascii: ","), 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 0x44, 1, 0, UInt8(ascii: ";")]
+        #expect(throws: ImageError.self) { try ImageDecoder.decode(Data(gif)) }
+    }
+
+    @Test func outputsAreWrittenIntoWhatIsThereNotSwappedForIt() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let target = folder.appendingPathComponent("real.safetensors").path, link = folder.appendingPathComponent("link.safetensors").path
+        try "old".write(toFile: target, atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+        let imported = try cli.run(["head", "import", DetectTests.reference, "--backbone", DetectTests.backbone, "-o", link])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == target)
+        #expect(try Head.read(target).weights.count == 32)
+        let onFolder = try cli.run(["head", "import", DetectTests.reference, "--backbone", DetectTests.backbone, "-o", folder.path])
+        #expect(onFolder.status != 0 && onFolder.stderr.contains("is a folder"), "\(onFolder.stderr)")
+        // A file that is not a feature cache is never moved aside.
+        let notes = try write(Data("my notes".utf8), "notes.txt", in: folder)
+        let detect = try cli.run(["detect", "--model", DetectTests.backbone, "--head", link, "--cache", notes, Fixtures.path("images", "jpeg_420.jpg")])
+        #expect(detect.status == 0 && detect.stderr.contains("not a SQLite file"), "\(detect.stderr)")
+        #expect(try String(contentsOfFile: notes, encoding: .utf8) == "my notes")
+        // A refused resume leaves the file exactly as it was, cut last line included.
+        let other = try write(Data("notes\nlast line".utf8), "other.csv", in: folder)
+        let resume = try cli.run(["detect", "--model", DetectTests.backbone, "--head", link, "-o", other, "--resume", Fixtures.path("images", "jpeg_420.jpg")])
+        #expect(resume.status != 0 && resume.stderr.contains("resume with the same heads"), "\(resume.stderr)")
+        #expect(try String(contentsOfFile: other, encoding: .utf8) == "notes\nlast line")
+        let empty = try write(Data(), "empty.csv", in: folder)
+        let fresh = try cli.run(["detect", "--model", DetectTests.backbone, "--head", link, "-o", empty, "--resume", Fixtures.path("images", "jpeg_420.jpg")])
+        #expect(fresh.status == 0, "\(fresh.stderr)")
+        #expect(try CSVTable(path: empty).rows.count == 1)
+    }
+
+    @Test func numbersThatWouldGiveWrongVerdictsAreRefused() throws {
+        var (head, _) = try DetectTests.importedHead()
+        let folder = try Fixtures.temporaryDirectory()
+        head.weights[3] = .nan
+        let path = folder.appendingPathComponent("nan.safetensors").path
+        try head.write(to: path)
+        #expect(throws: HeadError.self) { try Head.read(path) }
+        var (calibrated, _) = try DetectTests.importedHead()
+        calibrated.metadata.calibration = Head.Calibration(a: -1, b: 0)
+        try calibrated.write(to: path)
+        #expect(throws: HeadError.self) { try Head.read(path) }
+        calibrated.metadata.calibration = nil
+        calibrated.metadata.name = "probability"
+        try calibrated.write(to: path)
+        #expect(throws: HeadError.self) { try Head.read(path) }
+        #expect(throws: ModelError.self) { try ModelHints.integer(true as Any, "num_attention_heads") }
+        #expect(throws: ModelError.self) { try ModelHints.integer(3.5 as Any, "num_attention_heads") }
+        #expect(throws: ModelError.self) { try ModelHints.number("x" as Any, "layer_norm_eps") }
+
+        let list = try write(Data("filename,typ\nr1,Real\nr2,REAL\na1,gan\na2,gan\n".utf8), "list.csv", in: folder)
+        #expect(try Inputs.labeled(csv: list).map(\.type) == ["real", "real", "gan", "gan"])
+        for (text, message) in [("filename,det\nr1,0x10\n", "0x10 is not a number"), ("filename,det\nr1,1\nr1,2\n", "listed twice"),
+                                ("filename,det\nr1,\"1\nr2,2\n", "not closed"), ("filename,det,det\nr1,1,2\n", "two det columns")] {
+            let scores = try write(Data(text.utf8), "scores.csv", in: folder)
+            let result = try cli.run(["eval", "--csv", list, "--scores", scores])
+            #expect(result.status != 0 && result.stderr.contains(message) && result.stderr.split(separator: "\n").count <= 2, "\(message): \(result.stderr)")
+        }
+        #expect(throws: ImpairmentError.self) { try ImpairmentChain(condition: "+") }
+        #expect(throws: ImpairmentError.self) { try ImpairmentChain(condition: "jpeg:q=50+") }
+    }
+}

@@ -15,7 +15,17 @@ public final class FeatureCache: Sendable {
 
     public init(path: String) throws {
         self.path = path
-        try Files.makeDirectory((path as NSString).deletingLastPathComponent, for: "feature cache")
+        let folder = (path as NSString).deletingLastPathComponent
+        try Files.makeDirectory(folder.isEmpty ? "." : folder, for: "feature cache")
+        switch FileKind(path) {
+        case .missing: break
+        case .regular:
+            // Only a damaged cache is ever moved aside: a file that is not SQLite is someone's file.
+            guard Self.isSQLiteOrEmpty(path) else {
+                throw FileError("feature cache: \(PathName.display(path)) is not a SQLite file; refusing to replace it")
+            }
+        default: throw FileError("feature cache: \(PathName.display(path)) is not a regular file")
+        }
         do {
             pool = try Self.open(path)
         } catch let error where Self.isDamage(error) {
@@ -34,6 +44,11 @@ public final class FeatureCache: Sendable {
         if error is CacheError { return true }
         guard let error = error as? DatabaseError else { return false }
         return error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB
+    }
+
+    static func isSQLiteOrEmpty(_ path: String) -> Bool {
+        guard let head = try? Files.prefix(path, count: 16) else { return false }
+        return head.isEmpty || head == Data("SQLite format 3\0".utf8)
     }
 
     /// The default location: `<model store home>/features.sqlite`.

@@ -26,13 +26,13 @@ enum GIFDecoder {
                 return Int32(n)
             }, &error)
         }
-        guard let gif = opened else { throw ImageError.corrupt("GIF: \(String(cString: GifErrorString(error)))") }
+        guard let gif = opened else { throw ImageError.corrupt("GIF: \(GIFDecoder.message(error))") }
         defer { var closeError: Int32 = 0; DGifCloseFile(gif, &closeError) }
         let status = withExtendedLifetime(source) { DGifSlurp(gif) }
         // Pillow decodes only the first frame: damage after it does not matter, damage in it does.
         guard status == GIF_OK || gif.pointee.ImageCount > 1,
               let frame = gif.pointee.SavedImages?.pointee, let raster = frame.RasterBits
-        else { throw ImageError.corrupt("GIF: \(String(cString: GifErrorString(gif.pointee.Error)))") }
+        else { throw ImageError.corrupt("GIF: \(GIFDecoder.message(gif.pointee.Error))") }
         guard let map = frame.ImageDesc.ColorMap ?? gif.pointee.SColorMap else { throw ImageError.corrupt("GIF without a palette") }
         let colors = Int(map.pointee.ColorCount)
         var palette = [UInt8](repeating: 0, count: 256 * 3)
@@ -64,5 +64,10 @@ enum GIFDecoder {
             }
         }
         return RGBImage(width: width, height: height, pixels: pixels)
+    }
+
+    /// giflib's text for an error code; it has none for some codes (nil), so say the code.
+    static func message(_ code: Int32) -> String {
+        GifErrorString(code).map { String(cString: $0) } ?? "error \(code)"
     }
 }

@@ -97,6 +97,25 @@ public struct Head: Sendable, Equatable {
 
     public func isSynthetic(_ score: Double) -> Bool { decision.isSynthetic(score) }
 
+    /// Column names of the output that a head may not take.
+    public static let reservedNames: Set<String> = ["filename", "fusion", "probability", "label", "verdict", "error", "typ"]
+
+    /// Refuses numbers that would give a wrong verdict silently: non-finite weights, a calibration
+    /// that does not rise with the score, a threshold that is not a number, a name that is a column.
+    public func validate(_ source: String = "head") throws {
+        guard weights.allSatisfy(\.isFinite), bias.isFinite else { throw HeadError.invalid("\(source): weights that are not finite") }
+        if let calibration = metadata.calibration {
+            guard calibration.a.isFinite, calibration.b.isFinite, calibration.a > 0, calibration.a < 1e6 else {
+                throw HeadError.invalid("\(source): calibration a = \(calibration.a), b = \(calibration.b) does not rise with the score (a must be in (0, 1e6))")
+            }
+        }
+        if let threshold = metadata.threshold, !threshold.isFinite { throw HeadError.invalid("\(source): threshold \(threshold) is not a number") }
+        let name = metadata.name.trimmingCharacters(in: .whitespaces)
+        guard !name.isEmpty, !Self.reservedNames.contains(name), !name.contains(where: \.isNewline) else {
+            throw HeadError.invalid("\(source): a head may not be named '\(metadata.name)'")
+        }
+    }
+
     /// Refuses an encoder or feature setting the head was not made for.
     public func check(encoder: ImageEncoder, kind: FeatureKind, normalized: Bool) throws {
         let f = metadata.feature

@@ -28,7 +28,9 @@ extension Head {
         guard let weight = file.tensors["weight"], let bias = file.tensors["bias"],
               weight.shape == [1, metadata.feature.width], bias.shape == [1]
         else { throw HeadError.invalid("\(path): expected weight [1, \(metadata.feature.width)] and bias [1]") }
-        return Head(weights: try weight.floats().values, bias: try bias.floats()[0], metadata: metadata)
+        let head = Head(weights: try weight.floats().values, bias: try bias.floats()[0], metadata: metadata)
+        try head.validate(path)
+        return head
     }
 
     /// The reference's `weights.pth` (a `ChannelLinear` saved as `fc.weight` [1, D], `fc.bias` [1], possibly

@@ -73,7 +73,9 @@ public enum Impairment: Sendable, Equatable {
     }
 
     /// Applies the operation; a lossy encoder also returns its bytes, so a chain ending in one can be saved as is.
-    public func apply(_ image: RGBImage, _ generator: inout SeededGenerator) throws -> (RGBImage, encoded: Data?) {
+    /// `maxPixels` bounds what a resize may make.
+    public func apply(_ image: RGBImage, _ generator: inout SeededGenerator,
+                      maxPixels: Int = DecodeLimits.pillowPixelLimit) throws -> (RGBImage, encoded: Data?) {
         try validate()
         switch self {
         case .jpeg(let quality, let subsampling):
@@ -83,7 +85,7 @@ public enum Impairment: Sendable, Equatable {
             let data = try LossyEncoder.webp(image, quality: quality.drawInteger(&generator))
             return (try ImageDecoder.decode(data), data)
         case .resize(let target, let filter):
-            let (width, height) = try Self.resizedSize(image, target, &generator)
+            let (width, height) = try Self.resizedSize(image, target, &generator, maxPixels: maxPixels)
             let filter = filter ?? (width * height < image.width * image.height ? .lanczos : .bicubic)
             return (PillowResample.resize(image, width: width, height: height, filter: filter), nil)
         case .crop(let size, let placement):
@@ -97,7 +99,8 @@ public enum Impairment: Sendable, Equatable {
     }
 
     /// The target size, refused above the decompression-bomb limit before anything is allocated.
-    static func resizedSize(_ image: RGBImage, _ target: ResizeTarget, _ generator: inout SeededGenerator) throws -> (Int, Int) {
+    static func resizedSize(_ image: RGBImage, _ target: ResizeTarget, _ generator: inout SeededGenerator,
+                            maxPixels: Int) throws -> (Int, Int) {
         let longer = Double(max(image.width, image.height))
         let width: Double, height: Double
         switch target {
@@ -115,8 +118,8 @@ public enum Impairment: Sendable, Equatable {
             width = max(1, (Double(image.width) * scale).rounded(.toNearestOrEven))
             height = max(1, (Double(image.height) * scale).rounded(.toNearestOrEven))
         }
-        guard width * height <= Double(DecodeLimits.pillowPixelLimit) else {
-            throw ImageError.tooLarge("resize to \(Parameter.format(width))×\(Parameter.format(height)) pixels > \(DecodeLimits.pillowPixelLimit)")
+        guard width * height <= Double(maxPixels) else {
+            throw ImageError.tooLarge("resize to \(Parameter.format(width))×\(Parameter.format(height)) pixels > \(maxPixels)")
         }
         return (Int(width), Int(height))
     }

@@ -30,14 +30,15 @@ public struct ImpairmentChain: Sendable, Equatable {
 
     /// A condition of `eval --impair`: a named chain, or operations joined by `+`.
     public init(condition: String, seed: UInt64 = 0) throws {
-        try self.init(parsing: condition.split(separator: "+").map(String.init), seed: seed)
+        try self.init(parsing: condition.split(separator: "+", omittingEmptySubsequences: false).map(String.init), seed: seed)
+        guard !operations.isEmpty else { throw ImpairmentError.invalid("an empty condition") }
     }
 
     /// The impaired image, and the encoded bytes when the last operation is a lossy encoder.
-    public func apply(_ image: RGBImage, index: Int = 0) throws -> (RGBImage, encoded: Data?) {
+    public func apply(_ image: RGBImage, index: Int = 0, maxPixels: Int = DecodeLimits.pillowPixelLimit) throws -> (RGBImage, encoded: Data?) {
         var generator = SeededGenerator(seed: seed &* 0x9E37_79B9 &+ UInt64(index))
         var current = image, encoded: Data? = nil
-        for operation in operations { (current, encoded) = try operation.apply(current, &generator) }
+        for operation in operations { (current, encoded) = try operation.apply(current, &generator, maxPixels: maxPixels) }
         return (current, encoded)
     }
 }

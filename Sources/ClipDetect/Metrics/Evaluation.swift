@@ -33,6 +33,12 @@ public struct ScoreColumn: Sendable {
 }
 
 public enum Evaluation {
+    /// A decimal number, nan or inf as Python writes them; not hexadecimal (Double("0x10") is 16).
+    static func decimal(_ text: String) -> Double? {
+        guard text.unicodeScalars.allSatisfy({ "0123456789+-.eEinfatyINFATY".unicodeScalars.contains($0) }) else { return nil }
+        return Double(text)
+    }
+
     /// Scores the listed images here (impaired in memory when `impairment` is given): one column per
     /// head, each with its head's decision rule, then `fusion` when there are several. `progress`
     /// sees every image's result as it is computed; failed images have no score.
@@ -88,13 +94,18 @@ public enum Evaluation {
         let table = try CSVTable(path: path)
         let names = try table.values("filename")
         let ours: Set<String> = ["filename", "probability", "label", "verdict", "error"]
+        var seen = Set<String>()
+        for column in table.header where !seen.insert(column).inserted { throw ReportError.invalid("\(path): two \(column) columns") }
         return try table.header.enumerated().filter { !ours.contains($0.element) }.map { column, detector in
             var byName: [String: Double] = [:]
             for (row, name) in names.enumerated() {
                 let cell = column < table.rows[row].count ? table.rows[row][column].trimmingCharacters(in: .whitespaces) : ""
                 if cell.isEmpty { continue }
-                guard let score = Double(cell) else {
+                guard let score = decimal(cell) else {
                     throw ReportError.invalid("\(path) row \(row + 1), column \(detector): \(cell) is not a number")
+                }
+                if let earlier = byName[name], earlier != score, !(earlier.isNaN && score.isNaN) {
+                    throw ReportError.invalid("\(path): \(name) is listed twice with different \(detector) scores (\(earlier), \(score))")
                 }
                 byName[name] = score
             }

@@ -107,6 +107,10 @@ extension ModelDescription {
         // open_clip and Hugging Face both default to 64-wide heads for every CLIP tower.
         guard let heads = stated.heads ?? (width % 64 == 0 ? width / 64 : nil) else { throw ModelError.headsUnknown(width: width) }
         guard heads > 0, width % heads == 0 else { throw ModelError.badConfig("\(heads) heads do not divide width \(width)") }
+        if let eps = stated.layerNormEps, !(eps > 0 && eps < 0.1) {
+            throw ModelError.badConfig("layer_norm_eps \(eps) is not in (0, 0.1)")
+        }
+        guard heads <= width else { throw ModelError.badConfig("\(heads) heads for width \(width)") }
         guard grid * patch[2] <= Preprocessor.maxSize else {
             throw ModelError.unsupported("image size \(grid * patch[2]) is above \(Preprocessor.maxSize) pixels")
         }
@@ -169,6 +173,24 @@ extension ModelHints {
         }
     }
 
+    /// A config number that must be a whole number: JSON true or 3.5 is refused, not read as 1 or 3.
+    static func integer(_ value: Any?, _ key: String) throws -> Int? {
+        guard let value else { return nil }
+        guard let number = value as? NSNumber, String(cString: number.objCType) != "c",
+              number.doubleValue == number.doubleValue.rounded(), abs(number.doubleValue) < 1e9 else {
+            throw ModelError.badConfig("config \(key) = \(value) is not a whole number")
+        }
+        return number.intValue
+    }
+
+    static func number(_ value: Any?, _ key: String) throws -> Float? {
+        guard let value else { return nil }
+        guard let number = value as? NSNumber, String(cString: number.objCType) != "c", number.doubleValue.isFinite else {
+            throw ModelError.badConfig("config \(key) = \(value) is not a number")
+        }
+        return number.floatValue
+    }
+
     static func activation(named name: String) throws -> ModelDescription.Activation {
         switch name.lowercased() {
         case "gelu": return .gelu
@@ -199,8 +221,10 @@ extension ModelHints {
             let model = config["model_cfg"] as? [String: Any] ?? config
             // open_clip builds nn.GELU unless the config sets quick_gelu.
             activation = (model["quick_gelu"] as? Bool ?? false) ? .quickGELU : .gelu
-            if let vision = model["vision_cfg"] as? [String: Any], let width = vision["width"] as? Int {
-                heads = width / (vision["head_width"] as? Int ?? 64)
+            if let vision = model["vision_cfg"] as? [String: Any], let width = try Self.integer(vision["width"], "width") {
+                let headWidth = try Self.integer(vision["head_width"], "head_width") ?? 64
+                guard headWidth > 0, width % headWidth == 0 else { throw ModelError.badConfig("open_clip config: head_width \(headWidth) does not divide width \(width)") }
+                heads = width / headWidth
             }
             let preprocess = config["preprocess_cfg"] as? [String: Any]
             mean = floats(preprocess?["mean"])
@@ -210,8 +234,8 @@ extension ModelHints {
             let vision = config["vision_config"] as? [String: Any] ?? config
             // transformers' CLIPVisionConfig defaults hidden_act to quick_gelu.
             activation = try Self.activation(named: vision["hidden_act"] as? String ?? "quick_gelu")
-            heads = vision["num_attention_heads"] as? Int
-            layerNormEps = (vision["layer_norm_eps"] as? NSNumber)?.floatValue
+            heads = try Self.integer(vision["num_attention_heads"], "num_attention_heads")
+            layerNormEps = try Self.number(vision["layer_norm_eps"], "layer_norm_eps")
             let preprocessor = try json("preprocessor_config.json")
             mean = floats(preprocessor?["image_mean"])
             std = floats(preprocessor?["image_std"])

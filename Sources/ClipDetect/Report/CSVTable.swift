@@ -14,7 +14,18 @@ public struct CSVTable: Sendable {
     public static let maxBytes = 1 << 30
 
     public init(path: String) throws {
-        guard FileKind(path) == .regular, let data = try? Files.read(path, limit: Self.maxBytes) else { throw ReportError.unreadable(path) }
+        let data: Data
+        switch FileKind(path) {
+        case .regular:
+            guard let read = try? Files.read(path, limit: Self.maxBytes) else { throw ReportError.unreadable(path) }
+            data = read
+        case .other:
+            // A pipe named on purpose (`--csv <(…)`, /dev/stdin): read to its end, bounded.
+            guard let handle = FileHandle(forReadingAtPath: path), let read = try? handle.read(upToCount: Self.maxBytes + 1), read.count <= Self.maxBytes
+            else { throw ReportError.unreadable(path) }
+            data = read
+        case .missing, .directory: throw ReportError.unreadable(path)
+        }
         // Names that are not UTF-8 keep their bytes (PathName), so they open as listed.
         try self.init(text: PathName.decode(data), name: path)
     }
@@ -22,7 +33,8 @@ public struct CSVTable: Sendable {
     /// A table from text; `name` is used in errors.
     public init(text: String, name: String = "<text>") throws {
         // A UTF-8 byte-order mark (spreadsheets write one) is not part of the first column's name.
-        let records = Self.parse(text.unicodeScalars.first == "\u{FEFF}" ? String(text.unicodeScalars.dropFirst()) : text)
+        let (records, unclosed) = Self.parse(text.unicodeScalars.first == "\u{FEFF}" ? String(text.unicodeScalars.dropFirst()) : text)
+        if let row = unclosed { throw ReportError.invalid("\(PathName.display(name)) record \(row + 1): a quoted field is not closed") }
         guard let first = records.first else { throw ReportError.invalid("\(PathName.display(name)) is empty") }
         header = first.map { $0.trimmingCharacters(in: .whitespaces) }
         rows = records.dropFirst().filter { $0 != [""] }
@@ -32,10 +44,12 @@ public struct CSVTable: Sendable {
 
     public func values(_ name: String) throws -> [String] {
         guard let index = column(name) else { throw ReportError.invalid("no \(name) column (columns: \(header.joined(separator: ", ")))") }
+        guard header.lastIndex(of: name) == index else { throw ReportError.invalid("two \(name) columns") }
         return rows.map { index < $0.count ? $0[index] : "" }
     }
 
-    static func parse(_ text: String) -> [[String]] {
+    /// The records, and the index of a record whose quoted field never closes.
+    static func parse(_ text: String) -> ([[String]], unclosed: Int?) {
         var records: [[String]] = [], record: [String] = [], field = ""
         var quoted = false, iterator = Array(text.unicodeScalars).makeIterator()
         var pending: Unicode.Scalar? = nil
@@ -61,8 +75,9 @@ public struct CSVTable: Sendable {
                 field.unicodeScalars.append(c)
             }
         }
+        let unclosed = quoted ? records.count : nil
         if !field.isEmpty || !record.isEmpty { record.append(field); records.append(record) }
-        return records
+        return (records, unclosed)
     }
 
     /// One CSV field, quoted when it has to be.

@@ -68,7 +68,9 @@ public enum Inputs {
             let name = pair.0.trimmingCharacters(in: .whitespaces), type = pair.1.trimmingCharacters(in: .whitespaces)
             guard !name.isEmpty else { throw ReportError.invalid("\(csv) row \(row + 1): empty filename") }
             guard !type.isEmpty else { throw ReportError.invalid("\(csv) row \(row + 1) (\(name)): empty typ; use real or the generator's name") }
-            return LabeledImage(item: InputItem(name: name, path: name.hasPrefix("/") ? name : folder.appendingPathComponent(name).path), type: type)
+            // `Real` and `REAL` mean real: a generator with that name would be a silent mislabel.
+            return LabeledImage(item: InputItem(name: name, path: name.hasPrefix("/") ? name : folder.appendingPathComponent(name).path),
+                                type: type.lowercased() == "real" ? "real" : type)
         }
     }
 

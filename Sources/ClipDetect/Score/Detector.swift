@@ -62,6 +62,7 @@ public struct Detector: Sendable {
             throw HeadError.invalid("two heads are named \(head.metadata.name): a head given twice would count twice in the fusion")
         }
         for head in heads {
+            try head.validate(head.metadata.name)
             try head.check(encoder: encoder, kind: first.metadata.feature.kind, normalized: first.metadata.feature.normalized)
         }
         let settings = ExtractionSettings(kind: first.metadata.feature.kind, normalize: first.metadata.feature.normalized,
@@ -87,15 +88,17 @@ public struct Detector: Sendable {
         return Detection(scores: scores, fused: fused, probability: decision.probability(score), isSynthetic: decision.isSynthetic(score))
     }
 
-    private func detection(_ feature: ExtractedFeature) -> Detection {
+    /// A score that is not a number is an error, never a label.
+    private func detection(_ feature: ExtractedFeature) throws -> Detection {
         var detection = detect(feature: feature.values)
+        guard detection.scores.allSatisfy(\.isFinite), detection.score.isFinite else { throw ScoreError.notFinite }
         (detection.imageWidth, detection.imageHeight) = (feature.width, feature.height)
         return detection
     }
 
     /// Calls `emit` once per source, in order, as each batch finishes.
     public func run(_ sources: [ImageSource], emit: (Int, Result<Detection, Error>) throws -> Void) throws {
-        try extractor.run(sources) { index, result in try emit(index, result.map(detection)) }
+        try extractor.run(sources) { index, result in try emit(index, result.flatMap { feature in Result { try detection(feature) } }) }
     }
 
     /// Calls `emit` once per path, in order, as each batch finishes.
@@ -106,7 +109,7 @@ public struct Detector: Sendable {
     /// Verdicts on a few images (files, bytes or decoded images), one result each, in order; an image
     /// that fails does not fail the others.
     public func detect(_ sources: [ImageSource]) -> [Result<Detection, Error>] {
-        extractor.features(sources).map { $0.map(detection) }
+        extractor.features(sources).map { $0.flatMap { feature in Result { try detection(feature) } } }
     }
 
     /// The verdict on one image.
@@ -125,4 +128,10 @@ public struct Detector: Sendable {
     public func detect(_ source: ImageSource) async throws -> Detection {
         try await detect([source])[0].get()
     }
+}
+
+public enum ScoreError: Error, CustomStringConvertible, ClassifiedError {
+    case notFinite
+    public var description: String { "the score is not a finite number (the image or the weights give NaN or infinity)" }
+    public var kind: FailureKind { .invalidInput }
 }

@@ -53,7 +53,7 @@ public enum PathName {
     }
 
     /// Calls `body` with the name as a C string of its bytes.
-    static func withCString<R>(_ name: String, _ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
+    public static func withCString<R>(_ name: String, _ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
         try (bytes(name) + [0]).withUnsafeBufferPointer { buffer in
             try buffer.withMemoryRebound(to: CChar.self) { try body($0.baseAddress!) }
         }
@@ -86,7 +86,7 @@ public enum FileKind: Sendable, Equatable {
 public enum Files {
     /// A regular file's bytes, refused above `limit` before reading. A FIFO, socket or device is
     /// refused, never opened for a blocking read.
-    static func read(_ path: String, limit: Int) throws -> Data {
+    public static func read(_ path: String, limit: Int) throws -> Data {
         let fd = PathName.withCString(path) { open($0, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
         guard fd >= 0 else {
             throw ImageError.unreadable(errno == ENOENT ? "no such file" : String(cString: strerror(errno)))
@@ -136,6 +136,56 @@ public enum Files {
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
             let reason = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError).map { String(cString: strerror(Int32($0.code))) }
             throw FileError("\(purpose): cannot create \(PathName.display(path))" + (reason.map { " (\($0))" } ?? ""))
+        }
+    }
+
+    /// Writes a whole file so a reader never sees half of it (a temporary file beside it, renamed
+    /// into place). A symbolic link is followed; a device or FIFO is written into, never replaced;
+    /// a folder is refused.
+    public static func write(_ data: Data, to path: String) throws {
+        var target = path
+        var info = stat()
+        if PathName.withCString(path, { lstat($0, &info) }) == 0, info.st_mode & S_IFMT == S_IFLNK {
+            guard let resolved = PathName.withCString(path, { realpath($0, nil) }) else {
+                throw FileError("cannot write \(PathName.display(path)): the link points nowhere")
+            }
+            target = PathName.decode(UnsafeBufferPointer(start: UnsafeRawPointer(resolved).assumingMemoryBound(to: UInt8.self), count: strlen(resolved)))
+            free(resolved)
+        }
+        func failure(_ what: String) -> FileError { FileError("cannot write \(PathName.display(path)): \(what)") }
+        func writeAll(_ fd: Int32) throws {
+            try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+                var done = 0
+                while done < raw.count {
+                    let wrote = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
+                    if wrote < 0, errno == EINTR { continue }
+                    guard wrote > 0 else { throw failure(String(cString: strerror(errno))) }
+                    done += wrote
+                }
+            }
+        }
+        switch FileKind(target) {
+        case .directory: throw failure("it is a folder")
+        case .other:
+            let fd = PathName.withCString(target) { open($0, O_WRONLY | O_CLOEXEC) }
+            guard fd >= 0 else { throw failure(String(cString: strerror(errno))) }
+            defer { close(fd) }
+            try writeAll(fd)
+        case .regular, .missing:
+            let temporary = target + ".part-\(getpid())"
+            let fd = PathName.withCString(temporary) { open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+            guard fd >= 0 else { throw failure(String(cString: strerror(errno))) }
+            do {
+                try writeAll(fd)
+                guard fsync(fd) == 0 || errno == EINVAL else { throw failure(String(cString: strerror(errno))) }
+                close(fd)
+                let renamed = PathName.withCString(temporary) { from in PathName.withCString(target) { to in rename(from, to) } }
+                guard renamed == 0 else { throw failure(String(cString: strerror(errno))) }
+            } catch {
+                close(fd)
+                _ = PathName.withCString(temporary) { unlink($0) }
+                throw error
+            }
         }
     }
 

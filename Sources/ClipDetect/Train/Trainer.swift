@@ -43,6 +43,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .invalidOption(let why): "invalid training option: \(why)"
+        case .tooFewImages(let real, let fake, let needed, let step) where needed <= 1:
+            "\(step) needs at least one real and one fake image (have \(real) and \(fake))"
         case .tooFewImages(let real, let fake, let needed, let step):
             "\(step) uses \(needed)-fold cross-validation and needs at least \(needed) real and \(needed) fake images (have \(real) and \(fake))"
         case .calibrationInverted(let slope):

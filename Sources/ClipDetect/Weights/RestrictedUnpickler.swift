@@ -12,15 +12,15 @@ struct RestrictedUnpickler {
         "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
     ]
 
-    final class ListBox { var items: [Value] = [] }
-    final class DictBox { var items: [(key: Value, value: Value)] = [] }
+    final class ListBox { var items: [Value] = []; var depth = 1 }
+    final class DictBox { var items: [(key: Value, value: Value)] = []; var depth = 1 }
 
     struct StorageRef { let dtype: DType; let key: String; let count: Int }
     struct TensorRef { let storage: StorageRef; let offset: Int; let shape: [Int]; let strides: [Int] }
 
     enum Value {
         case none, bool(Bool), int(Int), float(Double), string(String), bytes([UInt8])
-        case tuple([Value]), list(ListBox), dict(DictBox)
+        case tuple([Value], depth: Int), list(ListBox), dict(DictBox)
         case global(String), storageType(DType), storage(StorageRef), tensor(TensorRef)
     }
 
@@ -29,11 +29,35 @@ struct RestrictedUnpickler {
     private var stack: [Value] = []
     private var marks: [Int] = []
     private var memo: [Int: Value] = [:]
-    static let maxMemo = 10_000_000
+    static let maxMemo = 1_000_000
+    /// A state dict nests a few levels; freeing a value nested 100,000 deep would overflow the stack.
+    static let maxDepth = 64
+    static let maxStack = 1_000_000
+    /// data.pkl of a ViT-L/14 checkpoint is about 100 KB; tensors live outside it.
+    static let maxBytes = 64 << 20
+
+    static func depth(_ value: Value) -> Int {
+        switch value {
+        case .tuple(_, let depth): depth
+        case .list(let box): box.depth
+        case .dict(let box): box.depth
+        default: 0
+        }
+    }
+
+    static func nest(_ depth: Int) throws -> Int {
+        guard depth <= maxDepth else { throw WeightsError.malformed("pickle nests deeper than \(maxDepth) levels") }
+        return depth
+    }
+
+    static func tuple(_ items: [Value]) throws -> Value {
+        .tuple(items, depth: try nest(1 + (items.map(depth).max() ?? 0)))
+    }
 
     init(_ data: UnsafeRawBufferPointer) { self.data = data }
 
     static func load(_ data: UnsafeRawBufferPointer) throws -> Value {
+        guard data.count <= maxBytes else { throw WeightsError.malformed("data.pkl of \(data.count) bytes is above \(maxBytes)") }
         var reader = RestrictedUnpickler(data)
         return try reader.run()
     }
@@ -97,6 +121,7 @@ struct RestrictedUnpickler {
 
     private mutating func run() throws -> Value {
         while true {
+            guard stack.count <= Self.maxStack else { throw WeightsError.malformed("pickle stack above \(Self.maxStack) values") }
             let op = try byte()
             switch op {
             case 0x80: _ = try byte() // PROTO
@@ -130,14 +155,18 @@ struct RestrictedUnpickler {
             case UInt8(ascii: "B"): stack.append(.bytes(Array(try take(try uint(4)))))
             case UInt8(ascii: "C"): stack.append(.bytes(Array(try take(try uint(1)))))
             case 0x8e: stack.append(.bytes(Array(try take(try uint(8)))))
-            case UInt8(ascii: ")"): stack.append(.tuple([]))
+            case UInt8(ascii: ")"): stack.append(try Self.tuple([]))
             case UInt8(ascii: "]"): stack.append(.list(ListBox()))
             case UInt8(ascii: "}"): stack.append(.dict(DictBox()))
-            case UInt8(ascii: "t"): stack.append(.tuple(try popToMark()))
-            case 0x85: stack.append(.tuple([try pop()]))
-            case 0x86: let b = try pop(); let a = try pop(); stack.append(.tuple([a, b]))
-            case 0x87: let c = try pop(); let b = try pop(); let a = try pop(); stack.append(.tuple([a, b, c]))
-            case UInt8(ascii: "l"): let items = try popToMark(); let list = ListBox(); list.items = items; stack.append(.list(list))
+            case UInt8(ascii: "t"): stack.append(try Self.tuple(try popToMark()))
+            case 0x85: stack.append(try Self.tuple([try pop()]))
+            case 0x86: let b = try pop(); let a = try pop(); stack.append(try Self.tuple([a, b]))
+            case 0x87: let c = try pop(); let b = try pop(); let a = try pop(); stack.append(try Self.tuple([a, b, c]))
+            case UInt8(ascii: "l"):
+                let items = try popToMark(), list = ListBox()
+                list.items = items
+                list.depth = try Self.nest(1 + (items.map(Self.depth).max() ?? 0))
+                stack.append(.list(list))
             case UInt8(ascii: "q"): try memoize(try uint(1), try top())
             case UInt8(ascii: "r"): try memoize(try uint(4), try top())
             case 0x94: try memoize(memo.count, try top())
@@ -160,19 +189,23 @@ struct RestrictedUnpickler {
             case UInt8(ascii: "a"):
                 let item = try pop()
                 guard case .list(let list) = try top() else { throw WeightsError.malformed("pickle APPEND to a non-list") }
+                list.depth = max(list.depth, try Self.nest(1 + Self.depth(item)))
                 list.items.append(item)
             case UInt8(ascii: "e"):
                 let items = try popToMark()
                 guard case .list(let list) = try top() else { throw WeightsError.malformed("pickle APPENDS to a non-list") }
+                list.depth = max(list.depth, try Self.nest(1 + (items.map(Self.depth).max() ?? 0)))
                 list.items += items
             case UInt8(ascii: "s"):
                 let value = try pop()
                 let key = try pop()
                 guard case .dict(let dict) = try top() else { throw WeightsError.malformed("pickle SETITEM on a non-dict") }
+                dict.depth = max(dict.depth, try Self.nest(1 + max(Self.depth(key), Self.depth(value))))
                 dict.items.append((key, value))
             case UInt8(ascii: "u"):
                 let items = try popToMark()
                 guard items.count % 2 == 0, case .dict(let dict) = try top() else { throw WeightsError.malformed("pickle SETITEMS malformed") }
+                dict.depth = max(dict.depth, try Self.nest(1 + (items.map(Self.depth).max() ?? 0)))
                 for pair in stride(from: 0, to: items.count, by: 2) { dict.items.append((items[pair], items[pair + 1])) }
             case UInt8(ascii: "b"): // BUILD: only the attribute state of a dict (a state dict's _metadata), which is ignored
                 _ = try pop()
@@ -195,14 +228,14 @@ struct RestrictedUnpickler {
 
     /// `('storage', torch.FloatStorage, key, location, numel)` as PyTorch's zip format writes it.
     private func persistentLoad(_ id: Value) throws -> Value {
-        guard case .tuple(let parts) = id, parts.count == 5, case .string("storage") = parts[0],
+        guard case .tuple(let parts, _) = id, parts.count == 5, case .string("storage") = parts[0],
               case .storageType(let dtype) = parts[1], case .string(let key) = parts[2], case .int(let count) = parts[4], count >= 0
         else { throw WeightsError.refused("pickle persistent id is not a PyTorch storage reference") }
         return .storage(StorageRef(dtype: dtype, key: key, count: count))
     }
 
     private func reduce(_ callable: Value, _ arguments: Value) throws -> Value {
-        guard case .global(let name) = callable, case .tuple(let args) = arguments else {
+        guard case .global(let name) = callable, case .tuple(let args, _) = arguments else {
             throw WeightsError.refused("pickle calls something other than an allowed global")
         }
         switch name {
@@ -211,7 +244,7 @@ struct RestrictedUnpickler {
             return .dict(DictBox())
         case "torch._utils._rebuild_tensor_v2":
             guard args.count >= 4, case .storage(let storage) = args[0], case .int(let offset) = args[1],
-                  case .tuple(let sizes) = args[2], case .tuple(let strides) = args[3]
+                  case .tuple(let sizes, _) = args[2], case .tuple(let strides, _) = args[3]
             else { throw WeightsError.malformed("_rebuild_tensor_v2 with unexpected arguments") }
             let shape = try sizes.map(Self.nonNegative)
             let steps = try strides.map(Self.nonNegative)

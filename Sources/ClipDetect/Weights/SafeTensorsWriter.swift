@@ -43,6 +43,6 @@ public enum SafeTensorsWriter {
 
     /// Writes atomically: a reader never sees half a file.
     public static func write(_ tensors: [String: Entry], metadata: [String: String] = [:], to path: String) throws {
-        try data(tensors, metadata: metadata).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try Files.write(data(tensors, metadata: metadata), to: path)
     }
 }

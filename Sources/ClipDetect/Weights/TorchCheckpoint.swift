@@ -55,6 +55,16 @@ enum TorchCheckpoint {
             last = sum
         }
         if ref.shape.contains(0) { last = ref.offset - 1 }
+        // A weight never repeats elements: a view with more elements than its storage (stride 0,
+        // overlapping strides) is refused, which also bounds every count by the file's size.
+        var elements = 1
+        for size in ref.shape {
+            let (product, overflow) = elements.multipliedReportingOverflow(by: size)
+            guard !overflow, product <= max(ref.storage.count, 1) else {
+                throw WeightsError.malformed("tensor \(name): a view of shape \(ref.shape) repeats elements of its storage of \(ref.storage.count)")
+            }
+            elements = product
+        }
         guard last < ref.storage.count else {
             throw WeightsError.malformed("tensor \(name): view reaches element \(last) of a storage of \(ref.storage.count)")
         }
