@@ -280,6 +280,16 @@ import Testing
         }
     }
 
+    /// FuzzImages: a GIF whose giflib error has no text hit a force-unwrap; FuzzImpair: a resize to
+    /// 8810² of a tiny image is legal but bounded by the caller's pixel limit.
+    @Test func foundByTheImageAndImpairmentFuzzers() throws {
+        let gif = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("fuzz", "gif_error_without_text.gif")))
+        #expect(throws: ImageError.self) { try ImageDecoder.decode(gif) }
+        let spec = try String(contentsOfFile: Fixtures.path("fuzz", "impair_resize_to_8810.txt"), encoding: .utf8)
+        let small = RGBImage(width: 24, height: 17, pixels: [UInt8](repeating: 7, count: 24 * 17 * 3))
+        #expect(throws: ImageError.self) { try ImpairmentChain(condition: spec).apply(small, maxPixels: 1 << 20) }
+    }
+
     /// A second byte-order mark is kept in the first column's name (only one is a BOM).
     @Test func onlyTheFirstByteOrderMarkIsDropped() throws {
         let table = try CSVTable(text: "\u{FEFF}\u{FEFF}filename,typ\n")
