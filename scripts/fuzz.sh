@@ -17,8 +17,10 @@ while [ $# -gt 0 ]; do
 done
 [ ${#targets[@]} -gt 0 ] || targets=(FuzzSafetensors FuzzTorch FuzzImages FuzzCSV FuzzImpair FuzzHead)
 ./scripts/setup.sh --deps-only
+mkdir -p .build-fuzz
+# A failed build must stop here: running the previous binaries would fuzz old code.
 swift build --package-path Fuzz --scratch-path .build-fuzz/build -c release \
-  -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld 2>&1 | grep -v "^\[" || true
+  -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld >.build-fuzz/build.log 2>&1 || { tail -40 .build-fuzz/build.log; exit 1; }
 bin=$(swift build --package-path Fuzz --scratch-path .build-fuzz/build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld --show-bin-path)
 for target in "${targets[@]}"; do
   corpus=.build-fuzz/corpus/$target artifacts=.build-fuzz/artifacts/$target
