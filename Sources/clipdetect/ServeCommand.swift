@@ -63,7 +63,9 @@ struct ServeCommand: AsyncParsableCommand {
             limits: DecodeLimits(maxPixels: maxPixels, maxBytes: maxBodyBytes), maxQueuedImages: maxQueue, maxBatch: maxBatch,
             maxWait: .milliseconds(maxWaitMs), deadline: .milliseconds(Int(deadline * 1000)), apiKeys: keys,
             corsOrigins: corsOrigin, applyOrientation: exifOrientation)
-        let server = DetectionServer(detector: detector, modelName: model.name, configuration: configuration, logger: logger)
+        // Clients see the named model, or the checkpoint's file name: never the server's folders.
+        let shown = ModelResolution.isPath(model.name) ? URL(fileURLWithPath: model.name).lastPathComponent : model.name
+        let server = DetectionServer(detector: detector, modelName: shown, configuration: configuration, logger: logger)
         try await server.run { port in
             // One line a supervisor (or a test) can read the port from; unbuffered, since stdout may be a pipe.
             try? FileHandle.standardOutput.write(contentsOf: Data("clipdetect serving on http://\(host):\(port)\n".utf8))
