@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the tests need and runs the whole suite. Fixtures are committed: no Python needed.
+# Installs what the tests need and runs the whole suite: the Swift tests, then the service end to end
+# (headless Chromium, schemathesis; scripts/e2e.sh). Fixtures are committed: no generator runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --deps-only
 swift build --build-tests
 swift test --skip-build
+./scripts/e2e.sh

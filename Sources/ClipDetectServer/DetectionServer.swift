@@ -36,6 +36,7 @@ public struct DetectionServer: Sendable {
         let router = Router()
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
         if !configuration.corsOrigins.isEmpty { router.add(middleware: CORSOriginsMiddleware(origins: Set(configuration.corsOrigins))) }
+        router.add(middleware: KnownRoutesMiddleware())
         if !configuration.apiKeys.isEmpty { router.add(middleware: APIKeyMiddleware(keys: configuration.apiKeys)) }
         routes(router, scheduler: scheduler)
         let logger = self.logger, host = configuration.host
@@ -64,8 +65,9 @@ public struct DetectionServer: Sendable {
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: self.metrics.text)))
         }
+        let contract = OpenAPIDocument.json(configuration)
         router.get("/openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: contract)))
         }
         router.get("/v1/models") { _, _ in Self.encoded(ModelsResponse(self)) }
         router.post("/v1/detect") { request, _ in try await self.detect(request, scheduler: scheduler) }
@@ -89,7 +91,7 @@ public struct DetectionServer: Sendable {
                 let parts = try Multipart.parse(data, boundary: boundary, maxParts: configuration.maxImagesPerRequest * 2 + 8)
                 images = parts.filter { $0.name == "media" }.map { ($0.filename, $0.body) }
             } catch is Multipart.TooManyParts {
-                return Self.error(.contentTooLarge, .tooLarge, "more than \(configuration.maxImagesPerRequest) images in one request")
+                return Self.error(.badRequest, .tooLarge, "more than \(configuration.maxImagesPerRequest) images in one request")
             } catch {
                 return Self.error(.badRequest, .invalidInput, "\(error)")
             }
@@ -102,7 +104,7 @@ public struct DetectionServer: Sendable {
                               "content type \(contentType.isEmpty ? "(none)" : contentType): send multipart/form-data with `media` fields, or one image as image/* or application/octet-stream")
         }
         guard images.count <= configuration.maxImagesPerRequest else {
-            return Self.error(.contentTooLarge, .tooLarge, "\(images.count) images in one request; the limit is \(configuration.maxImagesPerRequest)")
+            return Self.error(.badRequest, .tooLarge, "\(images.count) images in one request; the limit is \(configuration.maxImagesPerRequest)")
         }
         let ticket = await scheduler.ticket(), sources = images.map { ImageSource.bytes($0.data) }, deadline = configuration.deadline
         let results: [Result<Detection, Error>]
@@ -157,14 +159,37 @@ public struct DetectionServer: Sendable {
     }
 }
 
+/// Every route and the methods it answers: `routes(_:scheduler:)` registers these, and the
+/// middlewares below read them for 404/405 answers and metric labels.
+let routeMethods: [String: [HTTPRequest.Method]] = [
+    "/": [.get], "/healthz": [.get], "/readyz": [.get], "/metrics": [.get], "/openapi.json": [.get],
+    "/v1/models": [.get], "/v1/detect": [.post],
+]
+
+/// A JSON 404 for an unknown path; for a known one, 405 with `Allow` to another method and 204 with
+/// `Allow` to OPTIONS (a CORS preflight from a configured origin is answered before this).
+struct KnownRoutesMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let methods = routeMethods[request.uri.path] else {
+            return DetectionServer.error(.notFound, .notFound, "no such path: the API is /v1/detect and /v1/models (see /openapi.json)")
+        }
+        if methods.contains(request.method) { return try await next(request, context) }
+        let allowed = (methods + [.options]).map(\.rawValue).joined(separator: ", ")
+        var response = request.method == .options
+            ? Response(status: .noContent)
+            : DetectionServer.error(.methodNotAllowed, .invalidInput, "\(request.uri.path) answers \(allowed) only")
+        response.headers[.allow] = allowed
+        return response
+    }
+}
+
 /// Counts and times every request by its route (the path, or "other" for unknown ones).
 struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: ServerMetrics
-    static var routes: Set<String> { ["/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/models", "/v1/detect"] }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
-        let route = Self.routes.contains(request.uri.path) ? request.uri.path : "other"
+        let route = routeMethods[request.uri.path] != nil ? request.uri.path : "other"
         do {
             let response = try await next(request, context)
             metrics.request(route: route, status: response.status.code, duration: ContinuousClock.now - start)

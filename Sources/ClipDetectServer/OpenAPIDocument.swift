@@ -1,10 +1,13 @@
+import ClipDetect
+
 /// The service's contract (OpenAPI 3.1), served at /openapi.json and checked against the running
-/// server by schemathesis.
+/// server by schemathesis. The limits in it are the running server's.
 enum OpenAPIDocument {
-    static let json = #"""
+    static func json(_ configuration: ServerConfiguration) -> String {
+        #"""
     {
       "openapi": "3.1.0",
-      "info": {"title": "clipdetect", "version": "0.3.0",
+      "info": {"title": "clipdetect", "version": "\#(clipdetectVersion)",
                "description": "Tells whether an image was made by a generative model (CLIP features and a linear head)."},
       "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -37,13 +40,13 @@ enum OpenAPIDocument {
         "/v1/detect": {
           "post": {
             "summary": "Verdicts on one or many images",
+            "description": "At most \#(configuration.maxImagesPerRequest) images and \#(configuration.maxBodyBytes) bytes in one request, \#(configuration.limits.maxPixels) pixels in one image.",
             "security": [{}, {"bearer": []}],
             "requestBody": {"required": true, "content": {
               "multipart/form-data": {"schema": {"type": "object", "required": ["media"],
-                                                 "properties": {"media": {"type": "array", "items": {"type": "string", "contentMediaType": "application/octet-stream"}}}}},
-              "application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}},
-              "image/jpeg": {"schema": {"type": "string", "contentMediaType": "image/jpeg"}},
-              "image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}}}},
+                                                 "properties": {"media": {"type": "array", "minItems": 1, "maxItems": \#(configuration.maxImagesPerRequest),
+                                                                           "items": {"type": "string", "contentMediaType": "application/octet-stream"}}}}},
+              "application/octet-stream": {}, "image/jpeg": {}, "image/png": {}, "image/webp": {}}},
             "responses": {
               "200": {"description": "One verdict (or error) per image, in order", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DetectResponse"}}}},
               "400": {"$ref": "#/components/responses/Error"},
@@ -69,4 +72,5 @@ enum OpenAPIDocument {
       }
     }
     """#
+    }
 }

@@ -7,6 +7,7 @@ enum WebPage {
     <head>
     <meta charset="utf-8">
     <meta name="viewport" content="width=device-width, initial-scale=1">
+    <link rel="icon" href="data:,">
     <title>clipdetect</title>
     <style>
       :root { color-scheme: light dark; --line: #8884; --synthetic: #c0392b; --real: #1e8449; --unsure: #b9770e; }
@@ -22,7 +23,8 @@ enum WebPage {
       #status { min-height: 1.5rem; margin: .75rem 0; }
       #results { display: grid; grid-template-columns: repeat(auto-fill, minmax(15rem, 1fr)); gap: .75rem; padding: 0; list-style: none; }
       .card { border: 1px solid var(--line); border-radius: .75rem; overflow: hidden; }
-      .card img { display: block; width: 100%; height: 10rem; object-fit: cover; background: #8882; }
+      .card img, .card .preview { display: block; width: 100%; height: 10rem; object-fit: cover; background: #8882; }
+      .card .preview { display: flex; align-items: center; justify-content: center; opacity: .7; }
       .card .body { padding: .6rem .8rem; }
       .verdict { font-weight: 700; font-size: 1.1rem; }
       .synthetic { color: var(--synthetic); } .real { color: var(--real); } .uncertain { color: var(--unsure); }
@@ -61,7 +63,7 @@ enum WebPage {
       const image = element("img");
       image.alt = file.name;
       image.src = URL.createObjectURL(file);
-      image.onerror = () => { image.removeAttribute("src"); };
+      image.onerror = () => image.replaceWith(element("div", "preview", "no preview"));
       item.appendChild(image);
       const body = element("div", "body");
       if (verdict.error) {
@@ -111,7 +113,8 @@ enum WebPage {
         statusLine.textContent = (body.error && body.error.message) || ("The server answered " + response.status);
         return;
       }
-      body.images.forEach((verdict, index) => results.prepend(card(chosen[index], verdict)));
+      // The newest batch on top, its images in the order they were chosen.
+      results.prepend(...body.images.map((verdict, index) => card(chosen[index], verdict)));
       const failed = body.images.filter(v => v.error).length;
       statusLine.textContent = "Scored " + (chosen.length - failed) + " of " + chosen.length + (failed ? "; " + failed + " could not be read" : "") + ".";
     }

@@ -109,7 +109,7 @@ import Testing
                 ("broken form", [("Content-Type", "multipart/form-data; boundary=xyz")], Data("--xyz\r\nno end".utf8), 400, "invalid_input"),
                 ("form without media", [("Content-Type", Self.form([("other", "x", jpeg)]).0)], Self.form([("other", "x", jpeg)]).1, 400, "invalid_input"),
                 ("too many images", [("Content-Type", Self.form(Array(repeating: ("media", "x.jpg", jpeg), count: 4)).0)],
-                 Self.form(Array(repeating: ("media", "x.jpg", jpeg), count: 4)).1, 413, "too_large"),
+                 Self.form(Array(repeating: ("media", "x.jpg", jpeg), count: 4)).1, 400, "too_large"),
             ]
             for (label, headers, body, status, kind) in cases {
                 let response = try await Self.send(client, base + "/v1/detect", method: .POST, headers: headers, body: body)
@@ -125,6 +125,17 @@ import Testing
             #expect(try await Self.send(client, base + "/healthz").status == 200)
             let unknown = try await Self.send(client, base + "/nope")
             #expect(unknown.status == 404)
+            #expect((unknown.json?["error"] as? [String: Any])?["kind"] as? String == "not_found", "\(unknown.text)")
+            // A known path asked with another method: 405 naming the methods it answers.
+            for (path, method, allow) in [("/v1/detect", HTTPMethod.GET, "POST, OPTIONS"), ("/healthz", .DELETE, "GET, OPTIONS"),
+                                          ("/v1/models", .RAW(value: "TRACE"), "GET, OPTIONS")] {
+                let wrong = try await Self.send(client, base + path, method: method)
+                #expect(wrong.status == 405, "\(path) \(method): \(wrong.text)")
+                #expect(wrong.headers["Allow"].first == allow)
+                #expect(wrong.json?["error"] != nil)
+            }
+            let options = try await Self.send(client, base + "/v1/detect", method: .OPTIONS)
+            #expect(options.status == 204 && options.headers["Allow"].first == "POST, OPTIONS")
         }
     }
 

@@ -1,0 +1,189 @@
+"""End-to-end tests of `clipdetect serve` as a process: the page in a real browser (headless
+Chromium through Selenium), the API key flow on the page, and graceful shutdown on SIGTERM.
+
+Run by scripts/e2e.sh, which builds the binary and passes it in CLIPDETECT_BIN. Screenshots go to
+CLIPDETECT_ARTIFACTS (default .build/test-artifacts). Everything is on loopback.
+"""
+import json
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from serving import ARTIFACTS, BIN, FIXTURES, IMAGES, TOWER, Server
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+UNDECODABLE = FIXTURES / "images/bad_text.png"
+BOMB = FIXTURES / "images/bad_bomb.png"  # a PNG header claiming 100000 × 100000 pixels
+
+
+def cli_detections(head, paths):
+    """What `clipdetect detect` says of the files: the numbers the page must show."""
+    out = subprocess.run([BIN, "detect", "--model", str(TOWER), "--head", str(head), "--format", "jsonl", *map(str, paths)],
+                         capture_output=True, text=True)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    return {Path(row["filename"]).name: row for row in rows}
+
+
+@pytest.fixture
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def screenshot(driver, name):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    driver.save_screenshot(str(path))
+    assert path.stat().st_size > 0
+
+
+def pick(driver, paths):
+    driver.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in paths))
+
+
+def wait_for_status(driver, prefix):
+    WebDriverWait(driver, 60).until(lambda d: d.find_element(By.ID, "status").text.startswith(prefix))
+    return driver.find_element(By.ID, "status").text
+
+
+def cards(driver):
+    """Each rendered card as (file name, verdict line, {head: score text}, size line or None, message or None)."""
+    found = {}
+    for card in driver.find_elements(By.CSS_SELECTOR, "#results li.card"):
+        names = card.find_elements(By.CSS_SELECTOR, ".body .name")
+        rows = {row.find_elements(By.TAG_NAME, "td")[0].text: row.find_elements(By.TAG_NAME, "td")[1].text
+                for row in card.find_elements(By.CSS_SELECTOR, "table tr")}
+        message = card.find_elements(By.CSS_SELECTOR, ".message")
+        found[names[-1].text] = {
+            "verdict": card.find_element(By.CSS_SELECTOR, ".verdict").text,
+            "class": card.find_element(By.CSS_SELECTOR, ".verdict").get_attribute("class"),
+            "scores": rows,
+            "size": names[0].text if len(names) > 1 else None,
+            "message": message[0].text if message else None,
+            "thumbnail": next((img.get_attribute("naturalWidth") for img in card.find_elements(By.TAG_NAME, "img")), None),
+        }
+    return found
+
+
+def test_page_shows_the_clis_verdicts_and_explains_bad_files(head, browser):
+    expected = cli_detections(head, IMAGES)
+    with Server(head) as server:
+        browser.get(server.base + "/")
+        assert browser.title == "clipdetect"
+        pick(browser, IMAGES + [UNDECODABLE, BOMB])
+        status = wait_for_status(browser, "Scored")
+        assert status == "Scored 3 of 5; 2 could not be read."
+        shown = cards(browser)
+        assert set(shown) == {p.name for p in IMAGES + [UNDECODABLE, BOMB]}
+        for path in IMAGES:
+            card, row = shown[path.name], expected[path.name]
+            assert card["verdict"] == f"{row['label']} — {100 * row['probability']:.1f}% synthetic"
+            assert row["label"] in card["class"].split()
+            head_columns = [k for k in row if k not in ("filename", "probability", "label", "error")]
+            assert card["scores"] == {k: f"{row[k]:.3f}" for k in head_columns}
+            assert card["size"] and card["size"].endswith("pixels")
+            assert int(card["thumbnail"]) > 0, "the thumbnail did not render"
+        assert shown[UNDECODABLE.name]["verdict"] == "Could not score"
+        assert shown[UNDECODABLE.name]["message"], "an undecodable file needs a message"
+        bomb = shown[BOMB.name]["message"]
+        assert "pixels" in bomb and "limit" in bomb, bomb
+        screenshot(browser, "page-desktop.png")
+
+        # Nothing but this server was asked for anything (self-contained: no CDN, no fonts).
+        origins = browser.execute_script("return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)")
+        assert all(origin in (server.base, "null") or origin.startswith("blob:") for origin in origins), origins
+        errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+        assert not errors, errors
+
+        # Phone-sized: no sideways scrolling, the cards stack.
+        browser.set_window_size(390, 844)
+        width = browser.execute_script("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert width[0] <= width[1], f"the page scrolls sideways on a phone: {width}"
+        screenshot(browser, "page-phone.png")
+
+
+def test_page_is_usable_with_the_keyboard(head, browser):
+    with Server(head) as server:
+        browser.get(server.base + "/")
+        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+        active = browser.switch_to.active_element
+        assert active.get_attribute("id") == "files", "Tab does not reach the file picker"
+        outline = browser.execute_script("return getComputedStyle(document.getElementById('drop')).outlineStyle")
+        assert outline != "none", "the focused picker is not shown"
+        label = browser.execute_script("return document.querySelector('label[for=files]').textContent")
+        assert label.strip()
+
+
+def test_page_asks_for_the_api_key_and_then_scores(head, browser):
+    with Server(head, "--api-key-env", "CLIPDETECT_TEST_KEY", env={"CLIPDETECT_TEST_KEY": "s3cret-key"}) as server:
+        browser.get(server.base + "/")
+        key_box = browser.find_element(By.ID, "key")
+        assert not key_box.is_displayed()
+        pick(browser, IMAGES[:1])
+        WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "key").is_displayed())
+        assert "API key" in browser.find_element(By.ID, "status").text
+        browser.find_element(By.ID, "apikey").send_keys("s3cret-key")
+        pick(browser, IMAGES[:1])
+        assert wait_for_status(browser, "Scored") == "Scored 1 of 1."
+        assert len(cards(browser)) == 1
+
+
+def post(url, paths, timeout=60):
+    boundary = "e2e-boundary"
+    body = b""
+    for path in paths:
+        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"media\"; filename=\"{path.name}\"\r\n"
+                 "Content-Type: application/octet-stream\r\n\r\n").encode() + path.read_bytes() + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_sigterm_finishes_what_is_in_flight_and_exits_zero(head):
+    # A long batching wait keeps the request in flight when the signal arrives.
+    server = Server(head, "--max-wait-ms", "3000", "--max-batch", "16")
+    answer = {}
+
+    def send():
+        try:
+            answer["value"] = post(server.base + "/v1/detect", IMAGES)
+        except Exception as error:  # recorded, asserted below
+            answer["error"] = error
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until the server has the images queued
+        with urllib.request.urlopen(server.base + "/metrics", timeout=10) as response:
+            text = response.read().decode()
+        if any(line.startswith("clipdetect_queue_depth ") and float(line.split()[-1]) > 0 for line in text.splitlines()):
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the request never reached the queue")
+    code = server.stop()
+    sender.join(60)
+    assert code == 0, server.stderr
+    assert "error" not in answer, answer.get("error")
+    status, body = answer["value"]
+    assert status == 200
+    assert [image.get("verdict") for image in body["images"]] != [None] * 3
+    assert all("error" not in image for image in body["images"]), body
+    with pytest.raises(OSError):
+        urllib.request.urlopen(server.base + "/healthz", timeout=5)
