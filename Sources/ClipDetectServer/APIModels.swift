@@ -8,7 +8,10 @@ struct ImageVerdict: Encodable {
     var name: String?
     /// P(synthetic): the field hosted detectors call `ai_generated`.
     var ai_generated: Double?
+    /// synthetic, real, or uncertain inside the band.
     var verdict: String?
+    /// The two-way label (threshold, or P > 1/2), what `detect` writes as `label`.
+    var label: String?
     var probability: Double?
     /// The score the verdict is read from (the fused one with several heads); a log-likelihood ratio.
     var score: Double?
@@ -25,7 +28,8 @@ struct ImageVerdict: Encodable {
         case .success(let detection) where detection.scores.allSatisfy(\.isFinite) && detection.score.isFinite:
             ai_generated = detection.probability
             probability = detection.probability
-            verdict = detection.isSynthetic ? "synthetic" : "real"
+            verdict = detection.verdict.rawValue
+            label = detection.isSynthetic ? "synthetic" : "real"
             score = detection.score
             scores = Dictionary(uniqueKeysWithValues: zip(detector.heads.map(\.metadata.name), detection.scores))
             fused = detection.fused
@@ -68,6 +72,8 @@ struct ModelsResponse: Encodable {
         var width: Int
         var calibration: Head.Calibration?
         var threshold: Double?
+        var band: UncertaintyBand?
+        var calibrationSet: CalibrationSet?
         var provenance: String?
     }
 
@@ -75,6 +81,8 @@ struct ModelsResponse: Encodable {
     var backbone: Backbone
     var heads: [HeadInfo]
     var fusion: String?
+    /// How the final score reads: the only head's rule, or the fused score's, with any band the server was given.
+    var decision: DecisionRule
 
     init(_ server: DetectionServer) {
         let encoder = server.detector.extractor.encoder
@@ -84,8 +92,9 @@ struct ModelsResponse: Encodable {
         heads = server.detector.heads.map {
             HeadInfo(name: $0.metadata.name, feature: ($0.metadata.feature.normalized ? "normalised " : "raw ") + $0.metadata.feature.kind.rawValue,
                      width: $0.metadata.feature.width, calibration: $0.metadata.calibration, threshold: $0.metadata.threshold,
-                     provenance: $0.metadata.provenance)
+                     band: $0.metadata.band, calibrationSet: $0.metadata.calibrationSet, provenance: $0.metadata.provenance)
         }
         fusion = server.detector.heads.count > 1 ? server.detector.fusion.rawValue : nil
+        decision = server.detector.decision
     }
 }

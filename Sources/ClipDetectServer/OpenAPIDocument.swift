@@ -21,6 +21,7 @@ enum OpenAPIDocument {
                                           "name": {"type": "string"},
                                           "ai_generated": {"type": "number", "minimum": 0, "maximum": 1},
                                           "verdict": {"type": "string", "enum": ["synthetic", "real", "uncertain"]},
+                                          "label": {"type": "string", "enum": ["synthetic", "real"]},
                                           "probability": {"type": "number", "minimum": 0, "maximum": 1},
                                           "score": {"type": "number"},
                                           "scores": {"type": "object", "additionalProperties": {"type": "number"}},

@@ -8,7 +8,7 @@ struct ClipDetectCommand: AsyncParsableCommand {
         commandName: "clipdetect",
         abstract: "Tell AI-generated images from real ones with CLIP features (Cozzolino et al., CVPRW 2024).",
         version: clipdetectVersion,
-        subcommands: [DetectCommand.self, ServeCommand.self, EvalCommand.self, TrainCommand.self, ImpairCommand.self, HeadCommand.self, CacheCommand.self, ModelCommand.self, EmbedCommand.self,
+        subcommands: [DetectCommand.self, ServeCommand.self, EvalCommand.self, TrainCommand.self, CalibrateCommand.self, ImpairCommand.self, HeadCommand.self, CacheCommand.self, ModelCommand.self, EmbedCommand.self,
                       PreprocessCommand.self, BenchCommand.self])
 
     /// File names on the command line keep their bytes, UTF-8 or not.

@@ -12,11 +12,17 @@ struct DetectCommand: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var cacheOptions: CacheOptions
+    @OptionGroup var verdictOptions: VerdictOptions
     @Option(name: .customLong("head"), help: "Head file (repeat for several detectors; their scores are fused). Default: the named model's head.")
     var heads: [String] = []
     @Option(help: "How several heads' scores are combined.") var fusion: Fusion = .softOrProb
     @Option(help: "A CSV with a filename column (paths relative to its folder, as the reference).") var csv: String?
-    @Option(help: "csv (the reference's columns plus probability, label, error), jsonl or table.") var format: Format = .csv
+    @Option(help: "csv (the reference's columns plus probability, label, verdict, error), jsonl or table.") var format: Format = .csv
+    @Option(help: ArgumentHelp("Re-score each image under N seeded draws of --chain and report how often the verdict holds. Costs N extra forward passes per image.",
+                               valueName: "N"))
+    var stability: Int?
+    @Option(help: "The chain --stability draws: a named chain (reshare, social, paper) or operations joined by +.") var chain = "reshare"
+    @Option(help: "Seed of the --stability draws.") var seed: UInt64 = 0
     @Option(name: [.customShort("o"), .long], help: "Output file (default: standard output).") var output: String?
     @Flag(help: "Skip files already in the output file and append the rest.") var resume = false
     @Flag(help: "Apply EXIF orientation first (the reference does not).") var exifOrientation = false
@@ -27,26 +33,40 @@ struct DetectCommand: ParsableCommand {
         if inputs.isEmpty && csv == nil { throw ValidationError("nothing to score: give images, a directory, --csv or -") }
         if resume && output == nil { throw ValidationError("--resume needs -o FILE") }
         if resume && format == .table { throw ValidationError("--resume works with csv or jsonl output") }
+        if let stability, !(1...StabilityCheck.maxDraws).contains(stability) {
+            throw ValidationError("--stability takes 1…\(StabilityCheck.maxDraws) draws")
+        }
     }
 
     func run() throws {
         if let output { try checkWritable(output) }
+        let check = try stability.map { try StabilityCheck(draws: $0, chain: ImpairmentChain(condition: chain, seed: seed)) }
         let detector = try modelOptions.loadDetector(heads: heads, configuration: Detector.Configuration(
-            fusion: fusion, batchSize: batch, applyOrientation: exifOrientation, cache: cacheOptions.open()))
+            fusion: fusion, batchSize: batch, applyOrientation: exifOrientation, cache: cacheOptions.open(), band: verdictOptions.parsedBand()))
         var items = try Inputs.collect(inputs, csv: csv)
-        let writer = try DetectionWriter(path: output, format: format, heads: detector.heads.map(\.metadata.name), append: resume)
+        let writer = try DetectionWriter(path: output, format: format, heads: detector.heads.map(\.metadata.name), append: resume,
+                                         stability: check != nil)
         let skipped = items.count
         items.removeAll { writer.done.contains($0.name) }
         if resume { printError("resuming: \(skipped - items.count) file(s) already in \(output!)") }
         let progress = Progress(total: items.count)
         var failures = 0
-        try detector.run(paths: items.map(\.path)) { index, result in
+        let record = { (index: Int, result: Result<Detection, Error>, stable: StabilityCheck.Result?) throws in
             if case .failure(let error) = result {
                 failures += 1
                 if !progress.visible { printError("\(error)") }
             }
-            try writer.write(name: items[index].name, result)
+            try writer.write(name: items[index].name, result, stability: stable)
             progress.advance()
+        }
+        if let check {
+            // One image at a time: its clean pass and its draws share forward passes.
+            for (index, item) in items.enumerated() {
+                let result = Result { try check.check(.file(item.path), with: detector) }
+                try record(index, result.map(\.0), try? result.get().1)
+            }
+        } else {
+            try detector.run(paths: items.map(\.path)) { index, result in try record(index, result, nil) }
         }
         progress.finish()
         if failures > 0 {
@@ -64,13 +84,19 @@ final class DetectionWriter {
     /// Names already in the file this run appends to (--resume).
     let done: Set<String>
 
-    init(path: String?, format: DetectCommand.Format, heads: [String], append: Bool) throws {
+    static let numericColumns: Set<String> = ["probability", "agreement", "score_min", "score_median", "score_max"]
+
+    /// Columns of `--stability`, after the verdict.
+    static let stabilityColumns = ["agreement", "score_min", "score_median", "score_max", "stability"]
+
+    init(path: String?, format: DetectCommand.Format, heads: [String], append: Bool, stability: Bool = false) throws {
         self.format = format
         self.heads = heads
         let previous = append ? path.flatMap { FileKind($0) == .regular ? try? Files.read($0, limit: CSVTable.maxBytes) : nil } : nil
         // An empty file (a run killed before its header) starts afresh.
         let resuming = previous.map { !$0.isEmpty } ?? false
-        let columns = ["filename"] + heads + (heads.count > 1 ? ["fusion"] : []) + ["probability", "label", "error"]
+        let columns = ["filename"] + heads + (heads.count > 1 ? ["fusion"] : []) + ["probability", "label", "verdict"]
+            + (stability ? Self.stabilityColumns : []) + ["error"]
         self.columns = columns
         if resuming, let path, let previous {
             // A row cut short by a crash or a full disk is not done. What is there is checked first:
@@ -94,21 +120,25 @@ final class DetectionWriter {
     /// The reference's contract: filename, one column per detector, fusion when several; then ours.
     let columns: [String]
 
-    func write(name: String, _ result: Result<Detection, Error>) throws {
+    func write(name: String, _ result: Result<Detection, Error>, stability: StabilityCheck.Result? = nil) throws {
         var values: [String]
+        let stabilityCells = columns.contains("stability")
+            ? stability.map { [String($0.agreement), String($0.minScore), String($0.medianScore), String($0.maxScore), $0.isStable ? "stable" : "unstable"] }
+                ?? Array(repeating: "", count: Self.stabilityColumns.count)
+            : []
         switch result {
         case .success(let d):
             values = [name] + d.scores.map { String($0) } + (d.fused.map { [String($0)] } ?? [])
-                + [String(d.probability), d.isSynthetic ? "synthetic" : "real", ""]
+                + [String(d.probability), d.isSynthetic ? "synthetic" : "real", d.verdict.rawValue] + stabilityCells + [""]
         case .failure(let error):
-            values = [name] + Array(repeating: "", count: heads.count + (heads.count > 1 ? 1 : 0)) + ["", "", "\(error)"]
+            values = [name] + Array(repeating: "", count: heads.count + (heads.count > 1 ? 1 : 0)) + ["", "", ""] + stabilityCells + ["\(error)"]
         }
         switch format {
         case .csv: try out.write(Data(PathName.bytes(CSVTable.line(values))))  // names as their own bytes
         case .jsonl:
             var object: [String: Any] = [:]
             for (index, (column, value)) in zip(columns, values).enumerated() where !value.isEmpty {
-                let isScore = index > 0 && index <= heads.count + (heads.count > 1 ? 1 : 0) || column == "probability"
+                let isScore = index > 0 && index <= heads.count + (heads.count > 1 ? 1 : 0) || Self.numericColumns.contains(column)
                 object[column] = isScore ? Double(value).flatMap { $0.isFinite ? $0 : nil } ?? value as Any : value
             }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
@@ -142,13 +172,13 @@ final class DetectionWriter {
         case .jsonl:
             let text = String(decoding: data, as: UTF8.self)
             var names = Set<String>()
-            let scoreColumns = Set(columns.dropFirst().dropLast(3))
+            let scoreColumns = Set(columns[1..<(columns.firstIndex(of: "probability") ?? 1)])
             for (number, line) in text.split(separator: "\n").enumerated() {
                 guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
                       let name = object["filename"] as? String else {
                     throw CommandError("\(path) line \(number + 1) is not a detect row")
                 }
-                let scores = Set(object.keys).subtracting(["filename", "probability", "label", "error"])
+                let scores = Set(object.keys).subtracting(Set(columns).subtracting(scoreColumns))
                 if object["error"] == nil, scores != scoreColumns {
                     throw CommandError("\(path) holds scores of \(scores.sorted().joined(separator: ",")), this run writes \(scoreColumns.sorted().joined(separator: ",")): resume with the same heads, or write to another file")
                 }

@@ -5,7 +5,8 @@ import Foundation
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "AUC, balanced accuracy, EER, TPR at 1%/5% FPR, NLL and ECE per generator, as compute_metrics.py.")
+        abstract: "AUC, balanced accuracy, EER, TPR at 1%/5% FPR, NLL, ECE and coverage per generator, as compute_metrics.py.",
+        discussion: "coverage is the share of images whose verdict is not uncertain (1 without a band); acc_covered the balanced accuracy on those.")
 
     @Option(help: "The list: columns filename and typ (real, or the generator's name).") var csv: String
     @Option(help: "Scores from detect (or the reference's main.py); without it the listed images are scored here.") var scores: String?
@@ -17,6 +18,7 @@ struct EvalCommand: ParsableCommand {
     var impair: [String] = []
     @Option(help: "Seed for impairment parameters drawn from ranges.") var seed: UInt64 = 0
     @OptionGroup var cacheOptions: CacheOptions
+    @OptionGroup var verdictOptions: VerdictOptions
 
     func validate() throws {
         if scores != nil && !impair.isEmpty { throw ValidationError("--impair scores the images here: drop --scores") }
@@ -33,7 +35,10 @@ struct EvalCommand: ParsableCommand {
         var tables: [EvaluationTable] = []
         let detector = scores == nil ? try makeDetector() : nil
         for condition in conditions {
-            let columns = try scores.map(Evaluation.readScores) ?? scoreHere(detector!, list: list, impairment: condition.chain)
+            var columns = try scores.map(Evaluation.readScores) ?? scoreHere(detector!, list: list, impairment: condition.chain)
+            if let band = try verdictOptions.parsedBand() {
+                for index in columns.indices { columns[index].decision.band = band }
+            }
             for table in Evaluation.tables(list, columns: columns, condition: condition.name) {
                 let label = conditions.count > 1 ? "\(table.detector) [\(condition.name)]" : table.detector
                 if table.missing > 0 { printError("\(label): \(table.missing) of \(table.listed) listed file(s) have no score and are left out") }
@@ -82,7 +87,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     private func render(_ tables: [EvaluationTable], showCondition: Bool) -> String {
-        let titles = ["generator", "real", "fake", "AUC", "acc", "EER", "TPR@1%", "TPR@5%", "NLL", "ECE"]
+        let titles = ["generator", "real", "fake", "AUC", "acc", "EER", "TPR@1%", "TPR@5%", "NLL", "ECE", "cover", "acc_cov"]
         var lines: [String] = []
         for table in tables {
             let rows = table.rows

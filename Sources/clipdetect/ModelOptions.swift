@@ -131,3 +131,23 @@ func describe(_ error: Error) -> String {
 func printError(_ message: String) {
     try? FileHandle.standardError.write(contentsOf: Data((message + "\n").utf8))
 }
+
+/// How the final score reads as a verdict, beyond what the heads carry.
+struct VerdictOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Uncertain where P(synthetic) is strictly between LOW and HIGH (e.g. 0.2,0.8); replaces the head's own band.",
+                               valueName: "low,high"))
+    var band: String?
+
+    func parsedBand() throws -> UncertaintyBand? { try Self.parse(band) }
+
+    static func parse(_ band: String?) throws -> UncertaintyBand? {
+        guard let band else { return nil }
+        let parts = band.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, let low = parts[0], let high = parts[1] else { throw ValidationError("--band takes two probabilities, LOW,HIGH") }
+        let parsed = UncertaintyBand(scale: .probability, low: low, high: high)
+        do { try parsed.validate() } catch { throw ValidationError("--band: \(error)") }
+        return parsed
+    }
+
+    func validate() throws { _ = try parsedBand() }
+}

@@ -14,6 +14,7 @@ struct ServeCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var verdictOptions: VerdictOptions
     @Option(name: .customLong("head"), help: "Head file (repeat for several detectors; their scores are fused). Default: the named model's head.")
     var heads: [String] = []
     @Option(help: "How several heads' scores are combined.") var fusion: Fusion = .softOrProb
@@ -57,7 +58,7 @@ struct ServeCommand: AsyncParsableCommand {
             keys.append(key)
         }
         let (model, given) = try modelOptions.load(heads: heads)
-        let detector = try Detector(encoder: model.encoder, heads: model.heads(given: given), configuration: Detector.Configuration(fusion: fusion))
+        let detector = try Detector(encoder: model.encoder, heads: model.heads(given: given), configuration: Detector.Configuration(fusion: fusion, band: verdictOptions.parsedBand()))
         let configuration = ServerConfiguration(
             host: host, port: port, maxBodyBytes: maxBodyBytes, maxImagesPerRequest: maxImages,
             limits: DecodeLimits(maxPixels: maxPixels, maxBytes: maxBodyBytes), maxQueuedImages: maxQueue, maxBatch: maxBatch,

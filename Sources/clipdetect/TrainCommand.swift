@@ -74,7 +74,7 @@ struct TrainCommand: ParsableCommand {
         for (c, auc) in report.search { print(String(format: "C = %-8g  CV AUC %.4f", c, auc)) }
         print("chosen C = \(report.C)" + (report.crossValidatedAUC.map { String(format: ", cross-validated AUC %.4f", $0) } ?? ""))
         for warning in report.warnings { printError("warning: \(warning)") }
-        if let calibration = report.calibration { print(String(format: "calibration: P = sigmoid(%.4f · score + %.4f)", calibration.a, calibration.b)) }
+        if let calibration = report.calibration { print("calibration: \(calibration.summary)") }
         if let threshold = report.threshold, let tpr = report.thresholdTPR, let fpr = report.thresholdFPR {
             print(String(format: "threshold %.4f: FPR %.4f on cross-validated reals, TPR %.4f", threshold, fpr, tpr))
         }

@@ -102,7 +102,7 @@ import Testing
         let first = try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "-o", output, images.path])
         #expect(first.status == 2)
         let table = try CSVTable(path: output)
-        #expect(table.header == ["filename", "tiny", "probability", "label", "error"])
+        #expect(table.header == ["filename", "tiny", "probability", "label", "verdict", "error"])
         #expect(table.rows.count == 100)
         let errors = try table.values("error").filter { !$0.isEmpty }
         #expect(errors.count == 1 && errors[0].contains("img99-corrupt.jpg"))

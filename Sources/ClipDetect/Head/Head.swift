@@ -43,31 +43,27 @@ public struct Head: Sendable, Equatable {
         }
     }
 
-    /// Platt scaling: P(synthetic) = sigmoid(a · score + b).
-    public struct Calibration: Codable, Sendable, Equatable {
-        public var a: Double
-        public var b: Double
-
-        public init(a: Double, b: Double) {
-            self.a = a
-            self.b = b
-        }
-    }
-
     public struct Metadata: Codable, Sendable, Equatable {
         public var name: String
         public var feature: Feature
         public var calibration: Calibration?
         /// Scores above it are labelled synthetic; nil: synthetic when the (calibrated) probability exceeds 1/2.
         public var threshold: Double?
+        /// Where the verdict is `uncertain`; nil: never.
+        public var band: UncertaintyBand?
+        /// What the calibration, threshold and band were fitted on.
+        public var calibrationSet: CalibrationSet?
         /// Free text: where the head came from or what it was trained on.
         public var provenance: String?
 
-        public init(name: String, feature: Feature, calibration: Calibration? = nil, threshold: Double? = nil, provenance: String? = nil) {
+        public init(name: String, feature: Feature, calibration: Calibration? = nil, threshold: Double? = nil, provenance: String? = nil,
+                    band: UncertaintyBand? = nil, calibrationSet: CalibrationSet? = nil) {
             self.name = name
             self.feature = feature
             self.calibration = calibration
             self.threshold = threshold
+            self.band = band
+            self.calibrationSet = calibrationSet
             self.provenance = provenance
         }
     }
@@ -90,7 +86,7 @@ public struct Head: Sendable, Equatable {
     }
 
     /// How this head's scores read as probabilities and labels.
-    public var decision: DecisionRule { DecisionRule(calibration: metadata.calibration, threshold: metadata.threshold) }
+    public var decision: DecisionRule { DecisionRule(calibration: metadata.calibration, threshold: metadata.threshold, band: metadata.band) }
 
     /// Calibrated when the head carries a calibration, the plain sigmoid of the score otherwise.
     public func probability(_ score: Double) -> Double { decision.probability(score) }
@@ -104,12 +100,7 @@ public struct Head: Sendable, Equatable {
     /// that does not rise with the score, a threshold that is not a number, a name that is a column.
     public func validate(_ source: String = "head") throws {
         guard weights.allSatisfy(\.isFinite), bias.isFinite else { throw HeadError.invalid("\(source): weights that are not finite") }
-        if let calibration = metadata.calibration {
-            guard calibration.a.isFinite, calibration.b.isFinite, calibration.a > 0, calibration.a < 1e6 else {
-                throw HeadError.invalid("\(source): calibration a = \(calibration.a), b = \(calibration.b) does not rise with the score (a must be in (0, 1e6))")
-            }
-        }
-        if let threshold = metadata.threshold, !threshold.isFinite { throw HeadError.invalid("\(source): threshold \(threshold) is not a number") }
+        do { try decision.validate() } catch { throw HeadError.invalid("\(source): \(error)") }
         let name = metadata.name.trimmingCharacters(in: .whitespaces)
         guard !name.isEmpty, !Self.reservedNames.contains(name), !name.contains(where: \.isNewline) else {
             throw HeadError.invalid("\(source): a head may not be named '\(metadata.name)'")

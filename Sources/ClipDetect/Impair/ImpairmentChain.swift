@@ -21,6 +21,9 @@ public struct ImpairmentChain: Sendable, Equatable {
         // Posting to a social network: the longer side brought down to 1080 pixels (Instagram's and
         // Facebook's usual display size) with bicubic resampling, then JPEG at quality 85, 4:2:0.
         "social": ["resize:max=1080,filter=bicubic", "jpeg:q=85,sub=420"],
+        // Re-sharing, drawn: the longer side brought to 720…1440 pixels (down only), then JPEG at
+        // quality 70…95, 4:2:0, the spread of platforms' settings; `detect --stability` draws it.
+        "reshare": ["resize:max=720..1440,filter=bicubic", "jpeg:q=70..95,sub=420"],
         // The test-set post-processing of the paper's group (GRIP's random_operations.py, applied from a
         // CSV by grip-unina/DMimageDetection's csv_operations.py): a random square crop of 5/8…1 of
         // min(short side, 2048), at least 160, resized to 200×200 (Lanczos when shrinking, else

@@ -98,9 +98,13 @@ public struct EvaluationRow: Sendable, Equatable, Codable {
     public var tprAt5: Double
     public var nll: Double
     public var ece: Double
+    /// Share of the images whose verdict is not `uncertain` (1 without a band).
+    public var coverage: Double
+    /// Balanced accuracy on the covered images (NaN when none is covered).
+    public var coveredAccuracy: Double
 
-    public static let columns = ["auc", "acc", "eer", "tpr@1%fpr", "tpr@5%fpr", "nll", "ece"]
-    public var values: [Double] { [auc, balancedAccuracy, equalErrorRate, tprAt1, tprAt5, nll, ece] }
+    public static let columns = ["auc", "acc", "eer", "tpr@1%fpr", "tpr@5%fpr", "nll", "ece", "coverage", "acc_covered"]
+    public var values: [Double] { [auc, balancedAccuracy, equalErrorRate, tprAt1, tprAt5, nll, ece, coverage, coveredAccuracy] }
 
     /// Metrics over one set (finite scores); `decision` gives the labels for accuracy and the
     /// probabilities for NLL and ECE.
@@ -116,6 +120,12 @@ public struct EvaluationRow: Sendable, Equatable, Codable {
         tprAt5 = Metrics.tpr(atFPR: 0.05, labels: labels, scores: scores)
         nll = Metrics.negativeLogLikelihood(labels: labels, scores: scores.map(decision.logit))
         ece = Metrics.expectedCalibrationError(labels: labels, probabilities: scores.map(decision.probability))
+        let verdicts = scores.map(decision.verdict)
+        let covered = verdicts.indices.filter { verdicts[$0] != .uncertain }
+        coverage = Double(covered.count) / Double(max(labels.count, 1))
+        let coveredLabels = covered.map { labels[$0] }
+        coveredAccuracy = Set(coveredLabels).count == 2
+            ? Metrics.balancedAccuracy(labels: coveredLabels, predictions: covered.map { verdicts[$0] == .synthetic }) : .nan
     }
 
     /// AVG: the mean of each metric over the generators' rows (they share the real images).
@@ -131,6 +141,8 @@ public struct EvaluationRow: Sendable, Equatable, Codable {
         average.tprAt5 = mean(\.tprAt5)
         average.nll = mean(\.nll)
         average.ece = mean(\.ece)
+        average.coverage = mean(\.coverage)
+        average.coveredAccuracy = mean(\.coveredAccuracy)
         return average
     }
 }

@@ -1,15 +1,18 @@
-/// How a score (a log-likelihood ratio) reads as a probability and a label: the one definition that
-/// `detect`, `eval` and the service share.
+/// How a score (a log-likelihood ratio) reads as a probability, a label and a verdict: the one
+/// definition that `detect`, `eval` and the service share.
 public struct DecisionRule: Sendable, Equatable, Codable {
-    /// Platt scaling of the score; nil: the score itself is the logit.
+    /// Platt or isotonic calibration of the score; nil: the score itself is the logit.
     public var calibration: Head.Calibration?
     /// An explicit operating point on the score (e.g. chosen for a false-positive rate); nil: synthetic
     /// when the probability exceeds 1/2, so label and probability always agree.
     public var threshold: Double?
+    /// Where the verdict is `uncertain`; nil: the verdict is the label.
+    public var band: UncertaintyBand?
 
-    public init(calibration: Head.Calibration? = nil, threshold: Double? = nil) {
+    public init(calibration: Head.Calibration? = nil, threshold: Double? = nil, band: UncertaintyBand? = nil) {
         self.calibration = calibration
         self.threshold = threshold
+        self.band = band
     }
 
     /// sigmoid(score) and score > 0: what the reference reports.
@@ -17,13 +20,30 @@ public struct DecisionRule: Sendable, Equatable, Codable {
 
     /// log(p / (1 − p)) of the probability this rule gives.
     public func logit(_ score: Double) -> Double {
-        calibration.map { $0.a * score + $0.b } ?? score
+        calibration.map { $0.logit(score) } ?? score
     }
 
-    public func probability(_ score: Double) -> Double { Logistic.sigmoid(logit(score)) }
+    public func probability(_ score: Double) -> Double {
+        calibration.map { $0.probability(score) } ?? Logistic.sigmoid(score)
+    }
 
+    /// The two-way label: above the threshold, or P > 1/2.
     public func isSynthetic(_ score: Double) -> Bool {
         if let threshold { return score > threshold }
-        return logit(score) > 0
+        if case .isotonic(let map) = calibration { return map.predict(score) > 0.5 }
+        return logit(score) > 0  // exact where sigmoid would round to 1/2
+    }
+
+    /// `uncertain` inside the band, the label outside it.
+    public func verdict(_ score: Double) -> Verdict {
+        if let band, band.contains(score: score, probability: probability(score)) { return .uncertain }
+        return isSynthetic(score) ? .synthetic : .real
+    }
+
+    /// Refuses numbers that would give a wrong verdict silently.
+    public func validate() throws(CalibrationError) {
+        try calibration?.validate()
+        if let threshold, !threshold.isFinite { throw .invalid("threshold \(threshold) is not a number") }
+        try band?.validate()
     }
 }

@@ -8,16 +8,21 @@ public struct Detection: Sendable, Equatable {
     public var fused: Double?
     /// P(synthetic), calibrated when the head is (`DecisionRule`).
     public var probability: Double
+    /// The two-way label (threshold, or P > 1/2).
     public var isSynthetic: Bool
+    /// The label, or `uncertain` inside the rule's band.
+    public var verdict: Verdict
     /// The decoded image's size; nil when the feature came from the cache.
     public var imageWidth: Int?
     public var imageHeight: Int?
 
-    public init(scores: [Double], fused: Double?, probability: Double, isSynthetic: Bool, imageWidth: Int? = nil, imageHeight: Int? = nil) {
+    public init(scores: [Double], fused: Double?, probability: Double, isSynthetic: Bool, verdict: Verdict? = nil,
+                imageWidth: Int? = nil, imageHeight: Int? = nil) {
         self.scores = scores
         self.fused = fused
         self.probability = probability
         self.isSynthetic = isSynthetic
+        self.verdict = verdict ?? (isSynthetic ? .synthetic : .real)
         self.imageWidth = imageWidth
         self.imageHeight = imageHeight
     }
@@ -38,9 +43,16 @@ public struct Detector: Sendable {
         public var limits: DecodeLimits
         /// Features computed before are read from here instead of computed again.
         public var cache: FeatureCache?
+        /// How the fused score of several heads reads (calibration, threshold, band); nil: plainly.
+        public var fusedDecision: DecisionRule?
+        /// An uncertainty band that replaces the final rule's own (the command line's or the service's).
+        public var band: UncertaintyBand?
 
         public init(fusion: Fusion = .softOrProb, batchSize: Int = 8, applyOrientation: Bool = false,
-                    limits: DecodeLimits = DecodeLimits(), cache: FeatureCache? = nil) {
+                    limits: DecodeLimits = DecodeLimits(), cache: FeatureCache? = nil,
+                    fusedDecision: DecisionRule? = nil, band: UncertaintyBand? = nil) {
+            self.fusedDecision = fusedDecision
+            self.band = band
             self.fusion = fusion
             self.batchSize = max(1, batchSize)
             self.applyOrientation = applyOrientation
@@ -52,6 +64,8 @@ public struct Detector: Sendable {
     public var extractor: FeatureExtractor
     public let heads: [Head]
     public let fusion: Fusion
+    /// The rule that reads the final score: the only head's, or the fused score's.
+    public let decision: DecisionRule
 
     /// Checks that every head fits the encoder (and that no head is given twice), and sets the
     /// feature the heads were made for.
@@ -71,21 +85,34 @@ public struct Detector: Sendable {
         extractor = FeatureExtractor(encoder: encoder, settings: settings, cache: configuration.cache)
         self.heads = heads
         self.fusion = configuration.fusion
+        var decision = heads.count == 1 ? heads[0].decision : configuration.fusedDecision ?? .plain
+        if let band = configuration.band { decision.band = band }
+        do { try decision.validate() } catch { throw HeadError.invalid("\(error)") }
+        self.decision = decision
     }
-
-    /// The rule that reads the final score: the head's own, or the plain one for a fused score.
-    public var decision: DecisionRule { heads.count == 1 ? heads[0].decision : .plain }
 
     /// Output columns and how each reads: one per head, then `fusion` when there are several.
     public var columns: [(name: String, decision: DecisionRule)] {
-        heads.map { ($0.metadata.name, $0.decision) } + (heads.count > 1 ? [("fusion", DecisionRule.plain)] : [])
+        heads.count == 1 ? [(heads[0].metadata.name, decision)]
+            : heads.map { ($0.metadata.name, $0.decision) } + [("fusion", decision)]
+    }
+
+    /// The fused score of the heads' scores. The probability rules (mean_prob, soft_or_prob) take
+    /// each head's calibrated logit, so a calibrated head enters as the probability it reports; the
+    /// logit rules take the raw scores, as the reference does.
+    public func fuse(_ scores: [Double]) -> Double {
+        switch fusion {
+        case .meanProb, .softOrProb: fusion.fuse(zip(heads, scores).map { $0.decision.logit($1) })
+        case .meanLogit, .maxLogit, .medianLogit, .lseLogit: fusion.fuse(scores)
+        }
     }
 
     public func detect(feature: [Float]) -> Detection {
         let scores = heads.map { $0.score(feature) }
-        let fused = heads.count > 1 ? fusion.fuse(scores) : nil
+        let fused = heads.count > 1 ? fuse(scores) : nil
         let score = fused ?? scores[0]
-        return Detection(scores: scores, fused: fused, probability: decision.probability(score), isSynthetic: decision.isSynthetic(score))
+        return Detection(scores: scores, fused: fused, probability: decision.probability(score), isSynthetic: decision.isSynthetic(score),
+                         verdict: decision.verdict(score))
     }
 
     /// A score that is not a number is an error, never a label.

@@ -110,19 +110,17 @@ public enum Trainer {
         }
         let model = classifier.fit(data, C: report.C, balanced: balanced, tolerance: 1e-8)
         if options.calibrate, let outOfFold {
-            let calibration = PlattScaling.fit(scores: outOfFold, labels: data.labels)
-            guard calibration.a > 0 else { throw TrainingError.calibrationInverted(slope: calibration.a) }
-            report.calibration = calibration
+            let (a, b) = PlattScaling.fit(scores: outOfFold, labels: data.labels)
+            guard a > 0 else { throw TrainingError.calibrationInverted(slope: a) }
+            report.calibration = .platt(a: a, b: b)
         }
         if let target = options.targetFPR, let outOfFold {
-            let reals = data.labels.indices.filter { !data.labels[$0] }.map { outOfFold[$0] }.sorted(by: >)
-            // Scores above the threshold are synthetic: let at most ⌊target · n⌋ real images be above it.
-            let allowed = Int((target * Double(reals.count)).rounded(.down))
-            let threshold = allowed < reals.count ? reals[allowed] : (reals.last ?? 0) - 1
+            let reals = data.labels.indices.filter { !data.labels[$0] }.map { outOfFold[$0] }
+            let point = try OperatingPoint.choose(realScores: reals, targetFPR: target)
             let fakes = data.labels.indices.filter { data.labels[$0] }.map { outOfFold[$0] }
-            report.threshold = threshold
-            report.thresholdFPR = Double(reals.filter { $0 > threshold }.count) / Double(max(reals.count, 1))
-            report.thresholdTPR = Double(fakes.filter { $0 > threshold }.count) / Double(max(fakes.count, 1))
+            report.threshold = point.threshold
+            report.thresholdFPR = point.achievedFPR
+            report.thresholdTPR = Double(fakes.filter { $0 > point.threshold }.count) / Double(max(fakes.count, 1))
         }
         let head = Head(weights: model.weights.map { Float($0) }, bias: Float(model.bias),
                         metadata: Head.Metadata(name: name, feature: feature, calibration: report.calibration,

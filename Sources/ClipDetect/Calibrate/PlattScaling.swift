@@ -4,7 +4,7 @@ import Foundation
 /// fitted by Newton's method on the smoothed targets (n₊ + 1)/(n₊ + 2) and 1/(n₋ + 2), as
 /// scikit-learn's sigmoid calibration does.
 public enum PlattScaling {
-    public static func fit(scores: [Double], labels: [Bool]) -> Head.Calibration {
+    public static func fit(scores: [Double], labels: [Bool]) -> (a: Double, b: Double) {
         let positives = Double(labels.filter { $0 }.count), negatives = Double(labels.count) - positives
         let high = (positives + 1) / (positives + 2), low = 1 / (negatives + 2)
         let targets = labels.map { $0 ? high : low }
@@ -37,6 +37,6 @@ public enum PlattScaling {
             }
             if step <= 1e-12 { break }
         }
-        return Head.Calibration(a: a, b: b)
+        return (a, b)
     }
 }

@@ -1,0 +1,101 @@
+import Foundation
+
+/// A threshold chosen on scores of known real images so that at most a given share of them is
+/// called synthetic, with what that share is and how sure one can be of it.
+public struct OperatingPoint: Sendable, Equatable, Codable {
+    /// Scores above it are synthetic.
+    public var threshold: Double
+    public var targetFPR: Double
+    /// Real images above the threshold, of those seen.
+    public var falsePositives: BinomialInterval
+
+    /// The achieved false-positive rate on the images it was chosen on.
+    public var achievedFPR: Double { falsePositives.proportion }
+
+    /// Lets at most ⌊target · n⌋ of the real scores lie above the threshold (ties stay below: a tie
+    /// at the threshold is real). With no room for any false positive, the threshold is the
+    /// highest real score.
+    public static func choose(realScores: [Double], targetFPR: Double, confidence: Double = 0.95) throws(CalibrationError) -> OperatingPoint {
+        guard targetFPR >= 0, targetFPR < 1 else { throw .invalid("target false-positive rate \(targetFPR) is not in [0, 1)") }
+        guard !realScores.isEmpty else { throw .tooFew("a false-positive rate needs scores of real images") }
+        guard realScores.allSatisfy(\.isFinite) else { throw .invalid("real-image scores that are not finite") }
+        let descending = realScores.sorted(by: >)
+        let allowed = Int((targetFPR * Double(descending.count)).rounded(.down))
+        let threshold = descending[min(allowed, descending.count - 1)]
+        let above = descending.filter { $0 > threshold }.count
+        return OperatingPoint(threshold: threshold, targetFPR: targetFPR,
+                              falsePositives: BinomialInterval(successes: above, trials: descending.count, confidence: confidence))
+    }
+
+    /// The fewest real images with no false positive that bound the rate below `targetFPR` at
+    /// this confidence: n with (α/2)^(1/n) ≥ 1 − target, the rule of three's exact form.
+    public static func imagesNeeded(toCertify targetFPR: Double, confidence: Double = 0.95) -> Int {
+        guard targetFPR > 0, targetFPR < 1 else { return .max }
+        return Int((log((1 - confidence) / 2) / log1p(-targetFPR)).rounded(.up))
+    }
+
+    /// One line for people.
+    public var summary: String {
+        let interval = falsePositives
+        var line = String(format: "threshold %.6g: %d of %d real images above it (FPR %.4g%%, %.0f%% interval %.4g%%–%.4g%%)",
+                          threshold, interval.successes, interval.trials, 100 * achievedFPR, 100 * interval.confidence,
+                          100 * interval.lower, 100 * interval.upper)
+        if interval.upper > targetFPR, targetFPR > 0 {
+            line += String(format: "; %d images cannot certify %.4g%%: that takes at least %d real images with none above",
+                           interval.trials, 100 * targetFPR, Self.imagesNeeded(toCertify: targetFPR, confidence: interval.confidence))
+        }
+        return line
+    }
+}
+
+/// Where the verdict is `uncertain`: scores (or probabilities) strictly inside it. Outside it the
+/// verdict is the head's label.
+public struct UncertaintyBand: Sendable, Equatable, Codable {
+    public enum Scale: String, Sendable, Codable, CaseIterable {
+        /// The band bounds P(synthetic) as the head computes it (calibrated when it is).
+        case probability
+        /// The band bounds the raw score (log-likelihood ratio).
+        case score
+    }
+
+    public var scale: Scale
+    public var low: Double
+    public var high: Double
+
+    public init(scale: Scale, low: Double, high: Double) {
+        self.scale = scale
+        self.low = low
+        self.high = high
+    }
+
+    public func validate() throws(CalibrationError) {
+        guard low.isFinite, high.isFinite, low <= high else { throw .invalid("uncertainty band \(low)…\(high) is not an interval") }
+        if scale == .probability, !(low >= 0 && high <= 1) { throw .invalid("a probability band must lie in [0, 1], not \(low)…\(high)") }
+    }
+
+    public func contains(score: Double, probability: Double) -> Bool {
+        let value = scale == .probability ? probability : score
+        return value > low && value < high
+    }
+
+    /// The scores where both errors are frequent: above `high` at most `maxError` of the real
+    /// images lie (a synthetic verdict's false-positive rate), below `low` at most `maxError` of the
+    /// fakes (a real verdict's miss rate). When the two classes barely overlap the band is empty
+    /// (low = high at the real images' threshold).
+    public static func fromErrorRates(realScores: [Double], fakeScores: [Double], maxError: Double) throws(CalibrationError) -> UncertaintyBand {
+        guard maxError > 0, maxError < 0.5 else { throw .invalid("the band's error rate must be in (0, 0.5), not \(maxError)") }
+        guard !fakeScores.isEmpty else { throw .tooFew("a band from error rates needs scores of synthetic images too") }
+        guard fakeScores.allSatisfy(\.isFinite) else { throw .invalid("synthetic-image scores that are not finite") }
+        let high = try OperatingPoint.choose(realScores: realScores, targetFPR: maxError).threshold
+        // Scores below `low` are real: at most ⌊maxError · m⌋ fakes may lie below it.
+        let ascending = fakeScores.sorted()
+        let allowed = Int((maxError * Double(ascending.count)).rounded(.down))
+        let low = ascending[min(allowed, ascending.count - 1)]
+        return low < high ? UncertaintyBand(scale: .score, low: low, high: high) : UncertaintyBand(scale: .score, low: high, high: high)
+    }
+}
+
+/// The three-way verdict.
+public enum Verdict: String, Sendable, Codable, CaseIterable {
+    case synthetic, real, uncertain
+}

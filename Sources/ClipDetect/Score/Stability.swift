@@ -1,0 +1,75 @@
+import Foundation
+
+/// Does a verdict survive re-sharing? The image is scored again under `draws` seeded draws of an
+/// impairment chain (by default `reshare`: resized and re-encoded as platforms do), and the share
+/// of draws whose verdict agrees with the clean one is reported. Costs `draws` extra forward passes
+/// per image, batched together.
+public struct StabilityCheck: Sendable, Equatable {
+    public var draws: Int
+    public var chain: ImpairmentChain
+    /// A verdict is stable when at least this share of the draws agrees with it (1: every draw).
+    public var minimumAgreement: Double
+
+    public static let maxDraws = 256
+
+    public init(draws: Int, chain: ImpairmentChain, minimumAgreement: Double = 1) throws(CalibrationError) {
+        guard (1...Self.maxDraws).contains(draws) else { throw .invalid("stability draws must be 1…\(Self.maxDraws), not \(draws)") }
+        guard minimumAgreement > 0, minimumAgreement <= 1 else { throw .invalid("stability agreement must be in (0, 1]") }
+        self.draws = draws
+        self.chain = chain
+        self.minimumAgreement = minimumAgreement
+    }
+
+    public struct Result: Sendable, Equatable, Codable {
+        /// Share of the draws that could be scored whose verdict equals the clean one.
+        public var agreement: Double
+        public var minScore: Double
+        public var medianScore: Double
+        public var maxScore: Double
+        public var isStable: Bool
+        /// Draws that could not be made or scored (e.g. an image too small for a crop).
+        public var failedDraws: Int
+    }
+
+    /// The clean verdict and its stability, for an image already decoded. Draw j uses the chain's
+    /// seed and j, so an image gets the same draws wherever it is in a list.
+    public func check(_ image: RGBImage, with detector: Detector) throws -> (Detection, Result) {
+        var sources: [ImageSource] = [.decoded(image)]
+        var failed = 0
+        for j in 0..<draws {
+            do { sources.append(.decoded(try chain.apply(image, index: j, maxPixels: detector.extractor.settings.limits.maxPixels).0)) } catch {
+                failed += 1
+            }
+        }
+        let results = detector.detect(sources)
+        let clean = try results[0].get()
+        let drawn = results.dropFirst().compactMap { try? $0.get() }
+        failed += results.count - 1 - drawn.count
+        guard !drawn.isEmpty else {
+            throw CalibrationError.invalid("no draw of the stability chain could be scored (\(failed) failed)")
+        }
+        let scores = drawn.map(\.score).sorted()
+        let n = scores.count
+        let median = n % 2 == 1 ? scores[n / 2] : (scores[n / 2 - 1] + scores[n / 2]) / 2
+        let agreement = Double(drawn.filter { $0.verdict == clean.verdict }.count) / Double(n)
+        return (clean, Result(agreement: agreement, minScore: scores[0], medianScore: median, maxScore: scores[n - 1],
+                              isStable: agreement >= minimumAgreement, failedDraws: failed))
+    }
+
+    /// The same for sources (files, bytes): decoded once with the detector's settings.
+    public func check(_ source: ImageSource, with detector: Detector) throws -> (Detection, Result) {
+        let settings = detector.extractor.settings
+        let image: RGBImage
+        switch source {
+        case .decoded(let decoded): image = decoded
+        case .file(let path):
+            let data = try ImageDecoder.read(path: path, limits: settings.limits)
+            image = try ImageDecoder.decode(data, path: path, limits: settings.limits, applyOrientation: settings.applyOrientation)
+        case .bytes(let data):
+            image = try ImageDecoder.decode(data, limits: settings.limits, applyOrientation: settings.applyOrientation)
+        }
+        var (detection, result) = try check(image, with: detector)
+        (detection.imageWidth, detection.imageHeight) = (image.width, image.height)
+        return (detection, result)
+    }
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import ClipDetect
+import Foundation
+
+extension Calibrator.Method: ExpressibleByArgument {}
+
+struct CalibrateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "calibrate", abstract: "Fit a head's threshold, probability and uncertain band to your own images.",
+        discussion: """
+            With real images only: the threshold at --target-fpr (default 0.01) on them, with a 95% interval for the
+            rate achieved. With real and synthetic images: also a probability map (--method, default platt), with
+            reliability before and after, and optionally a band where the verdict is `uncertain`. The weights are
+            not changed; the new head records how many images it was calibrated on and a hash of them.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "The head to calibrate.") var head: String
+    @Option(help: "Real images from your own source: a folder, a CSV with a filename column, or a text list (repeatable).") var real: [String] = []
+    @Option(help: "Synthetic images: a folder, a CSV or a text list (repeatable).") var fake: [String] = []
+    @Option(help: "Set the threshold so that at most this share of the real images is called synthetic.") var targetFpr: Double?
+    @Option(help: "platt or isotonic (needs --fake).") var method: Calibrator.Method?
+    @Option(help: ArgumentHelp("Uncertain where P(synthetic) is strictly between LOW and HIGH.", valueName: "low,high")) var band: String?
+    @Option(help: "Uncertain where either verdict would be wrong more often than this on the images (needs --fake).") var bandError: Double?
+    @Option(help: "Confidence of the false-positive rate's interval.") var confidence = 0.95
+    @Option(help: "Images per forward pass.") var batch = 8
+    @Option(name: [.customShort("o"), .long], help: "Output head (.safetensors).") var output: String
+
+    func validate() throws {
+        if real.isEmpty { throw ValidationError("give --real: images from your own source") }
+        if let targetFpr, !(targetFpr >= 0 && targetFpr < 1) { throw ValidationError("--target-fpr takes a rate in [0, 1)") }
+        if band != nil && bandError != nil { throw ValidationError("give --band or --band-error, not both") }
+        if fake.isEmpty && (method != nil || bandError != nil) { throw ValidationError("--method and --band-error need --fake images") }
+        if !(confidence > 0 && confidence < 1) { throw ValidationError("--confidence takes a level in (0, 1)") }
+        _ = try VerdictOptions.parse(band)
+        try checkWritable(output)
+    }
+
+    var options: Calibrator.Options {
+        get throws {
+            var options = Calibrator.Options(method: method, targetFPR: targetFpr, confidence: confidence)
+            if let band = try VerdictOptions.parse(band) { options.band = .probabilities(low: band.low, high: band.high) }
+            if let bandError { options.band = .errorRate(bandError) }
+            // Nothing asked: a threshold from real images alone, a probability when there are fakes.
+            if options.method == nil && options.targetFPR == nil && options.band == nil {
+                if fake.isEmpty { options.targetFPR = 0.01 } else { options.method = .platt }
+            }
+            return options
+        }
+    }
+
+    func run() throws {
+        let options = try self.options
+        let detector = try modelOptions.loadDetector(heads: [head], configuration: Detector.Configuration(batchSize: batch))
+        let images = try Inputs.labeled(csv: nil, real: real, fake: fake)
+        let progress = Progress(total: images.count)
+        let data = CalibrationData.score(images, with: detector) { count in
+            while progress.done < count { progress.advance() }
+        }
+        progress.finish()
+        for failure in data.failures { printError("skipped \(failure.name): \(failure.error)") }
+        print("scored \(data.realScores.count) real and \(data.fakeScores.count) synthetic images with \(detector.heads[0].metadata.name)")
+        let (calibrated, report) = try Calibrator.calibrate(detector.heads[0], realScores: data.realScores, fakeScores: data.fakeScores,
+                                                            options: options, set: data.record())
+        if let point = report.operatingPoint { print(point.summary) }
+        if let calibration = calibrated.metadata.calibration { print("probability: \(calibration.summary)") }
+        for (title, reliability) in [("before", report.before), ("after (on these images)", report.after),
+                                     ("after (5-fold cross-validated: expect this on new images)", report.crossValidated)] {
+            guard let reliability else { continue }
+            print(String(format: "reliability %@: ECE %.4f, NLL %.4f, Brier %.4f", title, reliability.ece, reliability.nll, reliability.brier))
+        }
+        if let after = report.after {
+            print("  P(synthetic)    images  mean predicted  share synthetic")
+            for bin in after.bins where bin.count > 0 {
+                print(String(format: "  %.1f–%.1f  %11d  %14.3f  %15.3f", bin.low, bin.high, bin.count, bin.predicted, bin.observed))
+            }
+        }
+        if let band = report.band {
+            print(String(format: "uncertain band: %@ in (%.6g, %.6g)", band.scale == .probability ? "P(synthetic)" : "score", band.low, band.high))
+        }
+        if let coverage = report.coverage {
+            print(String(format: "coverage %.1f%% of these images decided", 100 * coverage)
+                  + (report.coveredAccuracy.map { String(format: ", %.1f%% of those right", 100 * $0) } ?? ""))
+        }
+        for note in report.notes { printError("note: \(note)") }
+        try calibrated.write(to: output)
+        print("wrote \(output)")
+    }
+}
