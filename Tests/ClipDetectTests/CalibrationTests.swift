@@ -1,0 +1,239 @@
+import Foundation
+import Testing
+@testable import ClipDetect
+
+/// Calibration against scikit-learn and scipy (tools/fixtures/make_calibration_fixtures.py), and
+/// `calibrate`, the verdict column and `--stability` end to end.
+@Suite struct CalibrationTests {
+    struct Cases: Decodable {
+        struct Isotonic: Decodable { let name: String; let scores: [Double]; let labels: [Int]; let x, y, queries, predictions: [Double] }
+        struct Platt: Decodable { let name: String; let scores: [Double]; let labels: [Int]; let a, b: Double }
+        struct Interval: Decodable { let k, n: Int; let confidence, lower, upper: Double }
+        let isotonic: [Isotonic]
+        let platt: [Platt]
+        let intervals: [Interval]
+    }
+
+    static let cases = try! JSONDecoder().decode(Cases.self, from: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("calibration", "cases.json"))))
+
+    @Test func isotonicEqualsScikitLearn() throws {
+        for c in Self.cases.isotonic {
+            let map = try IsotonicRegression.fit(scores: c.scores, labels: c.labels.map { $0 == 1 })
+            // The same knots (scikit-learn's X_thresholds_, y_thresholds_), to the last bit or nearly.
+            #expect(map.x.count == c.x.count, "\(c.name): \(map.x.count) knots, scikit-learn \(c.x.count)")
+            guard map.x.count == c.x.count else { continue }
+            #expect(zip(map.x, c.x).allSatisfy { $0 == $1 }, "\(c.name)")
+            #expect(zip(map.y, c.y).allSatisfy { abs($0 - $1) <= 1e-15 }, "\(c.name)")
+            let worst = zip(c.queries.map(map.predict), c.predictions).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst <= 1e-15, "\(c.name): predictions differ by \(worst)")
+            try Head.Calibration.isotonic(map).validate()
+        }
+    }
+
+    @Test func plattThroughTheCalibratorEqualsScikitLearn() throws {
+        for c in Self.cases.platt {
+            let fitted = try Calibrator.fit(.platt, scores: c.scores, labels: c.labels.map { $0 == 1 })
+            guard case .platt(let a, let b) = fitted else { Issue.record("not Platt"); continue }
+            // scikit-learn stops L-BFGS at gtol 1e-6; ours is Newton's optimum of the same loss.
+            #expect(abs(a - c.a) <= 1e-5 * max(1, abs(c.a)) && abs(b - c.b) <= 1e-5 * max(1, abs(c.b)), "\(c.name): \(a), \(b) vs \(c.a), \(c.b)")
+        }
+    }
+
+    @Test func clopperPearsonEqualsScipy() {
+        for c in Self.cases.intervals {
+            let interval = BinomialInterval(successes: c.k, trials: c.n, confidence: c.confidence)
+            #expect(abs(interval.lower - c.lower) <= 1e-10 * max(c.lower, 1e-6), "\(c.k)/\(c.n) lower \(interval.lower) vs \(c.lower)")
+            #expect(abs(interval.upper - c.upper) <= 1e-10 * max(c.upper, 1e-6), "\(c.k)/\(c.n) upper \(interval.upper) vs \(c.upper)")
+        }
+    }
+
+    @Test func theThresholdKeepsTheFalsePositiveRateAndSaysWhatFewImagesCannotCertify() throws {
+        var generator = SeededGenerator(seed: 9)
+        let reals = (0..<200).map { _ in Double.random(in: -3...1, using: &generator) }
+        for target in [0.0, 0.01, 0.05, 0.2] {
+            let point = try OperatingPoint.choose(realScores: reals, targetFPR: target)
+            let above = reals.filter { $0 > point.threshold }.count
+            #expect(above == point.falsePositives.successes && above <= Int(target * 200))
+            #expect(above == Int(target * 200), "distinct scores: the budget is used exactly")
+            #expect(reals.contains(point.threshold))
+        }
+        // Ties at the threshold stay real.
+        let tied = try OperatingPoint.choose(realScores: [1, 1, 1, 1, 0], targetFPR: 0.5)
+        #expect(tied.falsePositives.successes == 0 && tied.threshold == 1)
+        // 50 images cannot certify 0.1%: the summary says how many would.
+        let few = try OperatingPoint.choose(realScores: Array(reals.prefix(50)), targetFPR: 0.001)
+        #expect(few.falsePositives.upper > 0.05)
+        #expect(few.summary.contains("cannot certify") && few.summary.contains("\(OperatingPoint.imagesNeeded(toCertify: 0.001))"))
+        #expect(OperatingPoint.imagesNeeded(toCertify: 0.01) == 368)  // ln(0.025) / ln(0.99) = 367.03
+        #expect(throws: CalibrationError.self) { try OperatingPoint.choose(realScores: [], targetFPR: 0.01) }
+        #expect(throws: CalibrationError.self) { try OperatingPoint.choose(realScores: [1, .nan], targetFPR: 0.01) }
+    }
+
+    @Test func aBandFromErrorRatesBoundsBothErrorsOutsideIt() throws {
+        var generator = SeededGenerator(seed: 4)
+        let reals = (0..<400).map { _ in Double.random(in: -3...1.5, using: &generator) }
+        let fakes = (0..<300).map { _ in Double.random(in: -1...3, using: &generator) }
+        let band = try UncertaintyBand.fromErrorRates(realScores: reals, fakeScores: fakes, maxError: 0.05)
+        #expect(band.scale == .score && band.low < band.high)
+        #expect(Double(reals.filter { $0 > band.high }.count) <= 0.05 * 400)
+        #expect(Double(fakes.filter { $0 < band.low }.count) <= 0.05 * 300)
+        let rule = DecisionRule(threshold: band.high, band: band)
+        #expect(rule.verdict(band.high + 0.01) == .synthetic && rule.verdict(band.low - 0.01) == .real)
+        #expect(rule.verdict((band.low + band.high) / 2) == .uncertain)
+        // Separated classes: no uncertain scores left.
+        let apart = try UncertaintyBand.fromErrorRates(realScores: [-2, -1.5, -1], fakeScores: [1, 2, 3], maxError: 0.1)
+        #expect(apart.low == apart.high)
+        #expect(throws: CalibrationError.self) { try UncertaintyBand.fromErrorRates(realScores: reals, fakeScores: fakes, maxError: 0.6) }
+    }
+
+    @Test func theCalibratorFitsReportsAndRecordsItsSet() throws {
+        var generator = SeededGenerator(seed: 5)
+        let reals = (0..<120).map { _ in Double.random(in: -4...1, using: &generator) }
+        let fakes = (0..<80).map { _ in Double.random(in: -1...4, using: &generator) }
+        let head = Head(weights: [1], bias: 0, metadata: Head.Metadata(
+            name: "h", feature: Head.Feature(architecture: "a", fingerprint: nil, backbone: nil, kind: .pooled, normalized: true, width: 1),
+            threshold: 3))
+        let set = CalibrationSet(reals: 120, fakes: 80, hash: String(repeating: "ab", count: 32), date: "2026-12-02T00:00:00Z")
+        let options = Calibrator.Options(method: .isotonic, band: .probabilities(low: 0.25, high: 0.75))
+        let (calibrated, report) = try Calibrator.calibrate(head, realScores: reals, fakeScores: fakes, options: options, set: set)
+        guard case .isotonic = calibrated.metadata.calibration else { Issue.record("no isotonic map"); return }
+        #expect(calibrated.metadata.threshold == nil && report.notes.contains { $0.contains("threshold was dropped") })
+        #expect(calibrated.metadata.calibrationSet?.method == "isotonic" && calibrated.metadata.calibrationSet?.reals == 120)
+        #expect(calibrated.weights == head.weights && calibrated.bias == head.bias)
+        let (before, after) = (try #require(report.before), try #require(report.after))
+        #expect(after.ece < before.ece && after.nll < before.nll)
+        #expect(report.crossValidated != nil)
+        #expect(after.bins.reduce(0) { $0 + $1.count } == 200)
+        let coverage = try #require(report.coverage)
+        let scores = reals + fakes
+        let expected = Double(scores.filter { calibrated.decision.verdict($0) != .uncertain }.count) / 200
+        #expect(coverage == expected && coverage < 1)
+        // Written and read back with its map, band and record; a file of the old form reads as Platt.
+        let path = try Fixtures.temporaryDirectory().appendingPathComponent("h.safetensors").path
+        try calibrated.write(to: path)
+        #expect(try Head.read(path).metadata == calibrated.metadata)
+        let legacy = try JSONDecoder().decode(Head.Calibration.self, from: Data(#"{"a": 2, "b": -1}"#.utf8))
+        #expect(legacy == .platt(a: 2, b: -1))
+        #expect(throws: CalibrationError.self) {
+            try Calibrator.calibrate(head, realScores: reals, fakeScores: [], options: Calibrator.Options(method: .platt), set: set)
+        }
+    }
+
+    @Test func malformedMapsAndBandsAreRefused() {
+        let bad: [Head.Calibration] = [.isotonic(IsotonicRegression(x: [0, 0], y: [0, 1])), .isotonic(IsotonicRegression(x: [0, 1], y: [0.8, 0.2])),
+                                       .isotonic(IsotonicRegression(x: [0, 1], y: [0, 1.5])), .isotonic(IsotonicRegression(x: [], y: [])),
+                                       .isotonic(IsotonicRegression(x: [0, .nan], y: [0, 1])), .platt(a: -1, b: 0)]
+        for calibration in bad { #expect(throws: CalibrationError.self) { try calibration.validate() } }
+        for band in [UncertaintyBand(scale: .probability, low: 0.8, high: 0.2), UncertaintyBand(scale: .probability, low: -0.1, high: 0.5),
+                     UncertaintyBand(scale: .score, low: .nan, high: 1)] {
+            #expect(throws: CalibrationError.self) { try band.validate() }
+        }
+    }
+
+    @Test func fusionOfProbabilitiesTakesEachHeadsCalibratedLogit() throws {
+        let encoder = try ImageEncoder(path: DetectTests.backbone)
+        var a = try Head.importReference(checkpoint: DetectTests.reference, config: nil, name: "a", backbone: encoder)
+        var b = a
+        b.metadata.name = "b"
+        a.metadata.calibration = .platt(a: 0.5, b: 1)
+        b.metadata.calibration = .isotonic(IsotonicRegression(x: [-1, 1], y: [0.1, 0.9]))
+        let feature = (0..<a.weights.count).map { Float($0 % 7) / 10 }
+        let raw = [a.score(feature), b.score(feature)]
+        let calibratedLogits = [a.decision.logit(raw[0]), b.decision.logit(raw[1])]
+        for fusion in Fusion.allCases {
+            let detector = try Detector(encoder: encoder, heads: [a, b], configuration: Detector.Configuration(fusion: fusion))
+            let fused = try #require(detector.detect(feature: feature).fused)
+            let expected = [.meanProb, .softOrProb].contains(fusion) ? fusion.fuse(calibratedLogits) : fusion.fuse(raw)
+            #expect(fused == expected, "\(fusion)")
+        }
+    }
+}
+
+/// `calibrate`, `detect`'s verdict and `--stability` as a user runs them.
+@Suite struct CalibrateCommandTests {
+    let cli = CommandLineTests()
+    static let reals = ["jpeg_420.jpg", "png_rgba.png", "webp_lossy.webp", "photo_rocket.jpg", "size_33x17.png", "cjpeg_gray.jpg",
+                        "bmp_rgb.bmp", "cjpeg_progressive.jpg"].map { Fixtures.path("images", $0) }
+
+    func list(_ paths: [String], in folder: URL, name: String) throws -> String {
+        let path = folder.appendingPathComponent(name).path
+        try paths.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func realImagesAloneSetTheThresholdAndTheHeadRecordsThem() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let head = try DetectCommandTests().headFile(in: folder)
+        let out = folder.appendingPathComponent("calibrated.safetensors").path
+        let reals = try list(Self.reals, in: folder, name: "reals.txt")
+        let run = try cli.run(["calibrate", "--model", DetectTests.backbone, "--head", head, "--real", reals, "--target-fpr", "0.25", "-o", out])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("of 8 real images above it") && run.stdout.contains("cannot certify"), "\(run.stdout)")
+        let calibrated = try Head.read(out)
+        let record = try #require(calibrated.metadata.calibrationSet)
+        #expect(record.reals == 8 && record.fakes == 0 && record.targetFPR == 0.25 && record.hash.count == 64)
+        // The same images in another order give the same hash.
+        let again = folder.appendingPathComponent("again.safetensors").path
+        let reversed = try list(Self.reals.reversed(), in: folder, name: "reversed.txt")
+        #expect(try cli.run(["calibrate", "--model", DetectTests.backbone, "--head", head, "--real", reversed, "--target-fpr", "0.25", "-o", again]).status == 0)
+        #expect(try Head.read(again).metadata.calibrationSet?.hash == record.hash)
+        // detect reads the threshold: at most 2 of the 8 are synthetic.
+        let detected = try cli.run(["detect", "--model", DetectTests.backbone, "--head", out, "--format", "jsonl"] + Self.reals)
+        let rows = detected.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(rows.count == 8 && rows.filter { $0["label"] as? String == "synthetic" }.count <= 2)
+        #expect(rows.allSatisfy { $0["verdict"] as? String == $0["label"] as? String })
+    }
+
+    @Test func aBandMakesUncertainVerdictsWhereTheProbabilityIsInside() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let head = try DetectCommandTests().headFile(in: folder)
+        let out = folder.appendingPathComponent("calibrated.safetensors").path
+        // Labels the tiny head half separates (it has never seen real or synthetic images).
+        let realImages = ["gif_transparent.gif", "bmp_palette.bmp", "png_palette.png", "png_gray16.png", "jpeg_444.jpg", "jpeg_420.jpg",
+                          "cjpeg_440.jpg", "size_2x500.png"].map { Fixtures.path("images", $0) }
+        let fakeImages = ["cjpeg_smooth.jpg", "size_700x3.png", "png_rgba.png", "bmp_gray.bmp", "webp_lossy.webp", "photo_rocket.jpg",
+                          "jpeg_422.jpg", "tiff_rgba.tif"].map { Fixtures.path("images", $0) }
+        let reals = try list(realImages, in: folder, name: "reals.txt"), fakes = try list(fakeImages, in: folder, name: "fakes.txt")
+        let run = try cli.run(["calibrate", "--model", DetectTests.backbone, "--head", head, "--real", reals, "--fake", fakes,
+                               "--method", "platt", "--band", "0.3,0.7", "-o", out])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("reliability before") && run.stdout.contains("reliability after") && run.stdout.contains("coverage"))
+        let detected = try cli.run(["detect", "--model", DetectTests.backbone, "--head", out, "--format", "jsonl"] + realImages + fakeImages)
+        let rows = detected.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(rows.count == 16)
+        #expect(Set(rows.compactMap { $0["verdict"] as? String }).count == 3, "expected every verdict among these images: \(rows)")
+        for row in rows {
+            let p = try #require(row["probability"] as? Double)
+            #expect((row["verdict"] as? String == "uncertain") == (p > 0.3 && p < 0.7), "\(row)")
+        }
+        // --band on the command line replaces the head's: (0, 1) leaves every verdict uncertain.
+        let all = try cli.run(["detect", "--model", DetectTests.backbone, "--head", out, "--band", "0,1", "--format", "jsonl"] + Self.reals)
+        #expect(all.stdout.split(separator: "\n").allSatisfy { $0.contains(#""verdict":"uncertain""#) })
+        #expect(try cli.run(["detect", "--model", DetectTests.backbone, "--head", out, "--band", "0.9,0.1"] + Self.reals).status != 0)
+        #expect(try cli.run(["calibrate", "--model", DetectTests.backbone, "--head", head, "--real", reals, "--method", "isotonic", "-o", out]).status != 0)
+    }
+
+    @Test func stabilityDrawsAreSeededBatchedAndIndependentOfPosition() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let head = try DetectCommandTests().headFile(in: folder)
+        let images = Array(Self.reals.prefix(3))
+        func rows(_ paths: [String]) throws -> [String: [String: Any]] {
+            let run = try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "--stability", "4", "--format", "jsonl"] + paths)
+            #expect(run.status == 0, "\(run.stderr)")
+            let objects = run.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            return Dictionary(uniqueKeysWithValues: objects.map { ($0["filename"] as! String, $0) })
+        }
+        let first = try rows(images), reordered = try rows(images.reversed())
+        for path in images {
+            let row = try #require(first[path])
+            let agreement = try #require(row["agreement"] as? Double)
+            #expect([0, 0.25, 0.5, 0.75, 1].contains(agreement))
+            let (low, mid, high) = (row["score_min"] as! Double, row["score_median"] as! Double, row["score_max"] as! Double)
+            #expect(low <= mid && mid <= high)
+            #expect((row["stability"] as? String) == (agreement == 1 ? "stable" : "unstable"))
+            // The clean score is the one detect gives without draws.
+            #expect(NSDictionary(dictionary: row).isEqual(to: try #require(reordered[path])), "draws depend on the position")
+        }
+        #expect(try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "--stability", "0"] + images).status != 0)
+    }
+}
