@@ -20,10 +20,13 @@ struct ImageVerdict: Encodable {
     var width: Int?
     var height: Int?
     var error: ErrorBody?
+    /// With `?stability=N`: how often the verdict held under re-sharing draws.
+    var stability: StabilityCheck.Result?
 
-    init(index: Int, name: String?, result: Result<Detection, Error>, detector: Detector) {
+    init(index: Int, name: String?, result: Result<Detection, Error>, detector: Detector, stability: StabilityCheck.Result? = nil) {
         self.index = index
         self.name = name
+        self.stability = stability
         switch result {
         case .success(let detection) where detection.scores.allSatisfy(\.isFinite) && detection.score.isFinite:
             ai_generated = detection.probability

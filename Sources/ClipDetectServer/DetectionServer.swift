@@ -106,11 +106,31 @@ public struct DetectionServer: Sendable {
         guard images.count <= configuration.maxImagesPerRequest else {
             return Self.error(.badRequest, .tooLarge, "\(images.count) images in one request; the limit is \(configuration.maxImagesPerRequest)")
         }
-        let ticket = await scheduler.ticket(), sources = images.map { ImageSource.bytes($0.data) }, deadline = configuration.deadline
-        let results: [Result<Detection, Error>]
+        let check: StabilityCheck?
+        switch stabilityCheck(request, images: images.count) {
+        case .success(let value): check = value
+        case .failure(let refusal): return refusal.response
+        }
+        // With --stability, each image is decoded here and sent with its draws: one request, one batch.
+        var sources: [ImageSource] = [], spans: [(start: Int, failedDraws: Int)?] = [], decodeErrors: [Int: Error] = [:]
+        for (index, image) in images.enumerated() {
+            guard let check else { sources.append(.bytes(image.data)); spans.append((sources.count - 1, 0)); continue }
+            let settings = detector.extractor.settings
+            do {
+                let decoded = try ImageDecoder.decode(image.data, limits: settings.limits, applyOrientation: settings.applyOrientation)
+                let (draws, failed) = check.draws(of: decoded, maxPixels: settings.limits.maxPixels)
+                spans.append((sources.count, failed))
+                sources += [.decoded(decoded)] + draws
+            } catch {
+                decodeErrors[index] = error
+                spans.append(nil)
+            }
+        }
+        let ticket = await scheduler.ticket(), deadline = configuration.deadline, batch = sources
+        let scored: [Result<Detection, Error>]
         do {
-            results = try await withThrowingTaskGroup(of: [Result<Detection, Error>]?.self) { group in
-                group.addTask { try await scheduler.detect(sources, ticket: ticket) }
+            scored = batch.isEmpty ? [] : try await withThrowingTaskGroup(of: [Result<Detection, Error>]?.self) { group in
+                group.addTask { try await scheduler.detect(batch, ticket: ticket) }
                 group.addTask {
                     try? await Task.sleep(for: deadline)
                     await scheduler.expire(ticket)
@@ -129,11 +149,51 @@ public struct DetectionServer: Sendable {
         } catch BatchScheduler.Refusal.shuttingDown {
             return Self.error(.serviceUnavailable, .unreadable, "the service is shutting down")
         }
-        if results.contains(where: { if case .failure(let error) = $0 { error is BatchScheduler.DeadlineExceeded } else { false } }) {
+        if scored.contains(where: { if case .failure(let error) = $0 { error is BatchScheduler.DeadlineExceeded } else { false } }) {
             return Self.error(.serviceUnavailable, .tooLarge, "the verdicts were not ready within \(configuration.deadline)")
         }
-        let verdicts = zip(images, results).enumerated().map { index, pair in ImageVerdict(index: index, name: pair.0.name, result: pair.1, detector: detector) }
+        var results: [Result<Detection, Error>] = [], stabilities: [StabilityCheck.Result?] = []
+        for (index, span) in spans.enumerated() {
+            guard let span else { results.append(.failure(decodeErrors[index]!)); stabilities.append(nil); continue }
+            results.append(scored[span.start])
+            if let check, case .success(let clean) = scored[span.start] {
+                let draws = Array(scored[(span.start + 1)..<(span.start + 1 + check.draws - span.failedDraws)])
+                stabilities.append(try? check.summary(clean: clean, draws: draws, failedDraws: span.failedDraws))
+            } else {
+                stabilities.append(nil)
+            }
+        }
+        let verdicts = zip(images, results).enumerated().map { index, pair in
+            ImageVerdict(index: index, name: pair.0.name, result: pair.1, detector: detector, stability: stabilities[index])
+        }
         return Self.encoded(DetectResponse(model: modelName, images: verdicts))
+    }
+
+    struct Refusal: Error { let response: Response }
+
+    /// `?stability=N[&chain=reshare|social|paper]`: named chains only, so a client cannot ask for
+    /// an operation of its own; N draws per image must fit in the queue.
+    func stabilityCheck(_ request: Request, images: Int) -> Result<StabilityCheck?, Refusal> {
+        let query = request.uri.queryParameters
+        guard let text = query["stability"].map(String.init) else {
+            if query["chain"] != nil { return .failure(Refusal(response: Self.error(.badRequest, .invalidInput, "chain= needs stability=N"))) }
+            return .success(nil)
+        }
+        guard let draws = Int(text), draws >= 1, draws <= configuration.maxStabilityDraws else {
+            return .failure(Refusal(response: Self.error(.badRequest, .invalidInput,
+                configuration.maxStabilityDraws == 0 ? "this server does not run stability checks"
+                    : "stability takes 1…\(configuration.maxStabilityDraws) draws, not \(text)")))
+        }
+        let name = query["chain"].map(String.init) ?? "reshare"
+        guard ImpairmentChain.named[name] != nil, let chain = try? ImpairmentChain(condition: name) else {
+            return .failure(Refusal(response: Self.error(.badRequest, .invalidInput,
+                "chain takes \(ImpairmentChain.named.keys.sorted().joined(separator: ", "))")))
+        }
+        guard images * (draws + 1) <= configuration.maxQueuedImages else {
+            return .failure(Refusal(response: Self.error(.badRequest, .tooLarge,
+                "\(images) images × \(draws + 1) passes is more than the queue holds (\(configuration.maxQueuedImages)): send fewer images or draws")))
+        }
+        return .success(try? StabilityCheck(draws: draws, chain: chain))
     }
 
     static func isRawImage(_ contentType: String) -> Bool {

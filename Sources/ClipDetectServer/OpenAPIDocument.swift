@@ -28,7 +28,11 @@ enum OpenAPIDocument {
                                           "fused": {"type": "number"},
                                           "width": {"type": "integer", "minimum": 1},
                                           "height": {"type": "integer", "minimum": 1},
-                                          "error": {"$ref": "#/components/schemas/Error"}}},
+                                          "error": {"$ref": "#/components/schemas/Error"},
+                                          "stability": {"type": "object", "required": ["agreement", "minScore", "medianScore", "maxScore", "isStable", "failedDraws"],
+                                                        "properties": {"agreement": {"type": "number", "minimum": 0, "maximum": 1},
+                                                                       "minScore": {"type": "number"}, "medianScore": {"type": "number"}, "maxScore": {"type": "number"},
+                                                                       "isStable": {"type": "boolean"}, "failedDraws": {"type": "integer", "minimum": 0}}}}},
           "DetectResponse": {"type": "object", "required": ["model", "images"],
                              "properties": {"model": {"type": "string"}, "images": {"type": "array", "items": {"$ref": "#/components/schemas/ImageVerdict"}}}},
           "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
@@ -43,6 +47,12 @@ enum OpenAPIDocument {
             "summary": "Verdicts on one or many images",
             "description": "At most \#(configuration.maxImagesPerRequest) images and \#(configuration.maxBodyBytes) bytes in one request, \#(configuration.limits.maxPixels) pixels in one image.",
             "security": [{}, {"bearer": []}],
+            "parameters": [
+              {"name": "stability", "in": "query", "required": false,
+               "description": "Re-score each image under this many seeded draws of the chain and report how often the verdict holds (one more forward pass per draw and image).",
+               "schema": {"type": "integer", "minimum": 1, "maximum": \#(max(configuration.maxStabilityDraws, 1))}},
+              {"name": "chain", "in": "query", "required": false, "description": "The chain the stability draws come from (with stability only).",
+               "schema": {"type": "string", "enum": ["reshare", "social", "paper"], "default": "reshare"}}],
             "requestBody": {"required": true, "content": {
               "multipart/form-data": {"schema": {"type": "object", "required": ["media"],
                                                  "properties": {"media": {"type": "array", "minItems": 1, "maxItems": \#(configuration.maxImagesPerRequest),

@@ -24,11 +24,13 @@ public struct ServerConfiguration: Sendable {
     public var corsOrigins: [String]
     /// Turn images upright by their EXIF orientation first (the reference does not).
     public var applyOrientation: Bool
+    /// Most draws `?stability=N` may ask for (each is one more forward pass per image); 0: refused.
+    public var maxStabilityDraws: Int
 
     public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 64 << 20, maxImagesPerRequest: Int = 16,
                 limits: DecodeLimits = DecodeLimits(), maxQueuedImages: Int = 64, maxBatch: Int = 8,
                 maxWait: Duration = .milliseconds(20), deadline: Duration = .seconds(120), apiKeys: [String] = [],
-                corsOrigins: [String] = [], applyOrientation: Bool = false) {
+                corsOrigins: [String] = [], applyOrientation: Bool = false, maxStabilityDraws: Int = 16) {
         self.host = host
         self.port = port
         self.maxBodyBytes = maxBodyBytes
@@ -41,6 +43,7 @@ public struct ServerConfiguration: Sendable {
         self.apiKeys = apiKeys
         self.corsOrigins = corsOrigins
         self.applyOrientation = applyOrientation
+        self.maxStabilityDraws = max(0, maxStabilityDraws)
     }
 
     /// Keys from a file (one per line; blank lines and `#` comments skipped).

@@ -31,6 +31,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Environment variable holding one API key (added to --api-keys).") var apiKeyEnv: String?
     @Option(help: "An origin allowed by CORS (repeatable); none by default.") var corsOrigin: [String] = []
     @Flag(help: "Apply EXIF orientation first (the reference does not).") var exifOrientation = false
+    @Option(help: "Most draws a request may ask for with ?stability=N (0: none).") var maxStability = 16
 
     func validate() throws {
         guard (0...65_535).contains(port) else { throw ValidationError("--port takes 0…65535") }
@@ -38,6 +39,7 @@ struct ServeCommand: AsyncParsableCommand {
                               ("--max-queue", maxQueue), ("--max-batch", maxBatch)] where value < 1 {
             throw ValidationError("\(name) must be at least 1")
         }
+        guard (0...StabilityCheck.maxDraws).contains(maxStability) else { throw ValidationError("--max-stability takes 0…\(StabilityCheck.maxDraws)") }
         guard maxWaitMs >= 0, maxWaitMs <= 10_000 else { throw ValidationError("--max-wait-ms takes 0…10000") }
         guard deadline.isFinite, deadline > 0, deadline <= 86_400 else { throw ValidationError("--deadline takes seconds in (0, 86400]") }
         guard maxQueue >= maxImages else { throw ValidationError("--max-queue must hold at least one request (--max-images)") }
@@ -63,7 +65,7 @@ struct ServeCommand: AsyncParsableCommand {
             host: host, port: port, maxBodyBytes: maxBodyBytes, maxImagesPerRequest: maxImages,
             limits: DecodeLimits(maxPixels: maxPixels, maxBytes: maxBodyBytes), maxQueuedImages: maxQueue, maxBatch: maxBatch,
             maxWait: .milliseconds(maxWaitMs), deadline: .milliseconds(Int(deadline * 1000)), apiKeys: keys,
-            corsOrigins: corsOrigin, applyOrientation: exifOrientation)
+            corsOrigins: corsOrigin, applyOrientation: exifOrientation, maxStabilityDraws: maxStability)
         // Clients see the named model, or the checkpoint's file name: never the server's folders.
         let shown = ModelResolution.isPath(model.name) ? URL(fileURLWithPath: model.name).lastPathComponent : model.name
         let server = DetectionServer(detector: detector, modelName: shown, configuration: configuration, logger: logger)

@@ -206,4 +206,32 @@ import Testing
             #expect(metrics.text.contains("clipdetect_images_scored_total 9"), "\(metrics.text)")
         }
     }
+
+    /// `?stability=N` gives what the library's check gives, and hostile values are refused.
+    @Test func stabilityDrawsMatchTheLibraryAndAreBounded() async throws {
+        let detector = try Self.detector()
+        let check = try StabilityCheck(draws: 3, chain: ImpairmentChain(condition: "reshare"))
+        let expected = try check.check(.file(Self.images[0]), with: detector).1
+        let jpeg = try Data(contentsOf: URL(fileURLWithPath: Self.images[0]))
+        try await Self.withServer(ServerConfiguration(port: 0, maxImagesPerRequest: 4, maxQueuedImages: 8, maxStabilityDraws: 4)) { base, client in
+            let response = try await Self.send(client, base + "/v1/detect?stability=3", method: .POST, headers: [("Content-Type", "image/jpeg")], body: jpeg)
+            #expect(response.status == 200, "\(response.text)")
+            let image = try #require((response.json?["images"] as? [[String: Any]])?.first)
+            let stability = try #require(image["stability"] as? [String: Any])
+            #expect(stability["agreement"] as? Double == expected.agreement)
+            #expect(abs((stability["medianScore"] as? Double ?? .nan) - expected.medianScore) <= 1e-5)
+            #expect(stability["isStable"] as? Bool == expected.isStable)
+            for (query, why) in [("stability=0", "1…4"), ("stability=5", "1…4"), ("stability=abc", "1…4"), ("stability=2&chain=evil", "chain takes"),
+                                 ("chain=social", "needs stability")] {
+                let refused = try await Self.send(client, base + "/v1/detect?" + query, method: .POST, headers: [("Content-Type", "image/jpeg")], body: jpeg)
+                #expect(refused.status == 400 && refused.text.contains(why), "\(query): \(refused.text)")
+            }
+            // 2 images × (4 + 1) passes do not fit a queue of 8: refused before any work.
+            let (type, body) = Self.form([("media", "a.jpg", jpeg), ("media", "b.jpg", jpeg)])
+            let many = try await Self.send(client, base + "/v1/detect?stability=4", method: .POST, headers: [("Content-Type", type)], body: body)
+            #expect(many.status == 400 && many.text.contains("queue"), "\(many.text)")
+            let bad = try await Self.send(client, base + "/v1/detect?stability=2", method: .POST, headers: [("Content-Type", "image/png")], body: Data("no".utf8))
+            #expect(bad.status == 200 && bad.text.contains("invalid_input"), "\(bad.text)")
+        }
+    }
 }

@@ -34,17 +34,25 @@ public struct StabilityCheck: Sendable, Equatable {
     /// The clean verdict and its stability, for an image already decoded. Draw j uses the chain's
     /// seed and j, so an image gets the same draws wherever it is in a list.
     public func check(_ image: RGBImage, with detector: Detector) throws -> (Detection, Result) {
-        var sources: [ImageSource] = [.decoded(image)]
-        var failed = 0
-        for j in 0..<draws {
-            do { sources.append(.decoded(try chain.apply(image, index: j, maxPixels: detector.extractor.settings.limits.maxPixels).0)) } catch {
-                failed += 1
-            }
-        }
-        let results = detector.detect(sources)
+        let (draws, failed) = self.draws(of: image, maxPixels: detector.extractor.settings.limits.maxPixels)
+        let results = detector.detect([.decoded(image)] + draws)
         let clean = try results[0].get()
-        let drawn = results.dropFirst().compactMap { try? $0.get() }
-        failed += results.count - 1 - drawn.count
+        return (clean, try summary(clean: clean, draws: Array(results.dropFirst()), failedDraws: failed))
+    }
+
+    /// The impaired copies to score (a front end may batch them with others), and how many could not be made.
+    public func draws(of image: RGBImage, maxPixels: Int) -> (sources: [ImageSource], failed: Int) {
+        var sources: [ImageSource] = [], failed = 0
+        for j in 0..<draws {
+            if let drawn = try? chain.apply(image, index: j, maxPixels: maxPixels).0 { sources.append(.decoded(drawn)) } else { failed += 1 }
+        }
+        return (sources, failed)
+    }
+
+    /// Agreement and score spread of the draws' verdicts against the clean one.
+    public func summary(clean: Detection, draws results: [Swift.Result<Detection, Error>], failedDraws: Int) throws -> Result {
+        let drawn = results.compactMap { try? $0.get() }
+        let failed = failedDraws + results.count - drawn.count
         guard !drawn.isEmpty else {
             throw CalibrationError.invalid("no draw of the stability chain could be scored (\(failed) failed)")
         }
@@ -52,8 +60,8 @@ public struct StabilityCheck: Sendable, Equatable {
         let n = scores.count
         let median = n % 2 == 1 ? scores[n / 2] : (scores[n / 2 - 1] + scores[n / 2]) / 2
         let agreement = Double(drawn.filter { $0.verdict == clean.verdict }.count) / Double(n)
-        return (clean, Result(agreement: agreement, minScore: scores[0], medianScore: median, maxScore: scores[n - 1],
-                              isStable: agreement >= minimumAgreement, failedDraws: failed))
+        return Result(agreement: agreement, minScore: scores[0], medianScore: median, maxScore: scores[n - 1],
+                      isStable: agreement >= minimumAgreement, failedDraws: failed)
     }
 
     /// The same for sources (files, bytes): decoded once with the detector's settings.
