@@ -11,11 +11,14 @@ struct CalibrateCommand: ParsableCommand {
             With real images only: the threshold at --target-fpr (default 0.01) on them, with a 95% interval for the
             rate achieved. With real and synthetic images: also a probability map (--method, default platt), with
             reliability before and after, and optionally a band where the verdict is `uncertain`. The weights are
-            not changed; the new head records how many images it was calibrated on and a hash of them.
+            not changed; the new head records how many images it was calibrated on and a hash of them. Several --head
+            files (or a head set) calibrate their fused score: the output is then a head set, which detect, eval and serve
+            read as one detector with that fusion.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "The head to calibrate.") var head: String
+    @Option(name: .customLong("head"), help: "The head to calibrate (repeat to calibrate the fused score of several).") var heads: [String] = []
+    @Option(help: "How several heads' scores are combined (default soft_or_prob, or the head set's).") var fusion: Fusion?
     @Option(help: "Real images from your own source: a folder, a CSV with a filename column, or a text list (repeatable).") var real: [String] = []
     @Option(help: "Synthetic images: a folder, a CSV or a text list (repeatable).") var fake: [String] = []
     @Option(help: "Set the threshold so that at most this share of the real images is called synthetic.") var targetFpr: Double?
@@ -27,6 +30,7 @@ struct CalibrateCommand: ParsableCommand {
     @Option(name: [.customShort("o"), .long], help: "Output head (.safetensors).") var output: String
 
     func validate() throws {
+        if heads.isEmpty { throw ValidationError("give --head: the head (or heads) to calibrate") }
         if real.isEmpty { throw ValidationError("give --real: images from your own source") }
         if let targetFpr, !(targetFpr >= 0 && targetFpr < 1) { throw ValidationError("--target-fpr takes a rate in [0, 1)") }
         if band != nil && bandError != nil { throw ValidationError("give --band or --band-error, not both") }
@@ -51,7 +55,8 @@ struct CalibrateCommand: ParsableCommand {
 
     func run() throws {
         let options = try self.options
-        let detector = try modelOptions.loadDetector(heads: [head], configuration: Detector.Configuration(batchSize: batch))
+        let detector = try modelOptions.loadDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(batchSize: batch))
+        let fused = detector.heads.count > 1
         let images = try Inputs.labeled(csv: nil, real: real, fake: fake)
         let progress = Progress(total: images.count)
         let data = CalibrationData.score(images, with: detector) { count in
@@ -59,11 +64,23 @@ struct CalibrateCommand: ParsableCommand {
         }
         progress.finish()
         for failure in data.failures { printError("skipped \(failure.name): \(failure.error)") }
-        print("scored \(data.realScores.count) real and \(data.fakeScores.count) synthetic images with \(detector.heads[0].metadata.name)")
-        let (calibrated, report) = try Calibrator.calibrate(detector.heads[0], realScores: data.realScores, fakeScores: data.fakeScores,
+        let detectorName = fused ? "\(detector.fusion.rawValue) of \(detector.heads.map(\.metadata.name).joined(separator: ", "))" : detector.heads[0].metadata.name
+        print("scored \(data.realScores.count) real and \(data.fakeScores.count) synthetic images with \(detectorName)")
+        let write: () throws -> Void, rule: DecisionRule, report: Calibrator.Report
+        if fused {
+            (rule, report) = try Calibrator.calibrate(rule: detector.decision, realScores: data.realScores, fakeScores: data.fakeScores, options: options)
+            let set = HeadSet(heads: detector.heads, fusion: detector.fusion, decision: rule,
+                              calibrationSet: Calibrator.record(data.record(), options))
+            write = { try set.write(to: output) }
+        } else {
+            let calibrated: Head
+            (calibrated, report) = try Calibrator.calibrate(detector.heads[0], realScores: data.realScores, fakeScores: data.fakeScores,
                                                             options: options, set: data.record())
+            rule = calibrated.decision
+            write = { try calibrated.write(to: output) }
+        }
         if let point = report.operatingPoint { print(point.summary) }
-        if let calibration = calibrated.metadata.calibration { print("probability: \(calibration.summary)") }
+        if let calibration = rule.calibration { print("probability: \(calibration.summary)") }
         for (title, reliability) in [("before", report.before), ("after (on these images)", report.after),
                                      ("after (5-fold cross-validated: expect this on new images)", report.crossValidated)] {
             guard let reliability else { continue }
@@ -83,7 +100,7 @@ struct CalibrateCommand: ParsableCommand {
                   + (report.coveredAccuracy.map { String(format: ", %.1f%% of those right", 100 * $0) } ?? ""))
         }
         for note in report.notes { printError("note: \(note)") }
-        try calibrated.write(to: output)
-        print("wrote \(output)")
+        try write()
+        print("wrote \(output)" + (fused ? " (a head set: give it alone as --head)" : ""))
     }
 }

@@ -15,7 +15,7 @@ struct DetectCommand: ParsableCommand {
     @OptionGroup var verdictOptions: VerdictOptions
     @Option(name: .customLong("head"), help: "Head file (repeat for several detectors; their scores are fused). Default: the named model's head.")
     var heads: [String] = []
-    @Option(help: "How several heads' scores are combined.") var fusion: Fusion = .softOrProb
+    @Option(help: "How several heads' scores are combined (default soft_or_prob, or the head set's).") var fusion: Fusion?
     @Option(help: "A CSV with a filename column (paths relative to its folder, as the reference).") var csv: String?
     @Option(help: "csv (the reference's columns plus probability, label, verdict, error), jsonl or table.") var format: Format = .csv
     @Option(help: ArgumentHelp("Re-score each image under N seeded draws of --chain and report how often the verdict holds. Costs N extra forward passes per image.",
@@ -41,8 +41,8 @@ struct DetectCommand: ParsableCommand {
     func run() throws {
         if let output { try checkWritable(output) }
         let check = try stability.map { try StabilityCheck(draws: $0, chain: ImpairmentChain(condition: chain, seed: seed)) }
-        let detector = try modelOptions.loadDetector(heads: heads, configuration: Detector.Configuration(
-            fusion: fusion, batchSize: batch, applyOrientation: exifOrientation, cache: cacheOptions.open(), band: verdictOptions.parsedBand()))
+        let detector = try modelOptions.loadDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(
+            batchSize: batch, applyOrientation: exifOrientation, cache: cacheOptions.open(), band: verdictOptions.parsedBand()))
         var items = try Inputs.collect(inputs, csv: csv)
         let writer = try DetectionWriter(path: output, format: format, heads: detector.heads.map(\.metadata.name), append: resume,
                                          stability: check != nil)

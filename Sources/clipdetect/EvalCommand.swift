@@ -12,7 +12,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Scores from detect (or the reference's main.py); without it the listed images are scored here.") var scores: String?
     @OptionGroup var modelOptions: ModelOptions
     @Option(name: .customLong("head"), help: "Head file(s) (default: the named model's head).") var heads: [String] = []
-    @Option(help: "How several heads' scores are combined.") var fusion: Fusion = .softOrProb
+    @Option(help: "How several heads' scores are combined (default soft_or_prob, or the head set's).") var fusion: Fusion?
     @Option(help: "Also write the table as CSV.") var saveTab: String?
     @Option(help: "Also evaluate impaired copies (in memory): a named chain (paper, social) or operations and chains joined by +, e.g. 'resize:factor=0.5+jpeg:q=75' (repeatable; scores the images here).")
     var impair: [String] = []
@@ -74,7 +74,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     private func makeDetector() throws -> Detector {
-        try modelOptions.loadDetector(heads: heads, configuration: Detector.Configuration(fusion: fusion, cache: cacheOptions.open()))
+        try modelOptions.loadDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(cache: cacheOptions.open()))
     }
 
     private func scoreHere(_ detector: Detector, list: [LabeledImage], impairment: ImpairmentChain?) throws -> [ScoreColumn] {

@@ -24,20 +24,23 @@ struct ModelOptions: ParsableArguments {
 
     var hints: ModelHints { ModelHints(activation: activation, heads: attentionHeads) }
 
-    /// Reads the head files (once), then loads the model --model or they name.
-    func load(heads files: [String] = []) throws -> (model: ResolvedModel, heads: [Head]) {
-        let given = try files.map(Head.read)
+    /// Reads the head files (once: heads, or one head set), then loads the model --model or they name.
+    func load(heads files: [String] = []) throws -> (model: ResolvedModel, heads: HeadSelection) {
+        let given = try HeadSelection.read(files)
         var store = ModelStore(offline: offline)
         store.downloader.progress = downloadProgress()
         return try namingFlags {
-            (try ModelResolution.load(ModelResolution.modelName(explicit: explicitModel, heads: given), hints: hints, store: store, heads: given), given)
+            (try ModelResolution.load(ModelResolution.modelName(explicit: explicitModel, heads: given.heads), hints: hints, store: store,
+                                      heads: given.heads), given)
         }
     }
 
-    /// The model and the heads to score with: those given, else the named model's own.
-    func loadDetector(heads files: [String], configuration: Detector.Configuration) throws -> Detector {
+    /// The model and the heads to score with (those given, else the named model's own), with a
+    /// head set's fusion and fused rule; `fusion` is what the command line asked for, if anything.
+    func loadDetector(heads files: [String], fusion: Fusion? = nil, configuration: Detector.Configuration) throws -> Detector {
         let (model, given) = try load(heads: files)
-        return try Detector(encoder: model.encoder, heads: model.heads(given: given), configuration: configuration)
+        return try Detector(encoder: model.encoder, heads: model.heads(given: given.heads),
+                            configuration: given.configure(configuration, fusionGiven: fusion))
     }
 }
 

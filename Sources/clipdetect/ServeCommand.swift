@@ -17,7 +17,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var verdictOptions: VerdictOptions
     @Option(name: .customLong("head"), help: "Head file (repeat for several detectors; their scores are fused). Default: the named model's head.")
     var heads: [String] = []
-    @Option(help: "How several heads' scores are combined.") var fusion: Fusion = .softOrProb
+    @Option(help: "How several heads' scores are combined (default soft_or_prob, or the head set's).") var fusion: Fusion?
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port (0: any free port, printed at start).") var port = 8080
     @Option(help: "Largest request body, in bytes.") var maxBodyBytes = 64 << 20
@@ -60,7 +60,8 @@ struct ServeCommand: AsyncParsableCommand {
             keys.append(key)
         }
         let (model, given) = try modelOptions.load(heads: heads)
-        let detector = try Detector(encoder: model.encoder, heads: model.heads(given: given), configuration: Detector.Configuration(fusion: fusion, band: verdictOptions.parsedBand()))
+        let detector = try Detector(encoder: model.encoder, heads: model.heads(given: given.heads),
+                                    configuration: given.configure(Detector.Configuration(band: verdictOptions.parsedBand()), fusionGiven: fusion))
         let configuration = ServerConfiguration(
             host: host, port: port, maxBodyBytes: maxBodyBytes, maxImagesPerRequest: maxImages,
             limits: DecodeLimits(maxPixels: maxPixels, maxBytes: maxBodyBytes), maxQueuedImages: maxQueue, maxBatch: maxBatch,

@@ -213,6 +213,46 @@ import Testing
         #expect(try cli.run(["calibrate", "--model", DetectTests.backbone, "--head", head, "--real", reals, "--method", "isotonic", "-o", out]).status != 0)
     }
 
+    @Test func aFusedSetIsCalibratedAsOneDetectorAndKeptWhole() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let head = try DetectCommandTests().headFile(in: folder)
+        var other = try Head.read(head)
+        other.metadata.name = "other"
+        other.weights = other.weights.enumerated().map { $0.offset % 2 == 0 ? -$0.element : $0.element }
+        let second = folder.appendingPathComponent("other.safetensors").path
+        try other.write(to: second)
+        let set = folder.appendingPathComponent("set.safetensors").path
+        let reals = try list(Self.reals, in: folder, name: "reals.txt")
+        let run = try cli.run(["calibrate", "--model", DetectTests.backbone, "--head", head, "--head", second, "--fusion", "mean_logit",
+                               "--real", reals, "--target-fpr", "0.25", "-o", set])
+        #expect(run.status == 0 && run.stdout.contains("mean_logit of tiny, other"), "\(run.stdout) \(run.stderr)")
+        let selection = try HeadSelection.read([set])
+        let stored = try #require(selection.set)
+        #expect(stored.fusion == .meanLogit && stored.heads.map(\.metadata.name) == ["tiny", "other"] && stored.decision.threshold != nil)
+        #expect(stored.calibrationSet?.reals == 8)
+        // detect reads it as one detector: its fusion, its threshold on the fused score.
+        let detected = try cli.run(["detect", "--model", DetectTests.backbone, "--head", set, "--format", "jsonl"] + Self.reals)
+        #expect(detected.status == 0, "\(detected.stderr)")
+        let rows = detected.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(rows.count == 8 && rows.allSatisfy { $0["fusion"] is Double && $0["other"] is Double })
+        #expect(rows.filter { $0["label"] as? String == "synthetic" }.count <= 2)
+        for row in rows {
+            let fused = try #require(row["fusion"] as? Double)
+            #expect((row["label"] as? String == "synthetic") == (fused > stored.decision.threshold!))
+        }
+        // Another fusion, or other heads beside it, would read the calibration wrongly: refused.
+        let wrongFusion = try cli.run(["detect", "--model", DetectTests.backbone, "--head", set, "--fusion", "soft_or_prob"] + Self.reals)
+        #expect(wrongFusion.status != 0 && wrongFusion.stderr.contains("calibrated for mean_logit"), "\(wrongFusion.stderr)")
+        let mixed = try cli.run(["detect", "--model", DetectTests.backbone, "--head", set, "--head", head] + Self.reals)
+        #expect(mixed.status != 0 && mixed.stderr.contains("give it alone"), "\(mixed.stderr)")
+        // A set file whose tensors do not match its heads is refused.
+        try SafeTensorsWriter.write(["heads.0.weight": .init(shape: [1, 2], values: [1, 2])],
+                                    metadata: [HeadSet.metadataKey: String(decoding: try JSONEncoder().encode(HeadSet.Stored(
+                                        heads: stored.heads.map(\.metadata), fusion: .meanLogit, decision: stored.decision)), as: UTF8.self)],
+                                    to: folder.appendingPathComponent("bad.safetensors").path)
+        #expect(throws: HeadError.self) { try HeadSelection.read([folder.appendingPathComponent("bad.safetensors").path]) }
+    }
+
     @Test func stabilityDrawsAreSeededBatchedAndIndependentOfPosition() throws {
         let folder = try Fixtures.temporaryDirectory()
         let head = try DetectCommandTests().headFile(in: folder)

@@ -133,11 +133,16 @@ public enum Calibrator {
         head.metadata.calibration = rule.calibration
         head.metadata.threshold = rule.threshold
         head.metadata.band = rule.band
+        head.metadata.calibrationSet = record(set, options)
+        return (head, report)
+    }
+
+    /// The set's record with what was fitted on it.
+    public static func record(_ set: CalibrationSet, _ options: Options) -> CalibrationSet {
         var set = set
         set.method = options.method?.rawValue
         set.targetFPR = options.targetFPR
-        head.metadata.calibrationSet = set
-        return (head, report)
+        return set
     }
 
     /// The same on a bare rule (the fused score of several heads has one).
