@@ -24,7 +24,8 @@ struct CalibrateCommand: ParsableCommand {
     @Option(help: "Set the threshold so that at most this share of the real images is called synthetic.") var targetFpr: Double?
     @Option(help: "platt or isotonic (needs --fake).") var method: Calibrator.Method?
     @Option(help: ArgumentHelp("Uncertain where P(synthetic) is strictly between LOW and HIGH.", valueName: "low,high")) var band: String?
-    @Option(help: "Uncertain where either verdict would be wrong more often than this on the images (needs --fake).") var bandError: Double?
+    @Option(help: "Uncertain where either verdict would be wrong more often than this by the calibrated probability: P in (X, 1 − X) (needs --method or a calibrated head).")
+    var bandError: Double?
     @Option(help: "Confidence of the false-positive rate's interval.") var confidence = 0.95
     @Option(help: "Images per forward pass.") var batch = 8
     @Option(name: [.customShort("o"), .long], help: "Output head (.safetensors).") var output: String
@@ -34,7 +35,8 @@ struct CalibrateCommand: ParsableCommand {
         if real.isEmpty { throw ValidationError("give --real: images from your own source") }
         if let targetFpr, !(targetFpr >= 0 && targetFpr < 1) { throw ValidationError("--target-fpr takes a rate in [0, 1)") }
         if band != nil && bandError != nil { throw ValidationError("give --band or --band-error, not both") }
-        if fake.isEmpty && (method != nil || bandError != nil) { throw ValidationError("--method and --band-error need --fake images") }
+        if fake.isEmpty && method != nil { throw ValidationError("--method needs --fake images") }
+        if let bandError, !(bandError > 0 && bandError < 0.5) { throw ValidationError("--band-error takes a rate in (0, 0.5)") }
         if !(confidence > 0 && confidence < 1) { throw ValidationError("--confidence takes a level in (0, 1)") }
         _ = try VerdictOptions.parse(band)
         try checkWritable(output)
@@ -97,7 +99,7 @@ struct CalibrateCommand: ParsableCommand {
         }
         if let coverage = report.coverage {
             print(String(format: "coverage %.1f%% of these images decided", 100 * coverage)
-                  + (report.coveredAccuracy.map { String(format: ", %.1f%% of those right", 100 * $0) } ?? ""))
+                  + (report.coveredAccuracy.map { String(format: ", balanced accuracy %.3f on those", $0) } ?? ""))
         }
         for note in report.notes { printError("note: \(note)") }
         try write()

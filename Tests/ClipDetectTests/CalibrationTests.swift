@@ -69,21 +69,36 @@ import Testing
         #expect(throws: CalibrationError.self) { try OperatingPoint.choose(realScores: [1, .nan], targetFPR: 0.01) }
     }
 
-    @Test func aBandFromErrorRatesBoundsBothErrorsOutsideIt() throws {
+    @Test func aBandFromErrorRatesIsWhereEitherVerdictWouldOftenBeWrong() throws {
         var generator = SeededGenerator(seed: 4)
         let reals = (0..<400).map { _ in Double.random(in: -3...1.5, using: &generator) }
         let fakes = (0..<300).map { _ in Double.random(in: -1...3, using: &generator) }
-        let band = try UncertaintyBand.fromErrorRates(realScores: reals, fakeScores: fakes, maxError: 0.05)
-        #expect(band.scale == .score && band.low < band.high)
-        #expect(Double(reals.filter { $0 > band.high }.count) <= 0.05 * 400)
-        #expect(Double(fakes.filter { $0 < band.low }.count) <= 0.05 * 300)
-        let rule = DecisionRule(threshold: band.high, band: band)
-        #expect(rule.verdict(band.high + 0.01) == .synthetic && rule.verdict(band.low - 0.01) == .real)
-        #expect(rule.verdict((band.low + band.high) / 2) == .uncertain)
-        // Separated classes: no uncertain scores left.
-        let apart = try UncertaintyBand.fromErrorRates(realScores: [-2, -1.5, -1], fakeScores: [1, 2, 3], maxError: 0.1)
-        #expect(apart.low == apart.high)
-        #expect(throws: CalibrationError.self) { try UncertaintyBand.fromErrorRates(realScores: reals, fakeScores: fakes, maxError: 0.6) }
+        let plain = DecisionRule()
+        let (rule, report) = try Calibrator.calibrate(rule: plain, realScores: reals, fakeScores: fakes,
+                                                      options: Calibrator.Options(method: .isotonic, band: .errorRate(0.1)))
+        #expect(rule.band == UncertaintyBand(scale: .probability, low: 0.1, high: 0.9))
+        // Outside the band each verdict is right at least 90% of the time on these images.
+        let scores = reals + fakes, labels = reals.map { _ in false } + fakes.map { _ in true }
+        for verdict in [Verdict.synthetic, .real] {
+            let chosen = scores.indices.filter { rule.verdict(scores[$0]) == verdict }
+            let right = chosen.filter { labels[$0] == (verdict == .synthetic) }.count
+            #expect(Double(right) >= 0.9 * Double(chosen.count), "\(verdict): \(right) of \(chosen.count)")
+        }
+        #expect((report.coverage ?? 1) < 1)
+        // With a threshold whose probability lies outside (0.1, 0.9), the band widens to hold it.
+        let (strict, strictReport) = try Calibrator.calibrate(rule: plain, realScores: reals, fakeScores: fakes,
+                                                              options: Calibrator.Options(method: .platt, targetFPR: 0.0, band: .errorRate(0.45)))
+        let boundary = strict.probability(strict.threshold!)
+        #expect(strict.band!.low <= boundary && boundary <= strict.band!.high && strictReport.notes.contains { $0.contains("widened") })
+        #expect(throws: CalibrationError.self) {
+            try Calibrator.calibrate(rule: plain, realScores: reals, fakeScores: fakes, options: Calibrator.Options(band: .errorRate(0.1)))
+        }
+        #expect(throws: CalibrationError.self) {
+            try Calibrator.calibrate(rule: plain, realScores: reals, fakeScores: fakes, options: Calibrator.Options(method: .platt, band: .errorRate(0.6)))
+        }
+        // A band that leaves out the boundary is refused where a rule is checked.
+        #expect(throws: CalibrationError.self) { try DecisionRule(band: UncertaintyBand(scale: .probability, low: 0.6, high: 0.9)).validate() }
+        #expect(throws: CalibrationError.self) { try DecisionRule(threshold: 2, band: UncertaintyBand(scale: .score, low: -1, high: 1)).validate() }
     }
 
     @Test func theCalibratorFitsReportsAndRecordsItsSet() throws {

@@ -85,7 +85,8 @@ public enum Calibrator {
     public enum BandChoice: Sendable, Equatable {
         /// Uncertain where P(synthetic), after calibration, is strictly between the two.
         case probabilities(low: Double, high: Double)
-        /// Uncertain where either verdict would err more often than this (see `UncertaintyBand.fromErrorRates`).
+        /// Uncertain where either verdict would be wrong more often than this by the calibrated
+        /// probability: P(synthetic) in (rate, 1 − rate), widened to hold the decision boundary.
         case errorRate(Double)
     }
 
@@ -118,7 +119,7 @@ public enum Calibrator {
         /// The new map fitted on all folds but one, read on the one left out: what to expect on new images.
         public var crossValidated: Reliability?
         public var band: UncertaintyBand?
-        /// Share of the calibration images outside the band, and the accuracy of their verdicts.
+        /// Share of the calibration images outside the band, and the balanced accuracy of their verdicts.
         public var coverage: Double?
         public var coveredAccuracy: Double?
         public var notes: [String] = []
@@ -186,7 +187,19 @@ public enum Calibrator {
             try band.validate()
             rule.band = band
         case .errorRate(let rate)?:
-            rule.band = try UncertaintyBand.fromErrorRates(realScores: realScores, fakeScores: fakeScores, maxError: rate)
+            guard rate > 0, rate < 0.5 else { throw .invalid("the band's error rate must be in (0, 0.5), not \(rate)") }
+            guard rule.calibration != nil else {
+                throw .invalid("a band from error rates reads the calibrated probability: fit one (a method, with synthetic images) or give the band as probabilities")
+            }
+            var band = UncertaintyBand(scale: .probability, low: rate, high: 1 - rate)
+            // The band holds the decision boundary, so that above it is synthetic and below it real.
+            let boundary = rule.threshold.map(rule.probability) ?? 0.5
+            if !(band.low <= boundary && boundary <= band.high) {
+                band.low = min(band.low, boundary)
+                band.high = max(band.high, boundary)
+                report.notes.append(String(format: "the band was widened to P in (%.4g, %.4g) to hold the threshold's probability", band.low, band.high))
+            }
+            rule.band = band
         case nil: break
         }
         try rule.validate()
@@ -196,7 +209,8 @@ public enum Calibrator {
             let verdicts = scores.map(rule.verdict)
             let covered = zip(verdicts, labels).filter { $0.0 != .uncertain }
             report.coverage = Double(covered.count) / Double(scores.count)
-            report.coveredAccuracy = covered.isEmpty ? nil : Double(covered.filter { ($0.0 == .synthetic) == $0.1 }.count) / Double(covered.count)
+            report.coveredAccuracy = Set(covered.map(\.1)).count == 2
+                ? Metrics.balancedAccuracy(labels: covered.map(\.1), predictions: covered.map { $0.0 == .synthetic }) : nil
         }
         return (rule, report)
     }

@@ -41,7 +41,7 @@ public struct OperatingPoint: Sendable, Equatable, Codable {
                           threshold, interval.successes, interval.trials, 100 * achievedFPR, 100 * interval.confidence,
                           100 * interval.lower, 100 * interval.upper)
         if interval.upper > targetFPR, targetFPR > 0 {
-            line += String(format: "; %d images cannot certify %.4g%%: that takes at least %d real images with none above",
+            line += String(format: "; %d images cannot certify %.4g%%: even with none above, that takes at least %d real images",
                            interval.trials, 100 * targetFPR, Self.imagesNeeded(toCertify: targetFPR, confidence: interval.confidence))
         }
         return line
@@ -76,22 +76,6 @@ public struct UncertaintyBand: Sendable, Equatable, Codable {
     public func contains(score: Double, probability: Double) -> Bool {
         let value = scale == .probability ? probability : score
         return value > low && value < high
-    }
-
-    /// The scores where both errors are frequent: above `high` at most `maxError` of the real
-    /// images lie (a synthetic verdict's false-positive rate), below `low` at most `maxError` of the
-    /// fakes (a real verdict's miss rate). When the two classes barely overlap the band is empty
-    /// (low = high at the real images' threshold).
-    public static func fromErrorRates(realScores: [Double], fakeScores: [Double], maxError: Double) throws(CalibrationError) -> UncertaintyBand {
-        guard maxError > 0, maxError < 0.5 else { throw .invalid("the band's error rate must be in (0, 0.5), not \(maxError)") }
-        guard !fakeScores.isEmpty else { throw .tooFew("a band from error rates needs scores of synthetic images too") }
-        guard fakeScores.allSatisfy(\.isFinite) else { throw .invalid("synthetic-image scores that are not finite") }
-        let high = try OperatingPoint.choose(realScores: realScores, targetFPR: maxError).threshold
-        // Scores below `low` are real: at most ⌊maxError · m⌋ fakes may lie below it.
-        let ascending = fakeScores.sorted()
-        let allowed = Int((maxError * Double(ascending.count)).rounded(.down))
-        let low = ascending[min(allowed, ascending.count - 1)]
-        return low < high ? UncertaintyBand(scale: .score, low: low, high: high) : UncertaintyBand(scale: .score, low: high, high: high)
     }
 }
 

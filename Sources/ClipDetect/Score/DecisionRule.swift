@@ -40,10 +40,24 @@ public struct DecisionRule: Sendable, Equatable, Codable {
         return isSynthetic(score) ? .synthetic : .real
     }
 
-    /// Refuses numbers that would give a wrong verdict silently.
+    /// Refuses numbers that would give a wrong verdict silently, and a band that leaves out the
+    /// decision boundary (images above it would be called real, or below it synthetic).
     public func validate() throws(CalibrationError) {
         try calibration?.validate()
         if let threshold, !threshold.isFinite { throw .invalid("threshold \(threshold) is not a number") }
-        try band?.validate()
+        guard let band else { return }
+        try band.validate()
+        switch band.scale {
+        case .probability:
+            let boundary = threshold.map(probability) ?? 0.5
+            guard band.low <= boundary, boundary <= band.high else {
+                throw .invalid(String(format: "the uncertain band %.4g…%.4g must contain the decision boundary, P = %.4g", band.low, band.high, boundary))
+            }
+        case .score:
+            guard !isSynthetic(band.low), isSynthetic(band.high.nextUp) else {
+                throw .invalid(String(format: "the uncertain band %.6g…%.6g must contain the decision boundary (%@)", band.low, band.high,
+                                      threshold.map { String(format: "threshold %.6g", $0) } ?? "P = 1/2"))
+            }
+        }
     }
 }
