@@ -4,15 +4,7 @@
 # Needs the debug build (scripts/test.sh makes it). Screenshots: .build/test-artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-missing=()
-for p in chromium chromium-driver; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
-fi
+./scripts/apt.sh chromium chromium-driver
 python3 -m pip install -q --disable-pip-version-check 'selenium==4.51.0' 'schemathesis==4.32.5' 'pytest==9.0.3'
 export CLIPDETECT_BIN="$(swift build --show-bin-path)/clipdetect"
 export CLIPDETECT_ARTIFACTS="$PWD/.build/test-artifacts"
