@@ -112,14 +112,14 @@ public struct DetectionServer: Sendable {
         case .failure(let refusal): return refusal.response
         }
         // With --stability, each image is decoded here and sent with its draws: one request, one batch.
-        var sources: [ImageSource] = [], spans: [(start: Int, failedDraws: Int)?] = [], decodeErrors: [Int: Error] = [:]
+        var sources: [ImageSource] = [], spans: [(start: Int, failures: [String])?] = [], decodeErrors: [Int: Error] = [:]
         for (index, image) in images.enumerated() {
-            guard let check else { sources.append(.bytes(image.data)); spans.append((sources.count - 1, 0)); continue }
+            guard let check else { sources.append(.bytes(image.data)); spans.append((sources.count - 1, [])); continue }
             let settings = detector.extractor.settings
             do {
                 let decoded = try ImageDecoder.decode(image.data, limits: settings.limits, applyOrientation: settings.applyOrientation)
-                let (draws, failed) = check.draws(of: decoded, maxPixels: settings.limits.maxPixels)
-                spans.append((sources.count, failed))
+                let (draws, failures) = check.draws(of: decoded, maxPixels: settings.limits.maxPixels)
+                spans.append((sources.count, failures))
                 sources += [.decoded(decoded)] + draws
             } catch {
                 decodeErrors[index] = error
@@ -157,8 +157,8 @@ public struct DetectionServer: Sendable {
             guard let span else { results.append(.failure(decodeErrors[index]!)); stabilities.append(nil); continue }
             results.append(scored[span.start])
             if let check, case .success(let clean) = scored[span.start] {
-                let draws = Array(scored[(span.start + 1)..<(span.start + 1 + check.draws - span.failedDraws)])
-                stabilities.append(try? check.summary(clean: clean, draws: draws, failedDraws: span.failedDraws))
+                let draws = Array(scored[(span.start + 1)..<(span.start + 1 + check.draws - span.failures.count)])
+                stabilities.append(check.summary(clean: clean, draws: draws, failures: span.failures))
             } else {
                 stabilities.append(nil)
             }

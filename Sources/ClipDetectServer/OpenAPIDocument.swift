@@ -29,10 +29,11 @@ enum OpenAPIDocument {
                                           "width": {"type": "integer", "minimum": 1},
                                           "height": {"type": "integer", "minimum": 1},
                                           "error": {"$ref": "#/components/schemas/Error"},
-                                          "stability": {"type": "object", "required": ["agreement", "minScore", "medianScore", "maxScore", "isStable", "failedDraws"],
+                                          "stability": {"type": "object", "required": ["failedDraws"],
                                                         "properties": {"agreement": {"type": "number", "minimum": 0, "maximum": 1},
                                                                        "minScore": {"type": "number"}, "medianScore": {"type": "number"}, "maxScore": {"type": "number"},
-                                                                       "isStable": {"type": "boolean"}, "failedDraws": {"type": "integer", "minimum": 0}}}}},
+                                                                       "isStable": {"type": "boolean"}, "failedDraws": {"type": "integer", "minimum": 0},
+                                                                       "failure": {"type": "string"}}}}},
           "DetectResponse": {"type": "object", "required": ["model", "images"],
                              "properties": {"model": {"type": "string"}, "images": {"type": "array", "items": {"$ref": "#/components/schemas/ImageVerdict"}}}},
           "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}

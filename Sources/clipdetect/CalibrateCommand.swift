@@ -17,6 +17,7 @@ struct CalibrateCommand: ParsableCommand {
             """)
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var progressOptions: ProgressOptions
     @Option(name: .customLong("head"), help: "The head to calibrate (repeat to calibrate the fused score of several).") var heads: [String] = []
     @Option(help: "How several heads' scores are combined (default soft_or_prob, or the head set's).") var fusion: Fusion?
     @Option(help: "Real images from your own source: a folder, a CSV with a filename column, or a text list (repeatable).") var real: [String] = []
@@ -27,11 +28,12 @@ struct CalibrateCommand: ParsableCommand {
     @Option(help: "Uncertain where either verdict would be wrong more often than this by the calibrated probability: P in (X, 1 − X) (needs --method or a calibrated head).")
     var bandError: Double?
     @Option(help: "Confidence of the false-positive rate's interval.") var confidence = 0.95
-    @Option(help: "Images per forward pass.") var batch = 8
+    @Option(help: "Images per forward pass (1…256).") var batch = 8
     @Option(name: [.customShort("o"), .long], help: "Output head (.safetensors).") var output: String
 
     func validate() throws {
         if heads.isEmpty { throw ValidationError("give --head: the head (or heads) to calibrate") }
+        if !(1...256).contains(batch) { throw ValidationError("--batch takes 1…256") }
         if real.isEmpty { throw ValidationError("give --real: images from your own source") }
         if let targetFpr, !(targetFpr >= 0 && targetFpr < 1) { throw ValidationError("--target-fpr takes a rate in [0, 1)") }
         if band != nil && bandError != nil { throw ValidationError("give --band or --band-error, not both") }
@@ -47,10 +49,10 @@ struct CalibrateCommand: ParsableCommand {
             var options = Calibrator.Options(method: method, targetFPR: targetFpr, confidence: confidence)
             if let band = try VerdictOptions.parse(band) { options.band = .probabilities(low: band.low, high: band.high) }
             if let bandError { options.band = .errorRate(bandError) }
-            // Nothing asked: a threshold from real images alone, a probability when there are fakes.
-            if options.method == nil && options.targetFPR == nil && options.band == nil {
-                if fake.isEmpty { options.targetFPR = 0.01 } else { options.method = .platt }
-            }
+            // With synthetic images a probability is always fitted (Platt unless told); from real
+            // images alone, a threshold at 1% unless something else was asked.
+            if !fake.isEmpty && options.method == nil { options.method = .platt }
+            if fake.isEmpty && options.targetFPR == nil && options.band == nil { options.targetFPR = 0.01 }
             return options
         }
     }
@@ -60,12 +62,18 @@ struct CalibrateCommand: ParsableCommand {
         let detector = try modelOptions.loadDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(batchSize: batch))
         let fused = detector.heads.count > 1
         let images = try Inputs.labeled(csv: nil, real: real, fake: fake)
-        let progress = Progress(total: images.count)
+        let progress = Progress(total: images.count, label: "calibrate", quiet: progressOptions.quiet)
         let data = CalibrationData.score(images, with: detector) { count in
             while progress.done < count { progress.advance() }
         }
         progress.finish()
         for failure in data.failures { printError("skipped \(failure.name): \(failure.error)") }
+        if !data.duplicates.isEmpty {
+            printError("counted once: \(data.duplicates.count) image(s) with the same bytes as another of the same label (e.g. \(data.duplicates[0]))")
+        }
+        guard data.conflicts.isEmpty else {
+            throw CommandError("\(data.conflicts.count) image(s) are listed as both real and synthetic (e.g. \(data.conflicts[0])): fix the lists")
+        }
         let detectorName = fused ? "\(detector.fusion.rawValue) of \(detector.heads.map(\.metadata.name).joined(separator: ", "))" : detector.heads[0].metadata.name
         print("scored \(data.realScores.count) real and \(data.fakeScores.count) synthetic images with \(detectorName)")
         let write: () throws -> Void, rule: DecisionRule, report: Calibrator.Report

@@ -18,9 +18,16 @@ struct ClipDetectCommand: AsyncParsableCommand {
             if var asynchronous = command as? AsyncParsableCommand { try await asynchronous.run() } else { try command.run() }
         } catch {
             flushStandardOutput()
-            exit(withError: error)
+            exit(withError: explained(error))
         }
         flushStandardOutput()
+    }
+
+    /// What the library cannot know: the named model whose reference head an LFS pointer stands for.
+    static func explained(_ error: Error) -> Error {
+        guard let error = error as? CheckpointError, case .lfsPointer(let sha256, _) = error.underlying,
+              let model = NamedModel.all.first(where: { $0.head?.sha256 == sha256 }) else { return error }
+        return CommandError("\(error), or `clipdetect model fetch \(model.name)`, which downloads that file (its SHA-256 is pinned)")
     }
 
     /// What print() buffered must reach its destination: a full disk behind stdout is a failure.

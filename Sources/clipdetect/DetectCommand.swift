@@ -13,6 +13,7 @@ struct DetectCommand: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var cacheOptions: CacheOptions
     @OptionGroup var verdictOptions: VerdictOptions
+    @OptionGroup var progressOptions: ProgressOptions
     @Option(name: .customLong("head"), help: "Head file (repeat for several detectors; their scores are fused). Default: the named model's head.")
     var heads: [String] = []
     @Option(help: "How several heads' scores are combined (default soft_or_prob, or the head set's).") var fusion: Fusion?
@@ -26,13 +27,14 @@ struct DetectCommand: ParsableCommand {
     @Option(name: [.customShort("o"), .long], help: "Output file (default: standard output).") var output: String?
     @Flag(help: "Skip files already in the output file and append the rest.") var resume = false
     @Flag(help: "Apply EXIF orientation first (the reference does not).") var exifOrientation = false
-    @Option(help: "Images per forward pass.") var batch = 8
+    @Option(help: "Images per forward pass (1…256).") var batch = 8
     @Argument(help: "Image files, directories (searched recursively), or - for paths on standard input.") var inputs: [String] = []
 
     func validate() throws {
         if inputs.isEmpty && csv == nil { throw ValidationError("nothing to score: give images, a directory, --csv or -") }
         if resume && output == nil { throw ValidationError("--resume needs -o FILE") }
         if resume && format == .table { throw ValidationError("--resume works with csv or jsonl output") }
+        if !(1...256).contains(batch) { throw ValidationError("--batch takes 1…256") }
         if let stability, !(1...StabilityCheck.maxDraws).contains(stability) {
             throw ValidationError("--stability takes 1…\(StabilityCheck.maxDraws) draws")
         }
@@ -44,12 +46,13 @@ struct DetectCommand: ParsableCommand {
         let detector = try modelOptions.loadDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(
             batchSize: batch, applyOrientation: exifOrientation, cache: cacheOptions.open(), band: verdictOptions.parsedBand()))
         var items = try Inputs.collect(inputs, csv: csv)
+        try refuseOverwritingInputs(output, items.map(\.path))
         let writer = try DetectionWriter(path: output, format: format, heads: detector.heads.map(\.metadata.name), append: resume,
                                          stability: check != nil)
         let skipped = items.count
         items.removeAll { writer.done.contains($0.name) }
         if resume { printError("resuming: \(skipped - items.count) file(s) already in \(output!)") }
-        let progress = Progress(total: items.count)
+        let progress = Progress(total: items.count, label: "detect", quiet: progressOptions.quiet)
         var failures = 0
         let record = { (index: Int, result: Result<Detection, Error>, stable: StabilityCheck.Result?) throws in
             if case .failure(let error) = result {
@@ -57,12 +60,15 @@ struct DetectCommand: ParsableCommand {
                 if !progress.visible { printError("\(error)") }
             }
             try writer.write(name: items[index].name, result, stability: stable)
-            progress.advance()
+            progress.advance(failed: (try? result.get()) == nil)
         }
         if let check {
             // One image at a time: its clean pass and its draws share forward passes.
             for (index, item) in items.enumerated() {
                 let result = Result { try check.check(.file(item.path), with: detector) }
+                if let stable = try? result.get().1, stable.failedDraws > 0, let why = stable.failure {
+                    printError("\(PathName.display(item.path)): \(stable.failedDraws) of \(check.draws) stability draws failed (\(why))")
+                }
                 try record(index, result.map(\.0), try? result.get().1)
             }
         } else {
@@ -123,7 +129,8 @@ final class DetectionWriter {
     func write(name: String, _ result: Result<Detection, Error>, stability: StabilityCheck.Result? = nil) throws {
         var values: [String]
         let stabilityCells = columns.contains("stability")
-            ? stability.map { [String($0.agreement), String($0.minScore), String($0.medianScore), String($0.maxScore), $0.isStable ? "stable" : "unstable"] }
+            ? stability.map { [$0.agreement, $0.minScore, $0.medianScore, $0.maxScore].map { $0.map { String($0) } ?? "" }
+                    + [$0.isStable.map { $0 ? "stable" : "unstable" } ?? "untested"] }
                 ?? Array(repeating: "", count: Self.stabilityColumns.count)
             : []
         switch result {
@@ -190,24 +197,69 @@ final class DetectionWriter {
 }
 
 /// A one-line progress bar on standard error, only when it is a terminal.
+/// How a long run reports itself on standard error: a bar on a terminal; elsewhere (a log, a pipe)
+/// one plain line every few seconds and a summary at the end; nothing with --quiet.
 final class Progress {
+    enum Mode { case bar, lines, quiet }
     let total: Int
+    let label: String
+    let mode: Mode
     private(set) var done = 0
-    let visible = isatty(STDERR_FILENO) != 0
+    private(set) var failed = 0
     private let start = Date()
+    private var lastLine = Date()
+    /// Seconds between lines off a terminal (CLIPDETECT_PROGRESS_SECONDS sets it, for tests).
+    private let interval: TimeInterval
 
-    init(total: Int) { self.total = total }
+    init(total: Int, label: String, quiet: Bool = false) {
+        self.total = total
+        self.label = label
+        mode = quiet ? .quiet : isatty(STDERR_FILENO) != 0 ? .bar : .lines
+        interval = ProcessInfo.processInfo.environment["CLIPDETECT_PROGRESS_SECONDS"].flatMap(Double.init).map { max(0, $0) } ?? 5
+    }
 
-    func advance() {
+    /// True when a bar is drawn: other messages should wait for its line to end.
+    var visible: Bool { mode == .bar }
+
+    func advance(failed: Bool = false) {
         done += 1
-        guard visible else { return }
-        let width = 30, filled = total > 0 ? width * done / total : width
-        let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-9)
-        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-        try? FileHandle.standardError.write(contentsOf: Data(String(format: "\r%@ %d/%d  %.2f images/s", bar, done, total, rate).utf8))
+        if failed { self.failed += 1 }
+        let elapsed = max(Date().timeIntervalSince(start), 1e-9), rate = Double(done) / elapsed
+        switch mode {
+        case .quiet: return
+        case .bar:
+            let width = 30, filled = total > 0 ? width * done / total : width
+            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+            write(String(format: "\r%@ %d/%d  %.2f images/s", bar, done, total, rate))
+        case .lines:
+            guard Date().timeIntervalSince(lastLine) >= interval, done < total else { return }
+            lastLine = Date()
+            let left = rate > 0 ? Double(total - done) / rate : 0
+            write(String(format: "%@: %d/%d done (%d failed), %.2f images/s, about %@ left\n", label, done, total, self.failed, rate,
+                         Self.duration(left)))
+        }
     }
 
     func finish() {
-        if visible { try? FileHandle.standardError.write(contentsOf: Data("\n".utf8)) }
+        switch mode {
+        case .quiet: return
+        case .bar: write("\n")
+        case .lines:
+            let elapsed = Date().timeIntervalSince(start)
+            write(String(format: "%@: %d/%d done (%d failed) in %@, %.2f images/s\n", label, done, total, failed, Self.duration(elapsed),
+                         Double(done) / max(elapsed, 1e-9)))
+        }
     }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? "\(s / 3600)h\(s % 3600 / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
+    }
+
+    private func write(_ text: String) { try? FileHandle.standardError.write(contentsOf: Data(text.utf8)) }
+}
+
+/// --quiet for the commands that report progress.
+struct ProgressOptions: ParsableArguments {
+    @Flag(name: .shortAndLong, help: "No progress bar, progress lines or summary on standard error.") var quiet = false
 }

@@ -10,17 +10,23 @@ struct EmbedCommand: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var cacheOptions: CacheOptions
+    @OptionGroup var progressOptions: ProgressOptions
     @Option(help: "pooled (before the projection, the detector's feature) or projected.") var features: FeatureKind = .pooled
     @Flag(help: "Keep raw features instead of L2-normalising them.") var noNormalize = false
     @Option(help: "npy (float32 N×D; a failed image is a row of NaN), jsonl or csv.") var format: Format = .jsonl
     @Option(name: [.customShort("o"), .long], help: "Output file (default: standard output).") var output: String?
-    @Option(help: "Images per forward pass.") var batch = 8
+    @Option(help: "Images per forward pass (1…256).") var batch = 8
     @Flag(help: "Apply EXIF orientation before preprocessing (the reference does not).") var exifOrientation = false
     @Argument(help: "Image files, directories (searched recursively), or - for paths on standard input.") var inputs: [String]
+
+    func validate() throws {
+        if !(1...256).contains(batch) { throw ValidationError("--batch takes 1…256") }
+    }
 
     func run() throws {
         if let output { try checkWritable(output) }
         let images = try Inputs.collect(inputs).map(\.path)
+        try refuseOverwritingInputs(output, images)
         let encoder = try modelOptions.load().model.encoder
         let settings = ExtractionSettings(kind: features, normalize: !noNormalize, batchSize: batch, applyOrientation: exifOrientation)
         let extractor = FeatureExtractor(encoder: encoder, settings: settings, cache: cacheOptions.open())
@@ -30,8 +36,10 @@ struct EmbedCommand: ParsableCommand {
         if format == .csv {
             try out.write(CSVTable.line(["filename"] + (0..<extractor.width).map { "f\($0)" } + ["error"]))
         }
+        let progress = Progress(total: images.count, label: "embed", quiet: progressOptions.quiet)
         try extractor.run(paths: images) { index, result in
             let path = images[index]
+            defer { progress.advance(failed: (try? result.get()) == nil) }
             switch result {
             case .success(let feature):
                 switch format {
@@ -41,6 +49,7 @@ struct EmbedCommand: ParsableCommand {
                 }
             case .failure(let error):
                 failures += 1
+                if progress.visible { printError("") }
                 printError("\(error)")
                 switch format {
                 case .npy: rows.append(Array(repeating: .nan, count: extractor.width))
@@ -49,6 +58,7 @@ struct EmbedCommand: ParsableCommand {
                 }
             }
         }
+        progress.finish()
         if format == .npy { try out.write(NPYWriter.data(rows: rows, width: extractor.width)) }
         if failures > 0 {
             printError("\(failures) of \(images.count) image(s) failed")

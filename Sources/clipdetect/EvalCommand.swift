@@ -2,7 +2,11 @@ import ArgumentParser
 import ClipDetect
 import Foundation
 
+extension Evaluation.ReferenceMetric: ExpressibleByArgument {}
+
 struct EvalCommand: ParsableCommand {
+    enum TabFormat: String, ExpressibleByArgument, CaseIterable { case long, reference }
+
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "AUC, balanced accuracy, EER, TPR at 1%/5% FPR, NLL, ECE and coverage per generator, as compute_metrics.py.",
@@ -14,16 +18,21 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .customLong("head"), help: "Head file(s) (default: the named model's head).") var heads: [String] = []
     @Option(help: "How several heads' scores are combined (default soft_or_prob, or the head set's).") var fusion: Fusion?
     @Option(help: "Also write the table as CSV.") var saveTab: String?
+    @Option(help: "long (one row per detector and generator, every metric) or reference (compute_metrics.py's: detectors × generators + AVG, one metric).")
+    var tabFormat: TabFormat = .long
+    @Option(help: "The metric of --tab-format reference: auc, or acc (balanced accuracy of score > 0).") var tabMetric: Evaluation.ReferenceMetric = .auc
     @Option(help: "Also evaluate impaired copies (in memory): a named chain (paper, social) or operations and chains joined by +, e.g. 'resize:factor=0.5+jpeg:q=75' (repeatable; scores the images here).")
     var impair: [String] = []
     @Option(help: "Seed for impairment parameters drawn from ranges.") var seed: UInt64 = 0
     @OptionGroup var cacheOptions: CacheOptions
     @OptionGroup var verdictOptions: VerdictOptions
+    @OptionGroup var progressOptions: ProgressOptions
 
     func validate() throws {
         if scores != nil && !impair.isEmpty { throw ValidationError("--impair scores the images here: drop --scores") }
-        if scores != nil && (modelOptions.explicitModel != nil || !heads.isEmpty) {
-            throw ValidationError("give --scores, or --model/--head to score the images here, not both")
+        if tabFormat == .reference && !impair.isEmpty { throw ValidationError("--tab-format reference is one table of clean scores: drop --impair") }
+        if scores != nil && modelOptions.explicitModel != nil {
+            throw ValidationError("give --scores, or --model to score the images here, not both (with --scores, --head only says how its column reads)")
         }
         for condition in impair { _ = try ImpairmentChain(condition: condition) }
     }
@@ -32,10 +41,15 @@ struct EvalCommand: ParsableCommand {
         let list = try Inputs.labeled(csv: csv)
         let conditions: [(name: String, chain: ImpairmentChain?)] = [("clean", nil)]
             + (try impair.map { ($0, try ImpairmentChain(condition: $0, seed: seed)) })
-        var tables: [EvaluationTable] = []
+        var tables: [EvaluationTable] = [], reference = ""
         let detector = scores == nil ? try makeDetector() : nil
         for condition in conditions {
-            var columns = try scores.map(Evaluation.readScores) ?? scoreHere(detector!, list: list, impairment: condition.chain)
+            var columns = try scores.map { try Self.readScores($0, heads: heads) } ?? scoreHere(detector!, list: list, impairment: condition.chain)
+            if condition.chain == nil {
+                // The names with a row in the scores (all listed ones when scored here: detect writes a row for every file).
+                let rowed = try scores.map { Set(try CSVTable(path: $0).values("filename")) } ?? Set(list.map(\.item.name))
+                reference = Evaluation.referenceTable(list, columns: columns, rowed: rowed, metric: tabMetric)
+            }
             if let band = try verdictOptions.parsedBand() {
                 for index in columns.indices { columns[index].decision.band = band }
             }
@@ -58,7 +72,9 @@ struct EvalCommand: ParsableCommand {
                       + String(format: "AUC %.4f  acc %.4f  (%d images)", average.auc, average.balancedAccuracy, average.reals + average.fakes))
             }
         }
-        if let saveTab {
+        if let saveTab, tabFormat == .reference {
+            try Files.write(Data(reference.utf8), to: saveTab)
+        } else if let saveTab {
             var text = CSVTable.line(["detector", "generator", "reals", "fakes"] + EvaluationRow.columns)
             for table in tables {
                 let label = conditions.count > 1 ? "\(table.detector) [\(table.condition)]" : table.detector
@@ -73,15 +89,32 @@ struct EvalCommand: ParsableCommand {
         }
     }
 
+    /// Scores from a file; the columns of the heads given read by those heads' rules (calibration,
+    /// threshold, band), and `fusion` by a head set's.
+    static func readScores(_ path: String, heads: [String]) throws -> [ScoreColumn] {
+        var columns = try Evaluation.readScores(path)
+        guard !heads.isEmpty else { return columns }
+        let selection = try HeadSelection.read(heads)
+        var rules = Dictionary(uniqueKeysWithValues: selection.heads.map { ($0.metadata.name, $0.decision) })
+        if let set = selection.set { rules["fusion"] = set.decision }
+        for (name, rule) in rules {
+            guard let index = columns.firstIndex(where: { $0.detector == name }) else {
+                throw CommandError("\(path) has no \(name) column for --head \(name)")
+            }
+            columns[index].decision = rule
+        }
+        return columns
+    }
+
     private func makeDetector() throws -> Detector {
         try modelOptions.loadDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(cache: cacheOptions.open()))
     }
 
     private func scoreHere(_ detector: Detector, list: [LabeledImage], impairment: ImpairmentChain?) throws -> [ScoreColumn] {
-        let progress = Progress(total: list.count)
+        let progress = Progress(total: list.count, label: "eval", quiet: progressOptions.quiet)
         defer { progress.finish() }
         return try Evaluation.score(list, with: detector, impairment: impairment) { _, result in
-            progress.advance()
+            progress.advance(failed: (try? result.get()) == nil)
             if case .failure(let error) = result, !progress.visible { printError("\(error)") }
         }
     }

@@ -10,6 +10,7 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var cacheOptions: CacheOptions
+    @OptionGroup var progressOptions: ProgressOptions
     @Option(help: "Real images: a folder, a CSV with a filename column, or a text list (repeatable).") var real: [String] = []
     @Option(help: "Fake images: a folder, a CSV or a text list (repeatable).") var fake: [String] = []
     @Option(help: "A CSV with filename and typ (real, or the generator's name).") var csv: String?
@@ -50,9 +51,9 @@ struct TrainCommand: ParsableCommand {
         let loaded = try modelOptions.load().model
         let extractor = FeatureExtractor(encoder: loaded.encoder, cache: cacheOptions.open())
         var features: [[Float]] = [], labels: [Bool] = [], generators: [String] = []
-        let progress = Progress(total: images.count)
+        let progress = Progress(total: images.count, label: "train", quiet: progressOptions.quiet)
         try extractor.run(paths: images.map(\.item.path)) { index, result in
-            progress.advance()
+            progress.advance(failed: (try? result.get()) == nil)
             switch result {
             case .success(let feature):
                 features.append(feature)

@@ -219,7 +219,7 @@ import Testing
             let image = try #require((response.json?["images"] as? [[String: Any]])?.first)
             let stability = try #require(image["stability"] as? [String: Any])
             #expect(stability["agreement"] as? Double == expected.agreement)
-            #expect(abs((stability["medianScore"] as? Double ?? .nan) - expected.medianScore) <= 1e-5)
+            #expect(abs((stability["medianScore"] as? Double ?? .nan) - (try #require(expected.medianScore))) <= 1e-5)
             #expect(stability["isStable"] as? Bool == expected.isStable)
             for (query, why) in [("stability=0", "1…4"), ("stability=5", "1…4"), ("stability=abc", "1…4"), ("stability=2&chain=evil", "chain takes"),
                                  ("chain=social", "needs stability")] {
@@ -230,6 +230,14 @@ import Testing
             let (type, body) = Self.form([("media", "a.jpg", jpeg), ("media", "b.jpg", jpeg)])
             let many = try await Self.send(client, base + "/v1/detect?stability=4", method: .POST, headers: [("Content-Type", type)], body: body)
             #expect(many.status == 400 && many.text.contains("queue"), "\(many.text)")
+            // An image too small for the paper's crop: its verdict stands, the draws say why they failed.
+            let small = try Data(contentsOf: URL(fileURLWithPath: Self.fixture("images", "size_33x17.png")))
+            let untested = try await Self.send(client, base + "/v1/detect?stability=2&chain=paper", method: .POST,
+                                               headers: [("Content-Type", "image/png")], body: small)
+            let verdict = try #require((untested.json?["images"] as? [[String: Any]])?.first)
+            #expect(verdict["verdict"] is String && verdict["probability"] is Double, "\(untested.text)")
+            let draws = try #require(verdict["stability"] as? [String: Any])
+            #expect(draws["failedDraws"] as? Int == 2 && draws["isStable"] == nil && (draws["failure"] as? String ?? "").contains("160"), "\(untested.text)")
             let bad = try await Self.send(client, base + "/v1/detect?stability=2", method: .POST, headers: [("Content-Type", "image/png")], body: Data("no".utf8))
             #expect(bad.status == 200 && bad.text.contains("invalid_input"), "\(bad.text)")
         }

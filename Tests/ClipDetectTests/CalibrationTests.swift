@@ -55,7 +55,10 @@ import Testing
             let above = reals.filter { $0 > point.threshold }.count
             #expect(above == point.falsePositives.successes && above <= Int(target * 200))
             #expect(above == Int(target * 200), "distinct scores: the budget is used exactly")
-            #expect(reals.contains(point.threshold))
+            // Just above a real score, so that a score moving by 1e-5 with its batch stays below.
+            let below = try #require(reals.filter { $0 <= point.threshold }.max())
+            #expect(point.threshold > below && point.threshold - below <= 1.000001 * OperatingPoint.margin * max(1, abs(below)))
+            #expect(reals.filter { $0 > below + OperatingPoint.margin * max(1, abs(below)) / 2 }.count >= above)
         }
         // Ties at the threshold stay real.
         let tied = try OperatingPoint.choose(realScores: [1, 1, 1, 1, 0], targetFPR: 0.5)
@@ -63,8 +66,14 @@ import Testing
         // 50 images cannot certify 0.1%: the summary says how many would.
         let few = try OperatingPoint.choose(realScores: Array(reals.prefix(50)), targetFPR: 0.001)
         #expect(few.falsePositives.upper > 0.05)
-        #expect(few.summary.contains("cannot certify") && few.summary.contains("\(OperatingPoint.imagesNeeded(toCertify: 0.001))"))
+        #expect(few.summary.contains("cannot certify") && few.summary.contains("at least \(OperatingPoint.imagesNeeded(toCertify: 0.001)!) real images"))
         #expect(OperatingPoint.imagesNeeded(toCertify: 0.01) == 368)  // ln(0.025) / ln(0.99) = 367.03
+        // A target too small for any number of images is said so, not a crash or a negative count.
+        #expect(OperatingPoint.imagesNeeded(toCertify: 1e-20) == nil)
+        #expect(try OperatingPoint.choose(realScores: reals, targetFPR: 1e-300).summary.contains("no practical number"))
+        // Enough images but some above: more images narrow it; no count smaller than those seen is offered.
+        let loose = try OperatingPoint.choose(realScores: reals, targetFPR: 0.2)
+        #expect(!loose.summary.contains("takes at least"))
         #expect(throws: CalibrationError.self) { try OperatingPoint.choose(realScores: [], targetFPR: 0.01) }
         #expect(throws: CalibrationError.self) { try OperatingPoint.choose(realScores: [1, .nan], targetFPR: 0.01) }
     }
@@ -221,6 +230,24 @@ import Testing
             let p = try #require(row["probability"] as? Double)
             #expect((row["verdict"] as? String == "uncertain") == (p > 0.3 && p < 0.7), "\(row)")
         }
+        // eval reads saved scores by the head's rule when told which head made them, as when it scores itself.
+        let listed = folder.appendingPathComponent("list.csv").path
+        try (["filename,typ"] + realImages.map { "\($0),real" } + fakeImages.map { "\($0),fake" }).joined(separator: "\n")
+            .write(toFile: listed, atomically: true, encoding: .utf8)
+        let saved = folder.appendingPathComponent("scores.csv").path
+        _ = try cli.run(["detect", "--model", DetectTests.backbone, "--head", out, "--csv", listed, "-o", saved])
+        var tables: [CSVTable] = []
+        for arguments in [["--scores", saved, "--head", out], ["--model", DetectTests.backbone, "--head", out]] {
+            let tab = folder.appendingPathComponent("tab\(tables.count).csv").path
+            let evaluated = try cli.run(["eval", "--csv", listed, "--save-tab", tab] + arguments)
+            #expect(evaluated.status == 0, "\(evaluated.stderr)")
+            tables.append(try CSVTable(path: tab))
+        }
+        for column in ["acc", "nll", "coverage", "acc_covered"] {
+            let (a, b) = (try tables[0].values(column).map { Double($0)! }, try tables[1].values(column).map { Double($0)! })
+            #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-9 || ($0.isNaN && $1.isNaN) }, "\(column): \(a) vs \(b)")
+        }
+        #expect(try tables[0].values("coverage").map { Double($0)! } != [1.0], "the band reached eval")
         // --band on the command line replaces the head's: (0, 1) leaves every verdict uncertain.
         let all = try cli.run(["detect", "--model", DetectTests.backbone, "--head", out, "--band", "0,1", "--format", "jsonl"] + Self.reals)
         #expect(all.stdout.split(separator: "\n").allSatisfy { $0.contains(#""verdict":"uncertain""#) })

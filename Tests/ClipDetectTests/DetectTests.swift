@@ -180,8 +180,11 @@ import Testing
         try head.write(to: plain)
         let fallback = try cli.run(["detect", "--head", plain, "--offline", list])
         #expect(fallback.status != 0 && fallback.stderr.contains("CLIP-ViT-L-14-CommonPool"), "\(fallback.stderr)")
-        let both = try cli.run(["eval", "--csv", list, "--scores", list, "--head", named])
-        #expect(both.status != 0 && both.stderr.contains("not both"))
+        // With --scores, --head only says how its column reads: a file without that column is refused.
+        let scores = folder.appendingPathComponent("other-scores.csv").path
+        try "filename,someone_else\na.png,0.5\n".write(toFile: scores, atomically: true, encoding: .utf8)
+        let both = try cli.run(["eval", "--csv", list, "--scores", scores, "--head", named])
+        #expect(both.status != 0 && both.stderr.contains("column for --head"), "\(both.stderr)")
     }
 
     @Test func evalEqualsScikitLearnOnTheReferenceFormat() throws {

@@ -59,7 +59,7 @@ public enum CalibrationError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case .invalid(let why): "invalid calibration: \(why)"
+        case .invalid(let why): why
         case .tooFew(let why): why
         }
     }

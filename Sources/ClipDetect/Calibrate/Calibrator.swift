@@ -191,16 +191,18 @@ public enum Calibrator {
             guard rule.calibration != nil else {
                 throw .invalid("a band from error rates reads the calibrated probability: fit one (a method, with synthetic images) or give the band as probabilities")
             }
-            var band = UncertaintyBand(scale: .probability, low: rate, high: 1 - rate)
+            let band = UncertaintyBand(scale: .probability, low: rate, high: 1 - rate)
             // The band holds the decision boundary, so that above it is synthetic and below it real.
-            let boundary = rule.threshold.map(rule.probability) ?? 0.5
-            if !(band.low <= boundary && boundary <= band.high) {
-                band.low = min(band.low, boundary)
-                band.high = max(band.high, boundary)
-                report.notes.append(String(format: "the band was widened to P in (%.4g, %.4g) to hold the threshold's probability", band.low, band.high))
+            rule.band = band.holds(rule) ? band : rule.widening(band)
+            if rule.band != band {
+                report.notes.append("the band was widened to P in (\(rule.band!.low), \(rule.band!.high)) to hold the threshold's probability")
             }
-            rule.band = band
-        case nil: break
+        case nil:
+            // A band the head carried may no longer hold the new boundary: dropped, not kept wrong.
+            if let band = rule.band, !band.holds(rule) {
+                rule.band = nil
+                report.notes.append("the head's uncertain band (\(band.low), \(band.high)) no longer holds the decision boundary and was dropped: give --band or --band-error for a new one")
+            }
         }
         try rule.validate()
         report.band = rule.band
@@ -264,6 +266,11 @@ public struct CalibrationData: Sendable, Equatable {
     public var digests: [(digest: String, isSynthetic: Bool)] = []
     /// Images that could not be scored, with why.
     public var failures: [(name: String, error: String)] = []
+    /// Images whose bytes were already in the set with the same label: counted once, since a
+    /// copy is no new evidence.
+    public var duplicates: [String] = []
+    /// Images whose bytes are in the set as both real and synthetic.
+    public var conflicts: [String] = []
 
     public static func == (a: Self, b: Self) -> Bool {
         a.realScores == b.realScores && a.fakeScores == b.fakeScores && a.digests.map(\.digest) == b.digests.map(\.digest)
@@ -274,6 +281,7 @@ public struct CalibrationData: Sendable, Equatable {
     /// `progress` is called after each image.
     public static func score(_ images: [LabeledImage], with detector: Detector, progress: (Int) -> Void = { _ in }) -> CalibrationData {
         var data = CalibrationData()
+        var seen: [String: Bool] = [:]
         let limits = detector.extractor.settings.limits, batch = detector.extractor.settings.batchSize
         var start = 0
         while start < images.count {
@@ -285,8 +293,14 @@ public struct CalibrationData: Sendable, Equatable {
                 let result = read.flatMap { data in results.next()!.map { (data, $0) } }
                 switch result {
                 case .success(let (bytes, detection)):
+                    let digest = CalibrationSet.digest(bytes)
+                    if let label = seen[digest] {
+                        if label == image.isSynthetic { data.duplicates.append(image.item.name) } else { data.conflicts.append(image.item.name) }
+                        continue
+                    }
+                    seen[digest] = image.isSynthetic
                     if image.isSynthetic { data.fakeScores.append(detection.score) } else { data.realScores.append(detection.score) }
-                    data.digests.append((CalibrationSet.digest(bytes), image.isSynthetic))
+                    data.digests.append((digest, image.isSynthetic))
                 case .failure(let error):
                     data.failures.append((image.item.name, "\(error)"))
                 }

@@ -12,26 +12,34 @@ public struct OperatingPoint: Sendable, Equatable, Codable {
     /// The achieved false-positive rate on the images it was chosen on.
     public var achievedFPR: Double { falsePositives.proportion }
 
-    /// Lets at most ⌊target · n⌋ of the real scores lie above the threshold (ties stay below: a tie
-    /// at the threshold is real). With no room for any false positive, the threshold is the
-    /// highest real score.
+    /// Lets at most k = ⌊target · n⌋ of the real scores lie above the threshold (ties stay below:
+    /// a tie at the threshold is real). The threshold sits just above the (k+1)-th highest real
+    /// score: by 1e-5 of its size, or halfway to the k-th when that is closer, since a score can
+    /// move by that much with the batch it is computed in. With no room for any false positive,
+    /// it sits above the highest real score.
     public static func choose(realScores: [Double], targetFPR: Double, confidence: Double = 0.95) throws(CalibrationError) -> OperatingPoint {
         guard targetFPR >= 0, targetFPR < 1 else { throw .invalid("target false-positive rate \(targetFPR) is not in [0, 1)") }
         guard !realScores.isEmpty else { throw .tooFew("a false-positive rate needs scores of real images") }
         guard realScores.allSatisfy(\.isFinite) else { throw .invalid("real-image scores that are not finite") }
         let descending = realScores.sorted(by: >)
-        let allowed = Int((targetFPR * Double(descending.count)).rounded(.down))
-        let threshold = descending[min(allowed, descending.count - 1)]
+        let allowed = min(Int((targetFPR * Double(descending.count)).rounded(.down)), descending.count - 1)
+        let chosen = descending[allowed], margin = Self.margin * max(1, abs(chosen))
+        let threshold = allowed > 0 ? chosen + min(margin, (descending[allowed - 1] - chosen) / 2) : chosen + margin
         let above = descending.filter { $0 > threshold }.count
         return OperatingPoint(threshold: threshold, targetFPR: targetFPR,
                               falsePositives: BinomialInterval(successes: above, trials: descending.count, confidence: confidence))
     }
 
+    /// How far (relative) a score may move with the composition of its batch (docs/performance.md).
+    public static let margin = 1e-5
+
     /// The fewest real images with no false positive that bound the rate below `targetFPR` at
-    /// this confidence: n with (α/2)^(1/n) ≥ 1 − target, the rule of three's exact form.
-    public static func imagesNeeded(toCertify targetFPR: Double, confidence: Double = 0.95) -> Int {
-        guard targetFPR > 0, targetFPR < 1 else { return .max }
-        return Int((log((1 - confidence) / 2) / log1p(-targetFPR)).rounded(.up))
+    /// this confidence: n with (α/2)^(1/n) ≤ 1 − target, the rule of three's exact form. nil when
+    /// that is more than 10^15.
+    public static func imagesNeeded(toCertify targetFPR: Double, confidence: Double = 0.95) -> Int? {
+        guard targetFPR > 0, targetFPR < 1 else { return nil }
+        let n = (log((1 - confidence) / 2) / log1p(-targetFPR)).rounded(.up)
+        return n.isFinite && n <= 1e15 ? Int(n) : nil
     }
 
     /// One line for people.
@@ -40,9 +48,16 @@ public struct OperatingPoint: Sendable, Equatable, Codable {
         var line = String(format: "threshold %.6g: %d of %d real images above it (FPR %.4g%%, %.0f%% interval %.4g%%–%.4g%%)",
                           threshold, interval.successes, interval.trials, 100 * achievedFPR, 100 * interval.confidence,
                           100 * interval.lower, 100 * interval.upper)
-        if interval.upper > targetFPR, targetFPR > 0 {
-            line += String(format: "; %d images cannot certify %.4g%%: even with none above, that takes at least %d real images",
-                           interval.trials, 100 * targetFPR, Self.imagesNeeded(toCertify: targetFPR, confidence: interval.confidence))
+        if interval.upper > targetFPR {
+            line += String(format: "; the interval reaches above the target %.4g%%, so these images cannot certify it", 100 * targetFPR)
+            let needed = Self.imagesNeeded(toCertify: targetFPR, confidence: interval.confidence)
+            if let needed, needed > interval.trials {
+                line += ": even with none above, that takes at least \(needed) real images"
+            } else if needed == nil {
+                line += ": no practical number of images can"
+            } else {
+                line += ": more real images would narrow it"
+            }
         }
         return line
     }
@@ -71,6 +86,18 @@ public struct UncertaintyBand: Sendable, Equatable, Codable {
     public func validate() throws(CalibrationError) {
         guard low.isFinite, high.isFinite, low <= high else { throw .invalid("uncertainty band \(low)…\(high) is not an interval") }
         if scale == .probability, !(low >= 0 && high <= 1) { throw .invalid("a probability band must lie in [0, 1], not \(low)…\(high)") }
+    }
+
+    /// Whether a rule's verdicts are consistent with this band: every image above it is labelled
+    /// synthetic and every one below it real. With a threshold t and a probability band, P(t) lies
+    /// strictly inside (a flat stretch of an isotonic map at P(t) holds scores on both sides of t);
+    /// with P > 1/2 the boundary may be the band's lower end.
+    public func holds(_ rule: DecisionRule) -> Bool {
+        switch (scale, rule.threshold) {
+        case (.probability, let t?): let p = rule.probability(t); return low < p && p < high
+        case (.probability, nil): return low <= 0.5 && 0.5 < high
+        case (.score, _): return !rule.isSynthetic(low) && rule.isSynthetic(high)
+        }
     }
 
     public func contains(score: Double, probability: Double) -> Bool {

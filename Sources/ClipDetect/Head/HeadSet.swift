@@ -45,7 +45,6 @@ public struct HeadSet: Sendable, Equatable {
             throw HeadError.invalid("\(path): \(metadataKey) metadata is not valid (\(error))")
         }
         guard (2...maxHeads).contains(stored.heads.count) else { throw HeadError.invalid("\(path): a head set holds 2…\(maxHeads) heads, not \(stored.heads.count)") }
-        guard file.tensors.count == 2 * stored.heads.count else { throw HeadError.invalid("\(path): tensors that no head of the set names") }
         var heads: [Head] = []
         for (index, metadata) in stored.heads.enumerated() {
             guard let weight = file.tensors["heads.\(index).weight"], let bias = file.tensors["heads.\(index).bias"],
@@ -55,6 +54,7 @@ public struct HeadSet: Sendable, Equatable {
             try head.validate("\(path) head \(index)")
             heads.append(head)
         }
+        guard file.tensors.count == 2 * stored.heads.count else { throw HeadError.invalid("\(path): tensors that no head of the set names") }
         do { try stored.decision.validate() } catch { throw HeadError.invalid("\(path): \(error)") }
         return HeadSet(heads: heads, fusion: stored.fusion, decision: stored.decision, calibrationSet: stored.calibrationSet)
     }

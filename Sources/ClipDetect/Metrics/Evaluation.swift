@@ -93,7 +93,7 @@ public enum Evaluation {
     public static func readScores(_ path: String) throws -> [ScoreColumn] {
         let table = try CSVTable(path: path)
         let names = try table.values("filename")
-        let ours: Set<String> = ["filename", "probability", "label", "verdict", "error"]
+        let ours: Set<String> = ["filename", "probability", "label", "verdict", "error", "agreement", "score_min", "score_median", "score_max", "stability"]
         var seen = Set<String>()
         for column in table.header where !seen.insert(column).inserted { throw ReportError.invalid("\(path): two \(column) columns") }
         return try table.header.enumerated().filter { !ours.contains($0.element) }.map { column, detector in
@@ -111,5 +111,36 @@ public enum Evaluation {
             }
             return ScoreColumn(detector: detector, scores: byName)
         }
+    }
+
+    /// The metrics `compute_metrics.py -w` offers: AUC, and balanced accuracy of score > 0.
+    public enum ReferenceMetric: String, Sendable, CaseIterable { case auc, acc }
+
+    /// `compute_metrics.py --save_tab`'s table, cell for cell: one row per detector, one column per
+    /// generator (sorted) and AVG (the mean of the cells that have a value), the metric's name in
+    /// the corner. As in the reference, an image with a row but no finite score for a detector
+    /// (`rowed`: the names the scores file lists) blanks that detector's cell for its generator;
+    /// an image without a row is left out (its inner merge). Numbers as Python writes them.
+    public static func referenceTable(_ list: [LabeledImage], columns: [ScoreColumn], rowed: Set<String>, metric: ReferenceMetric) -> String {
+        let merged = list.filter { rowed.contains($0.item.name) }
+        let generators = Set(merged.map(\.type)).subtracting(["real"]).sorted()
+        var text = CSVTable.line([metric.rawValue] + generators + ["AVG"])
+        for column in columns {
+            var cells: [Double?] = []
+            for generator in generators {
+                let subset = merged.filter { $0.type == "real" || $0.type == generator }
+                let scores = subset.map { column.scores[$0.item.name] ?? .nan }
+                let labels = subset.map(\.isSynthetic)
+                guard scores.allSatisfy(\.isFinite), Set(labels).count == 2 else { cells.append(nil); continue }
+                switch metric {
+                case .auc: cells.append(Metrics.auc(labels: labels, scores: scores))
+                case .acc: cells.append(Metrics.balancedAccuracy(labels: labels, predictions: scores.map { $0 > 0 }))
+                }
+            }
+            let present = cells.compactMap { $0 }
+            let average = present.isEmpty ? nil : present.reduce(0, +) / Double(present.count)
+            text += CSVTable.line([column.detector] + (cells + [average]).map { $0.map { String($0) } ?? "" })
+        }
+        return text
     }
 }

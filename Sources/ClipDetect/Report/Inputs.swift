@@ -92,8 +92,15 @@ public enum Inputs {
         case .missing, .other: throw ReportError.unreadable(path)
         }
         if path.lowercased().hasSuffix(".csv") { return try collect([], csv: path) }
+        // One image given where a list may be: that image, not its bytes read as names.
+        if let head = try? Files.prefix(path, count: 16), head.withUnsafeBytes({ ImageFormat.sniff($0) }) != nil {
+            return [InputItem(name: path, path: path)]
+        }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
         guard let data = try? Files.read(path, limit: CSVTable.maxBytes) else { throw ReportError.unreadable(path) }
+        guard String(data: data, encoding: .utf8) != nil || !data.contains(0) else {
+            throw ReportError.invalid("\(PathName.display(path)) is neither a folder, a CSV, a text list nor an image clipdetect reads")
+        }
         let text = PathName.decode(data)
         return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map {
             InputItem(name: $0, path: $0.hasPrefix("/") ? $0 : folder.appendingPathComponent($0).path)

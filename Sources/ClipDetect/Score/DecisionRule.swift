@@ -40,24 +40,37 @@ public struct DecisionRule: Sendable, Equatable, Codable {
         return isSynthetic(score) ? .synthetic : .real
     }
 
-    /// Refuses numbers that would give a wrong verdict silently, and a band that leaves out the
-    /// decision boundary (images above it would be called real, or below it synthetic).
+    /// Refuses numbers that would give a wrong verdict silently, and a band that does not hold
+    /// the decision boundary inside it (an image above the band would be called real, or one
+    /// below it synthetic).
     public func validate() throws(CalibrationError) {
         try calibration?.validate()
         if let threshold, !threshold.isFinite { throw .invalid("threshold \(threshold) is not a number") }
         guard let band else { return }
         try band.validate()
-        switch band.scale {
-        case .probability:
-            let boundary = threshold.map(probability) ?? 0.5
-            guard band.low <= boundary, boundary <= band.high else {
-                throw .invalid(String(format: "the uncertain band %.4g…%.4g must contain the decision boundary, P = %.4g", band.low, band.high, boundary))
-            }
-        case .score:
-            guard !isSynthetic(band.low), isSynthetic(band.high.nextUp) else {
-                throw .invalid(String(format: "the uncertain band %.6g…%.6g must contain the decision boundary (%@)", band.low, band.high,
-                                      threshold.map { String(format: "threshold %.6g", $0) } ?? "P = 1/2"))
-            }
+        guard band.holds(self) else {
+            let boundary = threshold.map { "the threshold \($0)" + (band.scale == .probability ? " (P = \(probability($0)))" : "") } ?? "P = 1/2"
+            throw .invalid("the uncertain band (\(band.low), \(band.high)) must hold the decision boundary, \(boundary), inside it")
         }
+    }
+
+    /// The band that holds this rule's decision boundary: `band` widened just enough.
+    public func widening(_ band: UncertaintyBand) -> UncertaintyBand {
+        var band = band
+        switch (band.scale, threshold) {
+        case (.probability, let t?):
+            let p = probability(t)
+            band.low = min(band.low, p.nextDown)
+            band.high = max(band.high, p.nextUp)
+        case (.probability, nil):
+            band.low = min(band.low, 0.5)
+            band.high = max(band.high, 0.5.nextUp)
+        case (.score, let t?):
+            band.low = min(band.low, t)
+            band.high = max(band.high, t.nextUp)
+        case (.score, nil):
+            break
+        }
+        return band
     }
 }

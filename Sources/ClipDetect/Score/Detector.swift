@@ -87,7 +87,7 @@ public struct Detector: Sendable {
         self.fusion = configuration.fusion
         var decision = heads.count == 1 ? heads[0].decision : configuration.fusedDecision ?? .plain
         if let band = configuration.band { decision.band = band }
-        do { try decision.validate() } catch { throw HeadError.invalid("\(error)") }
+        try decision.validate()
         self.decision = decision
     }
 

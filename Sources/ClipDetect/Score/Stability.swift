@@ -21,47 +21,56 @@ public struct StabilityCheck: Sendable, Equatable {
     }
 
     public struct Result: Sendable, Equatable, Codable {
-        /// Share of the draws that could be scored whose verdict equals the clean one.
-        public var agreement: Double
-        public var minScore: Double
-        public var medianScore: Double
-        public var maxScore: Double
-        public var isStable: Bool
-        /// Draws that could not be made or scored (e.g. an image too small for a crop).
+        /// Share of the draws that could be scored whose verdict equals the clean one; nil when none could.
+        public var agreement: Double?
+        public var minScore: Double?
+        public var medianScore: Double?
+        public var maxScore: Double?
+        /// nil when no draw could be scored: the verdict was not tested.
+        public var isStable: Bool?
+        /// Draws that could not be made or scored (e.g. an image too small for a crop), and why the first failed.
         public var failedDraws: Int
+        public var failure: String?
     }
 
     /// The clean verdict and its stability, for an image already decoded. Draw j uses the chain's
     /// seed and j, so an image gets the same draws wherever it is in a list.
     public func check(_ image: RGBImage, with detector: Detector) throws -> (Detection, Result) {
-        let (draws, failed) = self.draws(of: image, maxPixels: detector.extractor.settings.limits.maxPixels)
+        let (draws, failures) = self.draws(of: image, maxPixels: detector.extractor.settings.limits.maxPixels)
         let results = detector.detect([.decoded(image)] + draws)
         let clean = try results[0].get()
-        return (clean, try summary(clean: clean, draws: Array(results.dropFirst()), failedDraws: failed))
+        return (clean, summary(clean: clean, draws: Array(results.dropFirst()), failures: failures))
     }
 
-    /// The impaired copies to score (a front end may batch them with others), and how many could not be made.
-    public func draws(of image: RGBImage, maxPixels: Int) -> (sources: [ImageSource], failed: Int) {
-        var sources: [ImageSource] = [], failed = 0
+    /// The impaired copies to score (a front end may batch them with others), and why the others could not be made.
+    public func draws(of image: RGBImage, maxPixels: Int) -> (sources: [ImageSource], failures: [String]) {
+        var sources: [ImageSource] = [], failures: [String] = []
         for j in 0..<draws {
-            if let drawn = try? chain.apply(image, index: j, maxPixels: maxPixels).0 { sources.append(.decoded(drawn)) } else { failed += 1 }
+            do { sources.append(.decoded(try chain.apply(image, index: j, maxPixels: maxPixels).0)) } catch { failures.append("\(error)") }
         }
-        return (sources, failed)
+        return (sources, failures)
     }
 
     /// Agreement and score spread of the draws' verdicts against the clean one.
-    public func summary(clean: Detection, draws results: [Swift.Result<Detection, Error>], failedDraws: Int) throws -> Result {
-        let drawn = results.compactMap { try? $0.get() }
-        let failed = failedDraws + results.count - drawn.count
+    public func summary(clean: Detection, draws results: [Swift.Result<Detection, Error>], failures: [String]) -> Result {
+        var failures = failures
+        var drawn: [Detection] = []
+        for result in results {
+            switch result {
+            case .success(let detection): drawn.append(detection)
+            case .failure(let error): failures.append("\(error)")
+            }
+        }
         guard !drawn.isEmpty else {
-            throw CalibrationError.invalid("no draw of the stability chain could be scored (\(failed) failed)")
+            return Result(agreement: nil, minScore: nil, medianScore: nil, maxScore: nil, isStable: nil, failedDraws: failures.count,
+                          failure: failures.first)
         }
         let scores = drawn.map(\.score).sorted()
         let n = scores.count
         let median = n % 2 == 1 ? scores[n / 2] : (scores[n / 2 - 1] + scores[n / 2]) / 2
         let agreement = Double(drawn.filter { $0.verdict == clean.verdict }.count) / Double(n)
         return Result(agreement: agreement, minScore: scores[0], medianScore: median, maxScore: scores[n - 1],
-                      isStable: agreement >= minimumAgreement, failedDraws: failed)
+                      isStable: agreement >= minimumAgreement, failedDraws: failures.count, failure: failures.first)
     }
 
     /// The same for sources (files, bytes): decoded once with the detector's settings.

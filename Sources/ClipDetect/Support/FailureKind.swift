@@ -51,7 +51,7 @@ extension WeightsError: ClassifiedError {
     public var kind: FailureKind {
         switch self {
         case .unreadable(let why): why.contains("No such file") ? .notFound : .unreadable
-        case .malformed: .invalidInput
+        case .malformed, .lfsPointer: .invalidInput
         case .refused: .refused
         case .unsupportedDType: .unsupported
         }

@@ -34,8 +34,28 @@ public struct Checkpoint: Sendable {
             if TorchCheckpoint.looksLikeLegacy(bytes) {
                 throw WeightsError.unreadable("legacy (pre-1.6) PyTorch format; re-save it with torch.save from a current PyTorch")
             }
+            if let (sha256, size) = lfsPointer(bytes) { throw WeightsError.lfsPointer(sha256: sha256, size: size) }
         }
         throw WeightsError.unreadable("neither safetensors nor a PyTorch zip checkpoint")
+    }
+
+    /// The object a Git LFS pointer names: `version https://git-lfs.github.com/spec/v1`, then
+    /// `oid sha256:<64 hex>` and `size <bytes>` lines (git-lfs's spec; pointers are under 1 KiB).
+    static func lfsPointer(_ bytes: UnsafeRawBufferPointer) -> (sha256: String, size: Int)? {
+        guard bytes.count < 1024 else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard text.hasPrefix("version https://git-lfs.github.com/spec/") else { return nil }
+        var sha256: String?, size: Int?
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("oid sha256:") {
+                let hex = line.dropFirst("oid sha256:".count)
+                if hex.count == 64, hex.allSatisfy(\.isHexDigit) { sha256 = hex.lowercased() }
+            } else if line.hasPrefix("size ") {
+                size = Int(line.dropFirst(5)).flatMap { $0 >= 0 ? $0 : nil }
+            }
+        }
+        guard let sha256, let size else { return nil }
+        return (sha256, size)
     }
 
     /// True when the tensor reads the checkpoint's mapped bytes in place.

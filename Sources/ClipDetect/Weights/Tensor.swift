@@ -160,9 +160,13 @@ public enum WeightsError: Error, CustomStringConvertible, Equatable {
     case malformed(String)
     case refused(String)
     case unsupportedDType(String)
+    /// A Git LFS pointer (the ~130-byte text git-lfs leaves when the object was not fetched).
+    case lfsPointer(sha256: String, size: Int)
 
     public var description: String {
         switch self {
+        case .lfsPointer(let sha256, let size):
+            "this is a Git LFS pointer to a \(size)-byte file (sha256 \(sha256.prefix(16))…), not the file itself: run `git lfs pull` in the repository it came from"
         case .unreadable(let why): "cannot read checkpoint: \(why)"
         case .malformed(let why): "malformed checkpoint: \(why)"
         case .refused(let why): "refused checkpoint: \(why)"
