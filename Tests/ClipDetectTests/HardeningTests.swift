@@ -288,6 +288,13 @@ import Testing
         let spec = try String(contentsOfFile: Fixtures.path("fuzz", "impair_resize_to_8810.txt"), encoding: .utf8)
         let small = RGBImage(width: 24, height: 17, pixels: [UInt8](repeating: 7, count: 24 * 17 * 3))
         #expect(throws: ImageError.self) { try ImpairmentChain(condition: spec).apply(small, maxPixels: 1 << 20) }
+        // FuzzImpair: "blur:sigma=3.\0garbage" read as sigma 3 (Double parses up to a NUL); now refused.
+        let slow = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("fuzz", "impair_slow_chain.bin")))
+        #expect(throws: ImpairmentError.self) { try ImpairmentChain(condition: String(decoding: slow, as: UTF8.self)) }
+        for text in ["blur:sigma=3.\u{0}1", "jpeg:q=0x50", "resize:factor=0.5\u{0}", "noise:sigma= 2"] {
+            #expect(throws: ImpairmentError.self, "\(text)") { try Impairment(parsing: text) }
+        }
+        #expect(Numbers.decimal("1e-3") == 0.001 && Numbers.decimal("3.\u{0}1") == nil && Numbers.decimal("") == nil)
     }
 
     /// A second byte-order mark is kept in the first column's name (only one is a BOM).
@@ -396,3 +403,4 @@ import Testing
         #expect(throws: ImpairmentError.self) { try ImpairmentChain(condition: "jpeg:q=50+") }
     }
 }
+

@@ -14,7 +14,7 @@ public struct Parameter: Sendable, Equatable, CustomStringConvertible {
 
     init(parsing text: String, key: String) throws {
         let parts = text.components(separatedBy: "..")
-        guard (1...2).contains(parts.count), let low = Double(parts[0]), let high = Double(parts.last!) else {
+        guard (1...2).contains(parts.count), let low = Numbers.decimal(parts[0]), let high = Numbers.decimal(parts.last!) else {
             throw ImpairmentError.invalid("\(key)=\(text) is neither a number nor a range low..high")
         }
         guard low.isFinite, high.isFinite else { throw ImpairmentError.invalid("\(key)=\(text) is not a finite number") }

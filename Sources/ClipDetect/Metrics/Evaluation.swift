@@ -33,12 +33,6 @@ public struct ScoreColumn: Sendable {
 }
 
 public enum Evaluation {
-    /// A decimal number, nan or inf as Python writes them; not hexadecimal (Double("0x10") is 16).
-    static func decimal(_ text: String) -> Double? {
-        guard text.unicodeScalars.allSatisfy({ "0123456789+-.eEinfatyINFATY".unicodeScalars.contains($0) }) else { return nil }
-        return Double(text)
-    }
-
     /// Scores the listed images here (impaired in memory when `impairment` is given): one column per
     /// head, each with its head's decision rule, then `fusion` when there are several. `progress`
     /// sees every image's result as it is computed; failed images have no score.
@@ -101,7 +95,7 @@ public enum Evaluation {
             for (row, name) in names.enumerated() {
                 let cell = column < table.rows[row].count ? table.rows[row][column].trimmingCharacters(in: .whitespaces) : ""
                 if cell.isEmpty { continue }
-                guard let score = decimal(cell) else {
+                guard let score = Numbers.decimal(cell) else {
                     throw ReportError.invalid("\(path) row \(row + 1), column \(detector): \(cell) is not a number")
                 }
                 if let earlier = byName[name], earlier != score, !(earlier.isNaN && score.isNaN) {
