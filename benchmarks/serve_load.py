@@ -86,10 +86,17 @@ class Client:
     """A minimal HTTP/1.1 client on asyncio streams with a pool of keep-alive connections: cheap
     enough that the generator, not the server, is rarely what limits the rate."""
 
-    def __init__(self, host, port):
+    def __init__(self, host, port, connections=512):
         self.host, self.port, self.idle = host, port, []
+        # At most this many connections, as a client's pool has: a request beyond it waits here,
+        # and its latency (counted from when it was due) includes the wait.
+        self.slots = asyncio.Semaphore(connections)
 
     async def post(self, body):
+        async with self.slots:
+            return await self._post(body)
+
+    async def _post(self, body):
         reader, writer = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
         try:
             writer.write(b"POST /v1/detect HTTP/1.1\r\nHost: bench\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
@@ -214,7 +221,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tower", choices=["tiny", "vit-l14"], default="tiny")
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--images", type=int, default=32, help="distinct images (the CLI's rate is read from N and 2N)")
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
     flags = sorted({f for line in open("/proc/cpuinfo") if line.startswith("flags") for f in line.split()[2:]
@@ -238,8 +245,9 @@ def main():
         line = server.stdout.readline()
         host, port = line.split()[-1].removeprefix("http://").rsplit(":", 1)
         rss = RSS(server.pid)
-        client = Client(host, int(port))
         loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        client = Client(host, int(port))
         loop.run_until_complete(closed_loop(client, bodies, expected, args.batch, 2))  # warm-up
         rss.reset()
         rate = loop.run_until_complete(closed_loop(client, bodies, expected, 2 * args.batch, args.seconds))

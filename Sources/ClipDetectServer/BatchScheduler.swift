@@ -63,6 +63,10 @@ actor BatchScheduler: Service {
         return nextRequest
     }
 
+    /// Whether one more image would fit now: checked before a body is read, so an overloaded
+    /// server refuses at once instead of holding bodies it will refuse.
+    var isFull: Bool { !accepting || queue.count >= maxQueued }
+
     /// Queues all of a request's images or none, and returns their verdicts in order.
     func detect(_ sources: [ImageSource], ticket: Int) async throws -> [Result<Detection, Error>] {
         guard accepting else { throw Refusal.shuttingDown }

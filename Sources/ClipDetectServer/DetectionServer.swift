@@ -79,6 +79,7 @@ public struct DetectionServer: Sendable {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxBodyBytes {
             return Self.error(.contentTooLarge, .tooLarge, "body of \(length) bytes is above the limit of \(configuration.maxBodyBytes)")
         }
+        if await scheduler.isFull { return queueFull(configuration.maxQueuedImages) }
         let body: ByteBuffer
         do { body = try await request.collectBody(upTo: configuration.maxBodyBytes) } catch {
             return Self.error(.contentTooLarge, .tooLarge, "body is above the limit of \(configuration.maxBodyBytes) bytes")
@@ -143,9 +144,7 @@ public struct DetectionServer: Sendable {
                 return found
             }
         } catch BatchScheduler.Refusal.queueFull(let queued) {
-            var response = Self.error(.tooManyRequests, .tooLarge, "\(queued) images are waiting, the queue holds \(configuration.maxQueuedImages): try again shortly")
-            response.headers[.retryAfter] = "1"
-            return response
+            return queueFull(queued)
         } catch BatchScheduler.Refusal.shuttingDown {
             return Self.error(.serviceUnavailable, .unreadable, "the service is shutting down")
         }
@@ -167,6 +166,13 @@ public struct DetectionServer: Sendable {
             ImageVerdict(index: index, name: pair.0.name, result: pair.1, detector: detector, stability: stabilities[index])
         }
         return Self.encoded(DetectResponse(model: modelName, images: verdicts))
+    }
+
+    /// 429 with Retry-After: the queue is full now, a retry in a second may find room.
+    func queueFull(_ queued: Int) -> Response {
+        var response = Self.error(.tooManyRequests, .tooLarge, "\(queued) images are waiting, the queue holds \(configuration.maxQueuedImages): try again shortly")
+        response.headers[.retryAfter] = "1"
+        return response
     }
 
     struct Refusal: Error { let response: Response }
