@@ -157,7 +157,7 @@ def check(payload, expected):
         return "lost"
     if "score" not in image:
         return "mismatch"
-    if image["verdict"] != expected["label"] or abs(image["score"] - expected["cli_score"]) > 1e-5:
+    if image["verdict"] != expected["verdict"] or abs(image["score"] - expected["cli_score"]) > 1e-5:
         return "mismatch"
     return "ok"
 
@@ -237,7 +237,7 @@ def main():
     cli_rate = args.images / (t2 - t1)
     print(f"CLI detect --batch {args.batch}: {cli_rate:.1f} images/s (from {args.images} vs {2 * args.images} images: {t1:.2f} s, {t2:.2f} s)")
     subset = paths[:args.images]
-    head_column = [k for k in rows[subset[0]] if k not in ("filename", "probability", "label", "error")][0]
+    head_column = [k for k in rows[subset[0]] if k not in ("filename", "probability", "label", "verdict", "error")][0]
     expected = [dict(rows[p], cli_score=rows[p][head_column]) for p in subset]
     bodies = [open(p, "rb").read() for p in subset]
 

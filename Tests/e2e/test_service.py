@@ -91,9 +91,9 @@ def test_page_shows_the_clis_verdicts_and_explains_bad_files(head, browser):
         assert set(shown) == {p.name for p in IMAGES + [UNDECODABLE, BOMB]}
         for path in IMAGES:
             card, row = shown[path.name], expected[path.name]
-            assert card["verdict"] == f"{row['label']} — {100 * row['probability']:.1f}% synthetic"
-            assert row["label"] in card["class"].split()
-            head_columns = [k for k in row if k not in ("filename", "probability", "label", "error")]
+            assert card["verdict"] == f"{row['verdict']} — {100 * row['probability']:.1f}% synthetic"
+            assert row["verdict"] in card["class"].split()
+            head_columns = [k for k in row if k not in ("filename", "probability", "label", "verdict", "error")]
             assert card["scores"] == {k: f"{row[k]:.3f}" for k in head_columns}
             assert card["size"] and card["size"].endswith("pixels")
             assert int(card["thumbnail"]) > 0, "the thumbnail did not render"
