@@ -12,6 +12,29 @@ import Testing
         }
     }
 
+    /// An image's features do not depend on what it is batched with, to the last bit: batch sizes
+    /// 1 to 9, the image first, last or in the middle (OpenBLAS blocks by the row count; the
+    /// encoder multiplies one image at a time).
+    @Test(arguments: Fixtures.encoderModels)
+    func featuresAreTheSameInAnyBatch(model: String) throws {
+        let file = try Fixtures.manifest(model).files.keys.sorted().first { $0.hasSuffix(".safetensors") && !$0.contains("16") }!
+        let encoder = try ImageEncoder(path: Fixtures.path("encoder", model, file), hints: Fixtures.hints(model))
+        let size = 3 * encoder.description.imageSize * encoder.description.imageSize
+        var generator = SeededGenerator(seed: 11)
+        let images = (0..<9).map { _ in (0..<size).map { _ in Float.random(in: -2...2, using: &generator) } }
+        for kind in [FeatureKind.pooled] + (encoder.description.projectionDim == nil ? [] : [.projected]) {
+            let alone = try encoder.encode(images[0], count: 1, kind: kind)[0]
+            for count in 2...9 {
+                for position in Set([0, count / 2, count - 1]) {
+                    var batch = Array(images[1..<count])
+                    batch.insert(images[0], at: position)
+                    let features = try encoder.encode(batch.flatMap { $0 }, count: count, kind: kind)
+                    #expect(features[position] == alone, "\(model) \(kind): batch of \(count), position \(position)")
+                }
+            }
+        }
+    }
+
     @Test(arguments: cases)
     func matchesOpenCLIP(model: String, file: String) throws {
         let manifest = try Fixtures.manifest(model)

@@ -74,7 +74,7 @@ public final class ImageEncoder: Sendable {
         observe?(.afterPreNorm, UnsafeBufferPointer(start: x, count: rows * w))
         for (n, layer) in weights.layers.enumerated() {
             Kernels.layerNorm(x, rows: rows, width: w, weight: layer.norm1Weight, bias: layer.norm1Bias, eps: d.layerNormEps, into: normed)
-            Kernels.linear(normed, rows: rows, inputs: w, weight: layer.qkvWeight, bias: layer.qkvBias, outputs: 3 * w, into: wide)
+            Kernels.linear(normed, rows: rows, group: t, inputs: w, weight: layer.qkvWeight, bias: layer.qkvBias, outputs: 3 * w, into: wide)
             // Only the class token leaves the last block: past its keys and values, the other tokens'
             // rows are not needed (unless a caller observes the whole block).
             let classOnly = n == weights.layers.count - 1 && observe == nil
@@ -83,12 +83,12 @@ public final class ImageEncoder: Sendable {
             if classOnly {
                 for image in 0..<count { (x + image * w).update(from: x + image * t * w, count: w) }
             }
-            Kernels.linear(normed, rows: live, inputs: w, weight: layer.outWeight, bias: layer.outBias, outputs: w, into: mixed)
+            Kernels.linear(normed, rows: live, group: queries, inputs: w, weight: layer.outWeight, bias: layer.outBias, outputs: w, into: mixed)
             Kernels.add(x, mixed, count: live * w)
             Kernels.layerNorm(x, rows: live, width: w, weight: layer.norm2Weight, bias: layer.norm2Bias, eps: d.layerNormEps, into: normed)
-            Kernels.linear(normed, rows: live, inputs: w, weight: layer.fc1Weight, bias: layer.fc1Bias, outputs: d.mlpWidth, into: wide)
+            Kernels.linear(normed, rows: live, group: queries, inputs: w, weight: layer.fc1Weight, bias: layer.fc1Bias, outputs: d.mlpWidth, into: wide)
             Kernels.activate(wide, count: live * d.mlpWidth, d.activation)
-            Kernels.linear(wide, rows: live, inputs: d.mlpWidth, weight: layer.fc2Weight, bias: layer.fc2Bias, outputs: w, into: mixed)
+            Kernels.linear(wide, rows: live, group: queries, inputs: d.mlpWidth, weight: layer.fc2Weight, bias: layer.fc2Bias, outputs: w, into: mixed)
             Kernels.add(x, mixed, count: live * w)
             if classOnly { return pool(x, images: count, tokens: 1, kind: kind, normalize: normalize) }
             observe?(.afterBlock(n), UnsafeBufferPointer(start: x, count: rows * w))
@@ -116,7 +116,7 @@ public final class ImageEncoder: Sendable {
                 }
             }
         }
-        Kernels.linear(columns, rows: patches, inputs: patchValues, weight: weights.patchEmbedding, bias: nil,
+        Kernels.linear(columns, rows: patches, group: g * g, inputs: patchValues, weight: weights.patchEmbedding, bias: nil,
                        outputs: w, into: embedded)
         let positions = weights.positionalEmbedding.pointer, token = weights.classEmbedding.pointer
         Parallel.rows(count * d.tokens) { row in

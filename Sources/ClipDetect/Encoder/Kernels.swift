@@ -5,9 +5,13 @@ import Foundation
 /// The dense math of the forward pass: GEMM on OpenBLAS, the element-wise steps on both cores.
 enum Kernels {
     /// out[m, n] = a[m, k] · w[n, k]ᵀ + bias[n]  (weights stored [out, in], as PyTorch does).
-    /// Each core computes a block of output columns.
-    static func linear(_ a: UnsafePointer<Float>, rows m: Int, inputs k: Int, weight w: FloatArray, bias: FloatArray?,
+    /// Each core computes a block of output columns. The rows go through OpenBLAS one image
+    /// (`group` rows) at a time: its kernels block and choose code paths by the row count, so one
+    /// product over the whole batch would give an image's features other last bits in another
+    /// batch. Per image, a verdict is the same whatever it is batched with.
+    static func linear(_ a: UnsafePointer<Float>, rows m: Int, group: Int, inputs k: Int, weight w: FloatArray, bias: FloatArray?,
                        outputs n: Int, into out: UnsafeMutablePointer<Float>) {
+        precondition(group > 0 && m % group == 0, "rows come in whole images")
         let blocks = (n + 15) / 16
         Parallel.chunks(blocks) { _, range in
             let first = range.lowerBound * 16, columns = min(range.upperBound * 16, n) - first
@@ -17,8 +21,10 @@ enum Kernels {
             if let bias {
                 for row in 0..<m { (out + row * n + first).update(from: bias.pointer + first, count: columns) }
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(columns), Int32(k), 1,
-                        a, Int32(k), w.pointer + first * k, Int32(k), bias == nil ? 0 : 1, out + first, Int32(n))
+            for start in stride(from: 0, to: m, by: group) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(group), Int32(columns), Int32(k), 1,
+                            a + start * k, Int32(k), w.pointer + first * k, Int32(k), bias == nil ? 0 : 1, out + start * n + first, Int32(n))
+            }
         }
     }
 
