@@ -50,21 +50,12 @@ struct TrainCommand: ParsableCommand {
         }
         let loaded = try modelOptions.load().model
         let extractor = FeatureExtractor(encoder: loaded.encoder, cache: cacheOptions.open())
-        var features: [[Float]] = [], labels: [Bool] = [], generators: [String] = []
         let progress = Progress(total: images.count, label: "train", quiet: progressOptions.quiet)
-        try extractor.run(paths: images.map(\.item.path)) { index, result in
+        let (data, generators) = try TrainingSet.assemble(images, with: extractor) { _, result in
             progress.advance(failed: (try? result.get()) == nil)
-            switch result {
-            case .success(let feature):
-                features.append(feature)
-                labels.append(images[index].isSynthetic)
-                generators.append(images[index].type)
-            case .failure(let error):
-                printError("skipped: \(error)")
-            }
+            if case .failure(let error) = result { printError("skipped: \(error)") }
         }
         progress.finish()
-        let data = TrainingSet(features: features, labels: labels)
         printError("features: \(data.negatives) real, \(data.positives) fake")
 
         let options = self.options

@@ -91,4 +91,30 @@ import Testing
         #expect(Impairment.jpeg(quality: try Parameter(75), subsampling: .s420) == (try Impairment(parsing: "jpeg:q=75")))
         #expect(FailureKind(of: ResolutionError.unknownModel("x", known: [])) == .notFound)
     }
+
+    /// Train, calibrate, fuse and check stability from the library alone, as a second front end would.
+    @Test func trainCalibrateAndCheckStabilityWithoutTheCLI() throws {
+        let model = try ModelResolution.load(Self.backbone, hints: ModelHints(), store: ModelStore(environment: [:], offline: true))
+        let names = ["gif_transparent.gif", "bmp_palette.bmp", "png_palette.png", "png_gray16.png", "jpeg_444.jpg", "jpeg_420.jpg",
+                     "cjpeg_smooth.jpg", "size_700x3.png", "png_rgba.png", "bmp_gray.bmp", "photo_rocket.jpg", "tiff_rgba.tif"]
+        let images = names.enumerated().map { index, name in
+            LabeledImage(item: InputItem(name: name, path: Self.fixture("images", name)), type: index < 6 ? "real" : "fake")
+        }
+        let (data, generators) = try TrainingSet.assemble(images, with: FeatureExtractor(encoder: model.encoder))
+        #expect(data.labels.count == 12 && generators.count == 12 && data.positives == 6)
+        var options = TrainingOptions()
+        options.C = 1
+        let (head, _) = try Trainer.train(data, options: options, name: "mine", feature: Head.Feature(encoder: model.encoder), provenance: nil)
+        let detector = try Detector(encoder: model.encoder, heads: [head])
+        let scored = CalibrationData.score(images, with: detector)
+        #expect(scored.realScores.count == 6 && scored.fakeScores.count == 6 && scored.failures.isEmpty)
+        let (calibrated, report) = try Calibrator.calibrate(head, realScores: scored.realScores, fakeScores: scored.fakeScores,
+                                                            options: Calibrator.Options(method: .platt, band: .probabilities(low: 0.3, high: 0.7)),
+                                                            set: scored.record())
+        #expect(report.after != nil && calibrated.metadata.calibrationSet?.hash.count == 64)
+        let checked = try Detector(encoder: model.encoder, heads: [calibrated])
+        let check = try StabilityCheck(draws: 2, chain: ImpairmentChain(condition: "reshare"))
+        let (detection, stability) = try check.check(.file(Self.images[0]), with: checked)
+        #expect(Verdict.allCases.contains(detection.verdict) && stability.failedDraws == 0 && stability.agreement != nil)
+    }
 }

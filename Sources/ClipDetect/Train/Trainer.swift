@@ -163,3 +163,20 @@ public enum Trainer {
         return results
     }
 }
+
+extension TrainingSet {
+    /// The features of labelled images, as `train` assembles them: an image that cannot be read
+    /// is left out (its error passed to `progress`), the others keep their labels and generators.
+    public static func assemble(_ images: [LabeledImage], with extractor: FeatureExtractor,
+                                progress: (Int, Result<[Float], Error>) -> Void = { _, _ in }) throws -> (set: TrainingSet, generators: [String]) {
+        var features: [[Float]] = [], labels: [Bool] = [], generators: [String] = []
+        try extractor.run(paths: images.map(\.item.path)) { index, result in
+            progress(index, result)
+            guard case .success(let feature) = result else { return }
+            features.append(feature)
+            labels.append(images[index].isSynthetic)
+            generators.append(images[index].type)
+        }
+        return (TrainingSet(features: features, labels: labels), generators)
+    }
+}
