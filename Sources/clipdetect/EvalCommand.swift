@@ -43,11 +43,13 @@ struct EvalCommand: ParsableCommand {
             + (try impair.map { ($0, try ImpairmentChain(condition: $0, seed: seed)) })
         var tables: [EvaluationTable] = [], reference = ""
         let detector = scores == nil ? try makeDetector() : nil
+        let scoreTable = try scores.map { try CSVTable(path: $0) }
         for condition in conditions {
-            var columns = try scores.map { try Self.readScores($0, heads: heads) } ?? scoreHere(detector!, list: list, impairment: condition.chain)
-            if condition.chain == nil {
+            var columns = try scoreTable.map { try Self.readScores($0, name: scores!, heads: heads) }
+                ?? scoreHere(detector!, list: list, impairment: condition.chain)
+            if condition.chain == nil, tabFormat == .reference, saveTab != nil {
                 // The names with a row in the scores (all listed ones when scored here: detect writes a row for every file).
-                let rowed = try scores.map { Set(try CSVTable(path: $0).values("filename")) } ?? Set(list.map(\.item.name))
+                let rowed = try scoreTable.map { Set(try $0.values("filename")) } ?? Set(list.map(\.item.name))
                 reference = Evaluation.referenceTable(list, columns: columns, rowed: rowed, metric: tabMetric)
             }
             if let band = try verdictOptions.parsedBand() {
@@ -91,8 +93,8 @@ struct EvalCommand: ParsableCommand {
 
     /// Scores from a file; the columns of the heads given read by those heads' rules (calibration,
     /// threshold, band), and `fusion` by a head set's.
-    static func readScores(_ path: String, heads: [String]) throws -> [ScoreColumn] {
-        var columns = try Evaluation.readScores(path)
+    static func readScores(_ table: CSVTable, name path: String, heads: [String]) throws -> [ScoreColumn] {
+        var columns = try Evaluation.readScores(table, name: path)
         guard !heads.isEmpty else { return columns }
         let selection = try HeadSelection.read(heads)
         var rules = Dictionary(uniqueKeysWithValues: selection.heads.map { ($0.metadata.name, $0.decision) })

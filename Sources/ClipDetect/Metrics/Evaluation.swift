@@ -85,7 +85,11 @@ public enum Evaluation {
     /// probability, label, verdict and error. An empty cell is a missing score; any other cell that is
     /// not a number is refused.
     public static func readScores(_ path: String) throws -> [ScoreColumn] {
-        let table = try CSVTable(path: path)
+        try readScores(CSVTable(path: path), name: path)
+    }
+
+    /// The same from a table already read (`name` for messages).
+    public static func readScores(_ table: CSVTable, name path: String) throws -> [ScoreColumn] {
         let names = try table.values("filename")
         let ours: Set<String> = ["filename", "probability", "label", "verdict", "error", "agreement", "score_min", "score_median", "score_max", "stability"]
         var seen = Set<String>()
