@@ -191,12 +191,16 @@ public enum Calibrator {
             guard rule.calibration != nil else {
                 throw .invalid("a band from error rates reads the calibrated probability: fit one (a method, with synthetic images) or give the band as probabilities")
             }
-            let band = UncertaintyBand(scale: .probability, low: rate, high: 1 - rate)
-            // The band holds the decision boundary, so that above it is synthetic and below it real.
-            rule.band = band.holds(rule) ? band : rule.widening(band)
-            if rule.band != band {
-                report.notes.append("the band was widened to P in (\(rule.band!.low), \(rule.band!.high)) to hold the threshold's probability")
+            var band = UncertaintyBand(scale: .probability, low: rate, high: 1 - rate)
+            // The band holds the decision boundary (P at the threshold, or 1/2, which is labelled
+            // real) so that above it is synthetic and below it real: widened just enough if not.
+            if !band.holds(rule) {
+                let boundary = rule.threshold.map(rule.probability)
+                band.low = min(band.low, boundary?.nextDown ?? 0.5)
+                band.high = max(band.high, (boundary ?? 0.5).nextUp)
+                report.notes.append("the band was widened to P in (\(band.low), \(band.high)) to hold the threshold's probability")
             }
+            rule.band = band
         case nil:
             // A band the head carried may no longer hold the new boundary: dropped, not kept wrong.
             if let band = rule.band, !band.holds(rule) {
@@ -259,7 +263,7 @@ public enum Calibrator {
 }
 
 /// A head's raw scores on labelled images, with what identifies the set: the input of `Calibrator`.
-public struct CalibrationData: Sendable, Equatable {
+public struct CalibrationData: Sendable {
     /// Scores of the first head (or the fused score with several heads), by class.
     public var realScores: [Double] = []
     public var fakeScores: [Double] = []
@@ -271,11 +275,6 @@ public struct CalibrationData: Sendable, Equatable {
     public var duplicates: [String] = []
     /// Images whose bytes are in the set as both real and synthetic.
     public var conflicts: [String] = []
-
-    public static func == (a: Self, b: Self) -> Bool {
-        a.realScores == b.realScores && a.fakeScores == b.fakeScores && a.digests.map(\.digest) == b.digests.map(\.digest)
-            && a.digests.map(\.isSynthetic) == b.digests.map(\.isSynthetic) && a.failures.map(\.name) == b.failures.map(\.name)
-    }
 
     /// Reads each image once (its bytes give both the digest and the score), a batch at a time.
     /// `progress` is called after each image.

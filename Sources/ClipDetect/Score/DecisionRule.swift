@@ -53,24 +53,4 @@ public struct DecisionRule: Sendable, Equatable, Codable {
             throw .invalid("the uncertain band (\(band.low), \(band.high)) must hold the decision boundary, \(boundary), inside it")
         }
     }
-
-    /// The band that holds this rule's decision boundary: `band` widened just enough.
-    public func widening(_ band: UncertaintyBand) -> UncertaintyBand {
-        var band = band
-        switch (band.scale, threshold) {
-        case (.probability, let t?):
-            let p = probability(t)
-            band.low = min(band.low, p.nextDown)
-            band.high = max(band.high, p.nextUp)
-        case (.probability, nil):
-            band.low = min(band.low, 0.5)
-            band.high = max(band.high, 0.5.nextUp)
-        case (.score, let t?):
-            band.low = min(band.low, t)
-            band.high = max(band.high, t.nextUp)
-        case (.score, nil):
-            break
-        }
-        return band
-    }
 }
