@@ -299,13 +299,15 @@ import Testing
         let folder = try Fixtures.temporaryDirectory()
         let head = try DetectCommandTests().headFile(in: folder)
         let images = Array(Self.reals.prefix(3))
-        func rows(_ paths: [String]) throws -> [String: [String: Any]] {
-            let run = try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "--stability", "4", "--format", "jsonl"] + paths)
+        func rows(_ paths: [String], batch: String = "8") throws -> [String: [String: Any]] {
+            let run = try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "--stability", "4", "--batch", batch,
+                                   "--format", "jsonl"] + paths)
             #expect(run.status == 0, "\(run.stderr)")
             let objects = run.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
             return Dictionary(uniqueKeysWithValues: objects.map { ($0["filename"] as! String, $0) })
         }
-        let first = try rows(images), reordered = try rows(images.reversed())
+        // Draws go through in batches (at most a batch of copies in memory): the batch size changes nothing.
+        let first = try rows(images), reordered = try rows(images.reversed()), oneByOne = try rows(images, batch: "1")
         for path in images {
             let row = try #require(first[path])
             let agreement = try #require(row["agreement"] as? Double)
@@ -315,6 +317,7 @@ import Testing
             #expect((row["stability"] as? String) == (agreement == 1 ? "stable" : "unstable"))
             // The clean score is the one detect gives without draws.
             #expect(NSDictionary(dictionary: row).isEqual(to: try #require(reordered[path])), "draws depend on the position")
+            #expect(NSDictionary(dictionary: row).isEqual(to: try #require(oneByOne[path])), "draws depend on the batch size")
         }
         #expect(try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "--stability", "0"] + images).status != 0)
     }

@@ -34,18 +34,32 @@ public struct StabilityCheck: Sendable, Equatable {
     }
 
     /// The clean verdict and its stability, for an image already decoded. Draw j uses the chain's
-    /// seed and j, so an image gets the same draws wherever it is in a list.
+    /// seed and j, so an image gets the same draws wherever it is in a list. The clean pass and the
+    /// draws share forward passes a batch at a time, so at most a batch of copies is in memory.
     public func check(_ image: RGBImage, with detector: Detector) throws -> (Detection, Result) {
-        let (draws, failures) = self.draws(of: image, maxPixels: detector.extractor.settings.limits.maxPixels)
-        let results = detector.detect([.decoded(image)] + draws)
-        let clean = try results[0].get()
-        return (clean, summary(clean: clean, draws: Array(results.dropFirst()), failures: failures))
+        let batch = detector.extractor.settings.batchSize, maxPixels = detector.extractor.settings.limits.maxPixels
+        var clean: Detection?, scored: [Swift.Result<Detection, Error>] = [], failures: [String] = []
+        var next = 0
+        repeat {
+            let first = clean == nil ? 1 : 0
+            let made = self.draws(of: image, indices: next..<min(draws, next + batch - first), maxPixels: maxPixels)
+            next = min(draws, next + batch - first)
+            failures += made.failures
+            let results = detector.detect((first == 1 ? [.decoded(image)] : []) + made.sources)
+            if clean == nil { clean = try results[0].get() }
+            scored += results.dropFirst(first)
+        } while next < draws
+        return (clean!, summary(clean: clean!, draws: scored, failures: failures))
     }
 
     /// The impaired copies to score (a front end may batch them with others), and why the others could not be made.
     public func draws(of image: RGBImage, maxPixels: Int) -> (sources: [ImageSource], failures: [String]) {
+        draws(of: image, indices: 0..<draws, maxPixels: maxPixels)
+    }
+
+    func draws(of image: RGBImage, indices: Range<Int>, maxPixels: Int) -> (sources: [ImageSource], failures: [String]) {
         var sources: [ImageSource] = [], failures: [String] = []
-        for j in 0..<draws {
+        for j in indices {
             do { sources.append(.decoded(try chain.apply(image, index: j, maxPixels: maxPixels).0)) } catch { failures.append("\(error)") }
         }
         return (sources, failures)
