@@ -215,7 +215,8 @@ final class Progress {
         self.total = total
         self.label = label
         mode = quiet ? .quiet : isatty(STDERR_FILENO) != 0 ? .bar : .lines
-        interval = ProcessInfo.processInfo.environment["CLIPDETECT_PROGRESS_SECONDS"].flatMap(Double.init).map { max(0, $0) } ?? 5
+        interval = ProcessInfo.processInfo.environment["CLIPDETECT_PROGRESS_SECONDS"].flatMap(Numbers.decimal)
+            .flatMap { $0.isFinite && $0 >= 0 ? $0 : nil } ?? 5
     }
 
     /// True when a bar is drawn: other messages should wait for its line to end.

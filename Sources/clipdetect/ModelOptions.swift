@@ -145,7 +145,7 @@ struct VerdictOptions: ParsableArguments {
 
     static func parse(_ band: String?) throws -> UncertaintyBand? {
         guard let band else { return nil }
-        let parts = band.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        let parts = band.split(separator: ",", omittingEmptySubsequences: false).map { Numbers.decimal($0.trimmingCharacters(in: .whitespaces)) }
         guard parts.count == 2, let low = parts[0], let high = parts[1] else { throw ValidationError("--band takes two probabilities, LOW,HIGH") }
         let parsed = UncertaintyBand(scale: .probability, low: low, high: high)
         do { try parsed.validate() } catch { throw ValidationError("--band: \(error)") }
