@@ -112,21 +112,18 @@ public struct DetectionServer: Sendable {
         case .success(let value): check = value
         case .failure(let refusal): return refusal.response
         }
-        // With --stability, each image is decoded here and sent with its draws: one request, one batch.
-        var sources: [ImageSource] = [], spans: [(start: Int, failures: [String])?] = [], decodeErrors: [Int: Error] = [:]
-        for (index, image) in images.enumerated() {
-            guard let check else { sources.append(.bytes(image.data)); spans.append((sources.count - 1, [])); continue }
-            let settings = detector.extractor.settings
-            do {
-                let decoded = try ImageDecoder.decode(image.data, limits: settings.limits, applyOrientation: settings.applyOrientation)
-                let (draws, failures) = check.draws(of: decoded, maxPixels: settings.limits.maxPixels)
-                spans.append((sources.count, failures))
-                sources += [.decoded(decoded)] + draws
-            } catch {
-                decodeErrors[index] = error
-                spans.append(nil)
+        // With ?stability, each image is decoded here (off the server's threads) and sent with its
+        // draws: one request, one batch.
+        var prepared = Prepared(sources: images.map { .bytes($0.data) }, spans: images.indices.map { ($0, []) }, decodeErrors: [:])
+        if let check {
+            let bodies = images.map(\.data), settings = detector.extractor.settings
+            prepared = await withCheckedContinuation { continuation in
+                DispatchQueue.global(qos: .userInitiated).async {
+                    continuation.resume(returning: Self.prepare(bodies, check: check, settings: settings))
+                }
             }
         }
+        let (sources, spans, decodeErrors) = (prepared.sources, prepared.spans, prepared.decodeErrors)
         let ticket = await scheduler.ticket(), deadline = configuration.deadline, batch = sources
         let scored: [Result<Detection, Error>]
         do {
@@ -166,6 +163,30 @@ public struct DetectionServer: Sendable {
             ImageVerdict(index: index, name: pair.0.name, result: pair.1, detector: detector, stability: stabilities[index])
         }
         return Self.encoded(DetectResponse(model: modelName, images: verdicts))
+    }
+
+    /// What goes to the scheduler: per image, where its clean pass starts and why draws could not
+    /// be made, or its decoding error.
+    struct Prepared: Sendable {
+        var sources: [ImageSource]
+        var spans: [(start: Int, failures: [String])?]
+        var decodeErrors: [Int: Error]
+    }
+
+    static func prepare(_ images: [Data], check: StabilityCheck, settings: ExtractionSettings) -> Prepared {
+        var prepared = Prepared(sources: [], spans: [], decodeErrors: [:])
+        for (index, data) in images.enumerated() {
+            do {
+                let decoded = try ImageDecoder.decode(data, limits: settings.limits, applyOrientation: settings.applyOrientation)
+                let (draws, failures) = check.draws(of: decoded, maxPixels: settings.limits.maxPixels)
+                prepared.spans.append((prepared.sources.count, failures))
+                prepared.sources += [.decoded(decoded)] + draws
+            } catch {
+                prepared.decodeErrors[index] = error
+                prepared.spans.append(nil)
+            }
+        }
+        return prepared
     }
 
     /// 429 with Retry-After: the queue is full now, a retry in a second may find room.
