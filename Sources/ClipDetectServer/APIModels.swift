@@ -53,6 +53,37 @@ struct ErrorBody: Encodable {
     var message: String
 }
 
+/// The `kind` of an error answer: a library failure (`FailureKind`) or one of the service's own
+/// refusals, which say nothing about the image and so are told apart from its failures.
+enum ErrorKind: Sendable, Equatable {
+    case failure(FailureKind)
+    /// 429: the queue is full, or what it holds would not finish within the deadline.
+    case overloaded
+    /// 503: the verdicts were not ready within the request's deadline.
+    case deadlineExceeded
+    /// 503: the server is stopping.
+    case shuttingDown
+    /// 401: a missing or wrong API key.
+    case unauthorized
+    /// 405: a known path asked with another method.
+    case methodNotAllowed
+
+    var rawValue: String {
+        switch self {
+        case .failure(let kind): kind.rawValue
+        case .overloaded: "overloaded"
+        case .deadlineExceeded: "deadline_exceeded"
+        case .shuttingDown: "shutting_down"
+        case .unauthorized: "unauthorized"
+        case .methodNotAllowed: "method_not_allowed"
+        }
+    }
+
+    /// Every value `kind` can take, for the OpenAPI document.
+    static let all: [String] = FailureKind.allCases.map(\.rawValue)
+        + [ErrorKind.overloaded, .deadlineExceeded, .shuttingDown, .unauthorized, .methodNotAllowed].map(\.rawValue)
+}
+
 struct ErrorResponse: Encodable { var error: ErrorBody }
 
 struct DetectResponse: Encodable {

@@ -4,10 +4,11 @@ import ServiceLifecycle
 
 /// Images from concurrent requests share forward passes: the first waiting image waits up to
 /// `maxWait` for others, then up to `maxBatch` go through the one encoder together. The queue is
-/// bounded: a request that would overfill it is refused at once. One pass at a time keeps the
+/// bounded, in images and by the deadline at the measured pace (`Admission`): a request it cannot
+/// take is refused at once. One pass at a time keeps the
 /// encoder's two workers the only ones on the cores.
 actor BatchScheduler: Service {
-    enum Refusal: Error { case queueFull(queued: Int), shuttingDown }
+    enum Refusal: Error { case shuttingDown }
     struct DeadlineExceeded: Error {}
 
     /// One request's images: its verdicts fill in as passes finish; resumed once, when all are in
@@ -41,19 +42,21 @@ actor BatchScheduler: Service {
     private let detector: Detector
     private let maxBatch: Int
     private let maxWait: Duration
-    private let maxQueued: Int
     private let metrics: ServerMetrics
+    private var admission: Admission
+    /// Images in the pass now running.
+    private var inPass = 0
     private var queue: [Item] = []
     private var open: [Int: Pending] = [:]
     private var nextRequest = 0
     private var wakeUp: CheckedContinuation<Void, Never>?
     private var accepting = true
 
-    init(detector: Detector, maxBatch: Int, maxWait: Duration, maxQueued: Int, metrics: ServerMetrics) {
+    init(detector: Detector, maxBatch: Int, maxWait: Duration, maxQueued: Int, deadline: Duration, metrics: ServerMetrics) {
         self.detector = detector
+        admission = Admission(maxQueued: maxQueued, deadline: deadline)
         self.maxBatch = maxBatch
         self.maxWait = maxWait
-        self.maxQueued = maxQueued
         self.metrics = metrics
     }
 
@@ -63,14 +66,16 @@ actor BatchScheduler: Service {
         return nextRequest
     }
 
-    /// Whether one more image would fit now: checked before a body is read, so an overloaded
-    /// server refuses at once instead of holding bodies it will refuse.
-    var isFull: Bool { !accepting || queue.count >= maxQueued }
+    /// Why `count` more images cannot be queued now, or nil when they can. Checked before a body
+    /// is read too, so an overloaded server refuses at once instead of holding bodies it will refuse.
+    func refusal(adding count: Int) -> Full? {
+        admission.refusal(queued: queue.count, inPass: inPass, adding: count)
+    }
 
     /// Queues all of a request's images or none, and returns their verdicts in order.
     func detect(_ sources: [ImageSource], ticket: Int) async throws -> [Result<Detection, Error>] {
         guard accepting else { throw Refusal.shuttingDown }
-        guard queue.count + sources.count <= maxQueued else { throw Refusal.queueFull(queued: queue.count) }
+        if let full = refusal(adding: sources.count) { throw full }
         guard !sources.isEmpty else { return [] }
         return await withCheckedContinuation { continuation in
             let pending = Pending(count: sources.count, continuation: continuation)
@@ -129,10 +134,15 @@ actor BatchScheduler: Service {
             }
             if queue.count < maxBatch && accepting { try? await Task.sleep(for: maxWait) }
             let batch = Array(queue.prefix(maxBatch))
+            guard !batch.isEmpty else { continue }  // expired while the first waited for company
             queue.removeFirst(batch.count)
             metrics.queueDepth.set(Double(queue.count))
             metrics.batchSize.record(Double(batch.count))
+            inPass = batch.count
+            let start = ContinuousClock.now
             let results = await detector.detect(batch.map(\.source))
+            admission.record(ContinuousClock.now - start, images: batch.count)
+            inPass = 0
             for (item, result) in zip(batch, results) {
                 metrics.record(result)
                 guard !item.pending.finished else { continue }
@@ -144,5 +154,43 @@ actor BatchScheduler: Service {
                 }
             }
         }
+    }
+}
+
+/// The queue cannot take the images: it is full, or they would not be done within the deadline at
+/// the measured pace. `retryAfter` is in whole seconds.
+struct Full: Error, Equatable {
+    let queued: Int
+    let retryAfter: Int
+}
+
+/// Whether images may join the queue: no more than `maxQueued` wait, and none that at the pace of
+/// recent passes would be done only after the deadline (it would expire after taking a place, and
+/// the work spent on it would be lost: under overload that is what lowers throughput).
+struct Admission {
+    let maxQueued: Int
+    let deadline: Duration
+    /// Seconds per image over recent passes (an exponential average), nil before the first.
+    private(set) var secondsPerImage: Double?
+
+    init(maxQueued: Int, deadline: Duration) {
+        self.maxQueued = maxQueued
+        self.deadline = deadline
+    }
+
+    mutating func record(_ elapsed: Duration, images: Int) {
+        guard images > 0 else { return }
+        let pace = elapsed.seconds / Double(images)
+        secondsPerImage = secondsPerImage.map { 0.7 * $0 + 0.3 * pace } ?? pace
+    }
+
+    /// `queued` images wait and `inPass` are being encoded; may `count` more join them?
+    func refusal(queued: Int, inPass: Int, adding count: Int) -> Full? {
+        let ahead = queued + inPass
+        // Seconds until the images ahead are done at the measured pace (1 before any pass), 1…60.
+        let retryAfter = min(60, max(1, Int((Double(ahead) * (secondsPerImage ?? 0)).rounded(.up))))
+        if queued + count > maxQueued { return Full(queued: queued, retryAfter: retryAfter) }
+        guard let secondsPerImage, Double(ahead + count) * secondsPerImage > deadline.seconds else { return nil }
+        return Full(queued: queued, retryAfter: retryAfter)
     }
 }

@@ -32,7 +32,7 @@ public struct DetectionServer: Sendable {
     /// finishes what is in flight and returns. `onRunning` gets the bound port.
     public func run(signals: [UnixSignal] = [.sigterm, .sigint], onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let scheduler = BatchScheduler(detector: detector, maxBatch: configuration.maxBatch, maxWait: configuration.maxWait,
-                                       maxQueued: configuration.maxQueuedImages, metrics: metrics)
+                                       maxQueued: configuration.maxQueuedImages, deadline: configuration.deadline, metrics: metrics)
         let router = Router()
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
         if !configuration.corsOrigins.isEmpty { router.add(middleware: CORSOriginsMiddleware(origins: Set(configuration.corsOrigins))) }
@@ -79,7 +79,7 @@ public struct DetectionServer: Sendable {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxBodyBytes {
             return Self.error(.contentTooLarge, .tooLarge, "body of \(length) bytes is above the limit of \(configuration.maxBodyBytes)")
         }
-        if await scheduler.isFull { return queueFull(configuration.maxQueuedImages) }
+        if let full = await scheduler.refusal(adding: 1) { return queueFull(full) }
         let body: ByteBuffer
         do { body = try await request.collectBody(upTo: configuration.maxBodyBytes) } catch {
             return Self.error(.contentTooLarge, .tooLarge, "body is above the limit of \(configuration.maxBodyBytes) bytes")
@@ -140,13 +140,13 @@ public struct DetectionServer: Sendable {
                 }
                 return found
             }
-        } catch BatchScheduler.Refusal.queueFull(let queued) {
-            return queueFull(queued)
+        } catch let full as Full {
+            return queueFull(full)
         } catch BatchScheduler.Refusal.shuttingDown {
-            return Self.error(.serviceUnavailable, .unreadable, "the service is shutting down")
+            return Self.error(.serviceUnavailable, .shuttingDown, "the service is shutting down")
         }
         if scored.contains(where: { if case .failure(let error) = $0 { error is BatchScheduler.DeadlineExceeded } else { false } }) {
-            return Self.error(.serviceUnavailable, .tooLarge, "the verdicts were not ready within \(configuration.deadline)")
+            return Self.error(.serviceUnavailable, .deadlineExceeded, "the verdicts were not ready within \(configuration.deadline)")
         }
         var results: [Result<Detection, Error>] = [], stabilities: [StabilityCheck.Result?] = []
         for (index, span) in spans.enumerated() {
@@ -189,10 +189,14 @@ public struct DetectionServer: Sendable {
         return prepared
     }
 
-    /// 429 with Retry-After: the queue is full now, a retry in a second may find room.
-    func queueFull(_ queued: Int) -> Response {
-        var response = Self.error(.tooManyRequests, .tooLarge, "\(queued) images are waiting, the queue holds \(configuration.maxQueuedImages): try again shortly")
-        response.headers[.retryAfter] = "1"
+    /// 429 with Retry-After: the queue is full now, or what it holds would not be done within the
+    /// deadline; Retry-After is when enough of it should be.
+    func queueFull(_ refusal: Full) -> Response {
+        let why = refusal.queued >= configuration.maxQueuedImages
+            ? "\(refusal.queued) images are waiting, the queue holds \(configuration.maxQueuedImages)"
+            : "\(refusal.queued) images are waiting, more than can be done within the deadline of \(configuration.deadline)"
+        var response = Self.error(.tooManyRequests, .overloaded, "\(why): try again shortly")
+        response.headers[.retryAfter] = "\(refusal.retryAfter)"
         return response
     }
 
@@ -241,8 +245,12 @@ public struct DetectionServer: Sendable {
 
     static func json(_ object: [String: String]) -> Response { encoded(object) }
 
-    static func error(_ status: HTTPResponse.Status, _ kind: FailureKind, _ message: String) -> Response {
+    static func error(_ status: HTTPResponse.Status, _ kind: ErrorKind, _ message: String) -> Response {
         encoded(ErrorResponse(error: .init(kind: kind.rawValue, message: message)), status: status)
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ kind: FailureKind, _ message: String) -> Response {
+        error(status, .failure(kind), message)
     }
 }
 
@@ -264,7 +272,7 @@ struct KnownRoutesMiddleware<Context: RequestContext>: RouterMiddleware {
         let allowed = (methods + [.options]).map(\.rawValue).joined(separator: ", ")
         var response = request.method == .options
             ? Response(status: .noContent)
-            : DetectionServer.error(.methodNotAllowed, .invalidInput, "\(request.uri.path) answers \(allowed) only")
+            : DetectionServer.error(.methodNotAllowed, .methodNotAllowed, "\(request.uri.path) answers \(allowed) only")
         response.headers[.allow] = allowed
         return response
     }
@@ -304,7 +312,7 @@ struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
         var matched = false
         for known in digests { matched = Self.equal(known, digest) || matched }
         guard matched, !given.isEmpty else {
-            var response = DetectionServer.error(.unauthorized, .refused, "missing or wrong API key (Authorization: Bearer KEY)")
+            var response = DetectionServer.error(.unauthorized, .unauthorized, "missing or wrong API key (Authorization: Bearer KEY)")
             response.headers[.wwwAuthenticate] = "Bearer"
             return response
         }

@@ -13,7 +13,7 @@ enum OpenAPIDocument {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {
           "Error": {"type": "object", "required": ["kind", "message"],
-                    "properties": {"kind": {"type": "string", "enum": ["not_found", "unreadable", "invalid_input", "unsupported", "too_large", "too_small", "mismatch", "refused", "network"]},
+                    "properties": {"kind": {"type": "string", "enum": [\#(ErrorKind.all.map { "\"\($0)\"" }.joined(separator: ", "))]},
                                    "message": {"type": "string"}}},
           "ErrorResponse": {"type": "object", "required": ["error"], "properties": {"error": {"$ref": "#/components/schemas/Error"}}},
           "ImageVerdict": {"type": "object", "required": ["index"],

@@ -55,3 +55,7 @@ public struct ServerConfiguration: Sendable {
         return keys
     }
 }
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}

@@ -79,6 +79,7 @@ import Testing
             let images = try #require(response.json?["images"] as? [[String: Any]])
             #expect(images.count == 4)
             #expect((images[1]["error"] as? [String: Any])?["kind"] as? String == "invalid_input")
+            #expect(expected.count == 3)
             for (verdict, detection) in zip([images[0], images[2], images[3]], expected) {
                 // The same batch composition as the library's run: equal but for the JSON round trip.
                 #expect(abs((verdict["score"] as? Double ?? .nan) - detection.score) <= 1e-12)
@@ -146,6 +147,7 @@ import Testing
             let (type, body) = Self.form(Array(repeating: ("media", "x.jpg", jpeg), count: 3))
             let response = try await Self.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", type)], body: body)
             #expect(response.status == 429 && response.headers["Retry-After"] == ["1"], "\(response.text)")
+            #expect((response.json?["error"] as? [String: Any])?["kind"] as? String == "overloaded", "\(response.text)")
         }
     }
 
