@@ -54,6 +54,7 @@ public struct Reliability: Sendable, Equatable, Codable {
 
     /// ECE over `bins` bins as `Metrics.expectedCalibrationError`; NLL from the logits (stable).
     public init(labels: [Bool], probabilities: [Double], logits: [Double], bins count: Int = 10) {
+        precondition(labels.count == probabilities.count && labels.count == logits.count, "one probability and logit per label")
         ece = Metrics.expectedCalibrationError(labels: labels, probabilities: probabilities, bins: count)
         nll = Metrics.negativeLogLikelihood(labels: labels, scores: logits)
         brier = zip(labels, probabilities).reduce(0) { $0 + pow($1.1 - ($1.0 ? 1 : 0), 2) } / Double(max(labels.count, 1))

@@ -5,6 +5,7 @@ import Foundation
 /// scikit-learn's sigmoid calibration does.
 public enum PlattScaling {
     public static func fit(scores: [Double], labels: [Bool]) -> (a: Double, b: Double) {
+        precondition(scores.count == labels.count, "one label per score")
         let positives = Double(labels.filter { $0 }.count), negatives = Double(labels.count) - positives
         let high = (positives + 1) / (positives + 2), low = 1 / (negatives + 2)
         let targets = labels.map { $0 ? high : low }

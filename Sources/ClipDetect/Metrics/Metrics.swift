@@ -5,6 +5,7 @@ import Foundation
 public enum Metrics {
     /// The ROC curve at every distinct score, highest first, from (0, 0) to (1, 1); no points dropped.
     public static func roc(labels: [Bool], scores: [Double]) -> (fpr: [Double], tpr: [Double]) {
+        precondition(labels.count == scores.count, "one score per label")
         let order = scores.indices.sorted { scores[$0] > scores[$1] }
         let positives = Double(labels.filter { $0 }.count), negatives = Double(labels.count) - positives
         var fpr: [Double] = [0], tpr: [Double] = [0]
@@ -30,6 +31,7 @@ public enum Metrics {
 
     /// Mean of the true-positive and true-negative rates (= sklearn.metrics.balanced_accuracy_score).
     public static func balancedAccuracy(labels: [Bool], predictions: [Bool]) -> Double {
+        precondition(labels.count == predictions.count, "one prediction per label")
         var tp = 0.0, fn = 0.0, tn = 0.0, fp = 0.0
         for (label, predicted) in zip(labels, predictions) {
             switch (label, predicted) {
@@ -63,6 +65,7 @@ public enum Metrics {
 
     /// Mean negative log-likelihood of the labels under P(synthetic) = sigmoid(score), computed stably.
     public static func negativeLogLikelihood(labels: [Bool], scores: [Double]) -> Double {
+        precondition(labels.count == scores.count, "one score per label")
         let total = zip(labels, scores).reduce(0.0) { sum, pair in
             sum - Logistic.logSigmoid(pair.0 ? pair.1 : -pair.1)
         }
@@ -72,8 +75,10 @@ public enum Metrics {
     /// Expected calibration error of P(synthetic) over `bins` equal-width bins:
     /// Σ (n_bin / n) · |mean label − mean probability| in each bin.
     public static func expectedCalibrationError(labels: [Bool], probabilities: [Double], bins: Int = 15) -> Double {
+        precondition(labels.count == probabilities.count, "one probability per label")
         var count = [Double](repeating: 0, count: bins), positive = count, mass = count
         for (label, p) in zip(labels, probabilities) {
+            precondition(p >= 0 && p <= 1, "a probability in [0, 1], not \(p)")
             let bin = min(Int(p * Double(bins)), bins - 1)
             count[bin] += 1
             positive[bin] += label ? 1 : 0
