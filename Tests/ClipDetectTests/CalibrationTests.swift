@@ -24,7 +24,8 @@ import Testing
             guard map.x.count == c.x.count else { continue }
             #expect(zip(map.x, c.x).allSatisfy { $0 == $1 }, "\(c.name)")
             #expect(zip(map.y, c.y).allSatisfy { abs($0 - $1) <= 1e-15 }, "\(c.name)")
-            let worst = zip(c.queries.map(map.predict), c.predictions).map { abs($0 - $1) }.max() ?? 0
+            #expect(c.queries.count == c.predictions.count && !c.queries.isEmpty, "\(c.name)")
+            let worst = zip(c.queries.map(map.predict), c.predictions).map { abs($0 - $1) }.max() ?? .infinity
             #expect(worst <= 1e-15, "\(c.name): predictions differ by \(worst)")
             try Head.Calibration.isotonic(map).validate()
         }
@@ -245,7 +246,7 @@ import Testing
         }
         for column in ["acc", "nll", "coverage", "acc_covered"] {
             let (a, b) = (try tables[0].values(column).map { Double($0)! }, try tables[1].values(column).map { Double($0)! })
-            #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-9 || ($0.isNaN && $1.isNaN) }, "\(column): \(a) vs \(b)")
+            #expect(a.count == b.count && !a.isEmpty && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-9 || ($0.isNaN && $1.isNaN) }, "\(column): \(a) vs \(b)")
         }
         #expect(try tables[0].values("coverage").map { Double($0)! } != [1.0], "the band reached eval")
         // --band on the command line replaces the head's: (0, 1) leaves every verdict uncertain.
