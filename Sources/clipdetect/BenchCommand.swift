@@ -18,6 +18,7 @@ struct BenchCommand: ParsableCommand {
 
         func validate() throws {
             guard (1...Preprocessor.maxSize).contains(size) else { throw ValidationError("--size takes 1…\(Preprocessor.maxSize) pixels") }
+            guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1, not \(iterations)") }
         }
 
         func run() throws {
@@ -26,9 +27,9 @@ struct BenchCommand: ParsableCommand {
             func pass() throws { for bytes in data { _ = preprocessor(try ImageDecoder.decode(bytes)) } }
             try pass()
             let start = DispatchTime.now().uptimeNanoseconds
-            for _ in 0..<max(1, iterations) { try pass() }
+            for _ in 0..<iterations { try pass() }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            let rate = Double(images.count * max(1, iterations)) / seconds
+            let rate = Double(images.count * iterations) / seconds
             print(json ? #"{"images_per_second": \#(rate)}"# : String(format: "%.1f images/s (decode + preprocess, files read beforehand)", rate))
         }
     }
@@ -91,15 +92,21 @@ extension BenchCommand {
         func run() throws {
             let encoder = try modelOptions.load().model.encoder
             let d = encoder.description
-            let sizes = batch.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 }
-            guard !sizes.isEmpty else { throw ValidationError("--batch needs positive integers, e.g. 1,8") }
+            let sizes = try batch.split(separator: ",", omittingEmptySubsequences: false).map { entry in
+                let text = entry.trimmingCharacters(in: .whitespaces)
+                guard let size = Int(text), (1...256).contains(size) else {
+                    throw ValidationError("--batch takes batch sizes 1…256 separated by commas, e.g. 1,8; not \(text.isEmpty ? "an empty entry" : text)")
+                }
+                return size
+            }
+            guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1, not \(iterations)") }
             var generator = SeededGenerator(seed: 7)
             for size in sizes {
                 let pixels = (0..<(size * 3 * d.imageSize * d.imageSize)).map { _ in Float(Double(generator.next() >> 11) / Double(1 << 53) * 4 - 2) }
                 _ = try encoder.encode(pixels, count: size)
                 let start = DispatchTime.now().uptimeNanoseconds
-                for _ in 0..<max(1, iterations) { _ = try encoder.encode(pixels, count: size) }
-                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(max(1, iterations))
+                for _ in 0..<iterations { _ = try encoder.encode(pixels, count: size) }
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(iterations)
                 let imagesPerSecond = Double(size) / seconds
                 let gflops = d.flopsPerImage * imagesPerSecond / 1e9
                 if json {

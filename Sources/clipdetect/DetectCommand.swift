@@ -120,7 +120,7 @@ final class DetectionWriter {
         }
         out = try OutputStream(path: path, append: resuming)
         if format == .csv && !resuming { try out.write(CSVTable.line(columns)) }
-        if format == .table { try out.write(columns.map { $0.padding(toLength: $0 == "filename" ? 40 : 14, withPad: " ", startingAt: 0) }.joined() + "\n") }
+        if format == .table { try out.write(zip(columns, Self.widths(columns)).map { Self.pad($0, $1) }.joined() + "\n") }
     }
 
     /// The reference's contract: filename, one column per detector, fusion when several; then ours.
@@ -151,19 +151,32 @@ final class DetectionWriter {
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             try out.write(String(decoding: data, as: UTF8.self) + "\n")
         case .table:
-            let cells = values.enumerated().map { index, value -> String in
-                let text = index > 0 ? Double(value).map { String(format: "%.4f", $0) } ?? value : Self.cell(value, width: 38)
-                return text.padding(toLength: index == 0 ? 40 : 14, withPad: " ", startingAt: 0)
+            // Columns as wide as their titles (at least 14), never cut: the error, last, is whole.
+            let cells = zip(values, Self.widths(columns)).enumerated().map { index, pair -> String in
+                let (value, width) = pair
+                let text = index == 0 ? Self.cell(value, width: 38) : Double(value).map { String(format: "%.4f", $0) } ?? Self.escaped(value)
+                return Self.pad(text, width)
             }
             try out.write(cells.joined().trimmingCharacters(in: .whitespaces) + "\n")
         }
     }
 
+    static func widths(_ columns: [String]) -> [Int] { columns.map { $0 == "filename" ? 40 : max(14, $0.count + 2) } }
+
+    /// Text padded to `width`, or followed by one space when it is longer: never cut.
+    static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text + " " : text.padding(toLength: width, withPad: " ", startingAt: 0)
+    }
+
+    static func escaped(_ text: String) -> String {
+        text.unicodeScalars.map { $0.properties.generalCategory == .control ? $0.escaped(asASCII: true) : String($0) }.joined()
+    }
+
     /// A name as one table cell: control characters escaped, a long name shortened from the left
     /// (the file name is at the end), so the score columns stay where they are.
     static func cell(_ name: String, width: Int) -> String {
-        let escaped = PathName.display(name).unicodeScalars.map { $0.properties.generalCategory == .control ? $0.escaped(asASCII: true) : String($0) }.joined()
-        return escaped.count <= width ? escaped : "…" + escaped.suffix(width - 1)
+        let text = escaped(PathName.display(name))
+        return text.count <= width ? text : "…" + text.suffix(width - 1)
     }
 
     /// Names already written to an earlier output, for --resume; refuses a file written for other heads.
