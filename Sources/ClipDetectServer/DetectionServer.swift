@@ -206,6 +206,13 @@ public struct DetectionServer: Sendable {
     /// an operation of its own; N draws per image must fit in the queue.
     func stabilityCheck(_ request: Request, images: Int) -> Result<StabilityCheck?, Refusal> {
         let query = request.uri.queryParameters
+        // Only what the contract names, each once: a misspelt or repeated parameter is not guessed at.
+        if let unknown = query.first(where: { $0.key != "stability" && $0.key != "chain" }) {
+            return .failure(Refusal(response: Self.error(.badRequest, .invalidInput, "unknown query parameter \(unknown.key): /v1/detect takes stability and chain")))
+        }
+        for name in ["stability", "chain"] where query[values: name[...]].count > 1 {
+            return .failure(Refusal(response: Self.error(.badRequest, .invalidInput, "\(name) is given more than once")))
+        }
         guard let text = query["stability"].map(String.init) else {
             if query["chain"] != nil { return .failure(Refusal(response: Self.error(.badRequest, .invalidInput, "chain= needs stability=N"))) }
             return .success(nil)

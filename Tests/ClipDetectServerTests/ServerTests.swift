@@ -225,7 +225,8 @@ import Testing
             #expect(abs((stability["medianScore"] as? Double ?? .nan) - (try #require(expected.medianScore))) <= 1e-5)
             #expect(stability["isStable"] as? Bool == expected.isStable)
             for (query, why) in [("stability=0", "1…4"), ("stability=5", "1…4"), ("stability=abc", "1…4"), ("stability=2&chain=evil", "chain takes"),
-                                 ("chain=social", "needs stability")] {
+                                 ("chain=social", "needs stability"), ("stability=1&stability=2", "more than once"),
+                                 ("stability=1&chain=social&chain=paper", "more than once"), ("stabilty=2", "unknown query parameter stabilty")] {
                 let refused = try await Self.send(client, base + "/v1/detect?" + query, method: .POST, headers: [("Content-Type", "image/jpeg")], body: jpeg)
                 #expect(refused.status == 400 && refused.text.contains(why), "\(query): \(refused.text)")
             }
