@@ -1,7 +1,7 @@
 """Load benchmark of `clipdetect serve` (not a test): how much of the CLI's batch throughput the
 service keeps, its latency, its memory under overload, and whether any response is lost or wrong.
 
-  python3 benchmarks/serve_load.py [--tower tiny|vit-l14] [--seconds 20] [--images 32] [--batch 8]
+  python3 benchmarks/serve_load.py [--tower tiny|vit-l14] [--generator asyncio|wrk] [--seconds 20] [--images 32] [--batch 8]
 
 1. The CLI's batch throughput: `detect --no-cache --batch B` on N and on 2N distinct images; the
    difference in wall time over N excludes start-up and model loading.
@@ -13,7 +13,11 @@ service keeps, its latency, its memory under overload, and whether any response 
 
 The tiny tower is the tests' fixture; vit-l14 is a random ViT-L/14 made by benchmarks/vit_l14.py
 (needs open_clip, tools/fixtures/requirements.txt). Needs a release build (swift build -c release).
-The load generator runs on the same 2 cores as the server: say so next to any figure.
+The load generator runs on the same 2 cores as the server: say so next to any figure. The default
+one (Python asyncio) takes most of a core at thousands of requests a second; `--generator wrk` (wrk
+from Debian, benchmarks/serve_load.lua, one thread) takes far less. wrk paces each connection from
+one schedule, so a request goes out late only when all its connections wait for answers, and its
+latency counts from when it was sent, not when it was due.
 """
 import argparse
 import asyncio
@@ -215,6 +219,14 @@ async def open_loop(client, bodies, expected, rate, seconds):
     return outcomes, latencies, offered, outcomes["answered"] / elapsed
 
 
+def wrk(host, port, manifest, rate, connections, seconds):
+    """One wrk run (rate 0: closed loop): the counts serve_load.lua prints."""
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", "--timeout", "180s", "-s",
+                          os.path.join(ROOT, "benchmarks", "serve_load.lua"), f"http://{host}:{port}", "--",
+                          str(rate), manifest, "1"], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def percentile(values, q):
     return statistics.quantiles(values, n=100)[q - 1] if len(values) >= 2 else (values[0] if values else float("nan"))
 
@@ -225,10 +237,11 @@ def main():
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--images", type=int, default=32, help="distinct images (the CLI's rate is read from N and 2N)")
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--generator", choices=["asyncio", "wrk"], default="asyncio")
     args = parser.parse_args()
     flags = sorted({f for line in open("/proc/cpuinfo") if line.startswith("flags") for f in line.split()[2:]
                     if f in ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")})
-    print(f"host: {os.cpu_count()} cores, {' '.join(flags)}; load generator on the same cores")
+    print(f"host: {os.cpu_count()} cores, {' '.join(flags)}; load generator ({args.generator}) on the same cores")
 
     model, head = tower(args.tower)
     paths = images(2 * args.images)
@@ -243,6 +256,7 @@ def main():
 
     server = subprocess.Popen([BINARY, "serve", "--model", model, "--head", head, "--port", "0", "--max-batch", str(args.batch)],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    rss = None
     try:
         line = server.stdout.readline()
         host, port = line.split()[-1].removeprefix("http://").rsplit(":", 1)
@@ -252,11 +266,13 @@ def main():
         client = Client(host, int(port))
         loop.run_until_complete(closed_loop(client, bodies, expected, args.batch, 2))  # warm-up
         rss.reset()
+        if args.generator == "wrk":
+            with_wrk(host, port, subset, expected, args, cli_rate, rss)
+            return
         rate = loop.run_until_complete(closed_loop(client, bodies, expected, 2 * args.batch, args.seconds))
         print(f"server, closed loop, {2 * args.batch} clients: {rate:.1f} images/s = {rate / cli_rate:.2f}× the CLI "
               f"(peak RSS {rss.peak / 2**20:.0f} MiB)")
-        print(f"{'load':>5} {'offered/s':>10} {'answered/s':>11} {'vs CLI':>7} {'answered':>9} {'refused':>8} {'lost':>5} "
-              f"{'mismatch':>9} {'bit-equal':>10} {'p50 ms':>8} {'p99 ms':>8} {'peak RSS MiB':>13}")
+        print(HEADER)
         for factor in (1, 4, 10):
             rss.reset()
             outcomes, latencies, offered, answered_rate = loop.run_until_complete(
@@ -264,11 +280,38 @@ def main():
             print(f"{factor:4d}× {offered:10.1f} {answered_rate:11.1f} {answered_rate / cli_rate:6.2f}× {outcomes['answered']:9d} "
                   f"{outcomes['refused']:8d} {outcomes['lost']:5d} {outcomes['mismatched']:9d} {outcomes['exact']:10d} "
                   f"{1000 * percentile(latencies, 50):8.1f} {1000 * percentile(latencies, 99):8.1f} {rss.peak / 2**20:13.0f}")
-        rss.running = False
     finally:
+        if rss:
+            rss.running = False
         server.terminate()
         code = server.wait(60)
-    print(f"server exit status on SIGTERM: {code}")
+        print(f"server exit status on SIGTERM: {code}")
+
+
+HEADER = (f"{'load':>5} {'offered/s':>10} {'answered/s':>11} {'vs CLI':>7} {'answered':>9} {'refused':>8} {'lost':>5} "
+          f"{'mismatch':>9} {'bit-equal':>10} {'p50 ms':>8} {'p99 ms':>8} {'peak RSS MiB':>13}")
+
+
+def with_wrk(host, port, paths, expected, args, cli_rate, rss):
+    """The closed loop and the three loads, with wrk as the generator."""
+    manifest = os.path.join(WORK, "manifest.tsv")
+    with open(manifest, "w") as f:
+        for path, want in zip(paths, expected):
+            f.write(f"{path}\t{want['cli_score']!r}\t{want['verdict']}\n")
+    closed = wrk(host, port, manifest, 0, 2 * args.batch, args.seconds)
+    rate = closed["answered"] / closed["seconds"]
+    print(f"server, closed loop, {2 * args.batch} connections: {rate:.1f} images/s = {rate / cli_rate:.2f}× the CLI "
+          f"(peak RSS {rss.peak / 2**20:.0f} MiB)")
+    print(HEADER)
+    for factor in (1, 4, 10):
+        rss.reset()
+        r = wrk(host, port, manifest, factor * rate, 256, args.seconds)
+        lost = r["lost"] + r["other_status"] + r["socket_errors"] + r["timeouts"]
+        answered_rate = r["answered"] / r["seconds"]
+        print(f"{factor:4d}× {r['issued'] / r['seconds']:10.1f} {answered_rate:11.1f} {answered_rate / cli_rate:6.2f}× "
+              f"{r['answered']:9d} {r['refused']:8d} {lost:5d} {r['mismatched']:9d} {r['exact']:10d} "
+              f"{r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {rss.peak / 2**20:13.0f}"
+              + (f"  ({r['behind_schedule']} sent late)" if r["behind_schedule"] else ""))
 
 
 if __name__ == "__main__":
