@@ -21,6 +21,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "long (one row per detector and generator, every metric) or reference (compute_metrics.py's: detectors × generators + AVG, one metric).")
     var tabFormat: TabFormat = .long
     @Option(help: "The metric of --tab-format reference: auc, or acc (balanced accuracy of score > 0).") var tabMetric: Evaluation.ReferenceMetric = .auc
+    @Option(help: "Also write one self-contained HTML file: provenance, tables, ROC curves, score distributions, reliability, robustness, worst mistakes.")
+    var report: String?
+    @Flag(help: "Leave the worst mistakes' thumbnails out of --report: no image goes into the file.") var noThumbnails = false
     @Option(help: "Also evaluate impaired copies (in memory): a named chain (paper, social) or operations and chains joined by +, e.g. 'resize:factor=0.5+jpeg:q=75' (repeatable; scores the images here).")
     var impair: [String] = []
     @Option(help: "Seed for impairment parameters drawn from ranges.") var seed: UInt64 = 0
@@ -35,14 +38,15 @@ struct EvalCommand: ParsableCommand {
             throw ValidationError("give --scores, or --model to score the images here, not both (with --scores, --head only says how its column reads)")
         }
         for condition in impair { _ = try ImpairmentChain(condition: condition) }
+        if noThumbnails && report == nil { throw ValidationError("--no-thumbnails is about --report: give --report FILE") }
     }
 
     func run() throws {
         let list = try Inputs.labeled(csv: csv)
         let conditions: [(name: String, chain: ImpairmentChain?)] = [("clean", nil)]
             + (try impair.map { ($0, try ImpairmentChain(condition: $0, seed: seed)) })
-        var tables: [EvaluationTable] = [], reference = ""
-        let detector = scores == nil ? try makeDetector() : nil
+        var tables: [EvaluationTable] = [], runs: [EvaluationReport.Run] = [], reference = ""
+        let (detector, modelName) = scores == nil ? try makeDetector() : (nil, nil)
         let scoreTable = try scores.map { try CSVTable(path: $0) }
         for condition in conditions {
             var columns = try scoreTable.map { try Self.readScores($0, name: scores!, heads: heads) }
@@ -55,7 +59,9 @@ struct EvalCommand: ParsableCommand {
             if let band = try verdictOptions.parsedBand() {
                 for index in columns.indices { columns[index].decision.band = band }
             }
-            for table in Evaluation.tables(list, columns: columns, condition: condition.name) {
+            let conditionTables = Evaluation.tables(list, columns: columns, condition: condition.name)
+            runs.append(EvaluationReport.Run(condition: condition.name, columns: columns, tables: conditionTables))
+            for table in conditionTables {
                 let label = conditions.count > 1 ? "\(table.detector) [\(condition.name)]" : table.detector
                 if table.missing > 0 { printError("\(label): \(table.missing) of \(table.listed) listed file(s) have no score and are left out") }
                 if table.nonFinite > 0 { printError("\(label): \(table.nonFinite) of \(table.listed) listed file(s) have a score that is not finite and are left out") }
@@ -86,6 +92,14 @@ struct EvalCommand: ParsableCommand {
             }
             try Files.write(Data(text.utf8), to: saveTab)
         }
+        if let report {
+            let encoder = detector?.extractor.encoder
+            let provenance = EvaluationReport.Provenance(source: scores.map { "the scores in \($0)" } ?? modelName ?? "",
+                                                         architecture: encoder?.description.architecture, fingerprint: encoder?.fingerprint,
+                                                         list: URL(fileURLWithPath: csv).lastPathComponent)
+            let html = EvaluationReport(list: list, runs: runs, provenance: provenance, thumbnails: !noThumbnails).html()
+            try Files.write(Data(html.utf8), to: report)
+        }
         if tables.allSatisfy({ $0.rows.isEmpty }) {
             throw CommandError("nothing was evaluated: no generator has both real and fake images with finite scores")
         }
@@ -108,8 +122,8 @@ struct EvalCommand: ParsableCommand {
         return columns
     }
 
-    private func makeDetector() throws -> Detector {
-        try modelOptions.loadDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(cache: cacheOptions.open()))
+    private func makeDetector() throws -> (Detector, String) {
+        try modelOptions.loadNamedDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(cache: cacheOptions.open()))
     }
 
     private func scoreHere(_ detector: Detector, list: [LabeledImage], impairment: ImpairmentChain?) throws -> [ScoreColumn] {

@@ -38,9 +38,14 @@ struct ModelOptions: ParsableArguments {
     /// The model and the heads to score with (those given, else the named model's own), with a
     /// head set's fusion and fused rule; `fusion` is what the command line asked for, if anything.
     func loadDetector(heads files: [String], fusion: Fusion? = nil, configuration: Detector.Configuration) throws -> Detector {
+        try loadNamedDetector(heads: files, fusion: fusion, configuration: configuration).detector
+    }
+
+    /// The same, with the model's name (a named model or the checkpoint's path).
+    func loadNamedDetector(heads files: [String], fusion: Fusion? = nil, configuration: Detector.Configuration) throws -> (detector: Detector, model: String) {
         let (model, given) = try load(heads: files)
-        return try Detector(encoder: model.encoder, heads: model.heads(given: given.heads),
-                            configuration: given.configure(configuration, fusionGiven: fusion))
+        return (try Detector(encoder: model.encoder, heads: model.heads(given: given.heads),
+                             configuration: given.configure(configuration, fusionGiven: fusion)), model.name)
     }
 }
 
