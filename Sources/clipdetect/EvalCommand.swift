@@ -94,7 +94,7 @@ struct EvalCommand: ParsableCommand {
         }
         if let report {
             let encoder = detector?.extractor.encoder
-            let provenance = EvaluationReport.Provenance(source: scores.map { "the scores in \($0)" } ?? modelName ?? "",
+            let provenance = EvaluationReport.Provenance(source: scores.map { "read from \($0)" } ?? "computed here with \(modelName ?? "")",
                                                          architecture: encoder?.description.architecture, fingerprint: encoder?.fingerprint,
                                                          list: URL(fileURLWithPath: csv).lastPathComponent)
             let html = EvaluationReport(list: list, runs: runs, provenance: provenance, thumbnails: !noThumbnails).html()

@@ -13,6 +13,15 @@ BIN = os.environ.get("CLIPDETECT_BIN", str(ROOT / ".build/debug/clipdetect"))
 ARTIFACTS = Path(os.environ.get("CLIPDETECT_ARTIFACTS", ROOT / ".build/test-artifacts"))
 
 
+def screenshot(driver, name):
+    """Saves the browser's view as a test artefact and returns its path."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    driver.save_screenshot(str(path))
+    assert path.stat().st_size > 0
+    return path
+
+
 def make_head(folder):
     """The reference head fixture imported for the tiny tower, as `head import` writes it."""
     out = Path(folder) / "tiny.safetensors"

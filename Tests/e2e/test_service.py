@@ -12,9 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from serving import ARTIFACTS, BIN, FIXTURES, IMAGES, TOWER, Server
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from serving import BIN, FIXTURES, IMAGES, TOWER, Server, screenshot
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -29,26 +27,6 @@ def cli_detections(head, paths):
                          capture_output=True, text=True)
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     return {Path(row["filename"]).name: row for row in rows}
-
-
-@pytest.fixture
-def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-
-
-def screenshot(driver, name):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / name
-    driver.save_screenshot(str(path))
-    assert path.stat().st_size > 0
 
 
 def pick(driver, paths):

@@ -21,7 +21,7 @@ public struct EvaluationReport: Sendable {
 
     /// Where the numbers come from.
     public struct Provenance: Sendable {
-        /// The model the images were scored with, or where the scores were read from.
+        /// How the scores were had: "computed here with MODEL" or "read from FILE".
         public var source: String
         public var architecture: String?
         public var fingerprint: String?
@@ -78,7 +78,7 @@ public struct EvaluationReport: Sendable {
     private func provenanceSection() -> String {
         let formatter = ISO8601DateFormatter()
         var rows: [(String, String)] = [
-            ("scores from", provenance.source),
+            ("scores", provenance.source),
             ("backbone", provenance.architecture ?? "not recorded (scores read from a file)"),
             ("fingerprint", provenance.fingerprint ?? "not recorded"),
             ("detectors", clean?.columns.map(\.detector).joined(separator: ", ") ?? ""),
