@@ -117,4 +117,23 @@ import Testing
         let (detection, stability) = try check.check(.file(Self.images[0]), with: checked)
         #expect(Verdict.allCases.contains(detection.verdict) && stability.failedDraws == 0 && stability.agreement != nil)
     }
+
+    /// An evaluation and its report from the library alone: score a labelled list, make the tables,
+    /// write the HTML. A second front end (a notebook's Swift kernel, a service) needs nothing else.
+    @Test func anEvaluationAndItsReportFromTheLibrary() throws {
+        let detector = try Self.detector(calibration: .platt(a: 1, b: 0))
+        let list = Self.images.enumerated().map { index, path in
+            LabeledImage(item: InputItem(name: URL(fileURLWithPath: path).lastPathComponent, path: path), type: index < 2 ? "real" : "gen")
+        }
+        let columns = try Evaluation.score(list, with: detector)
+        let tables = Evaluation.tables(list, columns: columns)
+        #expect(tables.count == 1 && tables[0].rows.map(\.generator) == ["gen", "AVG"])
+        let provenance = EvaluationReport.Provenance(source: "computed here with the fixture tower", architecture: detector.extractor.encoder.description.architecture,
+                                                     fingerprint: detector.extractor.encoder.fingerprint, list: "four fixtures")
+        let html = EvaluationReport(list: list, runs: [.init(condition: "clean", columns: columns, tables: tables)], provenance: provenance,
+                                    thumbnails: false).html()
+        #expect(html.hasPrefix("<!DOCTYPE html>") && html.contains("id=\"reliability-0\"") && html.contains(detector.extractor.encoder.fingerprint))
+        #expect(html.contains("data-value=\"\(String(tables[0].rows[0].auc))\""))
+        #expect(!html.contains("<img"))
+    }
 }

@@ -163,4 +163,19 @@ import Testing
         #expect(SVGChart.ticks(0, 0.01, count: 4) == [0, 0.0025, 0.005, 0.0075, 0.01])
         #expect(SVGChart.ticks(3, 3) == [3])
     }
+
+    @Test func longCurvesAreThinnedToWhatTheEyeSees() {
+        let few: [(Double, Double)] = (0...100).map { i in (Double(i) / 100, Double(i) / 100) }
+        #expect(EvaluationReport.thinned(few).count == few.count, "short curves are drawn whole")
+        let many: [(Double, Double)] = (0...100_000).map { i in
+            let x = Double(i) / 100_000
+            return (x, 1 - (1 - x) * (1 - x))
+        }
+        let thin = EvaluationReport.thinned(many)
+        #expect(thin.count < 2_100 && thin[0] == many[0] && thin[thin.count - 1] == many[many.count - 1], "\(thin.count) points")
+        // Kept points are at most 1/1000 (plus one raw step, ≤ 2e-5 here) apart: nothing visible is lost.
+        var widest = 0.0
+        for k in 1..<thin.count { widest = max(widest, thin[k].0 - thin[k - 1].0, thin[k].1 - thin[k - 1].1) }
+        #expect(widest <= 1e-3 + 2e-5, "\(widest)")
+    }
 }

@@ -174,13 +174,24 @@ public struct EvaluationReport: Sendable {
             let color = SVGChart.palette[i % SVGChart.palette.count]
             let (fpr, tpr) = Metrics.roc(labels: curve.labels, scores: curve.scores)
             let auc = Metrics.auc(labels: curve.labels, scores: curve.scores)
-            chart.line(Array(zip(fpr, tpr)), color: color, label: "\(curve.label) \(String(format: "%.3f", auc))")
+            chart.line(Self.thinned(Array(zip(fpr, tpr))), color: color, label: "\(curve.label) \(String(format: "%.3f", auc))")
             if let rule = curve.rule {
                 let point = Self.operatingPoint(curve.labels, curve.scores, rule)
                 chart.marker(point, color: color, title: String(format: "%@ at the head's operating point: FPR %.4f, TPR %.4f", curve.label, point.0, point.1))
             }
         }
         return chart.svg(id: id)
+    }
+
+    /// A curve of many points with those dropped that move less than 1/1000 of the axes from the
+    /// last one kept (the first and last stay): the same picture from a list of 100,000 images.
+    static func thinned(_ points: [(Double, Double)]) -> [(Double, Double)] {
+        guard points.count > 2000, let last = points.last else { return points }
+        var kept = [points[0]]
+        for point in points.dropFirst().dropLast() where max(abs(point.0 - kept.last!.0), abs(point.1 - kept.last!.1)) >= 1e-3 {
+            kept.append(point)
+        }
+        return kept + [last]
     }
 
     private func rocSection() -> String {
@@ -204,7 +215,8 @@ public struct EvaluationReport: Sendable {
         guard let clean else { return "" }
         var out = "<section id=\"distributions\"><h2>Score distributions</h2><p>Share of each set per bin of score (log-likelihood ratio); the dashed line is where the rule's label turns synthetic, the shaded span its uncertain band.</p><div class=\"figures\">"
         for (d, column) in clean.columns.enumerated() {
-            let realScores = pairs(column, generator: nil).scores.enumerated().filter { !pairs(column, generator: nil).labels[$0.offset] }.map(\.element)
+            let everything = pairs(column, generator: nil)
+            let realScores = zip(everything.labels, everything.scores).filter { !$0.0 }.map(\.1)
             for (g, generator) in generators.enumerated() {
                 let (labels, scores) = pairs(column, generator: generator)
                 let fakes = zip(labels, scores).filter(\.0).map(\.1)
