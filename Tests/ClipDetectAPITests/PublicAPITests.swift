@@ -115,7 +115,12 @@ import Testing
         let checked = try Detector(encoder: model.encoder, heads: [calibrated])
         let check = try StabilityCheck(draws: 2, chain: ImpairmentChain(condition: "reshare"))
         let (detection, stability) = try check.check(.file(Self.images[0]), with: checked)
-        #expect(Verdict.allCases.contains(detection.verdict) && stability.failedDraws == 0 && stability.agreement != nil)
+        // The verdict is the calibrated rule's, read from the clean score; the draws' agreement is a share of two.
+        let rule = try #require(calibrated.metadata.calibration)
+        let p = rule.probability(detection.score)
+        #expect(abs(detection.probability - p) <= 1e-12)
+        #expect(detection.verdict == (p > 0.3 && p < 0.7 ? .uncertain : p > 0.5 ? .synthetic : .real), "P \(p), \(detection.verdict)")
+        #expect(stability.failedDraws == 0 && [0, 0.5, 1].contains(stability.agreement ?? -1), "\(stability)")
     }
 
     /// An evaluation and its report from the library alone: score a labelled list, make the tables,

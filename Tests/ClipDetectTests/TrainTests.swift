@@ -64,7 +64,13 @@ import Testing
         options.calibrate = true
         let feature = Head.Feature(architecture: "test", fingerprint: nil, backbone: nil, kind: .pooled, normalized: true, width: data.width)
         let (head, report) = try Trainer.train(data, options: options, name: "t", feature: feature, provenance: nil)
-        #expect(report.calibration != nil)
+        // Platt's fit on the out-of-fold scores, recomputed here from the same folds.
+        let folds = CrossValidation.stratifiedFolds(labels: data.labels, folds: options.folds)
+        let outOfFold = CrossValidation.predictions(data, folds: folds, settings: [c.C]) { C, subset in
+            LinearClassifier.svm.fit(subset, C: C, tolerance: 1e-4, passes: 1000)
+        }[0]
+        let (a, b) = PlattScaling.fit(scores: outOfFold, labels: data.labels)
+        #expect(report.calibration == .platt(a: a, b: b) && head.metadata.calibration == report.calibration)
         let labels = Self.fixture.test_y.map { $0 == 1 }
         let scores = Self.fixture.test_x.map(head.score)
         let raw = Metrics.expectedCalibrationError(labels: labels, probabilities: scores.map(Logistic.sigmoid))
