@@ -29,6 +29,40 @@ import Testing
         }
     }
 
+    /// Batches are prepared ahead while the one before is encoded: the results are those of one
+    /// image at a time, in order, across batch boundaries, whatever fails; an emit that throws stops
+    /// the run at once, with the next batch's preparation abandoned, not awaited to the end.
+    @Test func preparedAheadGivesWhatOneAtATimeGives() throws {
+        let encoder = try ImageEncoder(path: Self.model)
+        let sources: [ImageSource] = (Self.images + Self.images.reversed() + [Self.images[0]]).map(ImageSource.file)
+            + [.bytes(Data("not an image".utf8)), .decoded(try ImageDecoder.decode(path: Self.images[2]))]
+        let alone = FeatureExtractor(encoder: encoder, settings: ExtractionSettings(batchSize: 1))
+        for batch in [2, 3, 5] {
+            let extractor = FeatureExtractor(encoder: encoder, settings: ExtractionSettings(batchSize: batch))
+            var results: [(Int, Result<ExtractedFeature, Error>)] = []
+            try extractor.run(sources) { results.append(($0, $1)) }
+            #expect(results.map(\.0) == Array(sources.indices), "batch \(batch)")
+            for (index, result) in results {
+                let single = alone.features([sources[index]])
+                #expect(single.count == 1)
+                switch (result, single[0]) {
+                case (.success(let a), .success(let b)): #expect(a == b, "batch \(batch), source \(index)")
+                case (.failure(let a), .failure(let b)): #expect("\(a)" == "\(b)")
+                default: Issue.record("batch \(batch), source \(index): \(result) alone \(single[0])")
+                }
+            }
+            struct Stop: Error {}
+            var seen = 0
+            #expect(throws: Stop.self) {
+                try extractor.run(sources) { _, _ in
+                    seen += 1
+                    if seen == batch + 1 { throw Stop() }
+                }
+            }
+            #expect(seen == batch + 1)
+        }
+    }
+
     @Test func npyIsFloat32RowsNumpyCanRead() {
         let data = NPYWriter.data(rows: [[1, 2, 3], [4, 5, .nan]], width: 3)
         #expect(Array(data.prefix(8)) == [0x93] + Array("NUMPY".utf8) + [1, 0])
