@@ -51,22 +51,7 @@ extension BenchCommand {
         }
 
         func run() throws {
-            var generator = SeededGenerator(seed: 3)
-            func gaussian() -> Float {
-                let u = max(Double(generator.next() >> 11) / Double(1 << 53), 1e-300), v = Double(generator.next() >> 11) / Double(1 << 53)
-                return Float((-2 * log(u)).squareRoot() * cos(2 * .pi * v))
-            }
-            let direction = (0..<width).map { _ in gaussian() }
-            var features: [[Float]] = [], labels: [Bool] = []
-            for index in 0..<(2 * perClass) {
-                let label = index % 2 == 1
-                var row = (0..<width).map { j in gaussian() + (label ? 0.03 : -0.03) * direction[j] }
-                let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                row = row.map { $0 / norm }
-                features.append(row)
-                labels.append(label)
-            }
-            let data = TrainingSet(features: features, labels: labels)
+            let data = TrainingSet.synthetic(perClass: perClass, width: width)
             let start = DispatchTime.now().uptimeNanoseconds
             var options = TrainingOptions()
             options.classifier = classifier
@@ -74,7 +59,7 @@ extension BenchCommand {
             let feature = Head.Feature(architecture: "synthetic", fingerprint: nil, backbone: nil, kind: .pooled, normalized: true, width: width)
             let (head, report) = try Trainer.train(data, options: options, name: "bench", feature: feature, provenance: nil)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            let auc = Metrics.auc(labels: labels, scores: features.map { head.score($0) })
+            let auc = Metrics.auc(labels: data.labels, scores: data.features.map { head.score($0) })
             print(String(format: "%@ C=%@ (chosen %g) on %d + %d features of %d: %.2f s (training AUC %.4f)",
                          classifier.rawValue, C, report.C, perClass, perClass, width, seconds, auc))
         }

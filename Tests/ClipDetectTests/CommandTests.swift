@@ -412,28 +412,13 @@ import Testing
     /// are the library's on the same features.
     @Test func benchTrainReportsTheLibrarysFit() throws {
         let (perClass, width) = (12, 8)
-        var generator = SeededGenerator(seed: 3)
-        func gaussian() -> Float {
-            let u = max(Double(generator.next() >> 11) / Double(1 << 53), 1e-300), v = Double(generator.next() >> 11) / Double(1 << 53)
-            return Float((-2 * log(u)).squareRoot() * cos(2 * .pi * v))
-        }
-        let direction = (0..<width).map { _ in gaussian() }
-        var features: [[Float]] = [], labels: [Bool] = []
-        for index in 0..<(2 * perClass) {
-            let label = index % 2 == 1
-            var row = (0..<width).map { j in gaussian() + (label ? 0.03 : -0.03) * direction[j] }
-            let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            row = row.map { $0 / norm }
-            features.append(row)
-            labels.append(label)
-        }
-        let data = TrainingSet(features: features, labels: labels)
+        let data = TrainingSet.synthetic(perClass: perClass, width: width)
         let feature = Head.Feature(architecture: "synthetic", fingerprint: nil, backbone: nil, kind: .pooled, normalized: true, width: width)
         for C in ["auto", "0.1"] {
             var options = TrainingOptions()
             options.C = Double(C)
             let (head, report) = try Trainer.train(data, options: options, name: "bench", feature: feature, provenance: nil)
-            let auc = Metrics.auc(labels: labels, scores: features.map { head.score($0) })
+            let auc = Metrics.auc(labels: data.labels, scores: data.features.map { head.score($0) })
             let result = try cli.run(["bench", "train", "--per-class", "\(perClass)", "--width", "\(width)", "--C", C])
             #expect(result.status == 0, "\(result.stderr)")
             let line = result.stdout.trimmingCharacters(in: .newlines)

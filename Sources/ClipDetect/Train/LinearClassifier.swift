@@ -19,6 +19,28 @@ public struct TrainingSet: Sendable {
     public func subset(_ indices: [Int]) -> TrainingSet {
         TrainingSet(features: indices.map { features[$0] }, labels: indices.map { labels[$0] })
     }
+
+    /// Seeded synthetic features for benchmarks: `perClass` L2-normalised Gaussian rows of each
+    /// class, the two classes shifted by ±0.03 along one random direction (they overlap, as CLIP
+    /// features of real and generated images do), alternating real, synthetic.
+    public static func synthetic(perClass: Int, width: Int, seed: UInt64 = 3) -> TrainingSet {
+        var generator = SeededGenerator(seed: seed)
+        func gaussian() -> Float {
+            let u = max(Double(generator.next() >> 11) / Double(1 << 53), 1e-300), v = Double(generator.next() >> 11) / Double(1 << 53)
+            return Float((-2 * log(u)).squareRoot() * cos(2 * .pi * v))
+        }
+        let direction = (0..<width).map { _ in gaussian() }
+        var features: [[Float]] = [], labels: [Bool] = []
+        for index in 0..<(2 * perClass) {
+            let label = index % 2 == 1
+            var row = (0..<width).map { j in gaussian() + (label ? 0.03 : -0.03) * direction[j] }
+            let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            row = row.map { $0 / norm }
+            features.append(row)
+            labels.append(label)
+        }
+        return TrainingSet(features: features, labels: labels)
+    }
 }
 
 /// The two linear classifiers of the paper's recipe, with scikit-learn's objectives:
