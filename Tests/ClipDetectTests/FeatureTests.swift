@@ -29,10 +29,9 @@ import Testing
         }
     }
 
-    /// Batches are prepared ahead while the one before is encoded: the results are those of one
-    /// image at a time, in order, across batch boundaries, whatever fails; an emit that throws stops
-    /// the run at once, with the next batch's preparation abandoned, not awaited to the end.
-    @Test func preparedAheadGivesWhatOneAtATimeGives() throws {
+    /// Batches give what one image at a time gives, in order, across batch boundaries, whatever
+    /// fails; an emit that throws stops the run at once.
+    @Test func batchesGiveWhatOneAtATimeGives() throws {
         let encoder = try ImageEncoder(path: Self.model)
         let sources: [ImageSource] = (Self.images + Self.images.reversed() + [Self.images[0]]).map(ImageSource.file)
             + [.bytes(Data("not an image".utf8)), .decoded(try ImageDecoder.decode(path: Self.images[2]))]

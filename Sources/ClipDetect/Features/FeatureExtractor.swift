@@ -56,7 +56,7 @@ public struct FeatureExtractor: Sendable {
     public var width: Int { encoder.featureWidth(settings.kind) }
 
     /// One input after decoding: either its feature (from the cache) or the encoder's input.
-    fileprivate enum Prepared {
+    private enum Prepared {
         case cached([Float])
         case pixels([Float], key: String?, width: Int, height: Int)
     }
@@ -66,23 +66,13 @@ public struct FeatureExtractor: Sendable {
         try run(paths.map(ImageSource.file)) { index, result in try emit(index, result.map(\.values)) }
     }
 
-    /// Calls `emit` once per source, in input order, as soon as its batch is done. While a batch is
-    /// encoded, the next one is read and decoded by one thread of the lowest priority, so it takes
-    /// only what the encoder's workers leave idle; what is left when the encoder is done is
-    /// finished on all cores.
+    /// Calls `emit` once per source, in input order, as soon as its batch is done.
     public func run(_ sources: [ImageSource], emit: (Int, Result<ExtractedFeature, Error>) throws -> Void) throws {
-        let batches = stride(from: 0, to: sources.count, by: settings.batchSize).map { $0..<min($0 + settings.batchSize, sources.count) }
-        guard let first = batches.first else { return }
-        var current = preparation(sources, first)
-        current.helpOnAllCores()
-        for (number, range) in batches.enumerated() {
-            let upcoming = number + 1 < batches.count ? preparation(sources, batches[number + 1]) : nil
-            upcoming?.startInBackground()
-            defer { upcoming?.cancel() }
-            for (offset, result) in encode(current.results()).enumerated() { try emit(range.lowerBound + offset, result) }
-            guard let upcoming else { break }
-            upcoming.helpOnAllCores()
-            current = upcoming
+        var start = 0
+        while start < sources.count {
+            let batch = Array(sources[start..<min(start + settings.batchSize, sources.count)])
+            for (offset, result) in extract(batch, first: start).enumerated() { try emit(start + offset, result) }
+            start += batch.count
         }
     }
 
@@ -94,7 +84,8 @@ public struct FeatureExtractor: Sendable {
         return results
     }
 
-    private func encode(_ inputs: [Result<Prepared, Error>]) -> [Result<ExtractedFeature, Error>] {
+    private func extract(_ batch: [ImageSource], first: Int) -> [Result<ExtractedFeature, Error>] {
+        let inputs = prepare(batch, first: first)
         let pending = inputs.enumerated().compactMap { index, input -> (index: Int, pixels: [Float], key: String?)? in
             if case .success(.pixels(let pixels, let key, _, _)) = input { return (index, pixels, key) }
             return nil
@@ -121,17 +112,19 @@ public struct FeatureExtractor: Sendable {
         }
     }
 
-    /// Reading, cache look-up, decoding and preprocessing of the sources in `range`, done by
-    /// whichever threads claim its items.
-    private func preparation(_ sources: [ImageSource], _ range: Range<Int>) -> Preparation {
+    /// Reads, looks up, decodes and preprocesses a batch on all cores.
+    private func prepare(_ sources: [ImageSource], first: Int) -> [Result<Prepared, Error>] {
+        let results = UnsafeMutableBufferPointer<Result<Prepared, Error>>.allocate(capacity: sources.count)
+        results.initialize(repeating: .success(.cached([])))
+        defer { results.deallocate() }
+        let shared = UncheckedSendable(results)
         let preprocessor = self.preprocessor, settings = self.settings, impairment = self.impairment
         let cache = impairment == nil ? self.cache : nil
         let fingerprint = encoder.fingerprint, width = self.width
-        let batch = Array(sources[range]), first = range.lowerBound
-        return Preparation(count: batch.count) { index in
-            Result {
+        DispatchQueue.concurrentPerform(iterations: sources.count) { index in
+            shared.value[index] = Result {
                 let name: String?, image: RGBImage, key: String?
-                switch batch[index] {
+                switch sources[index] {
                 case .decoded(let decoded):
                     (name, image, key) = (nil, decoded, nil)
                 case .file(let path):
@@ -151,72 +144,11 @@ public struct FeatureExtractor: Sendable {
                 return .pixels(preprocessor(impaired), key: key, width: image.width, height: image.height)
             }
         }
+        return Array(results)
     }
 
     static func cacheKey(_ data: Data, fingerprint: String, settings: ExtractionSettings) -> String {
         FeatureCache.key(fileDigest: FeatureCache.digest(data), fingerprint: fingerprint, kind: settings.kind,
                          normalized: settings.normalize, oriented: settings.applyOrientation)
-    }
-}
-
-/// One batch's inputs, prepared item by item by whichever threads claim them: a background thread
-/// of the lowest priority while the encoder works on the batch before, then every core.
-private final class Preparation: @unchecked Sendable {
-    private let lock = NSLock()
-    private var next = 0
-    private var prepared: [Result<FeatureExtractor.Prepared, Error>?]
-    private let work: @Sendable (Int) -> Result<FeatureExtractor.Prepared, Error>
-    private let background = DispatchSemaphore(value: 0)
-    private var started = false
-
-    init(count: Int, work: @escaping @Sendable (Int) -> Result<FeatureExtractor.Prepared, Error>) {
-        prepared = Array(repeating: nil, count: count)
-        self.work = work
-    }
-
-    /// Prepares unclaimed items until none is left.
-    private func help() {
-        while let index = claim() {
-            let result = work(index)
-            lock.withLock { prepared[index] = result }
-        }
-    }
-
-    private func claim() -> Int? {
-        lock.withLock {
-            guard next < prepared.count else { return nil }
-            defer { next += 1 }
-            return next
-        }
-    }
-
-    /// A thread at nice 19 (Linux sets it per thread): it runs only where the encoder leaves a core idle.
-    func startInBackground() {
-        started = true
-        let thread = Thread { [self] in
-            setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
-            help()
-            background.signal()
-        }
-        thread.start()
-    }
-
-    func helpOnAllCores() {
-        DispatchQueue.concurrentPerform(iterations: Parallel.cores) { _ in help() }
-        waitForBackground()
-    }
-
-    /// Leaves what is not claimed yet, and waits for the background thread's item in hand.
-    func cancel() {
-        lock.withLock { next = prepared.count }
-        waitForBackground()
-    }
-
-    private func waitForBackground() {
-        if started { background.wait(); started = false }
-    }
-
-    func results() -> [Result<FeatureExtractor.Prepared, Error>] {
-        lock.withLock { prepared.map { $0! } }
     }
 }
