@@ -184,13 +184,15 @@ struct Admission {
         secondsPerImage = secondsPerImage.map { 0.7 * $0 + 0.3 * pace } ?? pace
     }
 
-    /// `queued` images wait and `inPass` are being encoded; may `count` more join them?
+    /// `queued` images wait and `inPass` are being encoded; may `count` more join them? With nothing
+    /// ahead they always may (within `maxQueued`): the pace of an earlier, slower pass must not lock
+    /// the queue, and only a pass can measure it again.
     func refusal(queued: Int, inPass: Int, adding count: Int) -> Full? {
         let ahead = queued + inPass
         // Seconds until the images ahead are done at the measured pace (1 before any pass), 1…60.
         let retryAfter = min(60, max(1, Int((Double(ahead) * (secondsPerImage ?? 0)).rounded(.up))))
         if queued + count > maxQueued { return Full(queued: queued, retryAfter: retryAfter) }
-        guard let secondsPerImage, Double(ahead + count) * secondsPerImage > deadline.seconds else { return nil }
+        guard ahead > 0, let secondsPerImage, Double(ahead + count) * secondsPerImage > deadline.seconds else { return nil }
         return Full(queued: queued, retryAfter: retryAfter)
     }
 }

@@ -112,19 +112,26 @@ public struct DetectionServer: Sendable {
         case .success(let value): check = value
         case .failure(let refusal): return refusal.response
         }
-        // With ?stability, each image is decoded here (off the server's threads) and sent with its
-        // draws: one request, one batch.
+        // With ?stability, each image is decoded here (off the server's threads, one request at a
+        // time, so only one full-size image is held outside the queue) and sent with its draws:
+        // one request, one batch. The deadline counts from here.
+        let started = ContinuousClock.now
         var prepared = Prepared(sources: images.map { .bytes($0.data) }, spans: images.indices.map { ($0, []) }, decodeErrors: [:])
         if let check {
+            if let full = await scheduler.refusal(adding: images.count * (check.draws + 1)) { return queueFull(full) }
             let bodies = images.map(\.data), settings = detector.extractor.settings
             prepared = await withCheckedContinuation { continuation in
-                DispatchQueue.global(qos: .userInitiated).async {
+                Self.preparing.async {
                     continuation.resume(returning: Self.prepare(bodies, check: check, settings: settings))
                 }
             }
         }
+        let deadline = configuration.deadline - (ContinuousClock.now - started)
+        guard deadline > .zero else {
+            return Self.error(.serviceUnavailable, .deadlineExceeded, "the verdicts were not ready within \(configuration.deadline)")
+        }
         let (sources, spans, decodeErrors) = (prepared.sources, prepared.spans, prepared.decodeErrors)
-        let ticket = await scheduler.ticket(), deadline = configuration.deadline, batch = sources
+        let ticket = await scheduler.ticket(), batch = sources
         let scored: [Result<Detection, Error>]
         do {
             scored = batch.isEmpty ? [] : try await withThrowingTaskGroup(of: [Result<Detection, Error>]?.self) { group in
@@ -173,6 +180,11 @@ public struct DetectionServer: Sendable {
         var decodeErrors: [Int: Error]
     }
 
+    /// Stability requests are prepared one at a time.
+    static let preparing = DispatchQueue(label: "clipdetect.stability-draws", qos: .userInitiated)
+
+    /// The clean pass goes as bytes (decoded again in the pass, as a request without draws is): the
+    /// full-size image is not held while it waits; the draws are at most 1440 pixels a side.
     static func prepare(_ images: [Data], check: StabilityCheck, settings: ExtractionSettings) -> Prepared {
         var prepared = Prepared(sources: [], spans: [], decodeErrors: [:])
         for (index, data) in images.enumerated() {
@@ -180,7 +192,7 @@ public struct DetectionServer: Sendable {
                 let decoded = try ImageDecoder.decode(data, limits: settings.limits, applyOrientation: settings.applyOrientation)
                 let (draws, failures) = check.draws(of: decoded, maxPixels: settings.limits.maxPixels)
                 prepared.spans.append((prepared.sources.count, failures))
-                prepared.sources += [.decoded(decoded)] + draws
+                prepared.sources += [.bytes(data)] + draws
             } catch {
                 prepared.decodeErrors[index] = error
                 prepared.spans.append(nil)
@@ -194,7 +206,7 @@ public struct DetectionServer: Sendable {
     func queueFull(_ refusal: Full) -> Response {
         let why = refusal.queued >= configuration.maxQueuedImages
             ? "\(refusal.queued) images are waiting, the queue holds \(configuration.maxQueuedImages)"
-            : "\(refusal.queued) images are waiting, more than can be done within the deadline of \(configuration.deadline)"
+            : "at the pace of recent passes the images ahead (\(refusal.queued) waiting, more being encoded) leave no time for these within the deadline of \(configuration.deadline)"
         var response = Self.error(.tooManyRequests, .overloaded, "\(why): try again shortly")
         response.headers[.retryAfter] = "\(refusal.retryAfter)"
         return response
@@ -313,7 +325,8 @@ struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
         let path = request.uri.path
         guard path.hasPrefix("/v1/") || path == "/metrics" else { return try await next(request, context) }
         let header = request.headers[.authorization] ?? ""
-        let given = header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : ""
+        // The scheme's name is case-insensitive (RFC 9110 §11.1).
+        let given = header.prefix(7).lowercased() == "bearer " ? String(header.dropFirst(7)) : ""
         // Digests have one length, so comparing them takes the same time whatever the key.
         let digest = Array(SHA256.hash(data: Data(given.utf8)))
         var matched = false

@@ -39,9 +39,13 @@ struct ServeCommand: AsyncParsableCommand {
                               ("--max-queue", maxQueue), ("--max-batch", maxBatch)] where value < 1 {
             throw ValidationError("\(name) must be at least 1")
         }
+        // Bounds far above any real use, so that no product of them can overflow.
+        guard maxImages <= 10_000, maxQueue <= 1_000_000, maxBatch <= 1_024 else {
+            throw ValidationError("--max-images takes at most 10000, --max-queue 1000000, --max-batch 1024")
+        }
         guard (0...StabilityCheck.maxDraws).contains(maxStability) else { throw ValidationError("--max-stability takes 0…\(StabilityCheck.maxDraws)") }
         guard maxWaitMs >= 0, maxWaitMs <= 10_000 else { throw ValidationError("--max-wait-ms takes 0…10000") }
-        guard deadline.isFinite, deadline > 0, deadline <= 86_400 else { throw ValidationError("--deadline takes seconds in (0, 86400]") }
+        guard deadline.isFinite, deadline >= 0.001, deadline <= 86_400 else { throw ValidationError("--deadline takes seconds in [0.001, 86400]") }
         guard maxQueue >= maxImages else { throw ValidationError("--max-queue must hold at least one request (--max-images)") }
     }
 
@@ -54,9 +58,9 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "clipdetect")
         var keys = try apiKeys.map(ServerConfiguration.apiKeys(file:)) ?? []
         if let apiKeyEnv {
-            guard let key = ProcessInfo.processInfo.environment[apiKeyEnv], !key.isEmpty else {
-                throw CommandError("--api-key-env \(apiKeyEnv): the variable is not set")
-            }
+            // Trimmed as the key file's lines are: a trailing newline must not make the key unmatchable.
+            let key = ProcessInfo.processInfo.environment[apiKeyEnv]?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            guard !key.isEmpty else { throw CommandError("--api-key-env \(apiKeyEnv): the variable is not set or holds only blanks") }
             keys.append(key)
         }
         let (model, given) = try modelOptions.load(heads: heads)
@@ -72,7 +76,7 @@ struct ServeCommand: AsyncParsableCommand {
         let server = DetectionServer(detector: detector, modelName: shown, configuration: configuration, logger: logger)
         try await server.run { port in
             // One line a supervisor (or a test) can read the port from; unbuffered, since stdout may be a pipe.
-            try? FileHandle.standardOutput.write(contentsOf: Data("clipdetect serving on http://\(host):\(port)\n".utf8))
+            try? FileHandle.standardOutput.write(contentsOf: Data("clipdetect serving on http://\(host.contains(":") ? "[\(host)]" : host):\(port)\n".utf8))
         }
     }
 }

@@ -25,4 +25,15 @@ import Testing
         admission.record(.seconds(1), images: 0)
         #expect(abs((admission.secondsPerImage ?? 0) - 1.7) < 1e-12, "an empty pass says nothing about the pace")
     }
+
+    /// After passes slower than the deadline, an idle queue still takes a request: refusing it would
+    /// leave no pass to measure the pace again, and the service would refuse everything for good.
+    @Test func anIdleQueueAlwaysTakesARequest() {
+        var admission = Admission(maxQueued: 16, deadline: .seconds(5))
+        admission.record(.seconds(80), images: 2)  // 40 s an image, eight deadlines
+        #expect(admission.refusal(queued: 0, inPass: 0, adding: 1) == nil)
+        #expect(admission.refusal(queued: 0, inPass: 0, adding: 16) == nil, "a whole request, when nothing is ahead")
+        #expect(admission.refusal(queued: 0, inPass: 0, adding: 17) == Full(queued: 0, retryAfter: 1), "but never past the count")
+        #expect(admission.refusal(queued: 0, inPass: 1, adding: 1) == Full(queued: 0, retryAfter: 40))
+    }
 }

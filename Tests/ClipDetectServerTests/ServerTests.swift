@@ -158,6 +158,9 @@ import Testing
             #expect(try await Self.send(client, base + "/metrics").status == 401)
             let models = try await Self.send(client, base + "/v1/models", headers: [("Authorization", "Bearer other")])
             #expect(models.status == 200 && (models.json?["heads"] as? [[String: Any]])?.first?["name"] as? String == "tiny")
+            #expect(try await Self.send(client, base + "/v1/models", headers: [("Authorization", "bearer s3cret")]).status == 200, "the scheme is case-insensitive")
+            let refused = try await Self.send(client, base + "/v1/models", headers: [("Authorization", "Basic s3cret")])
+            #expect(refused.status == 401 && (refused.json?["error"] as? [String: Any])?["kind"] as? String == "unauthorized")
             #expect(try await Self.send(client, base + "/healthz").status == 200)
             #expect(try await Self.send(client, base + "/readyz").status == 200)
         }
