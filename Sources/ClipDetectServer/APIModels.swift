@@ -67,6 +67,8 @@ enum ErrorKind: Sendable, Equatable {
     case unauthorized
     /// 405: a known path asked with another method.
     case methodNotAllowed
+    /// 408: the body did not arrive in time.
+    case bodyTimeout
 
     var rawValue: String {
         switch self {
@@ -76,12 +78,13 @@ enum ErrorKind: Sendable, Equatable {
         case .shuttingDown: "shutting_down"
         case .unauthorized: "unauthorized"
         case .methodNotAllowed: "method_not_allowed"
+        case .bodyTimeout: "body_timeout"
         }
     }
 
     /// Every value `kind` can take, for the OpenAPI document.
     static let all: [String] = FailureKind.allCases.map(\.rawValue)
-        + [ErrorKind.overloaded, .deadlineExceeded, .shuttingDown, .unauthorized, .methodNotAllowed].map(\.rawValue)
+        + [ErrorKind.overloaded, .deadlineExceeded, .shuttingDown, .unauthorized, .methodNotAllowed, .bodyTimeout].map(\.rawValue)
 }
 
 struct ErrorResponse: Encodable { var error: ErrorBody }

@@ -2,6 +2,7 @@ import ClipDetect
 import Crypto
 import Foundation
 import Hummingbird
+import NIOCore
 import Logging
 import ServiceLifecycle
 import UnixSignals
@@ -33,7 +34,7 @@ public struct DetectionServer: Sendable {
     public func run(signals: [UnixSignal] = [.sigterm, .sigint], onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let scheduler = BatchScheduler(detector: detector, maxBatch: configuration.maxBatch, maxWait: configuration.maxWait,
                                        maxQueued: configuration.maxQueuedImages, deadline: configuration.deadline, metrics: metrics)
-        let router = Router()
+        let router = Router(context: ConnectionContext.self)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
         if !configuration.corsOrigins.isEmpty { router.add(middleware: CORSOriginsMiddleware(origins: Set(configuration.corsOrigins))) }
         router.add(middleware: KnownRoutesMiddleware())
@@ -55,7 +56,7 @@ public struct DetectionServer: Sendable {
         try await group.run()
     }
 
-    func routes(_ router: Router<BasicRequestContext>, scheduler: BatchScheduler) {
+    func routes(_ router: Router<ConnectionContext>, scheduler: BatchScheduler) {
         router.get("/") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
                      body: .init(byteBuffer: ByteBuffer(string: WebPage.html)))
@@ -70,19 +71,24 @@ public struct DetectionServer: Sendable {
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: contract)))
         }
         router.get("/v1/models") { _, _ in Self.encoded(ModelsResponse(self)) }
-        router.post("/v1/detect") { request, _ in try await self.detect(request, scheduler: scheduler) }
+        router.post("/v1/detect") { request, context in try await self.detect(request, channel: context.channel, scheduler: scheduler) }
     }
 
     /// Images from the body, their verdicts from the scheduler, one JSON object back.
-    func detect(_ request: Request, scheduler: BatchScheduler) async throws -> Response {
-        var request = request
+    func detect(_ request: Request, channel: any Channel, scheduler: BatchScheduler) async throws -> Response {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxBodyBytes {
             return Self.error(.contentTooLarge, .tooLarge, "body of \(length) bytes is above the limit of \(configuration.maxBodyBytes)")
         }
         if let full = await scheduler.refusal(adding: 1) { return queueFull(full) }
         let body: ByteBuffer
-        do { body = try await request.collectBody(upTo: configuration.maxBodyBytes) } catch {
+        switch await Self.collect(request, upTo: configuration.maxBodyBytes, within: configuration.bodyTimeout, channel: channel) {
+        case .success(let collected): body = collected
+        case .failure(.tooLarge):
             return Self.error(.contentTooLarge, .tooLarge, "body is above the limit of \(configuration.maxBodyBytes) bytes")
+        case .failure(.tooSlow):
+            return Self.error(.requestTimeout, .bodyTimeout, "the body did not arrive within \(configuration.bodyTimeout): the connection was closed")
+        case .failure(.broken):
+            return Self.error(.badRequest, .invalidInput, "the connection broke before the body was whole")
         }
         let data = Data(buffer: body)
         let contentType = request.headers[.contentType] ?? ""
@@ -170,6 +176,42 @@ public struct DetectionServer: Sendable {
             ImageVerdict(index: index, name: pair.0.name, result: pair.1, detector: detector, stability: stabilities[index])
         }
         return Self.encoded(DetectResponse(model: modelName, images: verdicts))
+    }
+
+    enum BodyFailure: Error { case tooLarge, tooSlow, broken }
+
+    /// The whole body, or why not. A body still arriving after `timeout` has its connection closed
+    /// (the 408 is then only counted): a client that stalls mid-upload holds neither memory nor a
+    /// graceful shutdown for longer.
+    static func collect(_ request: Request, upTo limit: Int, within timeout: Duration, channel: any Channel) async -> Result<ByteBuffer, BodyFailure> {
+        await withTaskGroup(of: Result<ByteBuffer, BodyFailure>?.self) { group in
+            group.addTask {
+                var request = request
+                do { return .success(try await request.collectBody(upTo: limit)) } catch let error as HTTPError where error.status == .contentTooLarge {
+                    return .failure(.tooLarge)
+                } catch {
+                    return .failure(.broken)
+                }
+            }
+            group.addTask {
+                guard (try? await Task.sleep(for: timeout)) != nil else { return nil }
+                return .failure(.tooSlow)
+            }
+            var outcome: Result<ByteBuffer, BodyFailure> = .failure(.broken)
+            while let next = await group.next() {
+                guard let next else { continue }
+                outcome = next
+                if case .failure(.tooSlow) = next {
+                    // Closing the connection ends the body stream, so the collecting task returns
+                    // too. No answer can reach the client then (it is still sending): it sees the close.
+                    try? await channel.close()
+                } else {
+                    group.cancelAll()
+                }
+                break
+            }
+            return outcome
+        }
     }
 
     /// What goes to the scheduler: per image, where its clean pass starts and why draws could not
@@ -270,6 +312,17 @@ public struct DetectionServer: Sendable {
 
     static func error(_ status: HTTPResponse.Status, _ kind: FailureKind, _ message: String) -> Response {
         error(status, .failure(kind), message)
+    }
+}
+
+/// Hummingbird's basic context and the request's connection, which a stalled upload has closed.
+struct ConnectionContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
     }
 }
 

@@ -63,6 +63,7 @@ enum OpenAPIDocument {
               "200": {"description": "One verdict (or error) per image, in order", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DetectResponse"}}}},
               "400": {"$ref": "#/components/responses/Error"},
               "401": {"$ref": "#/components/responses/Error"},
+              "408": {"$ref": "#/components/responses/Error"},
               "413": {"$ref": "#/components/responses/Error"},
               "415": {"$ref": "#/components/responses/Error"},
               "429": {"$ref": "#/components/responses/Error"},

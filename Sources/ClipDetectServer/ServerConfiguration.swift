@@ -18,6 +18,8 @@ public struct ServerConfiguration: Sendable {
     public var maxWait: Duration
     /// A request still waiting for its verdicts after this gets 503.
     public var deadline: Duration
+    /// A body still arriving after this gets 408 and its connection closed.
+    public var bodyTimeout: Duration
     /// Bearer keys; empty: no authentication.
     public var apiKeys: [String]
     /// Origins allowed by CORS; empty: CORS headers are not sent.
@@ -29,7 +31,7 @@ public struct ServerConfiguration: Sendable {
 
     public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 64 << 20, maxImagesPerRequest: Int = 16,
                 limits: DecodeLimits = DecodeLimits(), maxQueuedImages: Int = 64, maxBatch: Int = 8,
-                maxWait: Duration = .milliseconds(20), deadline: Duration = .seconds(120), apiKeys: [String] = [],
+                maxWait: Duration = .milliseconds(20), deadline: Duration = .seconds(120), bodyTimeout: Duration = .seconds(60), apiKeys: [String] = [],
                 corsOrigins: [String] = [], applyOrientation: Bool = false, maxStabilityDraws: Int = 16) {
         self.host = host
         self.port = port
@@ -40,6 +42,7 @@ public struct ServerConfiguration: Sendable {
         self.maxBatch = max(1, maxBatch)
         self.maxWait = maxWait
         self.deadline = deadline
+        self.bodyTimeout = bodyTimeout
         self.apiKeys = apiKeys
         self.corsOrigins = corsOrigins
         self.applyOrientation = applyOrientation

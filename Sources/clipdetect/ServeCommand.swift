@@ -27,6 +27,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Images per forward pass.") var maxBatch = 8
     @Option(help: "Milliseconds the first waiting image waits for others to share its pass.") var maxWaitMs = 20
     @Option(help: "Seconds a request may wait for its verdicts before it gets 503.") var deadline = 120.0
+    @Option(help: "Seconds a request's body may take to arrive; then 408 and the connection is closed.") var bodyTimeout = 60.0
     @Option(help: "File of API keys (one per line); requests to /v1/* and /metrics then need Authorization: Bearer KEY.") var apiKeys: String?
     @Option(help: "Environment variable holding one API key (added to --api-keys).") var apiKeyEnv: String?
     @Option(help: "An origin allowed by CORS (repeatable); none by default.") var corsOrigin: [String] = []
@@ -46,6 +47,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...StabilityCheck.maxDraws).contains(maxStability) else { throw ValidationError("--max-stability takes 0…\(StabilityCheck.maxDraws)") }
         guard maxWaitMs >= 0, maxWaitMs <= 10_000 else { throw ValidationError("--max-wait-ms takes 0…10000") }
         guard deadline.isFinite, deadline >= 0.001, deadline <= 86_400 else { throw ValidationError("--deadline takes seconds in [0.001, 86400]") }
+        guard bodyTimeout.isFinite, bodyTimeout >= 0.001, bodyTimeout <= 86_400 else { throw ValidationError("--body-timeout takes seconds in [0.001, 86400]") }
         guard maxQueue >= maxImages else { throw ValidationError("--max-queue must hold at least one request (--max-images)") }
     }
 
@@ -69,7 +71,8 @@ struct ServeCommand: AsyncParsableCommand {
         let configuration = ServerConfiguration(
             host: host, port: port, maxBodyBytes: maxBodyBytes, maxImagesPerRequest: maxImages,
             limits: DecodeLimits(maxPixels: maxPixels, maxBytes: maxBodyBytes), maxQueuedImages: maxQueue, maxBatch: maxBatch,
-            maxWait: .milliseconds(maxWaitMs), deadline: .milliseconds(Int(deadline * 1000)), apiKeys: keys,
+            maxWait: .milliseconds(maxWaitMs), deadline: .milliseconds(Int(deadline * 1000)),
+            bodyTimeout: .milliseconds(Int(bodyTimeout * 1000)), apiKeys: keys,
             corsOrigins: corsOrigin, applyOrientation: exifOrientation, maxStabilityDraws: maxStability)
         // Clients see the named model, or the checkpoint's file name: never the server's folders.
         let shown = ModelResolution.isPath(model.name) ? URL(fileURLWithPath: model.name).lastPathComponent : model.name

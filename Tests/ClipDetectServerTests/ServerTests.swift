@@ -2,6 +2,9 @@ import AsyncHTTPClient
 import ClipDetect
 import ClipDetectServer
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -149,6 +152,49 @@ import Testing
             #expect(response.status == 429 && response.headers["Retry-After"] == ["1"], "\(response.text)")
             #expect((response.json?["error"] as? [String: Any])?["kind"] as? String == "overloaded", "\(response.text)")
         }
+    }
+
+    /// A client that stops halfway through its body has its connection closed after the body
+    /// timeout (counted as 408 with kind body_timeout); the others are served meanwhile and after.
+    @Test func aStalledUploadIsCutOffAndOthersAreServed() async throws {
+        var configuration = ServerConfiguration(port: 0)
+        configuration.bodyTimeout = .milliseconds(500)
+        try await Self.withServer(configuration) { base, client in
+            let port = Int(base.split(separator: ":").last!)!
+            let socket = try #require(Self.rawConnection(port: port))
+            defer { close(socket) }
+            let head = "POST /v1/detect HTTP/1.1\r\nHost: test\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\nonly a little"
+            #expect(head.withCString { write(socket, $0, strlen($0)) } == head.utf8.count)
+            let jpeg = try Data(contentsOf: URL(fileURLWithPath: Self.images[0]))
+            let other = try await Self.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", "image/jpeg")], body: jpeg)
+            #expect(other.status == 200, "served while another upload stalls")
+            // The stalled one: closed by the server (end of stream), not by this read's 10 s timeout.
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var ended = false
+            while true {
+                let count = read(socket, &buffer, buffer.count)
+                if count == 0 || (count < 0 && errno == ECONNRESET) { ended = true; break }
+                if count < 0 { break }
+            }
+            #expect(ended, "the server closed the stalled connection (errno \(errno))")
+            #expect(try await Self.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", "image/jpeg")], body: jpeg).status == 200)
+            let metrics = try await Self.send(client, base + "/metrics")
+            #expect(metrics.text.contains("status=\"408\""), "\(metrics.text)")
+        }
+    }
+
+    static func rawConnection(port: Int) -> Int32? {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        return connected == 0 ? socket : nil
     }
 
     @Test func apiKeysGuardTheAPIButNotHealth() async throws {
