@@ -63,4 +63,14 @@ import Testing
         #expect(Fusion.softOrProb.fuse([-1000, -1000]) < -900)
         #expect(abs(Fusion.meanProb.fuse([1000, -1000])) < 1e-9)
     }
+
+    /// soft_or_prob far below zero, where 1 − Π σ(−s) underflows in a direct computation: against
+    /// mpmath at 50 digits (logit(1 − Π(1 − σ(s)))), to a few ulps. The u/2 term of the small-u
+    /// series is 1e-13 here, some 30 ulps: dropping it fails.
+    @Test func softOrProbIsExactFarBelowZero() {
+        for (scores, exact) in [([-30.0, -30.0], -29.30685281944000790246792), ([-25.0, -40.0, -33.0], -24.99966428782741020759198)] {
+            let fused = Fusion.softOrProb.fuse(scores)
+            #expect(abs(fused - exact) <= 4 * exact.ulp.magnitude, "\(scores): \(fused) vs \(exact)")
+        }
+    }
 }
