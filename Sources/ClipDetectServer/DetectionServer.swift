@@ -97,12 +97,14 @@ public struct DetectionServer: Sendable {
             do {
                 let parts = try Multipart.parse(data, boundary: boundary, maxParts: configuration.maxImagesPerRequest * 2 + 8)
                 images = parts.filter { $0.name == "media" }.map { ($0.filename, $0.body) }
-            } catch is Multipart.TooManyParts {
-                return Self.error(.badRequest, .tooLarge, "more than \(configuration.maxImagesPerRequest) images in one request")
+            } catch let tooMany as Multipart.TooManyParts {
+                return Self.error(.badRequest, .tooLarge, "more than \(tooMany.limit) form fields in one request (at most \(configuration.maxImagesPerRequest) images)")
             } catch {
                 return Self.error(.badRequest, .invalidInput, "\(error)")
             }
             guard !images.isEmpty else { return Self.error(.badRequest, .invalidInput, "no `media` field in the form") }
+        } else if contentType.lowercased().hasPrefix("multipart/form-data") {
+            return Self.error(.badRequest, .invalidInput, "multipart/form-data needs a boundary parameter of 1 to 70 characters")
         } else if Self.isRawImage(contentType) {
             guard !data.isEmpty else { return Self.error(.badRequest, .invalidInput, "empty body: send an image") }
             images = [(nil, data)]

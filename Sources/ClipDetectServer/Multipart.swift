@@ -67,16 +67,39 @@ enum Multipart {
 
     struct TooManyParts: Error { let limit: Int }
 
-    /// `name="value"` in a Content-Disposition header.
+    /// `name="value"` in a Content-Disposition header. A quoted value may hold `;` and `\"`
+    /// (a file named "photo; edited.png" is that name, not "photo").
     static func parameter(_ key: String, in header: String) -> String? {
-        for piece in header.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+        for piece in pieces(header) {
             let kv = piece.split(separator: "=", maxSplits: 1).map(String.init)
-            guard kv.count == 2, kv[0].lowercased() == key else { continue }
-            var value = kv[1]
-            if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { value = String(value.dropFirst().dropLast()) }
+            guard kv.count == 2, kv[0].trimmingCharacters(in: .whitespaces).lowercased() == key else { continue }
+            let raw = kv[1].trimmingCharacters(in: .whitespaces)
+            guard raw.hasPrefix("\""), raw.hasSuffix("\""), raw.count >= 2 else { return raw }
+            var value = "", escaped = false
+            for character in raw.dropFirst().dropLast() {
+                if escaped || character != "\\" { value.append(character); escaped = false } else { escaped = true }
+            }
             return value
         }
         return nil
+    }
+
+    /// The header split at the `;` that are not inside a quoted string.
+    static func pieces(_ header: String) -> [String] {
+        var pieces: [String] = [], current = "", quoted = false, escaped = false
+        for character in header {
+            if quoted {
+                if escaped { escaped = false } else if character == "\\" { escaped = true } else if character == "\"" { quoted = false }
+            } else if character == "\"" {
+                quoted = true
+            } else if character == ";" {
+                pieces.append(current)
+                current = ""
+                continue
+            }
+            current.append(character)
+        }
+        return pieces + [current]
     }
 
     /// First index of `needle` in `haystack` at or after `from`.

@@ -4,7 +4,9 @@ import ClipDetect
 /// server by schemathesis. The limits in it are the running server's.
 enum OpenAPIDocument {
     static func json(_ configuration: ServerConfiguration) -> String {
-        #"""
+        // With keys the API needs one; without, it needs none.
+        let security = configuration.apiKeys.isEmpty ? "[{}]" : #"[{"bearer": []}]"#
+        return #"""
     {
       "openapi": "3.1.0",
       "info": {"title": "clipdetect", "version": "\#(clipdetectVersion)",
@@ -39,7 +41,10 @@ enum OpenAPIDocument {
           "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
         },
         "responses": {
-          "Error": {"description": "The request as a whole was refused", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+          "Error": {"description": "The request as a whole was refused", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}},
+          "Overloaded": {"description": "The queue cannot take the images now (kind overloaded); retry after the seconds given",
+                         "headers": {"Retry-After": {"required": true, "schema": {"type": "integer", "minimum": 1, "maximum": 60}}},
+                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
         }
       },
       "paths": {
@@ -47,7 +52,7 @@ enum OpenAPIDocument {
           "post": {
             "summary": "Verdicts on one or many images",
             "description": "At most \#(configuration.maxImagesPerRequest) images and \#(configuration.maxBodyBytes) bytes in one request, \#(configuration.limits.maxPixels) pixels in one image.",
-            "security": [{}, {"bearer": []}],
+            "security": \#(security),
             "parameters": [
               {"name": "stability", "in": "query", "required": false,
                "description": "Re-score each image under this many seeded draws of the chain and report how often the verdict holds (one more forward pass per draw and image).",
@@ -66,19 +71,19 @@ enum OpenAPIDocument {
               "408": {"$ref": "#/components/responses/Error"},
               "413": {"$ref": "#/components/responses/Error"},
               "415": {"$ref": "#/components/responses/Error"},
-              "429": {"$ref": "#/components/responses/Error"},
+              "429": {"$ref": "#/components/responses/Overloaded"},
               "503": {"$ref": "#/components/responses/Error"}
             }
           }
         },
         "/v1/models": {
-          "get": {"summary": "The backbone, heads, calibration and thresholds", "security": [{}, {"bearer": []}],
+          "get": {"summary": "The backbone, heads, calibration and thresholds", "security": \#(security),
                   "responses": {"200": {"description": "The loaded detector", "content": {"application/json": {"schema": {"type": "object", "required": ["version", "backbone", "heads"]}}}},
                                 "401": {"$ref": "#/components/responses/Error"}}}
         },
         "/healthz": {"get": {"summary": "The process is up", "responses": {"200": {"description": "Up", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}}}}},
         "/readyz": {"get": {"summary": "The model is loaded and requests are accepted", "responses": {"200": {"description": "Ready", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}}}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics", "security": [{}, {"bearer": []}],
+        "/metrics": {"get": {"summary": "Prometheus metrics", "security": \#(security),
                              "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
                                            "401": {"$ref": "#/components/responses/Error"}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}}

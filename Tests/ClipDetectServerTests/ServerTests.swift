@@ -91,6 +91,10 @@ import Testing
                 #expect(verdict["width"] as? Int == detection.imageWidth && verdict["height"] as? Int == detection.imageHeight)
             }
             #expect(images[0]["name"] as? String == "a.jpg")
+            // A quoted file name keeps its semicolons and escaped quotes.
+            let (named, namedBody) = Self.form([("media", #"photo; edited \"v2\".jpg"#, files[0])])
+            let echoed = try await Self.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", named)], body: namedBody)
+            #expect((echoed.json?["images"] as? [[String: Any]])?.first?["name"] as? String == #"photo; edited "v2".jpg"#, "\(echoed.text)")
 
             let raw = try await Self.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", "image/jpeg")], body: files[0])
             #expect(raw.status == 200)
@@ -113,6 +117,7 @@ import Testing
                 ("too large", [("Content-Type", "image/jpeg")], Data(repeating: 0xFF, count: 300_000), 413, "too_large"),
                 ("broken form", [("Content-Type", "multipart/form-data; boundary=xyz")], Data("--xyz\r\nno end".utf8), 400, "invalid_input"),
                 ("form without media", [("Content-Type", Self.form([("other", "x", jpeg)]).0)], Self.form([("other", "x", jpeg)]).1, 400, "invalid_input"),
+                ("form without a boundary", [("Content-Type", "multipart/form-data")], Data("--x\r\n".utf8), 400, "invalid_input"),
                 ("too many images", [("Content-Type", Self.form(Array(repeating: ("media", "x.jpg", Data("x".utf8)), count: 4)).0)],
                  Self.form(Array(repeating: ("media", "x.jpg", Data("x".utf8)), count: 4)).1, 400, "too_large"),
             ]
