@@ -189,7 +189,7 @@ public struct DetectionServer: Sendable {
         await withTaskGroup(of: Result<ByteBuffer, BodyFailure>?.self) { group in
             group.addTask {
                 var request = request
-                do { return .success(try await request.collectBody(upTo: limit)) } catch let error as HTTPError where error.status == .contentTooLarge {
+                do { return .success(try await request.collectBody(upTo: limit)) } catch is NIOTooManyBytesError {
                     return .failure(.tooLarge)
                 } catch {
                     return .failure(.broken)

@@ -190,6 +190,24 @@ import Testing
         }
     }
 
+    /// A chunked body (no declared length) over the limit is 413 too, not a broken connection.
+    @Test func aChunkedBodyOverTheLimitIs413() async throws {
+        try await Self.withServer(ServerConfiguration(port: 0, maxBodyBytes: 100_000)) { base, _ in
+            let socket = try #require(Self.rawConnection(port: Int(base.split(separator: ":").last!)!))
+            defer { close(socket) }
+            var request = Data("POST /v1/detect HTTP/1.1\r\nHost: test\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+            for _ in 0..<3 { request.append(Data("ea60\r\n".utf8) + Data(repeating: 0xFF, count: 60_000) + Data("\r\n".utf8)) }
+            request.append(Data("0\r\n\r\n".utf8))
+            #expect(request.withUnsafeBytes { write(socket, $0.baseAddress, $0.count) } == request.count)
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = read(socket, &buffer, buffer.count)
+            let text = count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self) : ""
+            #expect(text.hasPrefix("HTTP/1.1 413") && text.contains("too_large"), "\(text)")
+        }
+    }
+
     static func rawConnection(port: Int) -> Int32? {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
