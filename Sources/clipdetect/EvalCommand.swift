@@ -43,6 +43,9 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         let list = try Inputs.labeled(csv: csv)
+        let inputs = [csv] + (scores.map { [$0] } ?? []) + heads + list.map(\.item.path)
+        try refuseOverwritingInputs(report, inputs, option: "--report")
+        try refuseOverwritingInputs(saveTab, inputs, option: "--save-tab")
         let conditions: [(name: String, chain: ImpairmentChain?)] = [("clean", nil)]
             + (try impair.map { ($0, try ImpairmentChain(condition: $0, seed: seed)) })
         var tables: [EvaluationTable] = [], runs: [EvaluationReport.Run] = [], reference = ""

@@ -161,14 +161,14 @@ struct VerdictOptions: ParsableArguments {
 }
 
 /// An output that is one of the inputs would be emptied before it is read: refused.
-func refuseOverwritingInputs(_ output: String?, _ inputs: [String]) throws {
+func refuseOverwritingInputs(_ output: String?, _ inputs: [String], option: String = "-o") throws {
     guard let output, output != "-" else { return }
     var target = stat()
     guard stat(output, &target) == 0 else { return }
     for input in inputs {
         var source = stat()
         if stat(input, &source) == 0, source.st_dev == target.st_dev, source.st_ino == target.st_ino {
-            throw CommandError("-o \(output) is also an input (\(PathName.display(input))): it would be overwritten before it is read")
+            throw CommandError("\(option) \(output) is also an input (\(PathName.display(input))): it would be overwritten before it is read")
         }
     }
 }

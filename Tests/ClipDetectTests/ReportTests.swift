@@ -146,6 +146,13 @@ import Testing
         #expect(try cli.run(arguments + ["--report", bare, "--no-thumbnails"]).status == 0)
         let text = try String(contentsOfFile: bare, encoding: .utf8)
         #expect(!text.contains("<img") && !text.contains("data:image") && text.contains("Thumbnails were left out"))
+        // A report or table written over an input (the list, the scores) is refused before any work.
+        for (option, target) in [("--report", listPath), ("--save-tab", listPath), ("--report", tab)] {
+            let before = try Data(contentsOf: URL(fileURLWithPath: target))
+            let over = try cli.run(["eval", "--csv", listPath, "--scores", tab, option, target])
+            #expect(over.status != 0 && over.stderr.contains("\(option) \(target) is also an input"), "\(over.stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: target)) == before)
+        }
         let refused = try cli.run(["eval", "--csv", listPath, "--scores", tab, "--no-thumbnails"])
         #expect(refused.status != 0 && refused.stderr.contains("--report"), "\(refused.stderr)")
     }
