@@ -185,4 +185,18 @@ import Testing
         for k in 1..<thin.count { widest = max(widest, thin[k].0 - thin[k - 1].0, thin[k].1 - thin[k - 1].1) }
         #expect(widest <= 1e-3 + 2e-5, "\(widest)")
     }
+
+    /// Scores at the ends of the doubles (a scores file may hold them) draw a report, not a trap.
+    @Test func extremeScoresStillDrawAReport() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let list = folder.appendingPathComponent("list.csv").path, scores = folder.appendingPathComponent("scores.csv").path
+        try "filename,typ\na.png,real\nb.png,real\nc.png,gen\nd.png,gen\n".write(toFile: list, atomically: true, encoding: .utf8)
+        try "filename,det\na.png,-1.7e308\nb.png,1e300\nc.png,1.7e308\nd.png,5e-324\n".write(toFile: scores, atomically: true, encoding: .utf8)
+        let report = folder.appendingPathComponent("r.html").path
+        let result = try cli.run(["eval", "--csv", list, "--scores", scores, "--report", report])
+        #expect(result.status == 0, "\(result.stderr)")
+        let reading = try Self.read(report)
+        #expect(reading.figures["distribution"]?.count == 1 && reading.figures["roc"]?.count == 1)
+        #expect(SVGChart.ticks(-1.7e308, 1.7e308) == [-1.7e308] && SVGChart.ticks(.nan, 1) == [] && SVGChart.ticks(-1e300, 1e300).count >= 4)
+    }
 }

@@ -221,14 +221,15 @@ public struct EvaluationReport: Sendable {
                 let (labels, scores) = pairs(column, generator: generator)
                 let fakes = zip(labels, scores).filter(\.0).map(\.1)
                 guard !fakes.isEmpty || !realScores.isEmpty else { continue }
-                let all = realScores + fakes
+                // Drawn within ±1e300, so the span and the bins stay finite for any finite score.
+                let all = (realScores + fakes).map { min(max($0, -1e300), 1e300) }
                 var low = all.min() ?? -1, high = all.max() ?? 1
                 if high - low < 1e-9 { low -= 1; high += 1 }
                 let bins = 30, width = (high - low) / Double(bins)
                 let edges = (0...bins).map { low + Double($0) * width }
                 func shares(_ values: [Double]) -> [Double] {
                     var counts = [Double](repeating: 0, count: bins)
-                    for v in values { counts[min(Int((v - low) / width), bins - 1)] += 1 }
+                    for v in values { counts[min(max(Int((min(max(v, low), high) - low) / width), 0), bins - 1)] += 1 }
                     return counts.map { values.isEmpty ? 0 : $0 / Double(values.count) }
                 }
                 let real = shares(realScores), fake = shares(fakes)

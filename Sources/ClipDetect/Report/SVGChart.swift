@@ -110,7 +110,7 @@ struct SVGChart {
 
     /// About `count` round ticks over [low, high].
     static func ticks(_ low: Double, _ high: Double, count: Int = 5) -> [Double] {
-        guard high > low, low.isFinite, high.isFinite else { return [low] }
+        guard high > low, (high - low).isFinite else { return low.isFinite ? [low] : [] }
         let raw = (high - low) / Double(count)
         let exponent = Int(floor(log10(raw)))
         let scale = pow(10, Double(abs(exponent)))
