@@ -25,6 +25,8 @@ let package = Package(
         // Thin C shims over Debian's -dev packages.
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        // oneDNN ships no pkg-config file: its module map links it by name.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
                        providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "CWebP", path: "Sources/CWebP", pkgConfig: "libwebpdemux",
@@ -36,7 +38,7 @@ let package = Package(
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
         .target(name: "ClipDetect", dependencies: [
-            "CBLAS", "CTurboJPEG", "CPNG", "CWebP", "CGIF", "CTIFF",
+            "CBLAS", "CDNNL", "CTurboJPEG", "CPNG", "CWebP", "CGIF", "CTIFF",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),

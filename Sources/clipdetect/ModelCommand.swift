@@ -2,6 +2,16 @@ import ArgumentParser
 import ClipDetect
 import Foundation
 
+/// `model info --json --precision`: the description and what runs.
+private struct DescribedModel: Encodable {
+    let model: ModelDescription
+    let compute: ComputeInfo
+}
+
+private struct ComputeInfo: Encodable {
+    let precision: String, library: String, packedBytes: Int, note: String?
+}
+
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "model", abstract: "Named models and backbone checkpoints.",
                                                     subcommands: [Info.self, List.self, Fetch.self])
@@ -39,15 +49,24 @@ struct ModelCommand: ParsableCommand {
         @Argument(help: "Checkpoint file, or a model folder (Hugging Face or open_clip layout).") var checkpoint: String
         @Option(help: "Activation, when nothing in the file states it.") var activation: ModelDescription.Activation?
         @Option(help: "Attention heads, when nothing in the file states it.") var attentionHeads: Int?
+        @Option(help: "Load the encoder in this precision and report what runs and the memory it costs.") var precision: Precision?
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
             let file = try Checkpoint.open(ModelResolution.checkpoint(at: checkpoint))
             let description = try namingFlags { try ModelDescription.infer(from: file, hints: ModelHints(activation: activation, heads: attentionHeads)) }
+            // Loading packs the weights where the chosen kernels want them: measured, not estimated.
+            let backend = try precision.map { try ImageEncoder(checkpoint: file, description: description, precision: $0).backend }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(description), as: UTF8.self))
+                if let backend {
+                    let info = ComputeInfo(precision: backend.precision.rawValue, library: backend.library.rawValue,
+                                           packedBytes: backend.packedBytes, note: backend.note)
+                    print(String(decoding: try encoder.encode(DescribedModel(model: description, compute: info)), as: UTF8.self))
+                } else {
+                    print(String(decoding: try encoder.encode(description), as: UTF8.self))
+                }
                 return
             }
             let d = description
@@ -62,6 +81,9 @@ struct ModelCommand: ParsableCommand {
                 mean / std  \(d.mean) / \(d.std)
                 cost        \(String(format: "%.1f", d.flopsPerImage / 1e9)) GFLOP per image
                 """)
+            if let backend {
+                print("compute     \(backend)" + (backend.note.map { "\n            (\($0))" } ?? ""))
+            }
         }
     }
 }

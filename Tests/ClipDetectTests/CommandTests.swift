@@ -794,7 +794,8 @@ import Testing
     }
 
     @Test func layerNormEqualsAScalarLoopAtEveryWidth() {
-        // The kernel's statistics are double sums in index order, as here: exact.
+        // The reference takes its statistics in double, in index order; the kernel sums sixteen
+        // float lanes. Every output is within 4e-7 of the row's largest (a few float ulps there).
         let rows = 3
         for width in Self.lengths where width > 0 {
             let x = Self.values(rows * width, seed: 7000 + UInt64(width), range: 3).map { $0 + 0.5 }
@@ -815,7 +816,8 @@ import Testing
                 x.withUnsafeBufferPointer { Kernels.layerNorm($0.baseAddress!, rows: rows, width: width, weight: FloatArray(weight),
                                                               bias: FloatArray(bias), eps: eps, into: target) }
             }
-            #expect(out == expected, "width \(width)")
+            let scale = expected.map(abs).max() ?? 0
+            #expect(zip(out, expected).allSatisfy { abs($0 - $1) <= 4e-7 * scale }, "width \(width): \(zip(out, expected).map { abs($0 - $1) }.max()!) of \(scale)")
         }
     }
 

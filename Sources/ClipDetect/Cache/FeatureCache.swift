@@ -78,10 +78,12 @@ public final class FeatureCache: Sendable {
         return pool
     }
 
-    /// The cache key of one file's feature under one encoder setting.
-    public static func key(fileDigest: String, fingerprint: String, kind: FeatureKind, normalized: Bool, oriented: Bool) -> String {
-        [fileDigest, fingerprint, preprocessingVersion, kind.rawValue, normalized ? "l2" : "raw", oriented ? "exif" : "asis"]
-            .joined(separator: ":")
+    /// The cache key of one file's feature under one encoder setting. bf16 features are kept apart
+    /// from fp32 ones (fp32 keys are those of earlier versions, so their entries stay valid).
+    public static func key(fileDigest: String, fingerprint: String, kind: FeatureKind, normalized: Bool, oriented: Bool,
+                           precision: Precision = .fp32) -> String {
+        ([fileDigest, fingerprint, preprocessingVersion, kind.rawValue, normalized ? "l2" : "raw", oriented ? "exif" : "asis"]
+            + (precision == .bf16 ? ["bf16"] : [])).joined(separator: ":")
     }
 
     public static func digest(_ data: Data) -> String {

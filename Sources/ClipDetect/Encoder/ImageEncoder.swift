@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 
 /// Which vector the encoder returns for each image.
 public enum FeatureKind: String, Sendable, CaseIterable, Codable {
@@ -14,21 +15,48 @@ public final class ImageEncoder: Sendable {
     public let description: ModelDescription
     /// Identifies these weights in heads and in the feature cache, computed once.
     public let fingerprint: String
+    /// The kernels and number format that compute features here.
+    public let backend: ComputeBackend
     let weights: VisionWeights
     let checkpoint: Checkpoint
+    private let patchLayer: DenseLayer
+    private let blocks: [(qkv: DenseLayer, out: DenseLayer, fc1: DenseLayer, fc2: DenseLayer)]
+    private let workspaces = WorkspacePool()
 
-    public init(checkpoint: Checkpoint, description: ModelDescription) throws {
+    /// `precision` is what the caller asks for; `backend` says what runs (bf16 only where the CPU has it).
+    public convenience init(checkpoint: Checkpoint, description: ModelDescription, precision: Precision = .fp32) throws {
+        let (kind, note) = ComputeBackend.choose(precision)
+        try self.init(checkpoint: checkpoint, description: description, kind: kind, note: note)
+    }
+
+    init(checkpoint: Checkpoint, description: ModelDescription, kind: ComputeBackend.Kind, note: String? = nil) throws {
         ProcessSettings.useSingleThreadedBLAS()
         self.description = description
         self.checkpoint = checkpoint
-        self.weights = try VisionWeights(checkpoint: checkpoint, description: description)
+        let weights = try VisionWeights(checkpoint: checkpoint, description: description)
+        self.weights = weights
         self.fingerprint = weights.fingerprint(architecture: description.architecture)
+        let d = description, w = d.width
+        // Rows per image: every token, the patches of the embedding, and the last block's class token.
+        let rows: Set<Int> = [d.tokens, 1]
+        // The patch embedding stays fp32 in every precision: its input is the pixels, and it costs
+        // 0.2% of ViT-L/14's products.
+        patchLayer = try DenseLayer(weight: weights.patchEmbedding, bias: nil, inputs: 3 * d.patchSize * d.patchSize, outputs: w,
+                                    kind: kind == .packed(.bf16) ? .packed(.f32) : kind, rowCounts: [d.grid * d.grid])
+        blocks = try weights.layers.map { layer in
+            (qkv: try DenseLayer(weight: layer.qkvWeight, bias: layer.qkvBias, inputs: w, outputs: 3 * w, kind: kind, rowCounts: [d.tokens]),
+             out: try DenseLayer(weight: layer.outWeight, bias: layer.outBias, inputs: w, outputs: w, kind: kind, rowCounts: rows),
+             fc1: try DenseLayer(weight: layer.fc1Weight, bias: layer.fc1Bias, inputs: w, outputs: d.mlpWidth, kind: kind, rowCounts: rows),
+             fc2: try DenseLayer(weight: layer.fc2Weight, bias: layer.fc2Bias, inputs: d.mlpWidth, outputs: w, kind: kind, rowCounts: rows))
+        }
+        let packed = patchLayer.packedBytes + blocks.reduce(0) { $0 + $1.qkv.packedBytes + $1.out.packedBytes + $1.fc1.packedBytes + $1.fc2.packedBytes }
+        backend = ComputeBackend(precision: kind.precision, library: kind.library, packedBytes: packed, note: note)
     }
 
     /// Opens a checkpoint and infers its description (config files beside it and `hints` fill the gaps).
-    public convenience init(path: String, hints: ModelHints = ModelHints()) throws {
+    public convenience init(path: String, hints: ModelHints = ModelHints(), precision: Precision = .fp32) throws {
         let checkpoint = try Checkpoint.open(path)
-        try self.init(checkpoint: checkpoint, description: ModelDescription.infer(from: checkpoint, hints: hints))
+        try self.init(checkpoint: checkpoint, description: ModelDescription.infer(from: checkpoint, hints: hints), precision: precision)
     }
 
     /// The checkpoint file, when the weights came from one.
@@ -61,34 +89,32 @@ public final class ImageEncoder: Sendable {
             throw ModelError.unsupported("this checkpoint has no projection: only the pooled feature exists")
         }
         guard count > 0 else { return [] }
+        let workspace = workspaces.take(images: count, description: d)
+        defer { workspaces.give(workspace) }
         let w = d.width, t = d.tokens, rows = count * t
-        let x = UnsafeMutablePointer<Float>.allocate(capacity: rows * w)
-        let normed = UnsafeMutablePointer<Float>.allocate(capacity: rows * w)
-        let wide = UnsafeMutablePointer<Float>.allocate(capacity: rows * max(3 * w, d.mlpWidth))
-        let mixed = UnsafeMutablePointer<Float>.allocate(capacity: rows * w)
-        defer { [x, normed, wide, mixed].forEach { $0.deallocate() } }
+        let x = workspace.x, normed = workspace.normed, wide = workspace.wide, mixed = workspace.mixed, halves = workspace.halves
 
-        pixels.withUnsafeBufferPointer { embed($0.baseAddress!, count: count, into: x) }
+        pixels.withUnsafeBufferPointer { embed($0.baseAddress!, count: count, into: x, workspace: workspace) }
         Kernels.layerNorm(x, rows: rows, width: w, weight: weights.preNormWeight, bias: weights.preNormBias,
                           eps: d.layerNormEps, into: x)
         observe?(.afterPreNorm, UnsafeBufferPointer(start: x, count: rows * w))
-        for (n, layer) in weights.layers.enumerated() {
+        for (n, (layer, dense)) in zip(weights.layers, blocks).enumerated() {
             Kernels.layerNorm(x, rows: rows, width: w, weight: layer.norm1Weight, bias: layer.norm1Bias, eps: d.layerNormEps, into: normed)
-            Kernels.linear(normed, rows: rows, group: t, inputs: w, weight: layer.qkvWeight, bias: layer.qkvBias, outputs: 3 * w, into: wide)
+            dense.qkv.apply(normed, rows: rows, group: t, into: wide, halves: halves)
             // Only the class token leaves the last block: past its keys and values, the other tokens'
             // rows are not needed (unless a caller observes the whole block).
-            let classOnly = n == weights.layers.count - 1 && observe == nil
+            let classOnly = n == blocks.count - 1 && observe == nil
             let queries = classOnly ? 1 : t, live = count * queries
-            attention(qkv: wide, images: count, queries: queries, into: normed)
+            attention(qkv: wide, images: count, queries: queries, into: normed, scratch: workspace.scores)
             if classOnly {
                 for image in 0..<count { (x + image * w).update(from: x + image * t * w, count: w) }
             }
-            Kernels.linear(normed, rows: live, group: queries, inputs: w, weight: layer.outWeight, bias: layer.outBias, outputs: w, into: mixed)
+            dense.out.apply(normed, rows: live, group: queries, into: mixed, halves: halves)
             Kernels.add(x, mixed, count: live * w)
             Kernels.layerNorm(x, rows: live, width: w, weight: layer.norm2Weight, bias: layer.norm2Bias, eps: d.layerNormEps, into: normed)
-            Kernels.linear(normed, rows: live, group: queries, inputs: w, weight: layer.fc1Weight, bias: layer.fc1Bias, outputs: d.mlpWidth, into: wide)
+            dense.fc1.apply(normed, rows: live, group: queries, into: wide, halves: halves)
             Kernels.activate(wide, count: live * d.mlpWidth, d.activation)
-            Kernels.linear(wide, rows: live, group: queries, inputs: d.mlpWidth, weight: layer.fc2Weight, bias: layer.fc2Bias, outputs: w, into: mixed)
+            dense.fc2.apply(wide, rows: live, group: queries, into: mixed, halves: halves)
             Kernels.add(x, mixed, count: live * w)
             if classOnly { return pool(x, images: count, tokens: 1, kind: kind, normalize: normalize) }
             observe?(.afterBlock(n), UnsafeBufferPointer(start: x, count: rows * w))
@@ -97,13 +123,12 @@ public final class ImageEncoder: Sendable {
     }
 
     /// Patch embedding (a stride-P convolution as one GEMM), class token and positions.
-    private func embed(_ pixels: UnsafePointer<Float>, count: Int, into x: UnsafeMutablePointer<Float>) {
+    private func embed(_ pixels: UnsafePointer<Float>, count: Int, into x: UnsafeMutablePointer<Float>, workspace: Workspace) {
         let d = description
         let s = d.imageSize, p = d.patchSize, g = d.grid, w = d.width, patchValues = 3 * p * p
         let patches = count * g * g
-        let columns = UnsafeMutablePointer<Float>.allocate(capacity: patches * patchValues)
-        let embedded = UnsafeMutablePointer<Float>.allocate(capacity: patches * w)
-        defer { columns.deallocate(); embedded.deallocate() }
+        // The patch columns and their embeddings borrow the MLP's buffer and the residual's.
+        let columns = workspace.wide, embedded = workspace.mixed
         // Each patch flattened as (channel, row, column), the order of the conv weight.
         Parallel.rows(patches) { index in
             let image = index / (g * g), gy = (index % (g * g)) / g, gx = index % g
@@ -116,8 +141,7 @@ public final class ImageEncoder: Sendable {
                 }
             }
         }
-        Kernels.linear(columns, rows: patches, group: g * g, inputs: patchValues, weight: weights.patchEmbedding, bias: nil,
-                       outputs: w, into: embedded)
+        patchLayer.apply(columns, rows: patches, group: g * g, into: embedded, halves: workspace.halves)
         let positions = weights.positionalEmbedding.pointer, token = weights.classEmbedding.pointer
         Parallel.rows(count * d.tokens) { row in
             let image = row / d.tokens, slot = row % d.tokens
@@ -130,12 +154,11 @@ public final class ImageEncoder: Sendable {
     /// Multi-head self-attention of each image's first `queries` tokens over all its tokens; q, k, v
     /// packed in `qkv` rows of 3W, output `queries` rows per image. Heads run in parallel, each on
     /// one core with a single-threaded GEMM.
-    private func attention(qkv: UnsafeMutablePointer<Float>, images: Int, queries: Int, into out: UnsafeMutablePointer<Float>) {
+    private func attention(qkv: UnsafeMutablePointer<Float>, images: Int, queries: Int, into out: UnsafeMutablePointer<Float>,
+                           scratch: UnsafeMutablePointer<Float>) {
         let d = description
         let t = d.tokens, w = d.width, hd = d.headWidth, stride = 3 * w
         let scale = 1 / Float(hd).squareRoot()
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Parallel.cores * queries * t)
-        defer { scratch.deallocate() }
         Parallel.chunks(images * d.heads) { chunk, tasks in
             let scores = scratch + chunk * queries * t
             for task in tasks {
@@ -178,5 +201,48 @@ public final class ImageEncoder: Sendable {
             features.append(feature)
         }
         return features
+    }
+}
+
+/// The activation buffers of one pass, kept between calls: allocating and faulting in ~80 MB for
+/// each ViT-L/14 batch of 8 cost time that a long run pays only once this way.
+final class Workspace: @unchecked Sendable {
+    let images: Int
+    let x, normed, wide, mixed, scores: UnsafeMutablePointer<Float>
+    let halves: UnsafeMutablePointer<UInt16>
+
+    init(images: Int, description d: ModelDescription) {
+        self.images = images
+        let rows = images * d.tokens, patchValues = 3 * d.patchSize * d.patchSize
+        x = .allocate(capacity: rows * d.width)
+        normed = .allocate(capacity: rows * d.width)
+        wide = .allocate(capacity: rows * max(3 * d.width, d.mlpWidth, patchValues))
+        mixed = .allocate(capacity: rows * d.width)
+        scores = .allocate(capacity: Parallel.cores * d.tokens * d.tokens)
+        halves = .allocate(capacity: rows * max(d.mlpWidth, d.width, patchValues))
+    }
+
+    deinit { [x, normed, wide, mixed, scores].forEach { $0.deallocate() }; halves.deallocate() }
+}
+
+/// Idle workspaces, the two largest kept: concurrent calls each take their own.
+final class WorkspacePool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var idle: [Workspace] = []
+
+    func take(images: Int, description: ModelDescription) -> Workspace {
+        let found: Workspace? = lock.withLock {
+            guard let index = idle.indices.filter({ idle[$0].images >= images }).min(by: { idle[$0].images < idle[$1].images }) else { return nil }
+            return idle.remove(at: index)
+        }
+        return found ?? Workspace(images: images, description: description)
+    }
+
+    func give(_ workspace: Workspace) {
+        lock.withLock {
+            idle.append(workspace)
+            idle.sort { $0.images > $1.images }
+            if idle.count > 2 { idle.removeLast(idle.count - 2) }
+        }
     }
 }

@@ -28,19 +28,57 @@ enum Kernels {
         }
     }
 
-    /// LayerNorm over each row of `width`, statistics accumulated in double.
+    /// LayerNorm over each row of `width`: 16 lanes of float partial sums (each lane adds a
+    /// sixteenth of the row, so rounding stays near the reference's pairwise sums), two passes.
     static func layerNorm(_ x: UnsafePointer<Float>, rows: Int, width: Int, weight: FloatArray, bias: FloatArray,
                           eps: Float, into out: UnsafeMutablePointer<Float>) {
         Parallel.rows(rows) { row in
-            let line = x + row * width, target = out + row * width
-            var sum = 0.0
-            for j in 0..<width { sum += Double(line[j]) }
-            let mean = sum / Double(width)
-            var squares = 0.0
-            for j in 0..<width { let d = Double(line[j]) - mean; squares += d * d }
-            let inverse = Float(1 / (squares / Double(width) + Double(eps)).squareRoot())
-            let m = Float(mean)
-            for j in 0..<width { target[j] = (line[j] - m) * inverse * weight.pointer[j] + bias.pointer[j] }
+            let line = UnsafeRawPointer(x + row * width), target = UnsafeMutableRawPointer(out + row * width)
+            let gain = UnsafeRawPointer(weight.pointer), shift = UnsafeRawPointer(bias.pointer)
+            let whole = width / 16 * 16
+            var sums = SIMD16<Float>(repeating: 0)
+            for j in stride(from: 0, to: whole, by: 16) { sums += line.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self) }
+            var sum = Double(sums.sum())
+            for j in whole..<width { sum += Double(line.load(fromByteOffset: j * 4, as: Float.self)) }
+            let mean = Float(sum / Double(width)), center = SIMD16<Float>(repeating: mean)
+            var squares = SIMD16<Float>(repeating: 0)
+            for j in stride(from: 0, to: whole, by: 16) {
+                let d = line.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self) - center
+                squares += d * d
+            }
+            var total = Double(squares.sum())
+            for j in whole..<width { let d = line.load(fromByteOffset: j * 4, as: Float.self) - mean; total += Double(d * d) }
+            let inverse = Float(1 / (total / Double(width) + Double(eps)).squareRoot()), scale = SIMD16<Float>(repeating: inverse)
+            for j in stride(from: 0, to: whole, by: 16) {
+                let v = line.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
+                let g = gain.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
+                let b = shift.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
+                target.storeBytes(of: (v - center) * scale * g + b, toByteOffset: j * 4, as: SIMD16<Float>.self)
+            }
+            for j in whole..<width {
+                let v = line.load(fromByteOffset: j * 4, as: Float.self)
+                target.storeBytes(of: (v - mean) * inverse * weight.pointer[j] + bias.pointer[j], toByteOffset: j * 4, as: Float.self)
+            }
+        }
+    }
+
+    /// Rounds floats to bfloat16 (nearest, ties to even), as bit patterns; inputs are finite.
+    static func roundToBF16(_ x: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<UInt16>) {
+        Parallel.chunks(count) { _, range in
+            let source = UnsafeRawPointer(x), target = UnsafeMutableRawPointer(out)
+            var i = range.lowerBound
+            let bias = SIMD16<UInt32>(repeating: 0x7FFF), one = SIMD16<UInt32>(repeating: 1)
+            while i + 16 <= range.upperBound {
+                let bits = source.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<UInt32>.self)
+                let rounded = (bits &+ bias &+ ((bits &>> 16) & one)) &>> 16
+                target.storeBytes(of: SIMD16<UInt16>(truncatingIfNeeded: rounded), toByteOffset: i * 2, as: SIMD16<UInt16>.self)
+                i += 16
+            }
+            while i < range.upperBound {
+                let bits = x[i].bitPattern
+                out[i] = UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
+                i += 1
+            }
         }
     }
 

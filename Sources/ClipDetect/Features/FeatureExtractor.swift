@@ -120,7 +120,7 @@ public struct FeatureExtractor: Sendable {
         let shared = UncheckedSendable(results)
         let preprocessor = self.preprocessor, settings = self.settings, impairment = self.impairment
         let cache = impairment == nil ? self.cache : nil
-        let fingerprint = encoder.fingerprint, width = self.width
+        let fingerprint = encoder.fingerprint, precision = encoder.backend.precision, width = self.width
         DispatchQueue.concurrentPerform(iterations: sources.count) { index in
             shared.value[index] = Result {
                 let name: String?, image: RGBImage, key: String?
@@ -129,11 +129,11 @@ public struct FeatureExtractor: Sendable {
                     (name, image, key) = (nil, decoded, nil)
                 case .file(let path):
                     let data = try ImageDecoder.read(path: path, limits: settings.limits)
-                    key = cache.map { _ in Self.cacheKey(data, fingerprint: fingerprint, settings: settings) }
+                    key = cache.map { _ in Self.cacheKey(data, fingerprint: fingerprint, precision: precision, settings: settings) }
                     if let cache, let key, let feature = try? cache.feature(key, width: width) { return .cached(feature) }
                     (name, image) = (path, try ImageDecoder.decode(data, path: path, limits: settings.limits, applyOrientation: settings.applyOrientation))
                 case .bytes(let data):
-                    key = cache.map { _ in Self.cacheKey(data, fingerprint: fingerprint, settings: settings) }
+                    key = cache.map { _ in Self.cacheKey(data, fingerprint: fingerprint, precision: precision, settings: settings) }
                     if let cache, let key, let feature = try? cache.feature(key, width: width) { return .cached(feature) }
                     (name, image) = (nil, try ImageDecoder.decode(data, limits: settings.limits, applyOrientation: settings.applyOrientation))
                 }
@@ -147,8 +147,8 @@ public struct FeatureExtractor: Sendable {
         return Array(results)
     }
 
-    static func cacheKey(_ data: Data, fingerprint: String, settings: ExtractionSettings) -> String {
+    static func cacheKey(_ data: Data, fingerprint: String, precision: Precision, settings: ExtractionSettings) -> String {
         FeatureCache.key(fileDigest: FeatureCache.digest(data), fingerprint: fingerprint, kind: settings.kind,
-                         normalized: settings.normalize, oriented: settings.applyOrientation)
+                         normalized: settings.normalize, oriented: settings.applyOrientation, precision: precision)
     }
 }

@@ -82,14 +82,16 @@ public enum ModelResolution {
 
     /// Loads the backbone `model` names; what the checkpoint does not state comes from `hints`, then
     /// from the first head (it records its backbone's activation and heads), then from the registry.
-    public static func load(_ model: String, hints: ModelHints, store: ModelStore, heads: [Head] = []) throws -> ResolvedModel {
+    /// `precision` is what the encoder is asked to run in (see `ImageEncoder.backend` for what runs).
+    public static func load(_ model: String, hints: ModelHints, store: ModelStore, heads: [Head] = [],
+                            precision: Precision = .fp32) throws -> ResolvedModel {
         let fromHeads = heads.first?.metadata.feature.hints ?? ModelHints()
         if isPath(model) {
-            let encoder = try ImageEncoder(path: checkpoint(at: model), hints: hints.overriding(fromHeads))
+            let encoder = try ImageEncoder(path: checkpoint(at: model), hints: hints.overriding(fromHeads), precision: precision)
             return ResolvedModel(name: model, encoder: encoder, ownHead: nil)
         }
         guard let named = NamedModel.named(model) else { throw ResolutionError.unknownModel(model, known: NamedModel.all.map(\.name)) }
-        let encoder = try ImageEncoder(path: store.backbone(named), hints: hints.overriding(named.hints))
+        let encoder = try ImageEncoder(path: store.backbone(named), hints: hints.overriding(named.hints), precision: precision)
         return ResolvedModel(name: model, encoder: encoder, ownHead: try store.head(named, backbone: nil))
     }
 }

@@ -1,0 +1,84 @@
+/// Number format of the encoder's matrix products.
+public enum Precision: String, Sendable, CaseIterable, Codable {
+    /// Single precision throughout: features equal to the reference's.
+    case fp32
+    /// Weights and layer inputs rounded to bfloat16, products accumulated in fp32 (AVX-512 BF16 or AMX only).
+    case bf16
+    /// bf16 where the CPU has the instructions (measured twice as fast there), fp32 elsewhere.
+    case auto
+}
+
+/// How an encoder computes its dense layers, decided once at load from the CPU it runs on.
+public struct ComputeBackend: Sendable, Equatable, CustomStringConvertible {
+    public enum Library: String, Sendable { case openBLAS = "OpenBLAS", oneDNN }
+
+    /// What runs: `.fp32` or `.bf16`, never `.auto`.
+    public let precision: Precision
+    public let library: Library
+    /// Bytes of weights copied at load into the library's packed layout (0 when read in place).
+    public let packedBytes: Int
+    /// Why the precision asked for is not the one that runs, when it is not.
+    public let note: String?
+
+    public var description: String {
+        let packing = packedBytes == 0 ? "weights read in place"
+            : String(format: "weights packed at load (%.0f MB)", Double(packedBytes) / 1_048_576)
+        return "\(precision.rawValue), \(library.rawValue), \(packing)"
+    }
+
+    /// The kernels that will run on this CPU for `requested`: bf16 needs AVX-512 BF16 (or AMX);
+    /// fp32 uses oneDNN's packed weights on AVX-512 (a quarter faster than OpenBLAS per GEMM there)
+    /// and OpenBLAS on the mapped weights elsewhere.
+    static func choose(_ requested: Precision, avx512: Bool = OneDNN.hasAVX512, bf16: Bool = OneDNN.hasBF16) -> (Kind, note: String?) {
+        let fp32: Kind = avx512 ? .packed(.f32) : .blas
+        switch requested {
+        case .bf16 where bf16, .auto where bf16: return (.packed(.bf16), nil)
+        case .bf16: return (fp32, "bf16 needs AVX-512 BF16 or AMX, which this CPU lacks: running fp32")
+        case .fp32, .auto: return (fp32, nil)
+        }
+    }
+
+    /// The encoder's own choice of kernels; tests force each one.
+    enum Kind: Equatable {
+        case blas
+        case packed(PackedMatmul.Element)
+
+        var precision: Precision { self == .packed(.bf16) ? .bf16 : .fp32 }
+        var library: Library { self == .blas ? .openBLAS : .oneDNN }
+    }
+}
+
+/// One dense layer, y = x·Wᵀ + b, as the chosen kernels compute it.
+struct DenseLayer: Sendable {
+    let inputs: Int, outputs: Int
+    private let weight: FloatArray, bias: FloatArray?
+    private let packed: PackedMatmul?
+
+    /// `rowCounts`: the rows per image the encoder will pass (packed kernels are made for each).
+    init(weight: FloatArray, bias: FloatArray?, inputs: Int, outputs: Int, kind: ComputeBackend.Kind, rowCounts: Set<Int>) throws {
+        self.inputs = inputs; self.outputs = outputs; self.weight = weight; self.bias = bias
+        switch kind {
+        case .blas: packed = nil
+        case .packed(let element):
+            packed = try PackedMatmul(weight: weight, bias: bias, inputs: inputs, outputs: outputs, rowCounts: rowCounts, element: element)
+        }
+    }
+
+    var packedBytes: Int { packed?.packedBytes ?? 0 }
+    var implementation: String { packed?.implementation ?? "OpenBLAS sgemm" }
+    /// bf16 inputs need `rows × inputs` UInt16 of scratch.
+    var needsHalfInput: Bool { packed?.element == .bf16 }
+
+    func apply(_ a: UnsafePointer<Float>, rows: Int, group: Int, into out: UnsafeMutablePointer<Float>, halves: UnsafeMutablePointer<UInt16>) {
+        guard let packed else {
+            Kernels.linear(a, rows: rows, group: group, inputs: inputs, weight: weight, bias: bias, outputs: outputs, into: out)
+            return
+        }
+        if packed.element == .bf16 {
+            Kernels.roundToBF16(a, count: rows * inputs, into: halves)
+            packed.apply(halves, rows: rows, group: group, into: out)
+        } else {
+            packed.apply(a, rows: rows, group: group, into: out)
+        }
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+@testable import ClipDetect
+
+/// Every set of kernels the encoder can choose, on every host: both fp32 ones against open_clip,
+/// bf16 against the accuracy gate where the CPU has the instructions.
+@Suite struct BackendTests {
+    /// OpenBLAS and oneDNN fp32 run on any x86-64 host; bf16 only with AVX-512 BF16 or AMX.
+    static let fp32Kinds: [ComputeBackend.Kind] = [.blas, .packed(.f32)]
+    static let allKinds = fp32Kinds + (OneDNN.hasBF16 ? [.packed(.bf16)] : [])
+
+    static func encoder(_ model: String, _ kind: ComputeBackend.Kind, file: String = "openclip.safetensors") throws -> ImageEncoder {
+        let checkpoint = try Checkpoint.open(Fixtures.path("encoder", model, file))
+        return try ImageEncoder(checkpoint: checkpoint, description: ModelDescription.infer(from: checkpoint, hints: Fixtures.hints(model)),
+                                kind: kind)
+    }
+
+    static var modelsWithOpenCLIPFiles: [String] {
+        Fixtures.encoderModels.filter { (try? Fixtures.manifest($0).files.keys.contains("openclip.safetensors")) ?? true }
+    }
+
+    @Test(arguments: modelsWithOpenCLIPFiles, fp32Kinds)
+    func fp32KernelsMatchOpenCLIP(model: String, kind: ComputeBackend.Kind) throws {
+        let encoder = try Self.encoder(model, kind)
+        #expect(encoder.backend.precision == .fp32 && encoder.backend.library == kind.library)
+        #expect((encoder.backend.packedBytes > 0) == (kind != .blas))
+        let expected = try Fixtures.expected(model)
+        let pixels = expected["pixels"]!.values
+        let pooled = try encoder.encode(pixels, count: 2, kind: .pooled, normalize: false)
+        #expect(maxAbsDifference(pooled.flatMap { $0 }, expected["pooled"]!.values) <= EncoderTests.tolerance)
+        var stages: [ImageEncoder.Stage: [Float]] = [:]
+        _ = try encoder.encode(pixels, count: 2, kind: .pooled, normalize: false) { stage, values in stages[stage] = Array(values) }
+        #expect(maxAbsDifference(stages[.afterBlock(0)]!, expected["after_block0"]!.values) <= EncoderTests.tolerance)
+        if let projected = expected["projected"] {
+            let ours = try encoder.encode(pixels, count: 2, kind: .projected, normalize: false)
+            #expect(maxAbsDifference(ours.flatMap { $0 }, projected.values) <= EncoderTests.tolerance)
+        }
+    }
+
+    /// Each kernel set gives an image the same features whatever it is batched with, and reusing
+    /// kept buffers across batch sizes (large, small, large) changes nothing.
+    @Test(arguments: allKinds)
+    func featuresDoNotDependOnTheBatchOrOnReusedBuffers(kind: ComputeBackend.Kind) throws {
+        let encoder = try Self.encoder("b_quickgelu_proj48", kind)
+        let size = 3 * encoder.description.imageSize * encoder.description.imageSize
+        var generator = SeededGenerator(seed: 23)
+        let images = (0..<5).map { _ in (0..<size).map { _ in Float.random(in: -2...2, using: &generator) } }
+        let alone = try images.map { try encoder.encode($0, count: 1)[0] }
+        for _ in 0..<2 {
+            #expect(try encoder.encode(images.flatMap { $0 }, count: 5) == alone)
+            #expect(try encoder.encode(images[3], count: 1)[0] == alone[3])
+            #expect(try encoder.encode(images[1...2].flatMap { $0 }, count: 2) == Array(alone[1...2]))
+        }
+    }
+
+    /// The accuracy gate: bf16 features within a cosine of 0.9999 of fp32, and the detector's
+    /// scores within 0.02, on the fixture towers and the imported reference head.
+    @Test(.enabled(if: OneDNN.hasBF16, "this CPU has no AVX-512 BF16"), arguments: modelsWithOpenCLIPFiles)
+    func bf16StaysWithinTheAccuracyGate(model: String) throws {
+        let exact = try Self.encoder(model, .blas), fast = try Self.encoder(model, .packed(.bf16))
+        #expect(fast.backend.precision == .bf16)
+        let pixels = try Fixtures.expected(model)["pixels"]!.values
+        for kind in [FeatureKind.pooled] + (exact.description.projectionDim == nil ? [] : [.projected]) {
+            let reference = try exact.encode(pixels, count: 2, kind: kind), ours = try fast.encode(pixels, count: 2, kind: kind)
+            for (a, b) in zip(reference, ours) {
+                let cosine = zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+                #expect(cosine >= 0.9999, "\(model) \(kind): cosine \(cosine)")
+                #expect(cosine < 1 - 1e-9, "\(model) \(kind): bf16 gave fp32's features exactly; it did not run")
+            }
+        }
+    }
+
+    @Test(.enabled(if: OneDNN.hasBF16, "this CPU has no AVX-512 BF16"))
+    func bf16DetectorScoresStayWithinTwoHundredths() throws {
+        let (head, exact) = try DetectTests.importedHead()
+        let fast = try ImageEncoder(path: DetectTests.backbone, precision: .bf16)
+        #expect(fast.fingerprint == exact.fingerprint, "a head trained on fp32 features applies to bf16 ones")
+        var scores: [[Double]] = []
+        for encoder in [exact, fast] {
+            var run: [Double] = []
+            try Detector(encoder: encoder, heads: [head]).run(paths: DetectTests.expected.images.map { Fixtures.path("images", $0) }) {
+                _, result in run.append(try result.get().score)
+            }
+            scores.append(run)
+        }
+        #expect(scores[0].count == DetectTests.expected.scores.count && scores[1].count == scores[0].count)
+        for (a, b) in zip(scores[0], scores[1]) { #expect(abs(a - b) <= 0.02, "\(scores)") }
+    }
+
+    @Test func precisionChoiceFollowsTheCPU() {
+        // bf16 runs only where the instructions exist; asked for elsewhere, fp32 runs and says why.
+        #expect(ComputeBackend.choose(.bf16, avx512: true, bf16: true) == (.packed(.bf16), nil))
+        let (kind, note) = ComputeBackend.choose(.bf16, avx512: true, bf16: false)
+        #expect(kind == .packed(.f32) && note?.contains("AVX-512 BF16") == true)
+        #expect(ComputeBackend.choose(.bf16, avx512: false, bf16: false).0 == .blas)
+        #expect(ComputeBackend.choose(.auto, avx512: true, bf16: true) == (.packed(.bf16), nil))
+        #expect(ComputeBackend.choose(.auto, avx512: true, bf16: false) == (.packed(.f32), nil))
+        #expect(ComputeBackend.choose(.auto, avx512: false, bf16: false) == (.blas, nil))
+        #expect(ComputeBackend.choose(.fp32, avx512: true, bf16: true) == (.packed(.f32), nil))
+        #expect(ComputeBackend.choose(.fp32, avx512: false, bf16: false) == (.blas, nil))
+        // This host: what the encoder reports is what was chosen.
+        let here = ComputeBackend.choose(.bf16)
+        #expect((here.note == nil) == OneDNN.hasBF16)
+    }
+
+    /// bf16 features are cached apart from fp32 ones; fp32 keys are those of earlier versions.
+    @Test func cacheKeysKeepPrecisionsApart() {
+        let fp32 = FeatureCache.key(fileDigest: "d", fingerprint: "f", kind: .pooled, normalized: true, oriented: true)
+        let bf16 = FeatureCache.key(fileDigest: "d", fingerprint: "f", kind: .pooled, normalized: true, oriented: true, precision: .bf16)
+        #expect(fp32 != bf16 && bf16.hasPrefix(fp32))
+        #expect(fp32 == "d:f:\(FeatureCache.preprocessingVersion):pooled:l2:exif")
+    }
+}
