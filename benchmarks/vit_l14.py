@@ -1,7 +1,8 @@
 """The full-size check and benchmark: a random-weight ViT-L/14 saved by open_clip itself.
 
-  python3 benchmarks/vit_l14.py check   # clipdetect embed vs open_clip on the same images
-  python3 benchmarks/vit_l14.py bench [ROUNDS]   # images/s: clipdetect vs PyTorch vs ONNX Runtime, same run
+  python3 benchmarks/vit_l14.py check   # clipdetect embed vs open_clip on the same images (fp32, and bf16 where the CPU has it)
+  python3 benchmarks/vit_l14.py bench [ROUNDS]   # images/s: clipdetect vs PyTorch vs ONNX Runtime, same run;
+                                                  # with AVX-512 BF16 also clipdetect bf16 vs PyTorch bf16 autocast
 
 Needs the reference stack (tools/fixtures/requirements.txt, plus onnxruntime and onnx for bench)
 and a release build (swift build -c release). Files go to $CLIPDETECT_BENCH_DIR (default
@@ -99,6 +100,36 @@ def check():
     if worst > 1e-3:
         sys.exit("FAIL: scores differ from open_clip + head")
 
+    # The bf16 accuracy gate, where the CPU has the instructions: cosine ≥ 0.9999, scores within 0.02.
+    if not has_bf16():
+        print("bf16: this CPU has no AVX-512 BF16; gate not run")
+        return
+    out = os.path.join(WORK, "features-bf16.npy")
+    subprocess.run([BINARY, "embed", "--no-cache", "--precision", "bf16", "--model", paths["safetensors"], "--format", "npy",
+                    "-o", out] + images, check=True)
+    ours = np.load(out)
+    cosine = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
+    out = subprocess.run([BINARY, "detect", "--no-cache", "--precision", "bf16", "--model", paths["safetensors"], "--head", head,
+                          os.path.dirname(images[0])], check=True, capture_output=True, text=True).stdout
+    rows = {line.split(",")[0]: float(line.split(",")[1]) for line in out.splitlines()[1:]}
+    shift = max(abs(rows[path] - value) for path, value in zip(images, expected))
+    print(f"bf16: min cosine to open_clip fp32 {cosine.min():.6f}, max |Δscore| {shift:.4f} ({len(images)} images)")
+    if cosine.min() < 0.9999 or shift > 0.02:
+        sys.exit("FAIL: bf16 is outside the gate (cosine ≥ 0.9999, |Δscore| ≤ 0.02)")
+    print("OK: bf16 within the gate")
+
+
+def has_bf16():
+    with open("/proc/cpuinfo") as f:
+        return "avx512_bf16" in f.read() or "amx_bf16" in open("/proc/cpuinfo").read()
+
+
+def cpu_flags():
+    with open("/proc/cpuinfo") as f:
+        flags = next(line for line in f if line.startswith("flags")).split()
+    wanted = ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16"]
+    return " ".join(flag for flag in wanted if flag in flags)
+
 
 def bench(rounds=3):
     """The three engines take turns, `rounds` times, and each reports its median: the host is shared
@@ -118,11 +149,15 @@ def bench(rounds=3):
             run(b)
         return b * reps / (time.perf_counter() - t)
 
-    def pytorch(b):
-        with torch.no_grad():
-            visual(torch.zeros(b, 3, 224, 224).normal_(generator=torch.Generator().manual_seed(0)))
+    def pytorch(b, bf16=False):
+        pixels = torch.zeros(b, 3, 224, 224).normal_(generator=torch.Generator().manual_seed(0))
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            visual(pixels)
 
+    bf16 = has_bf16()
     engines = {"pytorch": lambda b: timed(pytorch, b)}
+    if bf16:
+        engines["pytorch-bf16"] = lambda b: timed(lambda n: pytorch(n, bf16=True), b)
     try:
         import onnxruntime as ort
         onnx_path = os.path.join(WORK, "visual.onnx")
@@ -136,11 +171,13 @@ def bench(rounds=3):
     except ImportError:
         print("onnxruntime not installed: skipping it")
 
-    def clipdetect(b):
-        out = subprocess.run([BINARY, "bench", "--model", paths["safetensors"], "--batch", str(b),
+    def clipdetect(b, precision="fp32"):
+        out = subprocess.run([BINARY, "bench", "--model", paths["safetensors"], "--batch", str(b), "--precision", precision,
                               "--iterations", "3" if b == 1 else "1", "--json"], check=True, capture_output=True, text=True)
         return json.loads(out.stdout.splitlines()[0])["images_per_second"]
     engines["clipdetect"] = clipdetect
+    if bf16:
+        engines["clipdetect-bf16"] = lambda b: clipdetect(b, "bf16")
 
     samples = {(name, b): [] for name in engines for b in batches}
     for _ in range(rounds):
@@ -148,7 +185,8 @@ def bench(rounds=3):
             for name, run in engines.items():
                 samples[(name, b)].append(run(b))
     results = {key: statistics.median(values) for key, values in samples.items()}
-    print(f"ViT-L/14 fp32, {os.cpu_count()} cores, images/s, median of {rounds} interleaved rounds (higher is better)")
+    print(f"host: {os.cpu_count()} cores, flags {cpu_flags()}")
+    print(f"ViT-L/14 fp32, images/s, median of {rounds} interleaved rounds (higher is better)")
     print(f"{'batch':>5} {'clipdetect':>11} {'PyTorch':>9} {'ONNX RT':>9} {'vs PyTorch':>11} {'vs ONNX RT':>11}")
     for b in batches:
         ours, pt, ort_ = results[("clipdetect", b)], results[("pytorch", b)], results.get(("onnxruntime", b))
@@ -157,6 +195,12 @@ def bench(rounds=3):
         print(f"{b:5d} {ours:11.3f} {pt:9.3f} {ort_text} {ours / pt:10.2f}x {ratio}")
     print("per-round ratios vs PyTorch:", {b: [round(o / p, 2) for o, p in zip(samples[("clipdetect", b)], samples[("pytorch", b)])]
                                          for b in batches})
+    if bf16:
+        print(f"ViT-L/14 bf16, images/s, same rounds")
+        print(f"{'batch':>5} {'clipdetect':>11} {'PyTorch':>9} {'vs our fp32':>12} {'vs PyTorch bf16':>16}")
+        for b in batches:
+            ours, pt = results[("clipdetect-bf16", b)], results[("pytorch-bf16", b)]
+            print(f"{b:5d} {ours:11.3f} {pt:9.3f} {ours / results[('clipdetect', b)]:11.2f}x {ours / pt:15.2f}x")
 
 
 if __name__ == "__main__":

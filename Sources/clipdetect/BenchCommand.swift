@@ -86,6 +86,7 @@ extension BenchCommand {
             }
             guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1, not \(iterations)") }
             var generator = SeededGenerator(seed: 7)
+            if !json { print("compute: \(encoder.backend)") }
             for size in sizes {
                 let pixels = (0..<(size * 3 * d.imageSize * d.imageSize)).map { _ in Float(Double(generator.next() >> 11) / Double(1 << 53) * 4 - 2) }
                 _ = try encoder.encode(pixels, count: size)
@@ -95,7 +96,7 @@ extension BenchCommand {
                 let imagesPerSecond = Double(size) / seconds
                 let gflops = d.flopsPerImage * imagesPerSecond / 1e9
                 if json {
-                    print(#"{"batch": \#(size), "images_per_second": \#(imagesPerSecond), "gflops": \#(gflops)}"#)
+                    print(#"{"batch": \#(size), "images_per_second": \#(imagesPerSecond), "gflops": \#(gflops), "precision": "\#(encoder.backend.precision.rawValue)"}"#)
                 } else {
                     print(String(format: "batch %3d: %8.3f images/s  %7.1f GFLOP/s  (%.3f s per pass)", size, imagesPerSecond, gflops, seconds))
                 }

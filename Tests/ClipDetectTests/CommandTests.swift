@@ -353,7 +353,9 @@ import Testing
         let flops = try ImageEncoder(path: Self.backbone).description.flopsPerImage
         let json = try cli.run(["bench", "--model", Self.backbone, "--batch", "1, 3", "--iterations", "1", "--json"])
         #expect(json.status == 0, "\(json.stderr)")
-        let rows = try json.stdout.split(separator: "\n").map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Double]) }
+        let objects = try json.stdout.split(separator: "\n").map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        #expect(objects.allSatisfy { $0["precision"] as? String == "fp32" })
+        let rows = objects.map { $0.compactMapValues { $0 as? Double } }
         #expect(rows.map { $0["batch"] } == [1, 3])
         for row in rows {
             let rate = try #require(row["images_per_second"]), gflops = try #require(row["gflops"])
@@ -362,10 +364,13 @@ import Testing
             #expect(abs(gflops * 1e9 / rate - flops) <= 1e-12 * flops, "\(row) vs \(flops) FLOP per image")
             #expect(Set(row.keys) == ["batch", "images_per_second", "gflops"])
         }
+        for object in objects { #expect(Set(object.keys) == ["batch", "images_per_second", "gflops", "precision"]) }
 
         let text = try cli.run(["bench", "encoder", "--model", Self.backbone, "--batch", "2", "--iterations", "1"])
         #expect(text.status == 0, "\(text.stderr)")
-        let lines = text.stdout.split(separator: "\n")
+        var lines = text.stdout.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("compute: fp32, ") == true, "\(text.stdout)")
+        lines.removeFirst()
         #expect(lines.count == 1 && lines[0].hasPrefix("batch   2: "), "\(text.stdout)")
         let words = lines[0].split(separator: " ")
         // batch 2: R images/s G GFLOP/s (S s per pass)

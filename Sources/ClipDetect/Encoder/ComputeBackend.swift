@@ -48,19 +48,22 @@ public struct ComputeBackend: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// One dense layer, y = x·Wᵀ + b, as the chosen kernels compute it.
+/// One dense layer, y = act(x·Wᵀ + b), as the chosen kernels compute it.
 struct DenseLayer: Sendable {
     let inputs: Int, outputs: Int
     private let weight: FloatArray, bias: FloatArray?
+    private let activation: ModelDescription.Activation?
     private let packed: PackedMatmul?
 
     /// `rowCounts`: the rows per image the encoder will pass (packed kernels are made for each).
-    init(weight: FloatArray, bias: FloatArray?, inputs: Int, outputs: Int, kind: ComputeBackend.Kind, rowCounts: Set<Int>) throws {
-        self.inputs = inputs; self.outputs = outputs; self.weight = weight; self.bias = bias
+    init(weight: FloatArray, bias: FloatArray?, inputs: Int, outputs: Int, activation: ModelDescription.Activation? = nil,
+         kind: ComputeBackend.Kind, rowCounts: Set<Int>) throws {
+        self.inputs = inputs; self.outputs = outputs; self.weight = weight; self.bias = bias; self.activation = activation
         switch kind {
         case .blas: packed = nil
         case .packed(let element):
-            packed = try PackedMatmul(weight: weight, bias: bias, inputs: inputs, outputs: outputs, rowCounts: rowCounts, element: element)
+            packed = try PackedMatmul(weight: weight, bias: bias, inputs: inputs, outputs: outputs, rowCounts: rowCounts,
+                                      element: element, activation: activation)
         }
     }
 
@@ -72,6 +75,7 @@ struct DenseLayer: Sendable {
     func apply(_ a: UnsafePointer<Float>, rows: Int, group: Int, into out: UnsafeMutablePointer<Float>, halves: UnsafeMutablePointer<UInt16>) {
         guard let packed else {
             Kernels.linear(a, rows: rows, group: group, inputs: inputs, weight: weight, bias: bias, outputs: outputs, into: out)
+            if let activation { Kernels.activate(out, count: rows * outputs, activation) }
             return
         }
         if packed.element == .bf16 {

@@ -46,7 +46,8 @@ public final class ImageEncoder: Sendable {
         blocks = try weights.layers.map { layer in
             (qkv: try DenseLayer(weight: layer.qkvWeight, bias: layer.qkvBias, inputs: w, outputs: 3 * w, kind: kind, rowCounts: [d.tokens]),
              out: try DenseLayer(weight: layer.outWeight, bias: layer.outBias, inputs: w, outputs: w, kind: kind, rowCounts: rows),
-             fc1: try DenseLayer(weight: layer.fc1Weight, bias: layer.fc1Bias, inputs: w, outputs: d.mlpWidth, kind: kind, rowCounts: rows),
+             fc1: try DenseLayer(weight: layer.fc1Weight, bias: layer.fc1Bias, inputs: w, outputs: d.mlpWidth, activation: d.activation,
+                                 kind: kind, rowCounts: rows),
              fc2: try DenseLayer(weight: layer.fc2Weight, bias: layer.fc2Bias, inputs: d.mlpWidth, outputs: w, kind: kind, rowCounts: rows))
         }
         let packed = patchLayer.packedBytes + blocks.reduce(0) { $0 + $1.qkv.packedBytes + $1.out.packedBytes + $1.fc1.packedBytes + $1.fc2.packedBytes }
@@ -113,7 +114,6 @@ public final class ImageEncoder: Sendable {
             Kernels.add(x, mixed, count: live * w)
             Kernels.layerNorm(x, rows: live, width: w, weight: layer.norm2Weight, bias: layer.norm2Bias, eps: d.layerNormEps, into: normed)
             dense.fc1.apply(normed, rows: live, group: queries, into: wide, halves: halves)
-            Kernels.activate(wide, count: live * d.mlpWidth, d.activation)
             dense.fc2.apply(wide, rows: live, group: queries, into: mixed, halves: halves)
             Kernels.add(x, mixed, count: live * w)
             if classOnly { return pool(x, images: count, tokens: 1, kind: kind, normalize: normalize) }

@@ -22,8 +22,10 @@ final class PackedMatmul: @unchecked Sendable {
     /// oneDNN's name for the kernel it chose (e.g. `brg:avx512_core_bf16`).
     let implementation: String
 
-    /// Packs `weight` ([outputs, inputs], PyTorch's layout) for products of the given row counts.
-    init(weight: FloatArray, bias: FloatArray?, inputs k: Int, outputs n: Int, rowCounts: Set<Int>, element: Element) throws {
+    /// Packs `weight` ([outputs, inputs], PyTorch's layout) for products of the given row counts;
+    /// `activation` is applied by the same kernel as it writes each output (one pass fewer over memory).
+    init(weight: FloatArray, bias: FloatArray?, inputs k: Int, outputs n: Int, rowCounts: Set<Int>, element: Element,
+         activation: ModelDescription.Activation? = nil) throws {
         precondition(weight.count == n * k && (bias == nil || bias!.count == n) && !rowCounts.isEmpty)
         OneDNN.useOneThreadHere()
         let engine = try OneDNN.engine()
@@ -31,6 +33,19 @@ final class PackedMatmul: @unchecked Sendable {
         let type = element == .bf16 ? dnnl_bf16 : dnnl_f32
         let count = min(Parallel.cores, max(1, n / 16))
         var blocks: [Block] = [], bytes = 0, implementation = ""
+        var attributes: dnnl_primitive_attr_t?
+        try OneDNN.check(dnnl_primitive_attr_create(&attributes), "matmul attributes")
+        defer { dnnl_primitive_attr_destroy(attributes) }
+        if let activation {
+            var postOps: dnnl_post_ops_t?
+            try OneDNN.check(dnnl_post_ops_create(&postOps), "activation")
+            defer { dnnl_post_ops_destroy(postOps) }
+            // QuickGELU, x·σ(1.702x), is oneDNN's swish with α = 1.702.
+            let status = activation == .gelu ? dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_gelu_erf, 0, 0)
+                : dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_swish, 1.702, 0)
+            try OneDNN.check(status, "activation")
+            try OneDNN.check(dnnl_primitive_attr_set_post_ops(attributes, postOps), "activation")
+        }
         do {
             for index in 0..<count {
                 // Blocks of whole 16-column groups, the last one takes the rest.
@@ -48,7 +63,7 @@ final class PackedMatmul: @unchecked Sendable {
                         : dnnl_matmul_desc_init(&operation, &source, &weights, &biasDesc, &destination)
                     try OneDNN.check(status, "matmul")
                     var pd: dnnl_primitive_desc_t?
-                    try OneDNN.check(dnnl_primitive_desc_create(&pd, &operation, nil, engine, nil), "matmul \(rows)×\(k)×\(columns)")
+                    try OneDNN.check(dnnl_primitive_desc_create(&pd, &operation, attributes, engine, nil), "matmul \(rows)×\(k)×\(columns)")
                     defer { dnnl_primitive_desc_destroy(pd) }
                     if packedDesc == nil {
                         packedDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee
