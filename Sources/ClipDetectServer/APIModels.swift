@@ -101,6 +101,9 @@ struct ModelsResponse: Encodable {
         var architecture: String
         var fingerprint: String
         var name: String?
+        /// What computes the features: "fp32" or "bf16", and the kernels (e.g. "bf16, oneDNN, weights packed at load (578 MB)").
+        var precision: String
+        var compute: String
     }
 
     struct HeadInfo: Encodable {
@@ -125,7 +128,8 @@ struct ModelsResponse: Encodable {
         let encoder = server.detector.extractor.encoder
         version = clipdetectVersion
         backbone = Backbone(model: server.modelName, architecture: encoder.description.architecture, fingerprint: encoder.fingerprint,
-                            name: server.detector.heads.first?.metadata.feature.backbone)
+                            name: server.detector.heads.first?.metadata.feature.backbone,
+                            precision: encoder.backend.precision.rawValue, compute: encoder.backend.description)
         heads = server.detector.heads.map {
             HeadInfo(name: $0.metadata.name, feature: ($0.metadata.feature.normalized ? "normalised " : "raw ") + $0.metadata.feature.kind.rawValue,
                      width: $0.metadata.feature.width, calibration: $0.metadata.calibration, threshold: $0.metadata.threshold,

@@ -227,6 +227,9 @@ import Testing
             #expect(try await Self.send(client, base + "/metrics").status == 401)
             let models = try await Self.send(client, base + "/v1/models", headers: [("Authorization", "Bearer other")])
             #expect(models.status == 200 && (models.json?["heads"] as? [[String: Any]])?.first?["name"] as? String == "tiny")
+            // What computes the features is stated: the tests' tower runs fp32 on any CPU.
+            let backbone = models.json?["backbone"] as? [String: Any]
+            #expect(backbone?["precision"] as? String == "fp32" && (backbone?["compute"] as? String)?.hasPrefix("fp32, ") == true)
             #expect(try await Self.send(client, base + "/v1/models", headers: [("Authorization", "bearer s3cret")]).status == 200, "the scheme is case-insensitive")
             let refused = try await Self.send(client, base + "/v1/models", headers: [("Authorization", "Basic s3cret")])
             #expect(refused.status == 401 && (refused.json?["error"] as? [String: Any])?["kind"] as? String == "unauthorized")
