@@ -64,6 +64,8 @@ struct DenseLayer: Sendable {
         case .packed(let element):
             packed = try PackedMatmul(weight: weight, bias: bias, inputs: inputs, outputs: outputs, rowCounts: rowCounts,
                                       element: element, activation: activation)
+            // The packed copy is what runs: the file's pages need not stay resident beside it.
+            (weight.ownerObject as? MappedFile)?.release(weight.pointer, byteCount: weight.count * MemoryLayout<Float>.stride)
         }
     }
 

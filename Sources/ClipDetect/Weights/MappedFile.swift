@@ -39,6 +39,16 @@ public final class MappedFile: ByteOwner, @unchecked Sendable {
         bytes = UnsafeRawBufferPointer(start: map, count: size)
     }
 
+    /// Drops the whole pages inside `range` from this process's resident memory (they are read
+    /// from the file again if touched): for weights that were copied into a packed layout.
+    func release(_ start: UnsafeRawPointer, byteCount: Int) {
+        guard mapped, let base = bytes.baseAddress, start >= base, start + byteCount <= base + bytes.count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = (Int(bitPattern: start) + page - 1) / page * page, end = (Int(bitPattern: start) + byteCount) / page * page
+        guard end > first else { return }
+        madvise(UnsafeMutableRawPointer(bitPattern: first), end - first, Int32(MADV_DONTNEED))
+    }
+
     deinit {
         guard let base = bytes.baseAddress else { return }
         if mapped { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) } else { base.deallocate() }
