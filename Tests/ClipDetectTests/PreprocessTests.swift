@@ -97,3 +97,31 @@ import Testing
         #expect(throws: ImageFileError.self) { try ImageDecoder.decode(path: Fixtures.root.path) }
     }
 }
+
+/// Centre crop without resizing (UnivFD's and RINE's test-time view) against torchvision's
+/// CenterCrop(224) on PIL images smaller than, larger than and straddling the crop: bit for bit,
+/// padding included (tools/fixtures/make_center_crop_fixtures.py).
+@Suite struct CenterCropTests {
+    struct Case: Decodable { let width, height: Int; let sha256: String; let zeros: Int }
+    struct Expected: Decodable { let size: Int; let cases: [Case] }
+
+    static let expected: Expected = try! JSONDecoder().decode(
+        Expected.self, from: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("preprocess", "center_crop.json"))))
+
+    /// The fixture script's input: (7x + 13y + 5c) mod 251 + 1, never 0.
+    static func pattern(width: Int, height: Int) -> RGBImage {
+        var pixels = [UInt8](repeating: 0, count: width * height * 3)
+        for y in 0..<height { for x in 0..<width { for c in 0..<3 { pixels[(y * width + x) * 3 + c] = UInt8((7 * x + 13 * y + 5 * c) % 251 + 1) } } }
+        return RGBImage(width: width, height: height, pixels: pixels)
+    }
+
+    @Test func cropMatchesTorchvisionAtEverySize() {
+        #expect(Self.expected.cases.count == 14)
+        for item in Self.expected.cases {
+            let out = Preprocessor(size: Self.expected.size).cropped(Self.pattern(width: item.width, height: item.height))
+            let zeros = stride(from: 0, to: out.pixels.count, by: 3).filter { out.pixels[$0] == 0 && out.pixels[$0 + 1] == 0 && out.pixels[$0 + 2] == 0 }.count
+            #expect(zeros == item.zeros, "\(item.width)×\(item.height): padding")
+            #expect(CommandTests.sha256(Data(out.pixels)) == item.sha256, "\(item.width)×\(item.height)")
+        }
+    }
+}

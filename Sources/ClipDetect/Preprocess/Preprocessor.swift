@@ -36,9 +36,12 @@ public struct Preprocessor: Sendable {
         return PillowResample.resize(image, width: width, height: height)
     }
 
-    /// Top and left offsets of the centre crop, rounded half to even as Python's round.
+    /// Top and left offsets of the centre crop, rounded half to even as Python's round. A side
+    /// shorter than the crop is padded first, torchvision's way: (size - extent) // 2 before it.
     func cropOrigin(width: Int, height: Int) -> (top: Int, left: Int) {
-        func offset(_ extent: Int) -> Int { Int((Double(extent - size) / 2).rounded(.toNearestOrEven)) }
+        func offset(_ extent: Int) -> Int {
+            extent < size ? -((size - extent) / 2) : Int((Double(extent - size) / 2).rounded(.toNearestOrEven))
+        }
         return (offset(height), offset(width))
     }
 
