@@ -11,7 +11,7 @@ struct EmbedCommand: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var cacheOptions: CacheOptions
     @OptionGroup var progressOptions: ProgressOptions
-    @Option(help: "pooled (before the projection, the detector's feature) or projected.") var features: FeatureKind = .pooled
+    @Option(help: "pooled (before the projection, the detector's feature), projected, or blocks (every block's ln_2 class token, RINE's).") var features: FeatureKind = .pooled
     @Flag(help: "Keep raw features instead of L2-normalising them.") var noNormalize = false
     @Option(help: "npy (float32 N×D; a failed image is a row of NaN), jsonl or csv.") var format: Format = .jsonl
     @Option(name: [.customShort("o"), .long], help: "Output file (default: standard output).") var output: String?

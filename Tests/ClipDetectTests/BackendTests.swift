@@ -37,6 +37,27 @@ import Testing
         }
     }
 
+    /// RINE's intermediate features (every block's ln_2 class token) against forward hooks on
+    /// open_clip's blocks (tools/fixtures/make_block_feature_fixtures.py), from the same single pass.
+    @Test(arguments: Fixtures.encoderModels, fp32Kinds)
+    func blockFeaturesMatchTheReferenceHooks(model: String, kind: ComputeBackend.Kind) throws {
+        let file = model.hasPrefix("c_") ? "bare.safetensors" : "openclip.safetensors"
+        let encoder = try Self.encoder(model, kind, file: file)
+        let expected = try Fixtures.expected(model, "expected_blocks.safetensors")
+        let d = encoder.description
+        #expect(expected["blocks"]!.shape == [2, d.layers * d.width] && encoder.featureWidth(.blocks) == d.layers * d.width)
+        let raw = try encoder.encode(expected["pixels"]!.values, count: 2, kind: .blocks, normalize: false)
+        #expect(maxAbsDifference(raw.flatMap { $0 }, expected["blocks"]!.values) <= EncoderTests.tolerance)
+        let unit = try encoder.encode(expected["pixels"]!.values, count: 2, kind: .blocks)
+        for (a, b) in zip(unit, raw) {
+            let norm = b.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            #expect(maxAbsDifference(a, b.map { $0 / norm }) <= 1e-6)
+        }
+        // Observed, the last block computes every token (other row counts, other last bits): the same to 1e-6.
+        let observed = try encoder.encode(expected["pixels"]!.values, count: 2, kind: .blocks, normalize: false) { _, _ in }
+        #expect(maxAbsDifference(observed.flatMap { $0 }, raw.flatMap { $0 }) <= 1e-6)
+    }
+
     /// Each kernel set gives an image the same features whatever it is batched with, and reusing
     /// kept buffers across batch sizes (large, small, large) changes nothing.
     @Test(arguments: allKinds)

@@ -7,6 +7,9 @@ public enum FeatureKind: String, Sendable, CaseIterable, Codable {
     case pooled
     /// The pooled token times the projection (CLIP's image embedding).
     case projected
+    /// The class token of every block's ln_2 output, LN2(x + attention(LN1(x))), block after block
+    /// (layers × width values): the intermediate features RINE reads with forward hooks.
+    case blocks
 }
 
 /// A CLIP ViT image tower: pixels (normalised, N×3×S×S) in, one feature vector per image out.
@@ -72,7 +75,11 @@ public final class ImageEncoder: Sendable {
     }
 
     public func featureWidth(_ kind: FeatureKind) -> Int {
-        kind == .projected ? (description.projectionDim ?? description.width) : description.width
+        switch kind {
+        case .pooled: description.width
+        case .projected: description.projectionDim ?? description.width
+        case .blocks: description.layers * description.width
+        }
     }
 
     /// Intermediate activations a test may observe: the tokens after ln_pre and after each block.
@@ -94,6 +101,7 @@ public final class ImageEncoder: Sendable {
         defer { workspaces.give(workspace) }
         let w = d.width, t = d.tokens, rows = count * t
         let x = workspace.x, normed = workspace.normed, wide = workspace.wide, mixed = workspace.mixed, halves = workspace.halves
+        var blockTokens = kind == .blocks ? [[Float]](repeating: [Float](repeating: 0, count: d.layers * w), count: count) : []
 
         pixels.withUnsafeBufferPointer { embed($0.baseAddress!, count: count, into: x, workspace: workspace) }
         Kernels.layerNorm(x, rows: rows, width: w, weight: weights.preNormWeight, bias: weights.preNormBias,
@@ -113,13 +121,19 @@ public final class ImageEncoder: Sendable {
             dense.out.apply(normed, rows: live, group: queries, into: mixed, halves: halves)
             Kernels.add(x, mixed, count: live * w)
             Kernels.layerNorm(x, rows: live, width: w, weight: layer.norm2Weight, bias: layer.norm2Bias, eps: d.layerNormEps, into: normed)
+            if kind == .blocks {
+                for image in 0..<count {
+                    blockTokens[image].withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: n * w).update(from: normed + image * queries * w, count: w) }
+                }
+            }
             dense.fc1.apply(normed, rows: live, group: queries, into: wide, halves: halves)
             dense.fc2.apply(wide, rows: live, group: queries, into: mixed, halves: halves)
             Kernels.add(x, mixed, count: live * w)
-            if classOnly { return pool(x, images: count, tokens: 1, kind: kind, normalize: normalize) }
+            if classOnly { break }
             observe?(.afterBlock(n), UnsafeBufferPointer(start: x, count: rows * w))
         }
-        return pool(x, images: count, tokens: t, kind: kind, normalize: normalize)
+        if kind == .blocks { return normalize ? blockTokens.map(Self.normalized) : blockTokens }
+        return pool(x, images: count, tokens: observe == nil ? 1 : t, kind: kind, normalize: normalize)
     }
 
     /// Patch embedding (a stride-P convolution as one GEMM), class token and positions.
@@ -174,6 +188,12 @@ public final class ImageEncoder: Sendable {
         }
     }
 
+    /// The vector over its L2 norm (unchanged when it is zero).
+    private static func normalized(_ feature: [Float]) -> [Float] {
+        let norm = Float(feature.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
+        return norm > 0 ? feature.map { $0 / norm } : feature
+    }
+
     /// ln_post on each class token (the first of each image's `tokens` rows), then the optional
     /// projection and L2 normalisation.
     private func pool(_ x: UnsafeMutablePointer<Float>, images: Int, tokens: Int, kind: FeatureKind, normalize: Bool) -> [[Float]] {
@@ -194,11 +214,7 @@ public final class ImageEncoder: Sendable {
                     for j in 0..<dim { feature[j] += value * row[j] }
                 }
             }
-            if normalize {
-                let norm = Float(feature.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
-                if norm > 0 { feature = feature.map { $0 / norm } }
-            }
-            features.append(feature)
+            features.append(normalize ? Self.normalized(feature) : feature)
         }
         return features
     }
