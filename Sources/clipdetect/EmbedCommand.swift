@@ -2,6 +2,8 @@ import ArgumentParser
 import ClipDetect
 import Foundation
 
+extension InputView: ExpressibleByArgument {}
+
 struct EmbedCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "embed", abstract: "Write one CLIP feature row per image, in input order.")
@@ -13,6 +15,8 @@ struct EmbedCommand: ParsableCommand {
     @OptionGroup var progressOptions: ProgressOptions
     @Option(help: "pooled (before the projection, the detector's feature), projected, or blocks (every block's ln_2 class token, RINE's).") var features: FeatureKind = .pooled
     @Flag(help: "Keep raw features instead of L2-normalising them.") var noNormalize = false
+    @Option(help: "resize-crop (resize the short side, then centre crop: the paper's detector) or crop (centre crop without resizing, zero padding: UnivFD's and RINE's).")
+    var view: InputView = .resizeCrop
     @Option(help: "npy (float32 N×D; a failed image is a row of NaN), jsonl or csv.") var format: Format = .jsonl
     @Option(name: [.customShort("o"), .long], help: "Output file (default: standard output).") var output: String?
     @Option(help: "Images per forward pass (1…256).") var batch = 8
@@ -28,7 +32,8 @@ struct EmbedCommand: ParsableCommand {
         let images = try Inputs.collect(inputs).map(\.path)
         try refuseOverwritingInputs(output, images)
         let encoder = try modelOptions.load().model.encoder
-        let settings = ExtractionSettings(kind: features, normalize: !noNormalize, batchSize: batch, applyOrientation: exifOrientation)
+        let settings = ExtractionSettings(kind: features, normalize: !noNormalize, batchSize: batch, applyOrientation: exifOrientation,
+                                          view: view)
         let extractor = FeatureExtractor(encoder: encoder, settings: settings, cache: cacheOptions.open())
         let out = try OutputStream(path: output)
         var rows: [[Float]] = []

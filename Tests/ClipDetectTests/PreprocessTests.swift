@@ -125,3 +125,28 @@ import Testing
         }
     }
 }
+
+extension CenterCropTests {
+    /// The crop view end to end: features of the centre crop without resizing (files larger than,
+    /// straddling and smaller than the tower's 32-pixel crop), cached apart from the resize-crop view's.
+    @Test func cropViewFeaturesAreTheEncodersOnTheCrop() throws {
+        let encoder = try ImageEncoder(path: DetectTests.backbone)
+        let preprocessor = Preprocessor(encoder.description)
+        let files = ["jpeg_420.jpg", "size_33x17.png", "size_1x1.png"].map { Fixtures.path("images", $0) }
+        let cache = try FeatureCache(path: Fixtures.temporaryDirectory().appendingPathComponent("f.sqlite").path)
+        for view in InputView.allCases {
+            var extractor = FeatureExtractor(encoder: encoder, settings: ExtractionSettings(view: view), cache: cache)
+            for _ in 0..<2 {  // computed, then read from the cache
+                var features: [[Float]] = []
+                try extractor.run(paths: files) { features.append(try $1.get()) }
+                for (file, feature) in zip(files, features) {
+                    let image = try ImageDecoder.decode(path: file)
+                    let pixels = view == .crop ? preprocessor.normalized(preprocessor.cropped(image)) : preprocessor(image)
+                    #expect(feature == (try encoder.encode(pixels, count: 1)[0]), "\(view) \(file)")
+                }
+            }
+            extractor.cache = nil
+        }
+        #expect(try cache.stats().entries == 6)
+    }
+}

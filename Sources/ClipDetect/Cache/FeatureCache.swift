@@ -78,12 +78,13 @@ public final class FeatureCache: Sendable {
         return pool
     }
 
-    /// The cache key of one file's feature under one encoder setting. bf16 features are kept apart
-    /// from fp32 ones (fp32 keys are those of earlier versions, so their entries stay valid).
+    /// The cache key of one file's feature under one encoder setting. bf16 features and the crop
+    /// view are kept apart; keys of fp32 resize-crop features are those of earlier versions, so
+    /// their entries stay valid.
     public static func key(fileDigest: String, fingerprint: String, kind: FeatureKind, normalized: Bool, oriented: Bool,
-                           precision: Precision = .fp32) -> String {
+                           precision: Precision = .fp32, view: InputView = .resizeCrop) -> String {
         ([fileDigest, fingerprint, preprocessingVersion, kind.rawValue, normalized ? "l2" : "raw", oriented ? "exif" : "asis"]
-            + (precision == .bf16 ? ["bf16"] : [])).joined(separator: ":")
+            + (precision == .bf16 ? ["bf16"] : []) + (view == .resizeCrop ? [] : [view.rawValue])).joined(separator: ":")
     }
 
     public static func digest(_ data: Data) -> String {

@@ -17,9 +17,12 @@ public struct ExtractionSettings: Sendable, Equatable {
     public var batchSize: Int
     /// Turn images upright by their EXIF orientation first (the reference does not).
     public var applyOrientation: Bool
+    /// How each image becomes the encoder's input.
+    public var view: InputView
 
     public init(kind: FeatureKind = .pooled, normalize: Bool = true, limits: DecodeLimits = DecodeLimits(),
-                batchSize: Int = 8, applyOrientation: Bool = false) {
+                batchSize: Int = 8, applyOrientation: Bool = false, view: InputView = .resizeCrop) {
+        self.view = view
         self.kind = kind
         self.normalize = normalize
         self.limits = limits
@@ -141,7 +144,7 @@ public struct FeatureExtractor: Sendable {
                 if let impairment {
                     impaired = try ImageFileError.naming(name ?? "image \(first + index)") { try impairment.apply(image, index: first + index).0 }
                 }
-                return .pixels(preprocessor(impaired), key: key, width: image.width, height: image.height)
+                return .pixels(preprocessor(impaired, view: settings.view), key: key, width: image.width, height: image.height)
             }
         }
         return Array(results)
@@ -149,6 +152,6 @@ public struct FeatureExtractor: Sendable {
 
     static func cacheKey(_ data: Data, fingerprint: String, precision: Precision, settings: ExtractionSettings) -> String {
         FeatureCache.key(fileDigest: FeatureCache.digest(data), fingerprint: fingerprint, kind: settings.kind,
-                         normalized: settings.normalize, oriented: settings.applyOrientation, precision: precision)
+                         normalized: settings.normalize, oriented: settings.applyOrientation, precision: precision, view: settings.view)
     }
 }

@@ -1,3 +1,12 @@
+/// How an image becomes the encoder's input.
+public enum InputView: String, Sendable, CaseIterable, Codable {
+    /// Short side resized to the input size (bicubic), then the centre crop: the paper's detector.
+    case resizeCrop = "resize-crop"
+    /// The centre crop at the input size without resizing, a smaller image padded with zeros as
+    /// torchvision pads it: UnivFD's and RINE's test-time view.
+    case crop
+}
+
 /// torchvision's `Resize(size, BICUBIC)`, `CenterCrop(size)`, `ToTensor()`, `Normalize(mean, std)`
 /// on a PIL image, exactly; sizes, mean and std come from the model description.
 public struct Preprocessor: Sendable {
@@ -83,7 +92,10 @@ public struct Preprocessor: Sendable {
     }
 
     /// The encoder's input for one decoded image.
-    public func callAsFunction(_ image: RGBImage) -> [Float] {
-        normalized(resizedAndCropped(image))
+    public func callAsFunction(_ image: RGBImage, view: InputView = .resizeCrop) -> [Float] {
+        switch view {
+        case .resizeCrop: normalized(resizedAndCropped(image))
+        case .crop: normalized(cropped(image))
+        }
     }
 }
