@@ -17,15 +17,27 @@ struct HeadCommand: ParsableCommand {
         @Option(help: "Activation of --backbone, when nothing in its files states it.") var activation: ModelDescription.Activation?
         @Option(help: "Name of the head (the score column in detect's output).") var name: String?
         @Option(name: [.customShort("o"), .long], help: "Output head file (.safetensors).") var output: String
+        @Option(help: "cozzolino (the paper's weights.pth, the default) or univfd (UnivFD's fc_weights.pth; needs --backbone, OpenAI's ViT-L/14).")
+        var format: Format = .cozzolino
+
+        enum Format: String, ExpressibleByArgument, CaseIterable { case cozzolino, univfd }
 
         func run() throws {
             let encoder = try namingFlags { try backbone.map { try ImageEncoder(path: ModelResolution.checkpoint(at: $0), hints: ModelHints(activation: activation)) } }
             let defaultName = URL(fileURLWithPath: weights).deletingLastPathComponent().lastPathComponent
-            let head = try Head.importReference(checkpoint: weights, config: config,
-                                                name: name ?? (defaultName.isEmpty ? "head" : defaultName), backbone: encoder)
+            let chosenName = name ?? (format == .univfd ? "univfd" : defaultName.isEmpty ? "head" : defaultName)
+            let head: Head
+            switch format {
+            case .cozzolino:
+                head = try Head.importReference(checkpoint: weights, config: config, name: chosenName, backbone: encoder)
+            case .univfd:
+                guard let encoder else { throw CommandError("--format univfd needs --backbone: OpenAI's ViT-L/14 checkpoint") }
+                guard config == nil else { throw CommandError("UnivFD has no config file: give only fc_weights.pth") }
+                head = try Head.importUnivFD(checkpoint: weights, name: chosenName, backbone: encoder)
+            }
             try head.write(to: output)
             let f = head.metadata.feature
-            print("wrote \(output): \(head.metadata.name), \(f.width)-d \(f.kind.rawValue) features of \(f.architecture)"
+            print("wrote \(output): \(head.metadata.name), \(f.width)-d \(f.normalized ? "" : "raw ")\(f.kind.rawValue) features of \(f.architecture), \(f.inputView.rawValue) view"
                   + (f.fingerprint.map { ", backbone \($0.prefix(12))…" } ?? (f.backbone.map { ", backbone \($0)" } ?? "")))
         }
     }

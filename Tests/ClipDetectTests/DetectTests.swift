@@ -205,3 +205,45 @@ import Testing
         }
     }
 }
+
+/// UnivFD's layer imported from a file saved as UnivFD saves it, scoring as UnivFD's own model and
+/// test transform do (tools/fixtures/make_univfd_fixtures.py).
+@Suite struct UnivFDTests {
+    struct Expected: Decodable { let images: [String]; let scores: [Double] }
+    static let weights = Fixtures.path("heads", "univfd_fc_weights.pth")
+
+    @Test func importedLayerScoresAsUnivFD() throws {
+        let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("heads", "univfd_expected.json"))))
+        let encoder = try ImageEncoder(path: DetectTests.backbone)
+        let head = try Head.importUnivFD(checkpoint: Self.weights, name: "univfd", backbone: encoder)
+        #expect(head.metadata.feature.kind == .projected && !head.metadata.feature.normalized && head.metadata.feature.inputView == .crop)
+        let path = try Fixtures.temporaryDirectory().appendingPathComponent("univfd.safetensors").path
+        try head.write(to: path)
+        #expect(try Head.read(path) == head)
+        let detector = try Detector(encoder: encoder, heads: [try Head.read(path)])
+        #expect(detector.extractor.settings.view == .crop)
+        var scores: [Double] = []
+        try detector.run(paths: expected.images.map { Fixtures.path("images", $0) }) { _, result in scores.append(try result.get().score) }
+        #expect(scores.count == expected.scores.count && expected.scores.count == 6)
+        for (ours, theirs) in zip(scores, expected.scores) { #expect(abs(ours - theirs) <= 1e-5, "\(scores) vs \(expected.scores)") }
+    }
+
+    @Test func wrongFilesAndBackbonesAreRefused() throws {
+        let encoder = try ImageEncoder(path: DetectTests.backbone)
+        // The paper's weights.pth is not UnivFD's layer.
+        #expect(throws: HeadError.self) { try Head.importUnivFD(checkpoint: DetectTests.reference, name: "u", backbone: encoder) }
+        // A tower whose projection is not the layer's width (or that has none).
+        let other = try ImageEncoder(path: Fixtures.path("encoder", "b_quickgelu_proj48", "openclip.safetensors"))
+        #expect(throws: HeadError.self) { try Head.importUnivFD(checkpoint: Self.weights, name: "u", backbone: other) }
+        // The paper's head takes another feature and view: one detector does not mix them.
+        let univfd = try Head.importUnivFD(checkpoint: Self.weights, name: "univfd", backbone: encoder)
+        let (paper, _) = try DetectTests.importedHead()
+        #expect(throws: HeadError.self) { try Detector(encoder: encoder, heads: [paper, univfd]) }
+        var cropped = paper
+        cropped.metadata.name = "cropped"
+        cropped.metadata.feature.view = .crop
+        #expect(throws: HeadError.mismatch("tiny takes the resize-crop view of each image, not crop: score it in a run of its own")) {
+            try Detector(encoder: encoder, heads: [cropped, paper])
+        }
+    }
+}

@@ -16,9 +16,15 @@ public struct Head: Sendable, Equatable {
         /// Where the backbone was when the head was made on a local file (not a named model): found
         /// again from here when no model is named.
         public var backbonePath: String?
+        /// How images become the encoder's input for this head; nil (head files from before views): resize-crop.
+        public var view: InputView?
+
+        /// The view this head's features are computed with.
+        public var inputView: InputView { view ?? .resizeCrop }
 
         public init(architecture: String, fingerprint: String?, backbone: String?, kind: FeatureKind, normalized: Bool, width: Int,
-                    backbonePath: String? = nil) {
+                    backbonePath: String? = nil, view: InputView? = nil) {
+            self.view = view
             self.architecture = architecture
             self.fingerprint = fingerprint
             self.backbone = backbone
@@ -108,7 +114,7 @@ public struct Head: Sendable, Equatable {
     }
 
     /// Refuses an encoder or feature setting the head was not made for.
-    public func check(encoder: ImageEncoder, kind: FeatureKind, normalized: Bool) throws {
+    public func check(encoder: ImageEncoder, kind: FeatureKind, normalized: Bool, view: InputView = .resizeCrop) throws {
         let f = metadata.feature
         if f.architecture != encoder.description.architecture {
             throw HeadError.mismatch("\(metadata.name) was made for a \(f.architecture) backbone, not \(encoder.description.architecture)")
@@ -118,6 +124,9 @@ public struct Head: Sendable, Equatable {
         }
         if f.kind != kind || f.normalized != normalized || f.width != encoder.featureWidth(kind) {
             throw HeadError.mismatch("\(metadata.name) takes \(f.normalized ? "normalised" : "raw") \(f.kind.rawValue) features of width \(f.width)")
+        }
+        if f.inputView != view {
+            throw HeadError.mismatch("\(metadata.name) takes the \(f.inputView.rawValue) view of each image, not \(view.rawValue): score it in a run of its own")
         }
     }
 }

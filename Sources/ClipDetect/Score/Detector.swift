@@ -77,11 +77,12 @@ public struct Detector: Sendable {
         }
         for head in heads {
             try head.validate(head.metadata.name)
-            try head.check(encoder: encoder, kind: first.metadata.feature.kind, normalized: first.metadata.feature.normalized)
+            try head.check(encoder: encoder, kind: first.metadata.feature.kind, normalized: first.metadata.feature.normalized,
+                           view: first.metadata.feature.inputView)
         }
         let settings = ExtractionSettings(kind: first.metadata.feature.kind, normalize: first.metadata.feature.normalized,
                                           limits: configuration.limits, batchSize: configuration.batchSize,
-                                          applyOrientation: configuration.applyOrientation)
+                                          applyOrientation: configuration.applyOrientation, view: first.metadata.feature.inputView)
         extractor = FeatureExtractor(encoder: encoder, settings: settings, cache: configuration.cache)
         self.heads = heads
         self.fusion = configuration.fusion
