@@ -17,7 +17,7 @@ struct HeadCommand: ParsableCommand {
         @Option(help: "Activation of --backbone, when nothing in its files states it.") var activation: ModelDescription.Activation?
         @Option(help: "Name of the head (the score column in detect's output).") var name: String?
         @Option(name: [.customShort("o"), .long], help: "Output head file (.safetensors).") var output: String
-        @Option(help: "cozzolino (the paper's weights.pth, the default) or univfd (UnivFD's fc_weights.pth; needs --backbone, OpenAI's ViT-L/14).")
+        @Option(help: "cozzolino (the paper's weights.pth, the default) or univfd (UnivFD's fc_weights.pth, for OpenAI's ViT-L/14; --backbone binds it to a checkpoint).")
         var format: Format = .cozzolino
 
         enum Format: String, ExpressibleByArgument, CaseIterable { case cozzolino, univfd }
@@ -31,7 +31,6 @@ struct HeadCommand: ParsableCommand {
             case .cozzolino:
                 head = try Head.importReference(checkpoint: weights, config: config, name: chosenName, backbone: encoder)
             case .univfd:
-                guard let encoder else { throw CommandError("--format univfd needs --backbone: OpenAI's ViT-L/14 checkpoint") }
                 guard config == nil else { throw CommandError("UnivFD has no config file: give only fc_weights.pth") }
                 head = try Head.importUnivFD(checkpoint: weights, name: chosenName, backbone: encoder)
             }

@@ -26,6 +26,7 @@ struct ModelCommand: ParsableCommand {
                 print(model.name.padding(toLength: 26, withPad: " ", startingAt: 0) + model.summary)
                 print(String(repeating: " ", count: 26) + "backbone \(model.backbone.repository)" + (model.head.map { ", head \($0.path)" } ?? "")
                       + (cached ? "  [cached]" : "  [not cached]"))
+                if let license = model.head?.license { print(String(repeating: " ", count: 26) + "head licence: \(license)") }
             }
             print("cache: \(store.home) (set CLIPDETECT_HOME to move it); Hugging Face cache used in place: \(store.huggingFaceCache)")
         }

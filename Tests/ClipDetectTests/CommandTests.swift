@@ -450,14 +450,16 @@ import Testing
                 let state: String = cached.contains(model.name) ? "  [cached]" : "  [not cached]"
                 lines.append(model.name.padding(toLength: 26, withPad: " ", startingAt: 0) + model.summary)
                 lines.append(String(repeating: " ", count: 26) + "backbone \(model.backbone.repository)" + head + state)
+                if let license = model.head?.license { lines.append(String(repeating: " ", count: 26) + "head licence: \(license)") }
             }
             return lines + ["cache: \(home.path) (set CLIPDETECT_HOME to move it); Hugging Face cache used in place: \(hub.path)"]
         }
-        #expect(NamedModel.all.count == 7)
+        #expect(NamedModel.all.count == 8)
         #expect(try listed() == expected(cached: []))
-        // Every registry entry is a distinct name with a backbone repository; the two detectors pin their head.
+        // Every registry entry is a distinct name with a backbone repository; the three detectors pin their head.
         #expect(Set(NamedModel.all.map(\.name)).count == NamedModel.all.count)
-        #expect(NamedModel.all.filter { $0.head != nil }.map(\.name) == ["clipdet-latent10k-plus", "clipdet-latent10k"])
+        #expect(NamedModel.all.filter { $0.head != nil }.map(\.name) == ["clipdet-latent10k-plus", "clipdet-latent10k", "univfd"])
+        #expect(try listed().contains(String(repeating: " ", count: 26) + "head licence: MIT (WisconsinAIVision/UniversalFakeDetect)"))
 
         // The CommonPool backbone in our cache: the backbone-only entry is cached, the detectors on it
         // are not until their head is there too.

@@ -247,3 +247,56 @@ import Testing
         }
     }
 }
+
+/// The real UnivFD layer (WisconsinAIVision/UniversalFakeDetect, MIT; committed with its licence):
+/// its names and shapes through the restricted unpickler, its output on a fixed input against
+/// PyTorch's nn.Linear loaded from the same file, and the registry's pinned file.
+@Suite struct UnivFDReleaseTests {
+    static let file = Fixtures.path("heads", "univfd", "fc_weights.pth")
+    struct Expected: Decodable { let score: Double; let bias: Double }
+
+    @Test func theReleasedLayerImportsAndScoresAsPyTorch() throws {
+        let checkpoint = try Checkpoint.open(Self.file)
+        #expect(checkpoint.tensors.mapValues(\.shape) == ["weight": [1, 768], "bias": [1]])
+        let head = try Head.importUnivFD(checkpoint: Self.file, name: "univfd", backbone: nil)
+        let openAI = try #require(NamedModel.named("openai-vit-l14"))
+        #expect(head.metadata.feature == Head.Feature(architecture: openAI.architecture, fingerprint: nil, backbone: openAI.backbone.repository,
+                                                      kind: .projected, normalized: false, width: 768, view: .crop))
+        let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("heads", "univfd", "expected.json"))))
+        let input = (0..<768).map { Float(sin(Double($0)) * 0.1) }
+        #expect(abs(head.score(input) - expected.score) <= 1e-6)
+        #expect(Double(head.bias) == expected.bias)
+    }
+
+    @Test func theRegistryPinsTheReleasedFile() throws {
+        let named = try #require(NamedModel.named("univfd"))
+        let data = try Data(contentsOf: URL(fileURLWithPath: Self.file))
+        #expect(named.head?.sha256 == CommandTests.sha256(data) && named.head?.size == data.count)
+        #expect(named.head?.format == .univfd && named.head?.license?.hasPrefix("MIT") == true)
+        #expect(named.head.map { $0.source + "/" + $0.path }
+                == "https://raw.githubusercontent.com/WisconsinAIVision/UniversalFakeDetect/main/pretrained_weights/fc_weights.pth")
+    }
+
+    /// Fetched over loopback as the registry fetches it: the pinned bytes give the head, other bytes are refused.
+    @Test func theStoreFetchesAndVerifiesTheHead() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Self.file))
+        var altered = data
+        altered[100] ^= 0xFF
+        for (bytes, accepted) in [(data, true), (altered, false)] {
+            let server = try LoopbackServer(handler: { request in
+                request.path == "/pretrained_weights/fc_weights.pth" ? LoopbackServer.ranged(Data(bytes), request: request) : .init(status: 404)
+            })
+            defer { server.stop() }
+            let home = try Fixtures.temporaryDirectory()
+            let store = ModelStore(environment: ["CLIPDETECT_HOME": home.path, "CLIPDETECT_HEADS_ENDPOINT": server.base.absoluteString])
+            let named = try #require(NamedModel.named("univfd"))
+            if accepted {
+                #expect(try store.head(named, backbone: nil) == Head.importUnivFD(checkpoint: Self.file, name: "univfd", backbone: nil))
+                #expect(store.cachedHead(named) != nil)
+            } else {
+                #expect(throws: (any Error).self) { try store.head(named, backbone: nil) }
+                #expect(store.cachedHead(named) == nil)
+            }
+        }
+    }
+}

@@ -76,8 +76,9 @@ extension Head {
     /// UnivFD's `fc_weights.pth` (Ojha et al., CVPR 2023): a plain state dict, `weight` [1, D] and
     /// `bias` [1], read by the restricted unpickler. The layer scores the projected feature of
     /// OpenAI's ViT-L/14, not normalised, of the centre crop without resizing; `backbone` must be
-    /// that tower (its projection width is D).
-    public static func importUnivFD(checkpoint path: String, name: String, backbone: ImageEncoder, backboneName: String? = nil) throws -> Head {
+    /// that tower (its projection width is D); without one, the head names OpenAI's ViT-L/14
+    /// (`openai-vit-l14`) by architecture and repository, as the registry's `univfd` does.
+    public static func importUnivFD(checkpoint path: String, name: String, backbone: ImageEncoder?) throws -> Head {
         let file = try Checkpoint.open(path)
         guard Set(file.tensors.keys) == ["weight", "bias"], let weight = file.tensors["weight"], let bias = file.tensors["bias"] else {
             throw HeadError.invalid("\(path) is not UnivFD's fc_weights.pth: it holds \(file.tensors.keys.sorted().prefix(6).joined(separator: ", ")), not weight and bias")
@@ -85,14 +86,16 @@ extension Head {
         guard weight.shape.count == 2, weight.shape[0] == 1, bias.shape == [1] else {
             throw HeadError.invalid("\(path): weight \(weight.shape) and bias \(bias.shape), expected [1, D] and [1]")
         }
-        guard let projection = backbone.description.projectionDim, projection == weight.shape[1] else {
-            throw HeadError.mismatch("UnivFD's layer takes \(weight.shape[1])-d projected features; this backbone's projection gives "
-                                     + (backbone.description.projectionDim.map { "\($0)" } ?? "none"))
+        let openAI = NamedModel.named("openai-vit-l14")!
+        let projection = backbone.map { $0.description.projectionDim } ?? 768
+        guard let projection, projection == weight.shape[1] else {
+            throw HeadError.mismatch("UnivFD's layer takes \(weight.shape[1])-d projected features; "
+                                     + (backbone == nil ? "OpenAI's ViT-L/14 gives 768" : "this backbone's projection gives \(projection.map { "\($0)" } ?? "none")"))
         }
-        let feature = Feature(architecture: backbone.description.architecture, fingerprint: backbone.fingerprint, backbone: backboneName,
+        let feature = Feature(architecture: backbone?.description.architecture ?? openAI.architecture, fingerprint: backbone?.fingerprint,
+                              backbone: backbone == nil ? openAI.backbone.repository : nil,
                               kind: .projected, normalized: false, width: projection,
-                              backbonePath: backboneName == nil ? backbone.path.map { URL(fileURLWithPath: $0).standardizedFileURL.path } : nil,
-                              view: .crop)
+                              backbonePath: backbone?.path.map { URL(fileURLWithPath: $0).standardizedFileURL.path }, view: .crop)
         let head = Head(weights: try weight.floats().values, bias: try bias.floats()[0],
                         metadata: Metadata(name: name, feature: feature, provenance: "UnivFD, imported from \(URL(fileURLWithPath: path).lastPathComponent)"))
         try head.validate(path)

@@ -7,9 +7,10 @@ public struct ModelStore: Sendable {
     /// The Hugging Face hub cache (`$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`): files there are used in place.
     public var huggingFaceCache: String
     /// Where backbones and heads are downloaded from (`CLIPDETECT_HF_ENDPOINT` or `HF_ENDPOINT`,
-    /// `CLIPDETECT_HEADS_ENDPOINT`); checked when a download needs them, so a bad value fails only that.
+    /// `CLIPDETECT_HEADS_ENDPOINT`, else each head's own source); checked when a download needs
+    /// them, so a bad value fails only that.
     public var hubEndpoint: String
-    public var headEndpoint: String
+    public var headEndpoint: String?
     public var offline: Bool
     public var downloader = Downloader()
 
@@ -22,7 +23,6 @@ public struct ModelStore: Sendable {
         huggingFaceCache = value("HF_HUB_CACHE") ?? value("HF_HOME").map { "\($0)/hub" } ?? "\(cache)/huggingface/hub"
         hubEndpoint = value("CLIPDETECT_HF_ENDPOINT") ?? value("HF_ENDPOINT") ?? "https://huggingface.co"
         headEndpoint = value("CLIPDETECT_HEADS_ENDPOINT")
-            ?? "https://media.githubusercontent.com/media/grip-unina/ClipBased-SyntheticImageDetection/main"
         self.offline = offline || environment["CLIPDETECT_OFFLINE"] == "1" || environment["HF_HUB_OFFLINE"] == "1"
     }
 
@@ -47,8 +47,13 @@ public struct ModelStore: Sendable {
 
     /// The reference head's downloaded file, when it is here.
     public func cachedHead(_ model: NamedModel) -> String? {
-        let raw = "\(home)/heads/\(model.name)/weights.pth"
-        return model.head != nil && FileManager.default.fileExists(atPath: raw) ? raw : nil
+        guard let raw = headPath(model) else { return nil }
+        return FileManager.default.fileExists(atPath: raw) ? raw : nil
+    }
+
+    /// Where a named model's head file is kept (under its own name, in a folder per model).
+    func headPath(_ model: NamedModel) -> String? {
+        model.head.map { "\(home)/heads/\(model.name)/\(($0.path as NSString).lastPathComponent)" }
     }
 
     /// The backbone's local path: the Hugging Face cache if it has the file, else ours (downloaded when missing).
@@ -72,17 +77,22 @@ public struct ModelStore: Sendable {
 
     /// The reference head, downloaded, verified by its pinned SHA-256 and imported (safe unpickler).
     public func head(_ model: NamedModel, backbone: ImageEncoder?) throws -> Head? {
-        guard let reference = model.head else { return nil }
-        let raw = "\(home)/heads/\(model.name)/weights.pth"
+        guard let reference = model.head, let raw = headPath(model) else { return nil }
         if !FileManager.default.fileExists(atPath: raw) {
-            try fetch(RemoteFile(url: Self.endpoint(headEndpoint, setting: "CLIPDETECT_HEADS_ENDPOINT").appendingPathComponent(reference.path), sha256: reference.sha256, size: reference.size), to: raw)
+            let base = try Self.endpoint(headEndpoint ?? reference.source, setting: headEndpoint == nil ? "the \(model.name) head's source" : "CLIPDETECT_HEADS_ENDPOINT")
+            try fetch(RemoteFile(url: base.appendingPathComponent(reference.path), sha256: reference.sha256, size: reference.size), to: raw)
         }
-        let config = "\(home)/heads/\(model.name)/config.yaml"
-        if !FileManager.default.fileExists(atPath: config) {
-            try Files.makeDirectory((config as NSString).deletingLastPathComponent, for: "model cache (CLIPDETECT_HOME)")
-            try Files.write(Data("arch: \(reference.arch)\nnorm_type: clip\npatch_size: Clip224\n".utf8), to: config)
+        switch reference.format {
+        case .univfd:
+            return try Head.importUnivFD(checkpoint: raw, name: model.name, backbone: backbone)
+        case .cozzolino:
+            let config = "\(home)/heads/\(model.name)/config.yaml"
+            if !FileManager.default.fileExists(atPath: config) {
+                try Files.makeDirectory((config as NSString).deletingLastPathComponent, for: "model cache (CLIPDETECT_HOME)")
+                try Files.write(Data("arch: \(reference.arch ?? "")\nnorm_type: clip\npatch_size: Clip224\n".utf8), to: config)
+            }
+            return try Head.importReference(checkpoint: raw, config: config, name: model.name, backbone: backbone)
         }
-        return try Head.importReference(checkpoint: raw, config: config, name: model.name, backbone: backbone)
     }
 
     private func fetch(_ file: RemoteFile, to destination: String) throws {

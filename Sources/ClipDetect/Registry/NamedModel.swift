@@ -17,17 +17,32 @@ public struct NamedModel: Sendable, Equatable {
     }
 
     public struct ReferenceHead: Sendable, Equatable {
-        /// Path in grip-unina/ClipBased-SyntheticImageDetection.
+        /// How the file is read: the paper's weights.pth (+ a config.yaml we write), or UnivFD's fc_weights.pth.
+        public enum Format: String, Sendable { case cozzolino, univfd }
+
+        /// Path in `source`.
         public var path: String
         public var sha256: String
         public var size: Int
-        public var arch: String
+        /// The reference's `arch` (written into the config.yaml of a cozzolino head).
+        public var arch: String?
+        public var format: Format
+        /// Where `path` is fetched from (`CLIPDETECT_HEADS_ENDPOINT` replaces it for every head).
+        public var source: String
+        /// The licence the head's repository states.
+        public var license: String?
 
-        public init(path: String, sha256: String, size: Int, arch: String) {
+        public static let paperSource = "https://media.githubusercontent.com/media/grip-unina/ClipBased-SyntheticImageDetection/main"
+
+        public init(path: String, sha256: String, size: Int, arch: String?, format: Format = .cozzolino,
+                    source: String = paperSource, license: String? = nil) {
             self.path = path
             self.sha256 = sha256
             self.size = size
             self.arch = arch
+            self.format = format
+            self.source = source
+            self.license = license
         }
     }
 
@@ -82,6 +97,14 @@ public struct NamedModel: Sendable, Equatable {
             NamedModel(name: "openai-vit-l14", summary: "backbone only: OpenAI CLIP ViT-L/14",
                        backbone: openAI("openai/clip-vit-large-patch14"), hints: ModelHints(activation: .quickGELU), head: nil,
                        architecture: l14Quick, referenceArch: "opencliplinearnext_clipL14openai"),
+            NamedModel(name: "univfd", summary: "UnivFD (Ojha et al., CVPR 2023): OpenAI ViT-L/14, linear layer on the raw projected feature of the centre crop",
+                       backbone: openAI("openai/clip-vit-large-patch14"), hints: ModelHints(activation: .quickGELU),
+                       head: ReferenceHead(path: "pretrained_weights/fc_weights.pth",
+                                           sha256: "477100745713bcc957beb2b40859536859b6483fd6301b3b9293151b194c7847", size: 4083,
+                                           arch: nil, format: .univfd,
+                                           source: "https://raw.githubusercontent.com/WisconsinAIVision/UniversalFakeDetect/main",
+                                           license: "MIT (WisconsinAIVision/UniversalFakeDetect)"),
+                       architecture: l14Quick, referenceArch: nil),
             NamedModel(name: "openai-vit-b16", summary: "backbone only: OpenAI CLIP ViT-B/16",
                        backbone: openAI("openai/clip-vit-base-patch16"), hints: ModelHints(activation: .quickGELU), head: nil,
                        architecture: "vit-224/16-w768-l12-h12-m3072-quick_gelu-p512", referenceArch: nil),
