@@ -300,3 +300,24 @@ import Testing
         }
     }
 }
+
+/// RINE's released 2-class checkpoint (mever-team/rine, Apache-2.0; committed with its licence)
+/// reads through the restricted unpickler with the names and shapes RINE's Model gives them:
+/// the importance α over 24 blocks, proj1/proj2 of four Linear(·, 128) each, a three-layer head.
+@Suite struct RINECheckpointTests {
+    @Test func theReleasedCheckpointReadsSafely() throws {
+        let path = Fixtures.path("heads", "rine", "model_2class_trainable.pth")
+        #expect(CommandTests.sha256(try Data(contentsOf: URL(fileURLWithPath: path))) == "680d301b6d191da85b9dabcebf42cd3df20c5c669fa8320c498f835d02bf5ccb")
+        let checkpoint = try Checkpoint.open(path)
+        var expected: [String: [Int]] = ["alpha": [1, 24, 128], "head.0.weight": [128, 128], "head.0.bias": [128],
+                                         "head.3.weight": [128, 128], "head.3.bias": [128], "head.6.weight": [1, 128], "head.6.bias": [1]]
+        for block in ["proj1", "proj2"] {
+            for (index, layer) in [1, 4, 7, 10].enumerated() {
+                expected["\(block).\(layer).weight"] = [128, block == "proj1" && index == 0 ? 1024 : 128]
+                expected["\(block).\(layer).bias"] = [128]
+            }
+        }
+        #expect(checkpoint.tensors.mapValues(\.shape) == expected)
+        #expect(try checkpoint.tensors.values.allSatisfy { try $0.floats().values.allSatisfy(\.isFinite) })
+    }
+}
