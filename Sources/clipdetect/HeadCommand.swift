@@ -17,15 +17,15 @@ struct HeadCommand: ParsableCommand {
         @Option(help: "Activation of --backbone, when nothing in its files states it.") var activation: ModelDescription.Activation?
         @Option(help: "Name of the head (the score column in detect's output).") var name: String?
         @Option(name: [.customShort("o"), .long], help: "Output head file (.safetensors).") var output: String
-        @Option(help: "cozzolino (the paper's weights.pth, the default) or univfd (UnivFD's fc_weights.pth, for OpenAI's ViT-L/14; --backbone binds it to a checkpoint).")
+        @Option(help: "cozzolino (the paper's weights.pth, the default), univfd (UnivFD's fc_weights.pth) or rine (RINE's model_*_trainable.pth); the last two are for OpenAI's ViT-L/14, --backbone binds them to a checkpoint.")
         var format: Format = .cozzolino
 
-        enum Format: String, ExpressibleByArgument, CaseIterable { case cozzolino, univfd }
+        enum Format: String, ExpressibleByArgument, CaseIterable { case cozzolino, univfd, rine }
 
         func run() throws {
             let encoder = try namingFlags { try backbone.map { try ImageEncoder(path: ModelResolution.checkpoint(at: $0), hints: ModelHints(activation: activation)) } }
             let defaultName = URL(fileURLWithPath: weights).deletingLastPathComponent().lastPathComponent
-            let chosenName = name ?? (format == .univfd ? "univfd" : defaultName.isEmpty ? "head" : defaultName)
+            let chosenName = name ?? (format != .cozzolino ? format.rawValue : defaultName.isEmpty ? "head" : defaultName)
             let head: Head
             switch format {
             case .cozzolino:
@@ -33,6 +33,9 @@ struct HeadCommand: ParsableCommand {
             case .univfd:
                 guard config == nil else { throw CommandError("UnivFD has no config file: give only fc_weights.pth") }
                 head = try Head.importUnivFD(checkpoint: weights, name: chosenName, backbone: encoder)
+            case .rine:
+                guard config == nil else { throw CommandError("RINE has no config file: give only its .pth") }
+                head = try Head.importRINE(checkpoint: weights, name: chosenName, backbone: encoder)
             }
             try head.write(to: output)
             let f = head.metadata.feature

@@ -321,3 +321,62 @@ import Testing
         #expect(try checkpoint.tensors.values.allSatisfy { try $0.floats().values.allSatisfy(\.isFinite) })
     }
 }
+
+/// RINE's network imported and scoring as RINE's model does (tools/fixtures/make_rine_fixtures.py):
+/// a random network for the tiny tower end to end (blocks feature, crop view), and the released
+/// checkpoint on a fixed input against PyTorch.
+@Suite struct RINETests {
+    struct Expected: Decodable { let images: [String]?; let scores: [Double]?; let score: Double? }
+    static func expected(_ file: String) throws -> Expected {
+        try JSONDecoder().decode(Expected.self, from: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("heads", "rine", file))))
+    }
+
+    @Test func aTinyNetworkScoresAsRINE() throws {
+        let encoder = try ImageEncoder(path: DetectTests.backbone)
+        let head = try Head.importRINE(checkpoint: Fixtures.path("heads", "rine", "tiny_trainable.pth"), name: "rine", backbone: encoder)
+        #expect(head.metadata.feature.kind == .blocks && !head.metadata.feature.normalized && head.metadata.feature.inputView == .crop)
+        #expect(head.trunk?.blocks == 2 && head.trunk?.dim == 8 && head.trunk?.tokenWidth == 32)
+        let path = try Fixtures.temporaryDirectory().appendingPathComponent("rine.safetensors").path
+        try head.write(to: path)
+        #expect(try Head.read(path) == head)
+        let expected = try Self.expected("tiny_expected.json")
+        var scores: [Double] = []
+        try Detector(encoder: encoder, heads: [try Head.read(path)]).run(paths: expected.images!.map { Fixtures.path("images", $0) }) {
+            _, result in scores.append(try result.get().score)
+        }
+        #expect(scores.count == 5 && expected.scores!.count == 5)
+        for (ours, theirs) in zip(scores, expected.scores!) { #expect(abs(ours - theirs) <= 1e-5, "\(scores) vs \(expected.scores!)") }
+    }
+
+    @Test func theReleasedNetworkScoresAsPyTorch() throws {
+        let head = try Head.importRINE(checkpoint: Fixtures.path("heads", "rine", "model_2class_trainable.pth"), name: "rine-2class", backbone: nil)
+        #expect(head.metadata.feature.width == 24 * 1024 && head.trunk?.dim == 128 && head.trunk?.proj1.count == 4)
+        let input = (0..<(24 * 1024)).map { Float(sin(0.37 * Double($0)) * 2) }
+        let want = try #require(try Self.expected("released_expected.json").score)
+        #expect(abs(head.score(input) - want) <= 1e-4 * max(1, abs(want)), "\(head.score(input)) vs \(want)")
+        // Round trip through a head file, and a set of heads.
+        let folder = try Fixtures.temporaryDirectory()
+        try head.write(to: folder.appendingPathComponent("rine.safetensors").path)
+        #expect(try Head.read(folder.appendingPathComponent("rine.safetensors").path) == head)
+        var other = head
+        other.metadata.name = "rine-b"
+        let set = HeadSet(heads: [head, other], fusion: .meanLogit, decision: .plain, calibrationSet: nil)
+        try set.write(to: folder.appendingPathComponent("set.safetensors").path)
+        #expect(try HeadSelection.read([folder.appendingPathComponent("set.safetensors").path]).heads == [head, other])
+    }
+
+    @Test func otherFilesAndBackbonesAreRefused() throws {
+        let encoder = try ImageEncoder(path: DetectTests.backbone)
+        #expect(throws: HeadError.self) { try Head.importRINE(checkpoint: UnivFDReleaseTests.file, name: "r", backbone: nil) }
+        // The released network needs 24 blocks of 1024: the tiny tower has 2 of 32.
+        #expect(throws: HeadError.self) {
+            try Head.importRINE(checkpoint: Fixtures.path("heads", "rine", "model_2class_trainable.pth"), name: "r", backbone: encoder)
+        }
+        // A head file whose trunk does not match its metadata is refused.
+        var head = try Head.importRINE(checkpoint: Fixtures.path("heads", "rine", "tiny_trainable.pth"), name: "rine", backbone: encoder)
+        head.metadata.feature.width = 65
+        let path = try Fixtures.temporaryDirectory().appendingPathComponent("bad.safetensors").path
+        try head.write(to: path)
+        #expect(throws: HeadError.self) { try Head.read(path) }
+    }
+}

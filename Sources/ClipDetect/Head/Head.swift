@@ -74,17 +74,27 @@ public struct Head: Sendable, Equatable {
         }
     }
 
+    /// The last (or only) linear layer.
     public var weights: [Float]
     public var bias: Float
     public var metadata: Metadata
+    /// RINE's network before its last layer; nil for a linear head.
+    public var trunk: RINETrunk?
 
-    public init(weights: [Float], bias: Float, metadata: Metadata) {
+    public init(weights: [Float], bias: Float, metadata: Metadata, trunk: RINETrunk? = nil) {
         self.weights = weights
         self.bias = bias
         self.metadata = metadata
+        self.trunk = trunk
     }
 
     public func score(_ feature: [Float]) -> Double {
+        if let trunk {
+            let z = trunk(feature)
+            var sum = Double(bias)
+            for i in 0..<weights.count { sum += Double(weights[i]) * z[i] }
+            return sum
+        }
         precondition(feature.count == weights.count, "feature width \(feature.count) != head width \(weights.count)")
         var sum = Double(bias)
         for i in 0..<weights.count { sum += Double(weights[i]) * Double(feature[i]) }

@@ -1,14 +1,36 @@
 import Foundation
 
-/// Heads as safetensors: `weight` [1, D], `bias` [1], and the metadata as JSON under `clipdetect.head`.
+/// Heads as safetensors: `weight` [1, D], `bias` [1] (RINE's network before them under `trunk.`),
+/// and the metadata as JSON under `clipdetect.head`.
 extension Head {
     static let metadataKey = "clipdetect.head"
 
     public func write(to path: String) throws {
         let json = try JSONEncoder().encode(metadata)
-        try SafeTensorsWriter.write(["weight": .init(shape: [1, weights.count], values: weights),
-                                     "bias": .init(shape: [1], values: [bias])],
-                                    metadata: [Self.metadataKey: String(decoding: json, as: UTF8.self)], to: path)
+        try SafeTensorsWriter.write(entries(prefix: ""), metadata: [Self.metadataKey: String(decoding: json, as: UTF8.self)], to: path)
+    }
+
+    /// This head's tensors under `prefix` (a head file: "", a head set: "heads.N.").
+    func entries(prefix: String) -> [String: SafeTensorsWriter.Entry] {
+        var out: [String: SafeTensorsWriter.Entry] = [prefix + "weight": .init(shape: [1, weights.count], values: weights),
+                                                      prefix + "bias": .init(shape: [1], values: [bias])]
+        for (name, entry) in trunk?.entries(prefix: prefix + "trunk.") ?? [:] { out[name] = entry }
+        return out
+    }
+
+    /// The head whose tensors are under `prefix`, checked against its metadata; with how many tensors it took.
+    static func read(_ tensors: [String: Tensor], prefix: String, metadata: Metadata, source: String) throws -> (head: Head, tensors: Int) {
+        let hasTrunk = tensors.keys.contains { $0.hasPrefix(prefix + "trunk.") }
+        let trunk = hasTrunk ? try RINETrunk.read(tensors, prefix: prefix + "trunk.", lastLayer: false, source: source).trunk : nil
+        let width = trunk?.dim ?? metadata.feature.width
+        guard let weight = tensors[prefix + "weight"], let bias = tensors[prefix + "bias"], weight.shape == [1, width], bias.shape == [1]
+        else { throw HeadError.invalid("\(source): expected weight [1, \(width)] and bias [1]") }
+        if let trunk, trunk.inputWidth != metadata.feature.width || metadata.feature.kind != .blocks {
+            throw HeadError.invalid("\(source): RINE's network takes \(trunk.inputWidth) block values, the metadata says \(metadata.feature.width) \(metadata.feature.kind.rawValue)")
+        }
+        let head = Head(weights: try weight.floats().values, bias: try bias.floats()[0], metadata: metadata, trunk: trunk)
+        try head.validate(source)
+        return (head, 2 + (trunk?.entries(prefix: "").count ?? 0))
     }
 
     public static func read(_ path: String) throws -> Head {
@@ -25,11 +47,8 @@ extension Head {
         do { metadata = try JSONDecoder().decode(Metadata.self, from: Data(text.utf8)) } catch {
             throw HeadError.invalid("\(path): \(metadataKey) metadata is not valid (\(error))")
         }
-        guard let weight = file.tensors["weight"], let bias = file.tensors["bias"],
-              weight.shape == [1, metadata.feature.width], bias.shape == [1]
-        else { throw HeadError.invalid("\(path): expected weight [1, \(metadata.feature.width)] and bias [1]") }
-        let head = Head(weights: try weight.floats().values, bias: try bias.floats()[0], metadata: metadata)
-        try head.validate(path)
+        let (head, count) = try read(file.tensors, prefix: "", metadata: metadata, source: path)
+        guard file.tensors.count == count else { throw HeadError.invalid("\(path): tensors that the head does not name") }
         return head
     }
 
@@ -98,6 +117,32 @@ extension Head {
                               backbonePath: backbone?.path.map { URL(fileURLWithPath: $0).standardizedFileURL.path }, view: .crop)
         let head = Head(weights: try weight.floats().values, bias: try bias.floats()[0],
                         metadata: Metadata(name: name, feature: feature, provenance: "UnivFD, imported from \(URL(fileURLWithPath: path).lastPathComponent)"))
+        try head.validate(path)
+        return head
+    }
+}
+
+extension Head {
+    /// RINE's checkpoint (`ckpt/model_*_trainable.pth`: α, proj1, proj2, head), read by the restricted
+    /// unpickler. It scores the class tokens of every block's ln_2 output (`FeatureKind.blocks`, raw)
+    /// of the centre crop without resizing, on OpenAI's ViT-L/14; `backbone` binds it to a checkpoint
+    /// whose blocks and width match, else it names that tower (`openai-vit-l14`).
+    public static func importRINE(checkpoint path: String, name: String, backbone: ImageEncoder?) throws -> Head {
+        let file = try Checkpoint.open(path)
+        let (trunk, last) = try RINETrunk.read(file.tensors, prefix: "", lastLayer: true, source: path)
+        let openAI = NamedModel.named("openai-vit-l14")!
+        let (layers, width) = backbone.map { ($0.description.layers, $0.description.width) } ?? (24, 1024)
+        guard trunk.blocks == layers, trunk.tokenWidth == width else {
+            throw HeadError.mismatch("RINE's network takes \(trunk.blocks) blocks of \(trunk.tokenWidth); "
+                                     + (backbone == nil ? "OpenAI's ViT-L/14 has 24 of 1024" : "this backbone has \(layers) of \(width)"))
+        }
+        let feature = Feature(architecture: backbone?.description.architecture ?? openAI.architecture, fingerprint: backbone?.fingerprint,
+                              backbone: backbone == nil ? openAI.backbone.repository : nil, kind: .blocks, normalized: false,
+                              width: trunk.inputWidth, backbonePath: backbone?.path.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
+                              view: .crop)
+        let head = Head(weights: last!.weight, bias: last!.bias,
+                        metadata: Metadata(name: name, feature: feature, provenance: "RINE, imported from \(URL(fileURLWithPath: path).lastPathComponent)"),
+                        trunk: trunk)
         try head.validate(path)
         return head
     }

@@ -31,8 +31,7 @@ public struct HeadSet: Sendable, Equatable {
     public func write(to path: String) throws {
         var tensors: [String: SafeTensorsWriter.Entry] = [:]
         for (index, head) in heads.enumerated() {
-            tensors["heads.\(index).weight"] = .init(shape: [1, head.weights.count], values: head.weights)
-            tensors["heads.\(index).bias"] = .init(shape: [1], values: [head.bias])
+            for (name, entry) in head.entries(prefix: "heads.\(index).") { tensors[name] = entry }
         }
         let json = try JSONEncoder().encode(Stored(heads: heads.map(\.metadata), fusion: fusion, decision: decision, calibrationSet: calibrationSet))
         try SafeTensorsWriter.write(tensors, metadata: [Self.metadataKey: String(decoding: json, as: UTF8.self)], to: path)
@@ -45,16 +44,13 @@ public struct HeadSet: Sendable, Equatable {
             throw HeadError.invalid("\(path): \(metadataKey) metadata is not valid (\(error))")
         }
         guard (2...maxHeads).contains(stored.heads.count) else { throw HeadError.invalid("\(path): a head set holds 2…\(maxHeads) heads, not \(stored.heads.count)") }
-        var heads: [Head] = []
+        var heads: [Head] = [], named = 0
         for (index, metadata) in stored.heads.enumerated() {
-            guard let weight = file.tensors["heads.\(index).weight"], let bias = file.tensors["heads.\(index).bias"],
-                  weight.shape == [1, metadata.feature.width], bias.shape == [1]
-            else { throw HeadError.invalid("\(path): head \(index) needs weight [1, \(metadata.feature.width)] and bias [1]") }
-            let head = Head(weights: try weight.floats().values, bias: try bias.floats()[0], metadata: metadata)
-            try head.validate("\(path) head \(index)")
+            let (head, count) = try Head.read(file.tensors, prefix: "heads.\(index).", metadata: metadata, source: "\(path) head \(index)")
             heads.append(head)
+            named += count
         }
-        guard file.tensors.count == 2 * stored.heads.count else { throw HeadError.invalid("\(path): tensors that no head of the set names") }
+        guard file.tensors.count == named else { throw HeadError.invalid("\(path): tensors that no head of the set names") }
         do { try stored.decision.validate() } catch { throw HeadError.invalid("\(path): \(error)") }
         return HeadSet(heads: heads, fusion: stored.fusion, decision: stored.decision, calibrationSet: stored.calibrationSet)
     }
