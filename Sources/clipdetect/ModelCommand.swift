@@ -2,16 +2,6 @@ import ArgumentParser
 import ClipDetect
 import Foundation
 
-/// `model info --json --precision`: the description and what runs.
-private struct DescribedModel: Encodable {
-    let model: ModelDescription
-    let compute: ComputeInfo
-}
-
-private struct ComputeInfo: Encodable {
-    let precision: String, library: String, packedBytes: Int, note: String?
-}
-
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "model", abstract: "Named models and backbone checkpoints.",
                                                     subcommands: [Info.self, List.self, Fetch.self])
@@ -61,13 +51,16 @@ struct ModelCommand: ParsableCommand {
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                if let backend {
-                    let info = ComputeInfo(precision: backend.precision.rawValue, library: backend.library.rawValue,
-                                           packedBytes: backend.packedBytes, note: backend.note)
-                    print(String(decoding: try encoder.encode(DescribedModel(model: description, compute: info)), as: UTF8.self))
-                } else {
+                guard let backend else {
                     print(String(decoding: try encoder.encode(description), as: UTF8.self))
+                    return
                 }
+                // The description's own fields at the top, as without --precision; `compute` beside them.
+                var object = try JSONSerialization.jsonObject(with: encoder.encode(description)) as? [String: Any] ?? [:]
+                object["compute"] = ["precision": backend.precision.rawValue, "library": backend.library.rawValue,
+                                     "packedBytes": backend.packedBytes, "note": backend.note as Any? ?? NSNull()]
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+                print(String(decoding: data, as: UTF8.self))
                 return
             }
             let d = description

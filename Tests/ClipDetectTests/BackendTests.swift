@@ -108,6 +108,36 @@ import Testing
         for (a, b) in zip(scores[0], scores[1]) { #expect(abs(a - b) <= 0.02, "\(scores)") }
     }
 
+    /// bf16 rounding, in the 16-lane loop and the tail alike: nearest with ties to even, ±∞ and
+    /// overflow to ∞ kept, and every NaN a NaN (payloads that would carry into 0 or ∞ included).
+    @Test func bf16RoundingKeepsNaNsAndRoundsToEven() {
+        let cases: [(UInt32, UInt16)] = [
+            (0x3F80_0000, 0x3F80), (0x3F80_8000, 0x3F80), (0x3F81_8000, 0x3F82), (0x3F80_8001, 0x3F81), (0xBF80_7FFF, 0xBF80),
+            (0x7F80_0000, 0x7F80), (0xFF80_0000, 0xFF80), (0x7F7F_FFFF, 0x7F80), (0x0000_0001, 0x0000),
+            (0x7FFF_FFFF, 0x7FFF), (0x7FFF_8000, 0x7FFF), (0xFFFF_FFFF, 0xFFFF), (0x7F80_0001, 0x7FC0), (0x7FC0_0000, 0x7FC0),
+        ]
+        // 56 values: on two cores, each half is one 16-lane group and a tail of 12.
+        let all = cases + cases + cases + cases
+        let values = all.map { Float(bitPattern: $0.0) }
+        var out = [UInt16](repeating: 0, count: values.count)
+        values.withUnsafeBufferPointer { source in out.withUnsafeMutableBufferPointer { Kernels.roundToBF16(source.baseAddress!, count: values.count, into: $0.baseAddress!) } }
+        #expect(out == all.map(\.1))
+        for (bits, _) in cases where Float(bitPattern: bits).isNaN { #expect(Float(bitPattern: UInt32(Kernels.bf16Bits(Float(bitPattern: bits))) << 16).isNaN) }
+    }
+
+    /// What a backend keeps: OpenBLAS the fp32 weights (in place, or converted from f16); packed
+    /// kernels only their own copy, so converted fp32 matrices are freed.
+    @Test func packedKernelsKeepNoFP32CopyOfTheMatrices() throws {
+        let half = try Self.encoder("a_gelu_proj32", .blas, file: "openclip_f16.safetensors")
+        #expect(half.backend.description == "fp32, OpenBLAS, weights converted to fp32 at load")
+        #expect(try Self.encoder("a_gelu_proj32", .blas).backend.description == "fp32, OpenBLAS, weights read in place")
+        let packed = try Self.encoder("a_gelu_proj32", .packed(.f32), file: "openclip_f16.safetensors")
+        #expect(packed.weights.patchEmbedding.count == 0 && packed.weights.layers.allSatisfy { $0.qkvWeight.count + $0.fc1Weight.count + $0.fc2Weight.count + $0.outWeight.count == 0 })
+        #expect(half.weights.layers.allSatisfy { $0.qkvWeight.count > 0 })
+        let pixels = try Fixtures.expected("a_gelu_proj32", "expected_f16.safetensors")["pixels"]!.values
+        #expect(maxAbsDifference(try packed.encode(pixels, count: 2).flatMap { $0 }, try half.encode(pixels, count: 2).flatMap { $0 }) <= 1e-6)
+    }
+
     @Test func precisionChoiceFollowsTheCPU() {
         // bf16 runs only where the instructions exist; asked for elsewhere, fp32 runs and says why.
         #expect(ComputeBackend.choose(.bf16, avx512: true, bf16: true) == (.packed(.bf16), nil))
@@ -146,7 +176,7 @@ import Testing
     @Test func bf16WithoutTheInstructionsRunsFP32AndSaysSo() throws {
         let exact = try embed("fp32", cap: "AVX2"), asked = try embed("bf16", cap: "AVX2")
         #expect(exact.status == 0 && asked.status == 0, "\(asked.stderr)")
-        #expect(asked.stderr.contains("note: bf16 needs AVX-512 BF16 or AMX, which this CPU lacks: running fp32"))
+        #expect(asked.stderr.contains("note: bf16 needs AVX-512 BF16 or AMX, which this CPU lacks (or DNNL_MAX_CPU_ISA hides): running fp32"))
         #expect(!exact.stderr.contains("note:"))
         #expect(asked.stdout == exact.stdout && !exact.stdout.isEmpty)
         let info = try cli.run(["model", "info", FeatureTests.model, "--precision", "bf16"], environment: ["DNNL_MAX_CPU_ISA": "AVX2"])
@@ -159,7 +189,9 @@ import Testing
         #expect(fast.status == 0 && !fast.stderr.contains("note:"))
         #expect(fast.stdout != exact.stdout && auto.stdout == fast.stdout)
         let info = try cli.run(["model", "info", FeatureTests.model, "--precision", "auto", "--json"])
-        let compute = (try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any])?["compute"] as? [String: Any]
+        let object = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
+        #expect(object?["width"] as? Int == 32, "the description's fields stay at the top")
+        let compute = object?["compute"] as? [String: Any]
         #expect(compute?["precision"] as? String == "bf16" && compute?["library"] as? String == "oneDNN")
         #expect((compute?["packedBytes"] as? Int ?? 0) > 0)
     }

@@ -19,10 +19,12 @@ public struct ComputeBackend: Sendable, Equatable, CustomStringConvertible {
     public let packedBytes: Int
     /// Why the precision asked for is not the one that runs, when it is not.
     public let note: String?
+    /// OpenBLAS reads the weights in place from the mapped file (false: converted to fp32 at load, or packed).
+    public let readInPlace: Bool
 
     public var description: String {
-        let packing = packedBytes == 0 ? "weights read in place"
-            : String(format: "weights packed at load (%.0f MB)", Double(packedBytes) / 1_048_576)
+        let packing = packedBytes > 0 ? String(format: "weights packed at load (%.0f MB)", Double(packedBytes) / 1_048_576)
+            : readInPlace ? "weights read in place" : "weights converted to fp32 at load"
         return "\(precision.rawValue), \(library.rawValue), \(packing)"
     }
 
@@ -33,7 +35,7 @@ public struct ComputeBackend: Sendable, Equatable, CustomStringConvertible {
         let fp32: Kind = avx512 ? .packed(.f32) : .blas
         switch requested {
         case .bf16 where bf16, .auto where bf16: return (.packed(.bf16), nil)
-        case .bf16: return (fp32, "bf16 needs AVX-512 BF16 or AMX, which this CPU lacks: running fp32")
+        case .bf16: return (fp32, "bf16 needs AVX-512 BF16 or AMX, which this CPU lacks (or DNNL_MAX_CPU_ISA hides): running fp32")
         case .fp32, .auto: return (fp32, nil)
         }
     }
@@ -50,32 +52,37 @@ public struct ComputeBackend: Sendable, Equatable, CustomStringConvertible {
 
 /// One dense layer, y = act(x·Wᵀ + b), as the chosen kernels compute it.
 struct DenseLayer: Sendable {
+    private enum Storage: Sendable {
+        /// OpenBLAS reads the fp32 weights (mapped in place, or converted at load).
+        case blas(weight: FloatArray, bias: FloatArray?)
+        /// oneDNN holds its packed copy; the fp32 weights are not kept.
+        case packed(PackedMatmul)
+    }
+
     let inputs: Int, outputs: Int
-    private let weight: FloatArray, bias: FloatArray?
+    private let storage: Storage
     private let activation: ModelDescription.Activation?
-    private let packed: PackedMatmul?
 
     /// `rowCounts`: the rows per image the encoder will pass (packed kernels are made for each).
     init(weight: FloatArray, bias: FloatArray?, inputs: Int, outputs: Int, activation: ModelDescription.Activation? = nil,
          kind: ComputeBackend.Kind, rowCounts: Set<Int>) throws {
-        self.inputs = inputs; self.outputs = outputs; self.weight = weight; self.bias = bias; self.activation = activation
+        self.inputs = inputs; self.outputs = outputs; self.activation = activation
         switch kind {
-        case .blas: packed = nil
+        case .blas: storage = .blas(weight: weight, bias: bias)
         case .packed(let element):
-            packed = try PackedMatmul(weight: weight, bias: bias, inputs: inputs, outputs: outputs, rowCounts: rowCounts,
-                                      element: element, activation: activation)
+            storage = .packed(try PackedMatmul(weight: weight, bias: bias, inputs: inputs, outputs: outputs, rowCounts: rowCounts,
+                                               element: element, activation: activation))
             // The packed copy is what runs: the file's pages need not stay resident beside it.
             (weight.ownerObject as? MappedFile)?.release(weight.pointer, byteCount: weight.count * MemoryLayout<Float>.stride)
         }
     }
 
+    private var packed: PackedMatmul? { if case .packed(let matmul) = storage { matmul } else { nil } }
     var packedBytes: Int { packed?.packedBytes ?? 0 }
-    var implementation: String { packed?.implementation ?? "OpenBLAS sgemm" }
-    /// bf16 inputs need `rows × inputs` UInt16 of scratch.
-    var needsHalfInput: Bool { packed?.element == .bf16 }
 
     func apply(_ a: UnsafePointer<Float>, rows: Int, group: Int, into out: UnsafeMutablePointer<Float>, halves: UnsafeMutablePointer<UInt16>) {
         guard let packed else {
+            guard case .blas(let weight, let bias) = storage else { return }
             Kernels.linear(a, rows: rows, group: group, inputs: inputs, weight: weight, bias: bias, outputs: outputs, into: out)
             if let activation { Kernels.activate(out, count: rows * outputs, activation) }
             return

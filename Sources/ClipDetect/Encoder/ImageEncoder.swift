@@ -20,6 +20,7 @@ public final class ImageEncoder: Sendable {
     public let fingerprint: String
     /// The kernels and number format that compute features here.
     public let backend: ComputeBackend
+    /// The tower's weights; with packed kernels, without the dense matrices (oneDNN holds those).
     let weights: VisionWeights
     let checkpoint: Checkpoint
     private let patchLayer: DenseLayer
@@ -37,7 +38,6 @@ public final class ImageEncoder: Sendable {
         self.description = description
         self.checkpoint = checkpoint
         let weights = try VisionWeights(checkpoint: checkpoint, description: description)
-        self.weights = weights
         self.fingerprint = weights.fingerprint(architecture: description.architecture)
         let d = description, w = d.width
         // Rows per image: every token, the patches of the embedding, and the last block's class token.
@@ -54,7 +54,10 @@ public final class ImageEncoder: Sendable {
              fc2: try DenseLayer(weight: layer.fc2Weight, bias: layer.fc2Bias, inputs: d.mlpWidth, outputs: w, kind: kind, rowCounts: rows))
         }
         let packed = patchLayer.packedBytes + blocks.reduce(0) { $0 + $1.qkv.packedBytes + $1.out.packedBytes + $1.fc1.packedBytes + $1.fc2.packedBytes }
-        backend = ComputeBackend(precision: kind.precision, library: kind.library, packedBytes: packed, note: note)
+        // Packed, the dense matrices live in oneDNN's copy only: converted fp32 ones are freed.
+        self.weights = kind == .blas ? weights : weights.withoutDenseMatrices()
+        backend = ComputeBackend(precision: kind.precision, library: kind.library, packedBytes: packed, note: note,
+                                 readInPlace: kind == .blas && self.weights.all.allSatisfy { checkpoint.isMapped($0) })
     }
 
     /// Opens a checkpoint and infers its description (config files beside it and `hints` fill the gaps).
@@ -101,6 +104,7 @@ public final class ImageEncoder: Sendable {
         defer { workspaces.give(workspace) }
         let w = d.width, t = d.tokens, rows = count * t
         let x = workspace.x, normed = workspace.normed, wide = workspace.wide, mixed = workspace.mixed, halves = workspace.halves
+        var compacted = false
         var blockTokens = kind == .blocks ? [[Float]](repeating: [Float](repeating: 0, count: d.layers * w), count: count) : []
 
         pixels.withUnsafeBufferPointer { embed($0.baseAddress!, count: count, into: x, workspace: workspace) }
@@ -129,11 +133,11 @@ public final class ImageEncoder: Sendable {
             dense.fc1.apply(normed, rows: live, group: queries, into: wide, halves: halves)
             dense.fc2.apply(wide, rows: live, group: queries, into: mixed, halves: halves)
             Kernels.add(x, mixed, count: live * w)
-            if classOnly { break }
+            if classOnly { compacted = true; break }
             observe?(.afterBlock(n), UnsafeBufferPointer(start: x, count: rows * w))
         }
         if kind == .blocks { return normalize ? blockTokens.map(Self.normalized) : blockTokens }
-        return pool(x, images: count, tokens: observe == nil ? 1 : t, kind: kind, normalize: normalize)
+        return pool(x, images: count, tokens: compacted ? 1 : t, kind: kind, normalize: normalize)
     }
 
     /// Patch embedding (a stride-P convolution as one GEMM), class token and positions.
@@ -241,7 +245,8 @@ final class Workspace: @unchecked Sendable {
     deinit { [x, normed, wide, mixed, scores].forEach { $0.deallocate() }; halves.deallocate() }
 }
 
-/// Idle workspaces, the two largest kept: concurrent calls each take their own.
+/// The largest idle workspace is kept: passes run one at a time in the CLI and the service;
+/// concurrent callers each get their own.
 final class WorkspacePool: @unchecked Sendable {
     private let lock = NSLock()
     private var idle: [Workspace] = []
@@ -258,7 +263,7 @@ final class WorkspacePool: @unchecked Sendable {
         lock.withLock {
             idle.append(workspace)
             idle.sort { $0.images > $1.images }
-            if idle.count > 2 { idle.removeLast(idle.count - 2) }
+            if idle.count > 1 { idle.removeLast(idle.count - 1) }
         }
     }
 }

@@ -62,24 +62,35 @@ enum Kernels {
         }
     }
 
-    /// Rounds floats to bfloat16 (nearest, ties to even), as bit patterns; inputs are finite.
+    /// Rounds floats to bfloat16 (nearest, ties to even), as bit patterns. A NaN stays a NaN (its
+    /// top bits, made quiet): rounding its payload could carry into the exponent and give 0 or ∞.
     static func roundToBF16(_ x: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<UInt16>) {
         Parallel.chunks(count) { _, range in
             let source = UnsafeRawPointer(x), target = UnsafeMutableRawPointer(out)
             var i = range.lowerBound
             let bias = SIMD16<UInt32>(repeating: 0x7FFF), one = SIMD16<UInt32>(repeating: 1)
+            let magnitude = SIMD16<UInt32>(repeating: 0x7FFF_FFFF), infinity = SIMD16<UInt32>(repeating: 0x7F80_0000)
+            let quiet = SIMD16<UInt32>(repeating: 0x0040)
             while i + 16 <= range.upperBound {
                 let bits = source.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<UInt32>.self)
                 let rounded = (bits &+ bias &+ ((bits &>> 16) & one)) &>> 16
-                target.storeBytes(of: SIMD16<UInt16>(truncatingIfNeeded: rounded), toByteOffset: i * 2, as: SIMD16<UInt16>.self)
+                let nan = (bits & magnitude) .> infinity
+                let result = rounded.replacing(with: (bits &>> 16) | quiet, where: nan)
+                target.storeBytes(of: SIMD16<UInt16>(truncatingIfNeeded: result), toByteOffset: i * 2, as: SIMD16<UInt16>.self)
                 i += 16
             }
             while i < range.upperBound {
-                let bits = x[i].bitPattern
-                out[i] = UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
+                out[i] = bf16Bits(x[i])
                 i += 1
             }
         }
+    }
+
+    /// One float to bfloat16 bits, as `roundToBF16` rounds it.
+    static func bf16Bits(_ value: Float) -> UInt16 {
+        let bits = value.bitPattern
+        if bits & 0x7FFF_FFFF > 0x7F80_0000 { return UInt16(truncatingIfNeeded: (bits >> 16) | 0x0040) }
+        return UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
     }
 
     static func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int) {

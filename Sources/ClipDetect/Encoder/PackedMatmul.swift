@@ -53,6 +53,16 @@ final class PackedMatmul: @unchecked Sendable {
                 let columns = last - first
                 var primitives: [Int: (dnnl_primitive_t, dnnl_memory_desc_t, dnnl_memory_desc_t)] = [:]
                 var packedDesc: dnnl_memory_desc_t?
+                var packedMemory: dnnl_memory_t?, biasMemory: dnnl_memory_t?
+                var appended = false
+                // What this block made so far goes if a later step fails (the finished blocks go in the catch below).
+                defer {
+                    if !appended {
+                        primitives.values.forEach { dnnl_primitive_destroy($0.0) }
+                        if let packedMemory { dnnl_memory_destroy(packedMemory) }
+                        if let biasMemory { dnnl_memory_destroy(biasMemory) }
+                    }
+                }
                 for rows in rowCounts.sorted(by: >) {
                     var source = try OneDNN.desc([rows, k], type)
                     var destination = try OneDNN.desc([rows, columns], dnnl_f32)
@@ -76,13 +86,11 @@ final class PackedMatmul: @unchecked Sendable {
                     primitives[rows] = (primitive!, source, destination)
                 }
                 var packed = packedDesc!
-                var packedMemory: dnnl_memory_t?
                 try OneDNN.check(dnnl_memory_create(&packedMemory, &packed, engine, OneDNN.allocate), "packed weights")
                 bytes += dnnl_memory_desc_get_size(&packed)
                 // The user's rows first..<last of [n, k] are the [k, columns] matrix in `ba` order.
                 var user = try OneDNN.desc([k, columns], dnnl_f32, tag: dnnl_ba)
                 try OneDNN.reorder(from: &user, UnsafeMutableRawPointer(mutating: weight.pointer + first * k), to: packedMemory!)
-                var biasMemory: dnnl_memory_t?
                 if let bias {
                     var desc = try OneDNN.desc([1, columns], dnnl_f32)
                     try OneDNN.check(dnnl_memory_create(&biasMemory, &desc, engine, OneDNN.allocate), "bias")
@@ -92,6 +100,7 @@ final class PackedMatmul: @unchecked Sendable {
                 }
                 blocks.append(Block(first: first, columns: columns, weights: packedMemory!, bias: biasMemory,
                                     primitives: primitives.mapValues { (primitive: $0.0, source: $0.1, destination: $0.2) }))
+                appended = true
             }
         } catch {
             Self.destroy(blocks)

@@ -2,12 +2,13 @@
 /// contiguous f32, converted once otherwise.
 struct VisionWeights: Sendable {
     struct Layer: Sendable {
-        let norm1Weight, norm1Bias, qkvWeight, qkvBias, outWeight, outBias: FloatArray
-        let norm2Weight, norm2Bias, fc1Weight, fc1Bias, fc2Weight, fc2Bias: FloatArray
+        var norm1Weight, norm1Bias, qkvWeight, qkvBias, outWeight, outBias: FloatArray
+        var norm2Weight, norm2Bias, fc1Weight, fc1Bias, fc2Weight, fc2Bias: FloatArray
     }
 
-    let patchEmbedding, classEmbedding, positionalEmbedding, preNormWeight, preNormBias: FloatArray
-    let layers: [Layer]
+    var patchEmbedding: FloatArray
+    let classEmbedding, positionalEmbedding, preNormWeight, preNormBias: FloatArray
+    var layers: [Layer]
     let postNormWeight, postNormBias: FloatArray
     /// [width, projectionDim], row-major: pooled · projection.
     let projection: FloatArray?
@@ -53,6 +54,20 @@ struct VisionWeights: Sendable {
         postNormWeight = try load(.postNormWeight)
         postNormBias = try load(.postNormBias)
         projection = description.projectionDim == nil ? nil : try load(.projection)
+    }
+
+    /// The same weights without the matrices of the dense layers (patch embedding, qkv, out, fc1,
+    /// fc2), which packed kernels hold in their own layout.
+    func withoutDenseMatrices() -> VisionWeights {
+        var copy = self
+        let none = FloatArray([])
+        copy.patchEmbedding = none
+        copy.layers = layers.map { layer in
+            var stripped = layer
+            stripped.qkvWeight = none; stripped.outWeight = none; stripped.fc1Weight = none; stripped.fc2Weight = none
+            return stripped
+        }
+        return copy
     }
 
     /// Every array, for checks that weights are read in place.
