@@ -454,11 +454,11 @@ import Testing
             }
             return lines + ["cache: \(home.path) (set CLIPDETECT_HOME to move it); Hugging Face cache used in place: \(hub.path)"]
         }
-        #expect(NamedModel.all.count == 8)
+        #expect(NamedModel.all.count == 9)
         #expect(try listed() == expected(cached: []))
-        // Every registry entry is a distinct name with a backbone repository; the three detectors pin their head.
+        // Every registry entry is a distinct name with a backbone repository; the four detectors pin their head.
         #expect(Set(NamedModel.all.map(\.name)).count == NamedModel.all.count)
-        #expect(NamedModel.all.filter { $0.head != nil }.map(\.name) == ["clipdet-latent10k-plus", "clipdet-latent10k", "univfd"])
+        #expect(NamedModel.all.filter { $0.head != nil }.map(\.name) == ["clipdet-latent10k-plus", "clipdet-latent10k", "univfd", "rine-2class"])
         #expect(try listed().contains(String(repeating: " ", count: 26) + "head licence: MIT (WisconsinAIVision/UniversalFakeDetect)"))
 
         // The CommonPool backbone in our cache: the backbone-only entry is cached, the detectors on it

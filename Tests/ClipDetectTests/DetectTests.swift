@@ -277,21 +277,28 @@ import Testing
                 == "https://raw.githubusercontent.com/WisconsinAIVision/UniversalFakeDetect/main/pretrained_weights/fc_weights.pth")
     }
 
-    /// Fetched over loopback as the registry fetches it: the pinned bytes give the head, other bytes are refused.
-    @Test func theStoreFetchesAndVerifiesTheHead() throws {
-        let data = try Data(contentsOf: URL(fileURLWithPath: Self.file))
+    /// Fetched over loopback as the registry fetches them (UnivFD's and RINE's released files):
+    /// the pinned bytes give the head, other bytes are refused and not kept.
+    @Test(arguments: [("univfd", Fixtures.path("heads", "univfd", "fc_weights.pth")),
+                      ("rine-2class", Fixtures.path("heads", "rine", "model_2class_trainable.pth"))])
+    func theStoreFetchesAndVerifiesTheHead(model: String, file: String) throws {
+        let named = try #require(NamedModel.named(model))
+        let data = try Data(contentsOf: URL(fileURLWithPath: file))
+        #expect(named.head?.sha256 == CommandTests.sha256(data) && named.head?.size == data.count)
+        let local = named.head?.format == .univfd ? try Head.importUnivFD(checkpoint: file, name: model, backbone: nil)
+            : try Head.importRINE(checkpoint: file, name: model, backbone: nil)
         var altered = data
         altered[100] ^= 0xFF
         for (bytes, accepted) in [(data, true), (altered, false)] {
+            let path = "/" + named.head!.path
             let server = try LoopbackServer(handler: { request in
-                request.path == "/pretrained_weights/fc_weights.pth" ? LoopbackServer.ranged(Data(bytes), request: request) : .init(status: 404)
+                request.path == path ? LoopbackServer.ranged(Data(bytes), request: request) : .init(status: 404)
             })
             defer { server.stop() }
             let home = try Fixtures.temporaryDirectory()
             let store = ModelStore(environment: ["CLIPDETECT_HOME": home.path, "CLIPDETECT_HEADS_ENDPOINT": server.base.absoluteString])
-            let named = try #require(NamedModel.named("univfd"))
             if accepted {
-                #expect(try store.head(named, backbone: nil) == Head.importUnivFD(checkpoint: Self.file, name: "univfd", backbone: nil))
+                #expect(try store.head(named, backbone: nil) == local)
                 #expect(store.cachedHead(named) != nil)
             } else {
                 #expect(throws: (any Error).self) { try store.head(named, backbone: nil) }

@@ -85,6 +85,8 @@ public struct ModelStore: Sendable {
         switch reference.format {
         case .univfd:
             return try Head.importUnivFD(checkpoint: raw, name: model.name, backbone: backbone)
+        case .rine:
+            return try Head.importRINE(checkpoint: raw, name: model.name, backbone: backbone)
         case .cozzolino:
             let config = "\(home)/heads/\(model.name)/config.yaml"
             if !FileManager.default.fileExists(atPath: config) {

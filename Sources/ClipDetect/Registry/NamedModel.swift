@@ -17,8 +17,8 @@ public struct NamedModel: Sendable, Equatable {
     }
 
     public struct ReferenceHead: Sendable, Equatable {
-        /// How the file is read: the paper's weights.pth (+ a config.yaml we write), or UnivFD's fc_weights.pth.
-        public enum Format: String, Sendable { case cozzolino, univfd }
+        /// How the file is read: the paper's weights.pth (+ a config.yaml we write), UnivFD's fc_weights.pth, or RINE's checkpoint.
+        public enum Format: String, Sendable { case cozzolino, univfd, rine }
 
         /// Path in `source`.
         public var path: String
@@ -104,6 +104,13 @@ public struct NamedModel: Sendable, Equatable {
                                            arch: nil, format: .univfd,
                                            source: "https://raw.githubusercontent.com/WisconsinAIVision/UniversalFakeDetect/main",
                                            license: "MIT (WisconsinAIVision/UniversalFakeDetect)"),
+                       architecture: l14Quick, referenceArch: nil),
+            NamedModel(name: "rine-2class", summary: "RINE (Koutlis & Papadopoulos, ECCV 2024): OpenAI ViT-L/14, every block's class token, trained on 2 classes",
+                       backbone: openAI("openai/clip-vit-large-patch14"), hints: ModelHints(activation: .quickGELU),
+                       head: ReferenceHead(path: "ckpt/model_2class_trainable.pth",
+                                           sha256: "680d301b6d191da85b9dabcebf42cd3df20c5c669fa8320c498f835d02bf5ccb", size: 1_139_686,
+                                           arch: nil, format: .rine, source: "https://raw.githubusercontent.com/mever-team/rine/main",
+                                           license: "Apache-2.0 (mever-team/rine)"),
                        architecture: l14Quick, referenceArch: nil),
             NamedModel(name: "openai-vit-b16", summary: "backbone only: OpenAI CLIP ViT-B/16",
                        backbone: openAI("openai/clip-vit-base-patch16"), hints: ModelHints(activation: .quickGELU), head: nil,
