@@ -379,11 +379,30 @@ import Testing
         #expect(throws: HeadError.self) {
             try Head.importRINE(checkpoint: Fixtures.path("heads", "rine", "model_2class_trainable.pth"), name: "r", backbone: encoder)
         }
-        // A head file whose trunk does not match its metadata is refused.
-        var head = try Head.importRINE(checkpoint: Fixtures.path("heads", "rine", "tiny_trainable.pth"), name: "rine", backbone: encoder)
-        head.metadata.feature.width = 65
-        let path = try Fixtures.temporaryDirectory().appendingPathComponent("bad.safetensors").path
-        try head.write(to: path)
-        #expect(throws: HeadError.self) { try Head.read(path) }
+        // A head file whose network does not match its metadata (width, normalisation, view) is refused.
+        let head = try Head.importRINE(checkpoint: Fixtures.path("heads", "rine", "tiny_trainable.pth"), name: "rine", backbone: encoder)
+        let folder = try Fixtures.temporaryDirectory()
+        for index in 0..<4 {
+            var altered = head
+            switch index {
+            case 0: altered.metadata.feature.width = 65
+            case 1: altered.metadata.feature.normalized = true
+            case 2: altered.metadata.feature.view = .resizeCrop
+            default: altered.metadata.feature.view = nil
+            }
+            let path = folder.appendingPathComponent("bad\(index).safetensors").path
+            try altered.write(to: path)
+            #expect(throws: HeadError.self, "change \(index)") { try Head.read(path) }
+        }
+        // The same width split otherwise (4 blocks of 16 for a tower of 2 blocks of 32) does not fit the backbone.
+        let trunk = try #require(head.trunk)
+        var resplit = head
+        resplit.trunk = RINETrunk(alpha: trunk.alpha + trunk.alpha, blocks: 4, dim: trunk.dim, tokenWidth: 16,
+                                  proj1: [.init(weight: .init(repeating: 0.1, count: trunk.dim * 16), bias: .init(repeating: 0, count: trunk.dim),
+                                                inputs: 16, outputs: trunk.dim)] + trunk.proj1.dropFirst(),
+                                  proj2: trunk.proj2, hidden: trunk.hidden)
+        #expect(throws: HeadError.mismatch("rine's network takes 4 blocks of 16, not the backbone's 2 of 32")) {
+            try Detector(encoder: encoder, heads: [resplit])
+        }
     }
 }

@@ -135,6 +135,10 @@ public struct Head: Sendable, Equatable {
         if f.kind != kind || f.normalized != normalized || f.width != encoder.featureWidth(kind) {
             throw HeadError.mismatch("\(metadata.name) takes \(f.normalized ? "normalised" : "raw") \(f.kind.rawValue) features of width \(f.width)")
         }
+        if let trunk, trunk.blocks != encoder.description.layers || trunk.tokenWidth != encoder.description.width {
+            throw HeadError.mismatch("\(metadata.name)'s network takes \(trunk.blocks) blocks of \(trunk.tokenWidth), "
+                                     + "not the backbone's \(encoder.description.layers) of \(encoder.description.width)")
+        }
         if f.inputView != view {
             throw HeadError.mismatch("\(metadata.name) takes the \(f.inputView.rawValue) view of each image, not \(view.rawValue): score it in a run of its own")
         }

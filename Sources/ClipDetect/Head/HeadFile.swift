@@ -25,8 +25,11 @@ extension Head {
         let width = trunk?.dim ?? metadata.feature.width
         guard let weight = tensors[prefix + "weight"], let bias = tensors[prefix + "bias"], weight.shape == [1, width], bias.shape == [1]
         else { throw HeadError.invalid("\(source): expected weight [1, \(width)] and bias [1]") }
-        if let trunk, trunk.inputWidth != metadata.feature.width || metadata.feature.kind != .blocks {
-            throw HeadError.invalid("\(source): RINE's network takes \(trunk.inputWidth) block values, the metadata says \(metadata.feature.width) \(metadata.feature.kind.rawValue)")
+        if let trunk, trunk.inputWidth != metadata.feature.width || metadata.feature.kind != .blocks || metadata.feature.normalized
+            || metadata.feature.view != .crop {
+            throw HeadError.invalid("\(source): RINE's network takes the raw blocks feature (\(trunk.inputWidth) values) of the crop view; "
+                                    + "the metadata says \(metadata.feature.normalized ? "normalised" : "raw") \(metadata.feature.kind.rawValue) "
+                                    + "(\(metadata.feature.width)) of the \(metadata.feature.inputView.rawValue) view")
         }
         let head = Head(weights: try weight.floats().values, bias: try bias.floats()[0], metadata: metadata, trunk: trunk)
         try head.validate(source)

@@ -25,6 +25,9 @@ public struct RINETrunk: Sendable, Equatable {
     /// The feature it takes: `blocks` class tokens of `tokenWidth` (`FeatureKind.blocks`, raw).
     public var inputWidth: Int { blocks * tokenWidth }
 
+    /// Bounds a file must stay within (RINE's released networks: 24 blocks, dim 128 or 1024, 1–4 projections).
+    static let maxBlocks = 256, maxDim = 4096, maxProjections = 8, maxValues = 1 << 26
+
     /// z after the trunk, the input of the head's last layer.
     func callAsFunction(_ feature: [Float]) -> [Double] {
         precondition(feature.count == inputWidth, "RINE takes \(inputWidth) values, not \(feature.count)")
@@ -54,6 +57,9 @@ public struct RINETrunk: Sendable, Equatable {
     static func read(_ tensors: [String: Tensor], prefix: String, lastLayer: Bool, source: String) throws
         -> (trunk: RINETrunk, last: (weight: [Float], bias: Float)?) {
         func fail(_ why: String) -> HeadError { .invalid("\(source): not RINE's network: \(why)") }
+        // Every name is accounted for, and the sizes bounded, before any value is copied.
+        let mine = tensors.keys.filter { $0.hasPrefix(prefix) }
+        guard mine.count <= 2 * (2 * maxProjections + 3) + 1 else { throw fail("\(mine.count) tensors") }
         func values(_ name: String, _ shape: [Int]) throws -> [Float] {
             guard let tensor = tensors[prefix + name] else { throw fail("no \(prefix + name)") }
             guard tensor.shape == shape else { throw fail("\(prefix + name) has shape \(tensor.shape), expected \(shape)") }
@@ -65,10 +71,27 @@ public struct RINETrunk: Sendable, Equatable {
             throw fail("no alpha [1, blocks, dim]")
         }
         let blocks = shape[1], dim = shape[2]
+        guard blocks <= maxBlocks, dim <= maxDim else { throw fail("alpha \(shape) is beyond \(maxBlocks) blocks of \(maxDim)") }
         guard let first = tensors[prefix + "proj1.1.weight"]?.shape, first.count == 2, first[0] == dim, first[1] > 0 else {
             throw fail("no proj1.1.weight [\(dim), width]")
         }
         let tokenWidth = first[1]
+        guard tokenWidth <= maxDim else { throw fail("tokens of \(tokenWidth) values") }
+        var expected: Set<String> = [prefix + "alpha"]
+        for layer in lastLayer ? ["head.0", "head.3", "head.6"] : ["head.0", "head.3"] {
+            expected.formUnion([prefix + layer + ".weight", prefix + layer + ".bias"])
+        }
+        for name in ["proj1", "proj2"] {
+            var index = 0
+            while tensors[prefix + "\(name).\(1 + 3 * index).weight"] != nil, index < maxProjections {
+                expected.formUnion([prefix + "\(name).\(1 + 3 * index).weight", prefix + "\(name).\(1 + 3 * index).bias"])
+                index += 1
+            }
+        }
+        let unexpected = Set(mine).subtracting(expected)
+        guard unexpected.isEmpty else { throw fail("names it does not have: \(unexpected.sorted().prefix(4).joined(separator: ", "))") }
+        let total = mine.reduce(0) { $0 + (tensors[$1]?.elementCount ?? 0) }
+        guard total <= maxValues else { throw fail("\(total) values, beyond \(maxValues)") }
         func linear(_ name: String, inputs: Int, outputs: Int) throws -> Layer {
             Layer(weight: try values(name + ".weight", [outputs, inputs]), bias: try values(name + ".bias", [outputs]), inputs: inputs, outputs: outputs)
         }
@@ -83,10 +106,6 @@ public struct RINETrunk: Sendable, Equatable {
         guard !proj1.isEmpty, proj2.count == proj1.count else { throw fail("proj1 and proj2 of \(proj1.count) and \(proj2.count) layers") }
         let hidden = [try linear("head.0", inputs: dim, outputs: dim), try linear("head.3", inputs: dim, outputs: dim)]
         let last = lastLayer ? (try values("head.6.weight", [1, dim]), try values("head.6.bias", [1])[0]) : nil
-        let known = 1 + 2 * (proj1.count + proj2.count + 2 + (lastLayer ? 1 : 0))
-        guard tensors.keys.filter({ $0.hasPrefix(prefix) }).count == known else {
-            throw fail("names beyond alpha, proj1, proj2 and head: \(tensors.keys.filter { $0.hasPrefix(prefix) }.sorted().prefix(4).joined(separator: ", "))…")
-        }
         return (RINETrunk(alpha: try values("alpha", [1, blocks, dim]), blocks: blocks, dim: dim, tokenWidth: tokenWidth,
                           proj1: proj1, proj2: proj2, hidden: hidden), last.map { (weight: $0.0, bias: $0.1) })
     }
