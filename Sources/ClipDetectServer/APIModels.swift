@@ -110,6 +110,10 @@ struct ModelsResponse: Encodable {
         var name: String
         var feature: String
         var width: Int
+        /// How each image becomes the encoder's input for this head: resize-crop or crop.
+        var view: String
+        /// linear, or rine (RINE's network before its last layer).
+        var network: String
         var calibration: Head.Calibration?
         var threshold: Double?
         var band: UncertaintyBand?
@@ -132,7 +136,8 @@ struct ModelsResponse: Encodable {
                             precision: encoder.backend.precision.rawValue, compute: encoder.backend.description)
         heads = server.detector.heads.map {
             HeadInfo(name: $0.metadata.name, feature: ($0.metadata.feature.normalized ? "normalised " : "raw ") + $0.metadata.feature.kind.rawValue,
-                     width: $0.metadata.feature.width, calibration: $0.metadata.calibration, threshold: $0.metadata.threshold,
+                     width: $0.metadata.feature.width, view: $0.metadata.feature.inputView.rawValue,
+                     network: $0.trunk == nil ? "linear" : "rine", calibration: $0.metadata.calibration, threshold: $0.metadata.threshold,
                      band: $0.metadata.band, calibrationSet: $0.metadata.calibrationSet, provenance: $0.metadata.provenance)
         }
         fusion = server.detector.heads.count > 1 ? server.detector.fusion.rawValue : nil

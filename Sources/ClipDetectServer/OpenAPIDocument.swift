@@ -10,7 +10,7 @@ enum OpenAPIDocument {
     {
       "openapi": "3.1.0",
       "info": {"title": "clipdetect", "version": "\#(clipdetectVersion)",
-               "description": "Tells whether an image was made by a generative model (CLIP features and a linear head)."},
+               "description": "Tells whether an image was made by a generative model (frozen CLIP features and a light head: the paper's linear head, UnivFD's or RINE's)."},
       "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {

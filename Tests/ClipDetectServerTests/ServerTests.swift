@@ -227,6 +227,8 @@ import Testing
             #expect(try await Self.send(client, base + "/metrics").status == 401)
             let models = try await Self.send(client, base + "/v1/models", headers: [("Authorization", "Bearer other")])
             #expect(models.status == 200 && (models.json?["heads"] as? [[String: Any]])?.first?["name"] as? String == "tiny")
+            let head = (models.json?["heads"] as? [[String: Any]])?.first
+            #expect(head?["view"] as? String == "resize-crop" && head?["network"] as? String == "linear")
             // What computes the features is stated: the tests' tower runs fp32 on any CPU.
             let backbone = models.json?["backbone"] as? [String: Any]
             #expect(backbone?["precision"] as? String == "fp32" && (backbone?["compute"] as? String)?.hasPrefix("fp32, ") == true)
