@@ -21,11 +21,13 @@ public struct ComputeBackend: Sendable, Equatable, CustomStringConvertible {
     public let note: String?
     /// OpenBLAS reads the weights in place from the mapped file (false: converted to fp32 at load, or packed).
     public let readInPlace: Bool
+    /// oneDNN's name for the kernel it chose for the blocks' products (e.g. `brg:avx512_core_bf16`); nil on OpenBLAS.
+    public let kernel: String?
 
     public var description: String {
         let packing = packedBytes > 0 ? String(format: "weights packed at load (%.0f MB)", Double(packedBytes) / 1_048_576)
             : readInPlace ? "weights read in place" : "weights converted to fp32 at load"
-        return "\(precision.rawValue), \(library.rawValue), \(packing)"
+        return "\(precision.rawValue), \(library.rawValue)\(kernel.map { " \($0)" } ?? ""), \(packing)"
     }
 
     /// The kernels that will run on this CPU for `requested`: bf16 needs AVX-512 BF16 (or AMX);
@@ -79,6 +81,7 @@ struct DenseLayer: Sendable {
 
     private var packed: PackedMatmul? { if case .packed(let matmul) = storage { matmul } else { nil } }
     var packedBytes: Int { packed?.packedBytes ?? 0 }
+    var kernel: String? { packed?.implementation }
 
     func apply(_ a: UnsafePointer<Float>, rows: Int, group: Int, into out: UnsafeMutablePointer<Float>, halves: UnsafeMutablePointer<UInt16>) {
         guard let packed else {

@@ -57,7 +57,8 @@ public final class ImageEncoder: Sendable {
         // Packed, the dense matrices live in oneDNN's copy only: converted fp32 ones are freed.
         self.weights = kind == .blas ? weights : weights.withoutDenseMatrices()
         backend = ComputeBackend(precision: kind.precision, library: kind.library, packedBytes: packed, note: note,
-                                 readInPlace: kind == .blas && self.weights.all.allSatisfy { checkpoint.isMapped($0) })
+                                 readInPlace: kind == .blas && self.weights.all.allSatisfy { checkpoint.isMapped($0) },
+                                 kernel: blocks.first?.qkv.kernel)
     }
 
     /// Opens a checkpoint and infers its description (config files beside it and `hints` fill the gaps).
