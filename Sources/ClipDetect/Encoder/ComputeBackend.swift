@@ -79,22 +79,19 @@ struct DenseLayer: Sendable {
         }
     }
 
-    private var packed: PackedMatmul? { if case .packed(let matmul) = storage { matmul } else { nil } }
-    var packedBytes: Int { packed?.packedBytes ?? 0 }
-    var kernel: String? { packed?.implementation }
+    var packedBytes: Int { if case .packed(let matmul) = storage { matmul.packedBytes } else { 0 } }
+    var kernel: String? { if case .packed(let matmul) = storage { matmul.implementation } else { nil } }
 
-    func apply(_ a: UnsafePointer<Float>, rows: Int, group: Int, into out: UnsafeMutablePointer<Float>, halves: UnsafeMutablePointer<UInt16>) {
-        guard let packed else {
-            guard case .blas(let weight, let bias) = storage else { return }
+    func apply(_ a: UnsafePointer<Float>, rows: Int, group: Int, into out: UnsafeMutablePointer<Float>, workspace: Workspace) {
+        switch storage {
+        case .blas(let weight, let bias):
             Kernels.linear(a, rows: rows, group: group, inputs: inputs, weight: weight, bias: bias, outputs: outputs, into: out)
             if let activation { Kernels.activate(out, count: rows * outputs, activation) }
-            return
-        }
-        if packed.element == .bf16 {
-            Kernels.roundToBF16(a, count: rows * inputs, into: halves)
-            packed.apply(halves, rows: rows, group: group, into: out)
-        } else {
-            packed.apply(a, rows: rows, group: group, into: out)
+        case .packed(let packed) where packed.element == .bf16:
+            Kernels.roundToBF16(a, count: rows * inputs, into: workspace.halves)
+            packed.apply(workspace.halves, rows: rows, group: group, into: out, scratch: workspace.blocks)
+        case .packed(let packed):
+            packed.apply(a, rows: rows, group: group, into: out, scratch: workspace.blocks)
         }
     }
 }

@@ -104,7 +104,7 @@ public final class ImageEncoder: Sendable {
         let workspace = workspaces.take(images: count, description: d)
         defer { workspaces.give(workspace) }
         let w = d.width, t = d.tokens, rows = count * t
-        let x = workspace.x, normed = workspace.normed, wide = workspace.wide, mixed = workspace.mixed, halves = workspace.halves
+        let x = workspace.x, normed = workspace.normed, wide = workspace.wide, mixed = workspace.mixed
         var compacted = false
         var blockTokens = kind == .blocks ? [[Float]](repeating: [Float](repeating: 0, count: d.layers * w), count: count) : []
 
@@ -114,7 +114,7 @@ public final class ImageEncoder: Sendable {
         observe?(.afterPreNorm, UnsafeBufferPointer(start: x, count: rows * w))
         for (n, (layer, dense)) in zip(weights.layers, blocks).enumerated() {
             Kernels.layerNorm(x, rows: rows, width: w, weight: layer.norm1Weight, bias: layer.norm1Bias, eps: d.layerNormEps, into: normed)
-            dense.qkv.apply(normed, rows: rows, group: t, into: wide, halves: halves)
+            dense.qkv.apply(normed, rows: rows, group: t, into: wide, workspace: workspace)
             // Only the class token leaves the last block: past its keys and values, the other tokens'
             // rows are not needed (unless a caller observes the whole block).
             let classOnly = n == blocks.count - 1 && observe == nil
@@ -123,7 +123,7 @@ public final class ImageEncoder: Sendable {
             if classOnly {
                 for image in 0..<count { (x + image * w).update(from: x + image * t * w, count: w) }
             }
-            dense.out.apply(normed, rows: live, group: queries, into: mixed, halves: halves)
+            dense.out.apply(normed, rows: live, group: queries, into: mixed, workspace: workspace)
             Kernels.add(x, mixed, count: live * w)
             Kernels.layerNorm(x, rows: live, width: w, weight: layer.norm2Weight, bias: layer.norm2Bias, eps: d.layerNormEps, into: normed)
             if kind == .blocks {
@@ -131,8 +131,8 @@ public final class ImageEncoder: Sendable {
                     blockTokens[image].withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: n * w).update(from: normed + image * queries * w, count: w) }
                 }
             }
-            dense.fc1.apply(normed, rows: live, group: queries, into: wide, halves: halves)
-            dense.fc2.apply(wide, rows: live, group: queries, into: mixed, halves: halves)
+            dense.fc1.apply(normed, rows: live, group: queries, into: wide, workspace: workspace)
+            dense.fc2.apply(wide, rows: live, group: queries, into: mixed, workspace: workspace)
             Kernels.add(x, mixed, count: live * w)
             if classOnly { compacted = true; break }
             observe?(.afterBlock(n), UnsafeBufferPointer(start: x, count: rows * w))
@@ -160,7 +160,7 @@ public final class ImageEncoder: Sendable {
                 }
             }
         }
-        patchLayer.apply(columns, rows: patches, group: g * g, into: embedded, halves: workspace.halves)
+        patchLayer.apply(columns, rows: patches, group: g * g, into: embedded, workspace: workspace)
         let positions = weights.positionalEmbedding.pointer, token = weights.classEmbedding.pointer
         Parallel.rows(count * d.tokens) { row in
             let image = row / d.tokens, slot = row % d.tokens
@@ -225,46 +225,48 @@ public final class ImageEncoder: Sendable {
     }
 }
 
-/// The activation buffers of one pass, kept between calls: allocating and faulting in ~80 MB for
-/// each ViT-L/14 batch of 8 cost time that a long run pays only once this way.
+/// The activation buffers of one pass (about 80 MB for a ViT-L/14 batch of 8), kept between calls
+/// so that a long run allocates them once.
 final class Workspace: @unchecked Sendable {
     let images: Int
     let x, normed, wide, mixed, scores: UnsafeMutablePointer<Float>
+    /// A layer's input rounded to bf16 (the widest input is the MLP's).
     let halves: UnsafeMutablePointer<UInt16>
+    /// One dense block of output columns per core, for packed kernels (they write densely, then the
+    /// block is copied into place).
+    let blocks: UnsafeMutablePointer<Float>
 
     init(images: Int, description d: ModelDescription) {
         self.images = images
-        let rows = images * d.tokens, patchValues = 3 * d.patchSize * d.patchSize
+        let rows = images * d.tokens, patchValues = 3 * d.patchSize * d.patchSize, widest = max(3 * d.width, d.mlpWidth)
         x = .allocate(capacity: rows * d.width)
         normed = .allocate(capacity: rows * d.width)
-        wide = .allocate(capacity: rows * max(3 * d.width, d.mlpWidth, patchValues))
+        wide = .allocate(capacity: rows * max(widest, patchValues))
         mixed = .allocate(capacity: rows * d.width)
         scores = .allocate(capacity: Parallel.cores * d.tokens * d.tokens)
-        halves = .allocate(capacity: rows * max(d.mlpWidth, d.width, patchValues))
+        halves = .allocate(capacity: rows * max(d.mlpWidth, d.width))
+        blocks = .allocate(capacity: Parallel.cores * d.tokens * widest)
     }
 
-    deinit { [x, normed, wide, mixed, scores].forEach { $0.deallocate() }; halves.deallocate() }
+    deinit { [x, normed, wide, mixed, scores, blocks].forEach { $0.deallocate() }; halves.deallocate() }
 }
 
 /// The largest idle workspace is kept: passes run one at a time in the CLI and the service;
 /// concurrent callers each get their own.
 final class WorkspacePool: @unchecked Sendable {
     private let lock = NSLock()
-    private var idle: [Workspace] = []
+    private var idle: Workspace?
 
     func take(images: Int, description: ModelDescription) -> Workspace {
         let found: Workspace? = lock.withLock {
-            guard let index = idle.indices.filter({ idle[$0].images >= images }).min(by: { idle[$0].images < idle[$1].images }) else { return nil }
-            return idle.remove(at: index)
+            guard let idle, idle.images >= images else { return nil }
+            self.idle = nil
+            return idle
         }
         return found ?? Workspace(images: images, description: description)
     }
 
     func give(_ workspace: Workspace) {
-        lock.withLock {
-            idle.append(workspace)
-            idle.sort { $0.images > $1.images }
-            if idle.count > 1 { idle.removeLast(idle.count - 1) }
-        }
+        lock.withLock { if workspace.images >= idle?.images ?? 0 { idle = workspace } }
     }
 }

@@ -123,17 +123,17 @@ final class PackedMatmul: @unchecked Sendable {
     }
 
     /// out[m, n] = a[m, k] · Wᵀ + bias, `a` in this matmul's element type (bf16 as raw UInt16).
-    func apply(_ a: UnsafeRawPointer, rows m: Int, group: Int, into out: UnsafeMutablePointer<Float>) {
+    /// `scratch` holds `group × outputs` floats per core: oneDNN's fast kernels write a dense block,
+    /// whose columns are then copied into place.
+    func apply(_ a: UnsafeRawPointer, rows m: Int, group: Int, into out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         precondition(group > 0 && m % group == 0, "rows come in whole images")
         let elementSize = element == .bf16 ? 2 : 4
         let n = outputs, k = inputs
-        Parallel.chunks(blocks.count) { _, range in
+        Parallel.chunks(blocks.count) { chunk, range in
             OneDNN.useOneThreadHere()
+            let dense = scratch + chunk * group * n
             for block in blocks[range] {
                 guard let entry = block.primitives[group] else { preconditionFailure("no primitive for \(group) rows") }
-                // oneDNN's fast kernels write a dense block; its columns are copied into place.
-                let dense = UnsafeMutablePointer<Float>.allocate(capacity: group * block.columns)
-                defer { dense.deallocate() }
                 let stream = OneDNN.stream()
                 defer { dnnl_stream_destroy(stream) }
                 for start in stride(from: 0, to: m, by: group) {
