@@ -29,7 +29,7 @@ import Testing
             case "script" where attributes["src"] != nil: external.append("script src")
             case "table": tables.append((attributes, [], []))
             case "tr" where !tables.isEmpty: inRow = true; tables[tables.count - 1].rows.append([]); tables[tables.count - 1].values.append([])
-            case "td", "th" where inRow:
+            case "td" where inRow, "th" where inRow:
                 inCell = true
                 cellText = ""
                 tables[tables.count - 1].values[tables[tables.count - 1].values.count - 1].append(attributes["data-value"])

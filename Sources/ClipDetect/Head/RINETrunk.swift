@@ -21,6 +21,22 @@ public struct RINETrunk: Sendable, Equatable {
     let alpha: [Float]
     public let blocks: Int, dim: Int, tokenWidth: Int
     let proj1: [Layer], proj2: [Layer], hidden: [Layer]
+    /// softmax(α) over the blocks, for each of the dim components: computed once, not per image.
+    private let importance: [Double]
+
+    init(alpha: [Float], blocks: Int, dim: Int, tokenWidth: Int, proj1: [Layer], proj2: [Layer], hidden: [Layer]) {
+        (self.alpha, self.blocks, self.dim, self.tokenWidth) = (alpha, blocks, dim, tokenWidth)
+        (self.proj1, self.proj2, self.hidden) = (proj1, proj2, hidden)
+        var importance = [Double](repeating: 0, count: blocks * dim)
+        for j in 0..<dim {
+            let column = (0..<blocks).map { Double(alpha[$0 * dim + j]) }
+            let peak = column.max()!
+            let exps = column.map { Foundation.exp($0 - peak) }
+            let total = exps.reduce(0, +)
+            for b in 0..<blocks { importance[b * dim + j] = exps[b] / total }
+        }
+        self.importance = importance
+    }
 
     /// The feature it takes: `blocks` class tokens of `tokenWidth` (`FeatureKind.blocks`, raw).
     public var inputWidth: Int { blocks * tokenWidth }
@@ -31,24 +47,19 @@ public struct RINETrunk: Sendable, Equatable {
     /// z after the trunk, the input of the head's last layer.
     func callAsFunction(_ feature: [Float]) -> [Double] {
         precondition(feature.count == inputWidth, "RINE takes \(inputWidth) values, not \(feature.count)")
-        // softmax over the blocks, for each of the dim components
-        var weights = [Double](repeating: 0, count: blocks * dim)
-        for j in 0..<dim {
-            let column = (0..<blocks).map { Double(alpha[$0 * dim + j]) }
-            let peak = column.max()!
-            let exps = column.map { Foundation.exp($0 - peak) }
-            let total = exps.reduce(0, +)
-            for b in 0..<blocks { weights[b * dim + j] = exps[b] / total }
-        }
         var z = [Double](repeating: 0, count: dim)
         for b in 0..<blocks {
             var g = feature[(b * tokenWidth)..<((b + 1) * tokenWidth)].map(Double.init)
             for layer in proj1 { g = layer(g) }
-            for j in 0..<dim { z[j] += weights[b * dim + j] * g[j] }
+            for j in 0..<dim { z[j] += importance[b * dim + j] * g[j] }
         }
         for layer in proj2 + hidden { z = layer(z) }
         return z
     }
+
+    /// RINE's Sequential index of a chain's `index`th Linear: each follows a Dropout and is followed by
+    /// ReLU and Dropout (proj1.1, proj1.4, proj1.7, …).
+    private static func layerName(_ chain: String, _ index: Int) -> String { "\(chain).\(1 + 3 * index)" }
 
     /// Reads RINE's names under `prefix` (its checkpoint: "", a clipdetect head file: "trunk."):
     /// `alpha` [1, B, P], `proj1.{1,4,…}` (the first Linear(T, P), the rest P × P), `proj2.{1,4,…}`,
@@ -81,12 +92,14 @@ public struct RINETrunk: Sendable, Equatable {
         for layer in lastLayer ? ["head.0", "head.3", "head.6"] : ["head.0", "head.3"] {
             expected.formUnion([prefix + layer + ".weight", prefix + layer + ".bias"])
         }
+        var depth: [String: Int] = [:]
         for name in ["proj1", "proj2"] {
             var index = 0
-            while tensors[prefix + "\(name).\(1 + 3 * index).weight"] != nil, index < maxProjections {
-                expected.formUnion([prefix + "\(name).\(1 + 3 * index).weight", prefix + "\(name).\(1 + 3 * index).bias"])
+            while tensors[prefix + layerName(name, index) + ".weight"] != nil, index < maxProjections {
+                expected.formUnion([prefix + layerName(name, index) + ".weight", prefix + layerName(name, index) + ".bias"])
                 index += 1
             }
+            depth[name] = index
         }
         let unexpected = Set(mine).subtracting(expected)
         guard unexpected.isEmpty else { throw fail("names it does not have: \(unexpected.sorted().prefix(4).joined(separator: ", "))") }
@@ -96,11 +109,7 @@ public struct RINETrunk: Sendable, Equatable {
             Layer(weight: try values(name + ".weight", [outputs, inputs]), bias: try values(name + ".bias", [outputs]), inputs: inputs, outputs: outputs)
         }
         func chain(_ name: String) throws -> [Layer] {
-            var layers: [Layer] = []
-            while tensors[prefix + "\(name).\(1 + 3 * layers.count).weight"] != nil {
-                layers.append(try linear("\(name).\(1 + 3 * layers.count)", inputs: name == "proj1" && layers.isEmpty ? tokenWidth : dim, outputs: dim))
-            }
-            return layers
+            try (0..<depth[name]!).map { try linear(layerName(name, $0), inputs: name == "proj1" && $0 == 0 ? tokenWidth : dim, outputs: dim) }
         }
         let proj1 = try chain("proj1"), proj2 = try chain("proj2")
         guard !proj1.isEmpty, proj2.count == proj1.count else { throw fail("proj1 and proj2 of \(proj1.count) and \(proj2.count) layers") }
@@ -115,8 +124,8 @@ public struct RINETrunk: Sendable, Equatable {
         var out: [String: SafeTensorsWriter.Entry] = [prefix + "alpha": .init(shape: [1, blocks, dim], values: alpha)]
         for (name, layers) in [("proj1", proj1), ("proj2", proj2)] {
             for (index, layer) in layers.enumerated() {
-                out[prefix + "\(name).\(1 + 3 * index).weight"] = .init(shape: [layer.outputs, layer.inputs], values: layer.weight)
-                out[prefix + "\(name).\(1 + 3 * index).bias"] = .init(shape: [layer.outputs], values: layer.bias)
+                out[prefix + Self.layerName(name, index) + ".weight"] = .init(shape: [layer.outputs, layer.inputs], values: layer.weight)
+                out[prefix + Self.layerName(name, index) + ".bias"] = .init(shape: [layer.outputs], values: layer.bias)
             }
         }
         for (index, layer) in zip([0, 3], hidden) {
