@@ -167,7 +167,7 @@ import Testing
         let calibratedLogits = [a.decision.logit(raw[0]), b.decision.logit(raw[1])]
         for fusion in Fusion.allCases {
             let detector = try Detector(encoder: encoder, heads: [a, b], configuration: Detector.Configuration(fusion: fusion))
-            let fused = try #require(detector.detect(feature: feature).fused)
+            let fused = try #require(detector.detect(features: [feature]).fused)
             let expected = [.meanProb, .softOrProb].contains(fusion) ? fusion.fuse(calibratedLogits) : fusion.fuse(raw)
             #expect(fused == expected, "\(fusion)")
         }

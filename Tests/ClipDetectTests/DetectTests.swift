@@ -235,16 +235,51 @@ import Testing
         // A tower whose projection is not the layer's width (or that has none).
         let other = try ImageEncoder(path: Fixtures.path("encoder", "b_quickgelu_proj48", "openclip.safetensors"))
         #expect(throws: HeadError.self) { try Head.importUnivFD(checkpoint: Self.weights, name: "u", backbone: other) }
-        // The paper's head takes another feature and view: one detector does not mix them.
+    }
+
+    /// Heads of other features, views and backbones in one detector: each scores exactly as it does
+    /// alone, the features of one encoder and view come from one pass, and a fused column is added.
+    @Test func headsOfOtherFeaturesViewsAndBackbonesShareOneRun() throws {
+        let encoder = try ImageEncoder(path: DetectTests.backbone)
+        let other = try ImageEncoder(path: Fixtures.path("encoder", "b_quickgelu_proj48", "openclip.safetensors"))
         let univfd = try Head.importUnivFD(checkpoint: Self.weights, name: "univfd", backbone: encoder)
+        let rine = try Head.importRINE(checkpoint: Fixtures.path("heads", "rine", "tiny_trainable.pth"), name: "rine", backbone: encoder)
         let (paper, _) = try DetectTests.importedHead()
-        #expect(throws: HeadError.self) { try Detector(encoder: encoder, heads: [paper, univfd]) }
         var cropped = paper
         cropped.metadata.name = "cropped"
         cropped.metadata.feature.view = .crop
-        #expect(throws: HeadError.mismatch("tiny takes the resize-crop view of each image, not crop: score it in a run of its own")) {
-            try Detector(encoder: encoder, heads: [cropped, paper])
+        let width = other.featureWidth(.pooled)
+        let elsewhere = Head(weights: (0..<width).map { Float(sin(Double($0))) }, bias: 0.25,
+                             metadata: Head.Metadata(name: "elsewhere", feature: Head.Feature(encoder: other)))
+        // The same weights loaded twice run once.
+        let again = try ImageEncoder(path: DetectTests.backbone)
+        let assigned: [(head: Head, encoder: ImageEncoder)] = [(paper, encoder), (univfd, again), (elsewhere, other), (rine, encoder), (cropped, encoder)]
+        let detector = try Detector(heads: assigned, configuration: Detector.Configuration(batchSize: 3))
+        #expect(detector.encoders.count == 2 && detector.encoders[0] === encoder && detector.encoder(ofHead: 1) === encoder)
+        #expect(detector.extractor.requests.count == 5 && detector.inputs == [0, 1, 2, 3, 4])
+        let passes = Set(detector.extractor.requests.map { "\(ObjectIdentifier($0.encoder)) \($0.view)" })
+        #expect(passes.count == 3)
+        let images = ["jpeg_420.jpg", "png_rgba.png", "size_33x17.png", "size_700x3.png", "webp_lossy.webp"].map { Fixtures.path("images", $0) }
+        var together: [Detection] = []
+        try detector.run(paths: images) { _, result in together.append(try result.get()) }
+        #expect(together.count == images.count)
+        for (index, (head, encoder)) in assigned.enumerated() {
+            var alone: [Double] = []
+            try Detector(encoder: encoder, heads: [head]).run(paths: images) { _, result in alone.append(try result.get().score) }
+            #expect(together.map { $0.scores[index] } == alone, "\(head.metadata.name)")
         }
+        for detection in together { #expect(detection.fused == detector.fuse(detection.scores)) }
+        // Every feature is cached under its own key; a second run reads them all and decodes nothing.
+        let cache = try FeatureCache(path: Fixtures.temporaryDirectory().appendingPathComponent("features.sqlite").path)
+        let cached = try Detector(heads: assigned, configuration: Detector.Configuration(batchSize: 3, cache: cache))
+        for round in 0..<2 {
+            var scores: [Detection] = []
+            try cached.run(paths: images) { _, result in scores.append(try result.get()) }
+            #expect(scores.map(\.scores) == together.map(\.scores))
+            #expect(scores.allSatisfy { ($0.imageWidth == nil) == (round == 1) })
+        }
+        // A head still refuses a backbone it was not made for.
+        #expect(throws: HeadError.self) { try Detector(heads: [(paper, other)]) }
     }
 }
 

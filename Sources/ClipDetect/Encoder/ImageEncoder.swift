@@ -12,6 +12,17 @@ public enum FeatureKind: String, Sendable, CaseIterable, Codable {
     case blocks
 }
 
+/// One vector the encoder returns: a kind, L2-normalised or raw.
+public struct FeatureOutput: Hashable, Sendable {
+    public var kind: FeatureKind
+    public var normalize: Bool
+
+    public init(kind: FeatureKind, normalize: Bool) {
+        self.kind = kind
+        self.normalize = normalize
+    }
+}
+
 /// A CLIP ViT image tower: pixels (normalised, N×3×S×S) in, one feature vector per image out.
 /// Building one sets OpenBLAS to a single thread for the process (`ProcessSettings`).
 public final class ImageEncoder: Sendable {
@@ -92,21 +103,28 @@ public final class ImageEncoder: Sendable {
     /// Features for `count` images laid out N×3×S×S.
     public func encode(_ pixels: [Float], count: Int, kind: FeatureKind = .pooled, normalize: Bool = true,
                        observe: ((Stage, UnsafeBufferPointer<Float>) -> Void)? = nil) throws -> [[Float]] {
+        try encode(pixels, count: count, outputs: [FeatureOutput(kind: kind, normalize: normalize)], observe: observe)[0]
+    }
+
+    /// Several features of the same images from one forward pass: `[output][image]`.
+    public func encode(_ pixels: [Float], count: Int, outputs: [FeatureOutput],
+                       observe: ((Stage, UnsafeBufferPointer<Float>) -> Void)? = nil) throws -> [[[Float]]] {
         let d = description
         let s = d.imageSize
         guard pixels.count == count * 3 * s * s else {
             throw ModelError.badConfig("encoder expects \(count)×3×\(s)×\(s) values, got \(pixels.count)")
         }
-        if kind == .projected, d.projectionDim == nil {
+        if outputs.contains(where: { $0.kind == .projected }), d.projectionDim == nil {
             throw ModelError.unsupported("this checkpoint has no projection: only the pooled feature exists")
         }
-        guard count > 0 else { return [] }
+        guard count > 0 else { return outputs.map { _ in [] } }
         let workspace = workspaces.take(images: count, description: d)
         defer { workspaces.give(workspace) }
         let w = d.width, t = d.tokens, rows = count * t
         let x = workspace.x, normed = workspace.normed, wide = workspace.wide, mixed = workspace.mixed
         var compacted = false
-        var blockTokens = kind == .blocks ? [[Float]](repeating: [Float](repeating: 0, count: d.layers * w), count: count) : []
+        let wantsBlocks = outputs.contains { $0.kind == .blocks }
+        var blockTokens = wantsBlocks ? [[Float]](repeating: [Float](repeating: 0, count: d.layers * w), count: count) : []
 
         pixels.withUnsafeBufferPointer { embed($0.baseAddress!, count: count, into: x, workspace: workspace) }
         Kernels.layerNorm(x, rows: rows, width: w, weight: weights.preNormWeight, bias: weights.preNormBias,
@@ -126,7 +144,7 @@ public final class ImageEncoder: Sendable {
             dense.out.apply(normed, rows: live, group: queries, into: mixed, workspace: workspace)
             Kernels.add(x, mixed, count: live * w)
             Kernels.layerNorm(x, rows: live, width: w, weight: layer.norm2Weight, bias: layer.norm2Bias, eps: d.layerNormEps, into: normed)
-            if kind == .blocks {
+            if wantsBlocks {
                 for image in 0..<count {
                     blockTokens[image].withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: n * w).update(from: normed + image * queries * w, count: w) }
                 }
@@ -137,8 +155,15 @@ public final class ImageEncoder: Sendable {
             if classOnly { compacted = true; break }
             observe?(.afterBlock(n), UnsafeBufferPointer(start: x, count: rows * w))
         }
-        if kind == .blocks { return normalize ? blockTokens.map(Self.normalized) : blockTokens }
-        return pool(x, images: count, tokens: compacted ? 1 : t, kind: kind, normalize: normalize)
+        let pooled = outputs.contains { $0.kind != .blocks } ? pool(x, images: count, tokens: compacted ? 1 : t) : []
+        return outputs.map { output in
+            let features = switch output.kind {
+            case .blocks: blockTokens
+            case .pooled: pooled
+            case .projected: pooled.map(project)
+            }
+            return output.normalize ? features.map(Self.normalized) : features
+        }
     }
 
     /// Patch embedding (a stride-P convolution as one GEMM), class token and positions.
@@ -199,29 +224,27 @@ public final class ImageEncoder: Sendable {
         return norm > 0 ? feature.map { $0 / norm } : feature
     }
 
-    /// ln_post on each class token (the first of each image's `tokens` rows), then the optional
-    /// projection and L2 normalisation.
-    private func pool(_ x: UnsafeMutablePointer<Float>, images: Int, tokens: Int, kind: FeatureKind, normalize: Bool) -> [[Float]] {
-        let d = description
-        let w = d.width
-        var features: [[Float]] = []
-        var token = [Float](repeating: 0, count: w)
-        for image in 0..<images {
-            token.withUnsafeMutableBufferPointer { out in
+    /// ln_post on each class token (the first of each image's `tokens` rows).
+    private func pool(_ x: UnsafeMutablePointer<Float>, images: Int, tokens: Int) -> [[Float]] {
+        let w = description.width
+        return (0..<images).map { image in
+            [Float](unsafeUninitializedCapacity: w) { out, initialized in
                 Kernels.layerNorm(x + image * tokens * w, rows: 1, width: w, weight: weights.postNormWeight,
-                                  bias: weights.postNormBias, eps: d.layerNormEps, into: out.baseAddress!)
+                                  bias: weights.postNormBias, eps: description.layerNormEps, into: out.baseAddress!)
+                initialized = w
             }
-            var feature = token
-            if kind == .projected, let projection = weights.projection, let dim = d.projectionDim {
-                feature = [Float](repeating: 0, count: dim)
-                for i in 0..<w {
-                    let value = token[i], row = projection.pointer + i * dim
-                    for j in 0..<dim { feature[j] += value * row[j] }
-                }
-            }
-            features.append(normalize ? Self.normalized(feature) : feature)
         }
-        return features
+    }
+
+    /// A pooled token times the projection (CLIP's image embedding).
+    private func project(_ token: [Float]) -> [Float] {
+        guard let projection = weights.projection, let dim = description.projectionDim else { return token }
+        var feature = [Float](repeating: 0, count: dim)
+        for i in 0..<description.width {
+            let value = token[i], row = projection.pointer + i * dim
+            for j in 0..<dim { feature[j] += value * row[j] }
+        }
+        return feature
     }
 }
 

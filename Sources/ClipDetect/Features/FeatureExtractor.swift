@@ -31,37 +31,91 @@ public struct ExtractionSettings: Sendable, Equatable {
     }
 }
 
-/// One image's feature, and the size it decoded to (nil when it came from the cache).
+/// One image's features (one per request of the run, the first first), and the size it decoded to
+/// (nil when they came from the cache).
 public struct ExtractedFeature: Sendable, Equatable {
-    public var values: [Float]
+    public var outputs: [[Float]]
     public var width: Int?
     public var height: Int?
+
+    /// The first request's feature: the only one in most runs.
+    public var values: [Float] { outputs[0] }
+}
+
+/// One feature a run computes: which encoder, how each image enters it, and what leaves it.
+public struct FeatureRequest: Sendable {
+    public let encoder: ImageEncoder
+    public var view: InputView
+    public var output: FeatureOutput
+
+    public init(encoder: ImageEncoder, view: InputView, output: FeatureOutput) {
+        self.encoder = encoder
+        self.view = view
+        self.output = output
+    }
+
+    /// True when both are the same feature of the same loaded encoder.
+    func same(as other: FeatureRequest) -> Bool {
+        encoder === other.encoder && view == other.view && output == other.output
+    }
 }
 
 /// image → decode → preprocess → encoder → feature, in batches. An image that fails to decode
-/// fails alone; its neighbours in the batch are still encoded.
+/// fails alone; its neighbours in the batch are still encoded. Each image is decoded once for all
+/// the requested features; the features of one encoder and view come from one forward pass.
 public struct FeatureExtractor: Sendable {
     public let encoder: ImageEncoder
-    public let preprocessor: Preprocessor
     public var settings: ExtractionSettings
     /// Features computed before are read from here instead of computed again.
     public var cache: FeatureCache?
     /// Applied in memory after decoding, with each image's index in the run (features are then not cached).
     public var impairment: ImpairmentChain?
+    /// Features computed beside the settings' own, from the same decoded images: other kinds, views
+    /// or encoders (`ExtractedFeature.outputs[1...]`, in this order).
+    public var alongside: [FeatureRequest] = []
 
     public init(encoder: ImageEncoder, settings: ExtractionSettings = ExtractionSettings(), cache: FeatureCache? = nil) {
         self.encoder = encoder
-        self.preprocessor = Preprocessor(encoder.description)
         self.settings = settings
         self.cache = cache
     }
 
+    /// Width of the first request's feature.
     public var width: Int { encoder.featureWidth(settings.kind) }
 
-    /// One input after decoding: either its feature (from the cache) or the encoder's input.
+    /// Every feature the run computes, the settings' own first.
+    public var requests: [FeatureRequest] {
+        [FeatureRequest(encoder: encoder, view: settings.view, output: FeatureOutput(kind: settings.kind, normalize: settings.normalize))]
+            + alongside
+    }
+
+    /// The requests that share a forward pass: one encoder, one view.
+    private struct Pass {
+        let encoder: ImageEncoder
+        let view: InputView
+        let preprocessor: Preprocessor
+        /// Indices into `requests`.
+        let members: [Int]
+    }
+
+    private static func passes(_ requests: [FeatureRequest]) -> [Pass] {
+        var passes: [Pass] = []
+        for (index, request) in requests.enumerated() {
+            if let at = passes.firstIndex(where: { $0.encoder === request.encoder && $0.view == request.view }) {
+                passes[at] = Pass(encoder: request.encoder, view: request.view, preprocessor: passes[at].preprocessor,
+                                  members: passes[at].members + [index])
+            } else {
+                passes.append(Pass(encoder: request.encoder, view: request.view, preprocessor: Preprocessor(request.encoder.description),
+                                   members: [index]))
+            }
+        }
+        return passes
+    }
+
+    /// One input after decoding: either its features (all from the cache) or each pass's input.
     private enum Prepared {
-        case cached([Float])
-        case pixels([Float], key: String?, width: Int, height: Int)
+        case cached([[Float]])
+        case pixels([[Float]], keys: [String?], width: Int, height: Int)
     }
 
     /// Calls `emit` once per path, in input order, as soon as its batch is done.
@@ -71,10 +125,13 @@ public struct FeatureExtractor: Sendable {
 
     /// Calls `emit` once per source, in input order, as soon as its batch is done.
     public func run(_ sources: [ImageSource], emit: (Int, Result<ExtractedFeature, Error>) throws -> Void) throws {
+        let requests = self.requests, passes = Self.passes(requests)
         var start = 0
         while start < sources.count {
             let batch = Array(sources[start..<min(start + settings.batchSize, sources.count)])
-            for (offset, result) in extract(batch, first: start).enumerated() { try emit(start + offset, result) }
+            for (offset, result) in extract(batch, first: start, requests: requests, passes: passes).enumerated() {
+                try emit(start + offset, result)
+            }
             start += batch.count
         }
     }
@@ -87,71 +144,93 @@ public struct FeatureExtractor: Sendable {
         return results
     }
 
-    private func extract(_ batch: [ImageSource], first: Int) -> [Result<ExtractedFeature, Error>] {
-        let inputs = prepare(batch, first: first)
-        let pending = inputs.enumerated().compactMap { index, input -> (index: Int, pixels: [Float], key: String?)? in
-            if case .success(.pixels(let pixels, let key, _, _)) = input { return (index, pixels, key) }
+    private func extract(_ batch: [ImageSource], first: Int, requests: [FeatureRequest], passes: [Pass]) -> [Result<ExtractedFeature, Error>] {
+        let inputs = prepare(batch, first: first, requests: requests, passes: passes)
+        let pending = inputs.enumerated().compactMap { index, input -> (index: Int, pixels: [[Float]], keys: [String?])? in
+            if case .success(.pixels(let pixels, let keys, _, _)) = input { return (index, pixels, keys) }
             return nil
         }
-        var encoded: Result<[[Float]], Error> = .success([])
+        // [request][pending image]
+        var computed = [[[Float]]](repeating: [], count: requests.count)
+        var failure: Error?
         if !pending.isEmpty {
-            encoded = Result {
-                try encoder.encode(pending.flatMap(\.pixels), count: pending.count, kind: settings.kind, normalize: settings.normalize)
-            }
-            if case .success(let features) = encoded, features.count == pending.count {
+            do {
+                for (number, pass) in passes.enumerated() {
+                    let features = try pass.encoder.encode(pending.flatMap { $0.pixels[number] }, count: pending.count,
+                                                           outputs: pass.members.map { requests[$0].output })
+                    for (member, values) in zip(pass.members, features) { computed[member] = values }
+                }
                 // A cache that cannot be written costs speed, not results.
-                try? cache?.store(zip(pending, features).compactMap { item, feature in item.key.map { ($0, feature) } })
-            }
+                try? cache?.store(pending.enumerated().flatMap { image, item in
+                    item.keys.enumerated().compactMap { request, key in key.map { ($0, computed[request][image]) } }
+                })
+            } catch { failure = error }
         }
         var next = 0
         return inputs.map { input in
             switch input {
             case .failure(let error): return .failure(error)
-            case .success(.cached(let feature)): return .success(ExtractedFeature(values: feature, width: nil, height: nil))
+            case .success(.cached(let features)): return .success(ExtractedFeature(outputs: features, width: nil, height: nil))
             case .success(.pixels(_, _, let width, let height)):
                 defer { next += 1 }
-                return encoded.map { ExtractedFeature(values: $0[next], width: width, height: height) }
+                if let failure { return .failure(failure) }
+                return .success(ExtractedFeature(outputs: computed.map { $0[next] }, width: width, height: height))
             }
         }
     }
 
     /// Reads, looks up, decodes and preprocesses a batch on all cores.
-    private func prepare(_ sources: [ImageSource], first: Int) -> [Result<Prepared, Error>] {
+    private func prepare(_ sources: [ImageSource], first: Int, requests: [FeatureRequest], passes: [Pass]) -> [Result<Prepared, Error>] {
         let results = UnsafeMutableBufferPointer<Result<Prepared, Error>>.allocate(capacity: sources.count)
         results.initialize(repeating: .success(.cached([])))
         defer { results.deallocate() }
         let shared = UncheckedSendable(results)
-        let preprocessor = self.preprocessor, settings = self.settings, impairment = self.impairment
+        let settings = self.settings, impairment = self.impairment
         let cache = impairment == nil ? self.cache : nil
-        let fingerprint = encoder.fingerprint, precision = encoder.backend.precision, width = self.width
         DispatchQueue.concurrentPerform(iterations: sources.count) { index in
             shared.value[index] = Result {
-                let name: String?, image: RGBImage, key: String?
+                let name: String?, image: RGBImage, keys: [String?]
                 switch sources[index] {
                 case .decoded(let decoded):
-                    (name, image, key) = (nil, decoded, nil)
+                    (name, image, keys) = (nil, decoded, requests.map { _ in nil })
                 case .file(let path):
                     let data = try ImageDecoder.read(path: path, limits: settings.limits)
-                    key = cache.map { _ in Self.cacheKey(data, fingerprint: fingerprint, precision: precision, settings: settings) }
-                    if let cache, let key, let feature = try? cache.feature(key, width: width) { return .cached(feature) }
+                    keys = Self.keys(data, cache: cache, requests: requests, oriented: settings.applyOrientation)
+                    if let features = Self.cached(keys, in: cache, requests: requests) { return .cached(features) }
                     (name, image) = (path, try ImageDecoder.decode(data, path: path, limits: settings.limits, applyOrientation: settings.applyOrientation))
                 case .bytes(let data):
-                    key = cache.map { _ in Self.cacheKey(data, fingerprint: fingerprint, precision: precision, settings: settings) }
-                    if let cache, let key, let feature = try? cache.feature(key, width: width) { return .cached(feature) }
+                    keys = Self.keys(data, cache: cache, requests: requests, oriented: settings.applyOrientation)
+                    if let features = Self.cached(keys, in: cache, requests: requests) { return .cached(features) }
                     (name, image) = (nil, try ImageDecoder.decode(data, limits: settings.limits, applyOrientation: settings.applyOrientation))
                 }
                 var impaired = image
                 if let impairment {
                     impaired = try ImageFileError.naming(name ?? "image \(first + index)") { try impairment.apply(image, index: first + index).0 }
                 }
-                return .pixels(preprocessor(impaired, view: settings.view), key: key, width: image.width, height: image.height)
+                return .pixels(passes.map { $0.preprocessor(impaired, view: $0.view) }, keys: keys, width: image.width, height: image.height)
             }
         }
         return Array(results)
     }
 
-    static func cacheKey(_ data: Data, fingerprint: String, precision: Precision, settings: ExtractionSettings) -> String {
-        FeatureCache.key(fileDigest: FeatureCache.digest(data), fingerprint: fingerprint, kind: settings.kind,
-                         normalized: settings.normalize, oriented: settings.applyOrientation, precision: precision, view: settings.view)
+    /// Each request's cache key for these bytes (none without a cache).
+    private static func keys(_ data: Data, cache: FeatureCache?, requests: [FeatureRequest], oriented: Bool) -> [String?] {
+        guard cache != nil else { return requests.map { _ in nil } }
+        let digest = FeatureCache.digest(data)
+        return requests.map {
+            FeatureCache.key(fileDigest: digest, fingerprint: $0.encoder.fingerprint, kind: $0.output.kind, normalized: $0.output.normalize,
+                             oriented: oriented, precision: $0.encoder.backend.precision, view: $0.view)
+        }
+    }
+
+    /// Every request's feature from the cache, or nil when one is not there.
+    private static func cached(_ keys: [String?], in cache: FeatureCache?, requests: [FeatureRequest]) -> [[Float]]? {
+        guard let cache else { return nil }
+        var features: [[Float]] = []
+        for (key, request) in zip(keys, requests) {
+            guard let key, let feature = try? cache.feature(key, width: request.encoder.featureWidth(request.output.kind)) else { return nil }
+            features.append(feature)
+        }
+        return features
     }
 }

@@ -123,8 +123,8 @@ public struct Head: Sendable, Equatable {
         }
     }
 
-    /// Refuses an encoder or feature setting the head was not made for.
-    public func check(encoder: ImageEncoder, kind: FeatureKind, normalized: Bool, view: InputView = .resizeCrop) throws {
+    /// Refuses an encoder the head was not made for (its weights, or the feature it takes).
+    public func check(encoder: ImageEncoder) throws {
         let f = metadata.feature
         if f.architecture != encoder.description.architecture {
             throw HeadError.mismatch("\(metadata.name) was made for a \(f.architecture) backbone, not \(encoder.description.architecture)")
@@ -132,15 +132,16 @@ public struct Head: Sendable, Equatable {
         if let expected = f.fingerprint, expected != encoder.fingerprint {
             throw HeadError.mismatch("\(metadata.name) was made for backbone weights \(expected.prefix(12))…, not \(encoder.fingerprint.prefix(12))…")
         }
-        if f.kind != kind || f.normalized != normalized || f.width != encoder.featureWidth(kind) {
-            throw HeadError.mismatch("\(metadata.name) takes \(f.normalized ? "normalised" : "raw") \(f.kind.rawValue) features of width \(f.width)")
+        if f.kind == .projected, encoder.description.projectionDim == nil {
+            throw HeadError.mismatch("\(metadata.name) takes projected features, and this backbone has no projection")
+        }
+        if f.width != encoder.featureWidth(f.kind) {
+            throw HeadError.mismatch("\(metadata.name) takes \(f.normalized ? "normalised" : "raw") \(f.kind.rawValue) features of width \(f.width), "
+                                     + "not the backbone's \(encoder.featureWidth(f.kind))")
         }
         if let trunk, trunk.blocks != encoder.description.layers || trunk.tokenWidth != encoder.description.width {
             throw HeadError.mismatch("\(metadata.name)'s network takes \(trunk.blocks) blocks of \(trunk.tokenWidth), "
                                      + "not the backbone's \(encoder.description.layers) of \(encoder.description.width)")
-        }
-        if f.inputView != view {
-            throw HeadError.mismatch("\(metadata.name) takes the \(f.inputView.rawValue) view of each image, not \(view.rawValue): score it in a run of its own")
         }
     }
 }

@@ -61,36 +61,66 @@ public struct Detector: Sendable {
         }
     }
 
+    /// Computes every feature the heads read (`requests`), each image decoded once.
     public var extractor: FeatureExtractor
     public let heads: [Head]
+    /// For each head, the index of its feature in `extractor.requests`.
+    public let inputs: [Int]
     public let fusion: Fusion
     /// The rule that reads the final score: the only head's, or the fused score's.
     public let decision: DecisionRule
 
-    /// Checks that every head fits the encoder (and that no head is given twice), and sets the
-    /// feature the heads were made for.
+    /// Heads on one encoder.
     public init(encoder: ImageEncoder, heads: [Head], configuration: Configuration = Configuration()) throws {
-        guard let first = heads.first else { throw HeadError.invalid("no head given") }
+        try self.init(heads: heads.map { ($0, encoder) }, configuration: configuration)
+    }
+
+    /// Heads, each with the encoder (backbone) it reads; they may differ in backbone, feature and view.
+    /// Each image is decoded once; each encoder runs one pass per view its heads take, which gives all
+    /// their features. Checks that every head fits its encoder, and that no head is given twice.
+    public init(heads assigned: [(head: Head, encoder: ImageEncoder)], configuration: Configuration = Configuration()) throws {
+        guard !assigned.isEmpty else { throw HeadError.invalid("no head given") }
         var names = Set<String>()
-        for head in heads where !names.insert(head.metadata.name).inserted {
+        for (head, _) in assigned where !names.insert(head.metadata.name).inserted {
             throw HeadError.invalid("two heads are named \(head.metadata.name): a head given twice would count twice in the fusion")
         }
-        for head in heads {
+        var encoders: [ImageEncoder] = [], requests: [FeatureRequest] = [], inputs: [Int] = []
+        for (head, given) in assigned {
             try head.validate(head.metadata.name)
-            try head.check(encoder: encoder, kind: first.metadata.feature.kind, normalized: first.metadata.feature.normalized,
-                           view: first.metadata.feature.inputView)
+            // The same weights loaded twice still run once.
+            let encoder = encoders.first { $0.fingerprint == given.fingerprint && $0.backend == given.backend } ?? given
+            if !encoders.contains(where: { $0 === encoder }) { encoders.append(encoder) }
+            try head.check(encoder: encoder)
+            let f = head.metadata.feature
+            let request = FeatureRequest(encoder: encoder, view: f.inputView, output: FeatureOutput(kind: f.kind, normalize: f.normalized))
+            if let at = requests.firstIndex(where: { $0.same(as: request) }) {
+                inputs.append(at)
+            } else {
+                inputs.append(requests.count)
+                requests.append(request)
+            }
         }
-        let settings = ExtractionSettings(kind: first.metadata.feature.kind, normalize: first.metadata.feature.normalized,
-                                          limits: configuration.limits, batchSize: configuration.batchSize,
-                                          applyOrientation: configuration.applyOrientation, view: first.metadata.feature.inputView)
-        extractor = FeatureExtractor(encoder: encoder, settings: settings, cache: configuration.cache)
-        self.heads = heads
+        let first = requests[0]
+        let settings = ExtractionSettings(kind: first.output.kind, normalize: first.output.normalize, limits: configuration.limits,
+                                          batchSize: configuration.batchSize, applyOrientation: configuration.applyOrientation, view: first.view)
+        extractor = FeatureExtractor(encoder: first.encoder, settings: settings, cache: configuration.cache)
+        extractor.alongside = Array(requests.dropFirst())
+        self.inputs = inputs
+        self.heads = assigned.map(\.head)
         self.fusion = configuration.fusion
         var decision = heads.count == 1 ? heads[0].decision : configuration.fusedDecision ?? .plain
         if let band = configuration.band { decision.band = band }
         try decision.validate()
         self.decision = decision
     }
+
+    /// The encoders the heads read, each once, in the heads' order.
+    public var encoders: [ImageEncoder] {
+        extractor.requests.reduce(into: []) { found, request in if !found.contains(where: { $0 === request.encoder }) { found.append(request.encoder) } }
+    }
+
+    /// The encoder head `index` reads.
+    public func encoder(ofHead index: Int) -> ImageEncoder { extractor.requests[inputs[index]].encoder }
 
     /// Output columns and how each reads: one per head, then `fusion` when there are several.
     public var columns: [(name: String, decision: DecisionRule)] {
@@ -108,8 +138,9 @@ public struct Detector: Sendable {
         }
     }
 
-    public func detect(feature: [Float]) -> Detection {
-        let scores = heads.map { $0.score(feature) }
+    /// The verdict from an image's features, one per `extractor.requests`.
+    public func detect(features: [[Float]]) -> Detection {
+        let scores = zip(heads, inputs).map { head, input in head.score(features[input]) }
         let fused = heads.count > 1 ? fuse(scores) : nil
         let score = fused ?? scores[0]
         return Detection(scores: scores, fused: fused, probability: decision.probability(score), isSynthetic: decision.isSynthetic(score),
@@ -118,7 +149,7 @@ public struct Detector: Sendable {
 
     /// A score that is not a number is an error, never a label.
     private func detection(_ feature: ExtractedFeature) throws -> Detection {
-        var detection = detect(feature: feature.values)
+        var detection = detect(features: feature.outputs)
         guard detection.scores.allSatisfy(\.isFinite), detection.score.isFinite else { throw ScoreError.notFinite }
         (detection.imageWidth, detection.imageHeight) = (feature.width, feature.height)
         return detection
