@@ -75,7 +75,7 @@ extension BenchCommand {
         @Flag(help: "Print one JSON object per batch size.") var json = false
 
         func run() throws {
-            let encoder = try modelOptions.load().model.encoder
+            let encoder = try modelOptions.load().encoder
             let d = encoder.description
             let sizes = try batch.split(separator: ",", omittingEmptySubsequences: false).map { entry in
                 let text = entry.trimmingCharacters(in: .whitespaces)

@@ -59,7 +59,7 @@ struct CalibrateCommand: ParsableCommand {
 
     func run() throws {
         let options = try self.options
-        let detector = try modelOptions.loadDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(batchSize: batch))
+        let detector = try modelOptions.loadDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(batchSize: batch)).detector
         let fused = detector.heads.count > 1
         let images = try Inputs.labeled(csv: nil, real: real, fake: fake)
         let progress = Progress(total: images.count, label: "calibrate", quiet: progressOptions.quiet)

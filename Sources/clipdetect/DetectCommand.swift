@@ -44,7 +44,7 @@ struct DetectCommand: ParsableCommand {
         if let output { try checkWritable(output) }
         let check = try stability.map { try StabilityCheck(draws: $0, chain: ImpairmentChain(condition: chain, seed: seed)) }
         let detector = try modelOptions.loadDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(
-            batchSize: batch, applyOrientation: exifOrientation, cache: cacheOptions.open(), band: verdictOptions.parsedBand()))
+            batchSize: batch, applyOrientation: exifOrientation, cache: cacheOptions.open(), band: verdictOptions.parsedBand())).detector
         var items = try Inputs.collect(inputs, csv: csv)
         try refuseOverwritingInputs(output, items.map(\.path))
         let writer = try DetectionWriter(path: output, format: format, heads: detector.heads.map(\.metadata.name), append: resume,

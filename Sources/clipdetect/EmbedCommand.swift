@@ -31,7 +31,7 @@ struct EmbedCommand: ParsableCommand {
         if let output { try checkWritable(output) }
         let images = try Inputs.collect(inputs).map(\.path)
         try refuseOverwritingInputs(output, images)
-        let encoder = try modelOptions.load().model.encoder
+        let encoder = try modelOptions.load().encoder
         let settings = ExtractionSettings(kind: features, normalize: !noNormalize, batchSize: batch, applyOrientation: exifOrientation,
                                           view: view)
         let extractor = FeatureExtractor(encoder: encoder, settings: settings, cache: cacheOptions.open())

@@ -51,8 +51,9 @@ struct EvalCommand: ParsableCommand {
         var tables: [EvaluationTable] = [], runs: [EvaluationReport.Run] = [], reference = ""
         let (detector, modelName) = scores == nil ? try makeDetector() : (nil, nil)
         let scoreTable = try scores.map { try CSVTable(path: $0) }
+        let rules = scores == nil || heads.isEmpty ? nil : try ModelResolution.heads(heads, store: modelOptions.store).selection
         for condition in conditions {
-            var columns = try scoreTable.map { try Self.readScores($0, name: scores!, heads: heads) }
+            var columns = try scoreTable.map { try Self.readScores($0, name: scores!, rules: rules) }
                 ?? scoreHere(detector!, list: list, impairment: condition.chain)
             if condition.chain == nil, tabFormat == .reference, saveTab != nil {
                 // The names with a row in the scores (all listed ones when scored here: detect writes a row for every file).
@@ -75,12 +76,15 @@ struct EvalCommand: ParsableCommand {
             }
         }
         print(render(tables, showCondition: conditions.count > 1))
-        if conditions.count > 1 {
+        if tables.count > 1 {
+            // Detectors (and conditions) side by side, on the average over generators.
             print("summary: AVG over generators")
             for table in tables {
                 guard let average = table.average else { continue }
-                print("  " + table.condition.padding(toLength: 28, withPad: " ", startingAt: 0) + table.detector.padding(toLength: 16, withPad: " ", startingAt: 0)
-                      + String(format: "AUC %.4f  acc %.4f  (%d images)", average.auc, average.balancedAccuracy, average.reals + average.fakes))
+                print("  " + (conditions.count > 1 ? table.condition.padding(toLength: 28, withPad: " ", startingAt: 0) : "")
+                      + table.detector.padding(toLength: max(16, table.detector.count + 2), withPad: " ", startingAt: 0)
+                      + String(format: "AUC %.4f  acc %.4f  EER %.4f  TPR@1%% %.4f  (%d images)", average.auc, average.balancedAccuracy,
+                               average.equalErrorRate, average.tprAt1, average.reals + average.fakes))
             }
         }
         if let saveTab, tabFormat == .reference {
@@ -110,10 +114,9 @@ struct EvalCommand: ParsableCommand {
 
     /// Scores from a file; the columns of the heads given read by those heads' rules (calibration,
     /// threshold, band), and `fusion` by a head set's.
-    static func readScores(_ table: CSVTable, name path: String, heads: [String]) throws -> [ScoreColumn] {
+    static func readScores(_ table: CSVTable, name path: String, rules selection: HeadSelection?) throws -> [ScoreColumn] {
         var columns = try Evaluation.readScores(table, name: path)
-        guard !heads.isEmpty else { return columns }
-        let selection = try HeadSelection.read(heads)
+        guard let selection else { return columns }
         var rules = Dictionary(uniqueKeysWithValues: selection.heads.map { ($0.metadata.name, $0.decision) })
         if let set = selection.set { rules["fusion"] = set.decision }
         for (name, rule) in rules {
@@ -126,7 +129,8 @@ struct EvalCommand: ParsableCommand {
     }
 
     private func makeDetector() throws -> (Detector, String) {
-        try modelOptions.loadNamedDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(cache: cacheOptions.open()))
+        let (detector, models) = try modelOptions.loadDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(cache: cacheOptions.open()))
+        return (detector, models.joined(separator: " + "))
     }
 
     private func scoreHere(_ detector: Detector, list: [LabeledImage], impairment: ImpairmentChain?) throws -> [ScoreColumn] {

@@ -31,30 +31,31 @@ struct ModelOptions: ParsableArguments {
 
     var hints: ModelHints { ModelHints(activation: activation, heads: attentionHeads) }
 
-    /// Reads the head files (once: heads, or one head set), then loads the model --model or they name.
-    func load(heads files: [String] = []) throws -> (model: ResolvedModel, heads: HeadSelection) {
-        let given = try HeadSelection.read(files)
+    var store: ModelStore {
         var store = ModelStore(offline: offline)
         store.downloader.progress = downloadProgress()
+        return store
+    }
+
+    /// The backbone --model names (default: the paper's detector's).
+    func load() throws -> ResolvedModel {
         let model = try namingFlags {
-            try ModelResolution.load(ModelResolution.modelName(explicit: explicitModel, heads: given.heads), hints: hints, store: store,
-                                     heads: given.heads, precision: precision)
+            try ModelResolution.load(explicitModel ?? ModelResolution.defaultModel, hints: hints, store: store, precision: precision)
         }
         if let note = model.encoder.backend.note { printError("note: \(note)") }
-        return (model, given)
+        return model
     }
 
-    /// The model and the heads to score with (those given, else the named model's own), with a
-    /// head set's fusion and fused rule; `fusion` is what the command line asked for, if anything.
-    func loadDetector(heads files: [String], fusion: Fusion? = nil, configuration: Detector.Configuration) throws -> Detector {
-        try loadNamedDetector(heads: files, fusion: fusion, configuration: configuration).detector
-    }
-
-    /// The same, with the model's name (a named model or the checkpoint's path).
-    func loadNamedDetector(heads files: [String], fusion: Fusion? = nil, configuration: Detector.Configuration) throws -> (detector: Detector, model: String) {
-        let (model, given) = try load(heads: files)
-        return (try Detector(encoder: model.encoder, heads: model.heads(given: given.heads),
-                             configuration: given.configure(configuration, fusionGiven: fusion)), model.name)
+    /// The heads to score with (head files, a head set, or named models; none: the model's own) on
+    /// --model or the backbones they record, with a head set's fusion and fused rule; `fusion` is
+    /// what the command line asked for, if anything. With the models' names (named or paths).
+    func loadDetector(heads files: [String], fusion: Fusion? = nil, configuration: Detector.Configuration) throws -> (detector: Detector, models: [String]) {
+        let (detector, models) = try namingFlags {
+            try ModelResolution.detector(heads: files, model: explicitModel, hints: hints, store: store, precision: precision,
+                                         configuration: configuration, fusion: fusion)
+        }
+        if let note = models.first?.encoder.backend.note { printError("note: \(note)") }
+        return (detector, models.map(\.name))
     }
 }
 

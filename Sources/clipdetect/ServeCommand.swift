@@ -65,9 +65,8 @@ struct ServeCommand: AsyncParsableCommand {
             guard !key.isEmpty else { throw CommandError("--api-key-env \(apiKeyEnv): the variable is not set or holds only blanks") }
             keys.append(key)
         }
-        let (model, given) = try modelOptions.load(heads: heads)
-        let detector = try Detector(encoder: model.encoder, heads: model.heads(given: given.heads),
-                                    configuration: given.configure(Detector.Configuration(band: verdictOptions.parsedBand()), fusionGiven: fusion))
+        let (detector, models) = try modelOptions.loadDetector(heads: heads, fusion: fusion,
+                                                               configuration: Detector.Configuration(band: verdictOptions.parsedBand()))
         let configuration = ServerConfiguration(
             host: host, port: port, maxBodyBytes: maxBodyBytes, maxImagesPerRequest: maxImages,
             limits: DecodeLimits(maxPixels: maxPixels, maxBytes: maxBodyBytes), maxQueuedImages: maxQueue, maxBatch: maxBatch,
@@ -75,7 +74,7 @@ struct ServeCommand: AsyncParsableCommand {
             bodyTimeout: .milliseconds(Int(bodyTimeout * 1000)), apiKeys: keys,
             corsOrigins: corsOrigin, applyOrientation: exifOrientation, maxStabilityDraws: maxStability)
         // Clients see the named model, or the checkpoint's file name: never the server's folders.
-        let shown = ModelResolution.isPath(model.name) ? URL(fileURLWithPath: model.name).lastPathComponent : model.name
+        let shown = models.map { ModelResolution.isPath($0) ? URL(fileURLWithPath: $0).lastPathComponent : $0 }.joined(separator: " + ")
         let server = DetectionServer(detector: detector, modelName: shown, configuration: configuration, logger: logger)
         try await server.run { port in
             // One line a supervisor (or a test) can read the port from; unbuffered, since stdout may be a pipe.

@@ -48,7 +48,7 @@ struct TrainCommand: ParsableCommand {
         if cv != nil, Set(images.filter(\.isSynthetic).map(\.type)).count < 2 {
             throw CommandError("--cv leave-one-generator-out needs fakes of at least two generators in typ")
         }
-        let loaded = try modelOptions.load().model
+        let loaded = try modelOptions.load()
         let extractor = FeatureExtractor(encoder: loaded.encoder, cache: cacheOptions.open())
         let progress = Progress(total: images.count, label: "train", quiet: progressOptions.quiet)
         let (data, generators) = try TrainingSet.assemble(images, with: extractor) { _, result in

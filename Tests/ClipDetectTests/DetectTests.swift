@@ -152,6 +152,49 @@ import Testing
         #expect(written == expected.0)
     }
 
+    /// Three detectors on two backbones, with other features and views, in one detect and one eval:
+    /// each backbone loaded once, each head's column equal to its own run, the fusion beside them.
+    @Test func headsOnSeveralBackbonesRunTogether() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let paper = try headFile(in: folder)
+        let otherTower = Fixtures.path("encoder", "b_quickgelu_proj48", "openclip.safetensors")
+        let other = try ImageEncoder(path: otherTower)
+        let elsewhere = folder.appendingPathComponent("elsewhere.safetensors").path
+        try Head(weights: (0..<other.featureWidth(.pooled)).map { Float(cos(Double($0))) }, bias: -0.5,
+                 metadata: Head.Metadata(name: "elsewhere", feature: Head.Feature(encoder: other))).write(to: elsewhere)
+        let univfd = folder.appendingPathComponent("univfd.safetensors").path
+        let imported = try cli.run(["head", "import", "--format", "univfd", UnivFDTests.weights, "--backbone", DetectTests.backbone,
+                                    "--name", "univfd", "-o", univfd])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        let images = ["jpeg_420.jpg", "png_rgba.png", "photo_chelsea.png", "photo_rocket.jpg", "webp_lossy.webp", "cjpeg_gray.jpg"]
+        let paths = images.map { Fixtures.path("images", $0) }
+        let together = try cli.run(["detect", "--no-cache", "--head", paper, "--head", elsewhere, "--head", univfd, "--fusion", "mean_logit"] + paths)
+        #expect(together.status == 0, "\(together.stderr)")
+        let table = try CSVTable(text: together.stdout, name: "detect")
+        #expect(Array(table.header.prefix(5)) == ["filename", "tiny", "elsewhere", "univfd", "fusion"], "\(table.header)")
+        for (name, file) in [("tiny", paper), ("elsewhere", elsewhere), ("univfd", univfd)] {
+            let alone = try cli.run(["detect", "--no-cache", "--head", file] + paths)
+            #expect(alone.status == 0, "\(alone.stderr)")
+            #expect(try table.values(name) == CSVTable(text: alone.stdout, name: name).values(name), "\(name)")
+        }
+        let fused = try zip(zip(table.values("tiny"), table.values("elsewhere")), table.values("univfd")).map { (Double($0.0)! + Double($0.1)! + Double($1)!) / 3 }
+        for (ours, want) in zip(try table.values("fusion").map { Double($0)! }, fused) { #expect(abs(ours - want) <= 1e-12) }
+        // --model puts every head on that backbone: the head made elsewhere is refused in one line.
+        let forced = try cli.run(["detect", "--no-cache", "--model", DetectTests.backbone, "--head", paper, "--head", elsewhere] + paths)
+        #expect(forced.status != 0 && forced.stderr.contains("elsewhere was made for") && forced.stderr.split(separator: "\n").count == 1,
+                "\(forced.stderr)")
+        // eval: one table per detector and the fusion, and one summary of them side by side.
+        var list = "filename,typ\n"
+        for (i, path) in paths.enumerated() { list += "\(path),\(i < 3 ? "real" : "gen")\n" }
+        try list.write(to: folder.appendingPathComponent("list.csv"), atomically: true, encoding: .utf8)
+        let evaluated = try cli.run(["eval", "--no-cache", "--csv", folder.appendingPathComponent("list.csv").path,
+                                     "--head", paper, "--head", elsewhere, "--head", univfd])
+        #expect(evaluated.status == 0, "\(evaluated.stderr)")
+        let summary = evaluated.stdout.components(separatedBy: "summary: AVG over generators\n").last ?? ""
+        #expect(["tiny", "elsewhere", "univfd", "fusion"].allSatisfy { name in summary.split(separator: "\n").contains { $0.hasPrefix("  \(name) ") } },
+                "\(evaluated.stdout)")
+    }
+
     /// Without --model, a head brings its backbone: the named one it was trained on, or the local
     /// file it was made on; a head whose local backbone is gone says so. Heads without either get the default model.
     @Test func theHeadChoosesTheBackboneWhenNoModelIsGiven() throws {
@@ -340,6 +383,35 @@ import Testing
                 #expect(store.cachedHead(named) == nil)
             }
         }
+    }
+
+    /// `--head NAME` takes a named model's own head, fetched as the model's; with head files beside
+    /// it, in the order given; never with a head set, which is calibrated as a whole.
+    @Test func namedModelsGiveTheirHeads() throws {
+        let files = ["/" + NamedModel.named("univfd")!.head!.path: Fixtures.path("heads", "univfd", "fc_weights.pth"),
+                     "/" + NamedModel.named("rine-2class")!.head!.path: Fixtures.path("heads", "rine", "model_2class_trainable.pth")]
+        let server = try LoopbackServer(handler: { request in
+            guard let file = files[request.path], let data = try? Data(contentsOf: URL(fileURLWithPath: file)) else { return .init(status: 404) }
+            return LoopbackServer.ranged(data, request: request)
+        })
+        defer { server.stop() }
+        let home = try Fixtures.temporaryDirectory()
+        let store = ModelStore(environment: ["CLIPDETECT_HOME": home.path, "CLIPDETECT_HEADS_ENDPOINT": server.base.absoluteString])
+        let (head, _) = try DetectTests.importedHead()
+        let file = home.appendingPathComponent("tiny.safetensors").path
+        try head.write(to: file)
+        let (selection, models) = try ModelResolution.heads(["rine-2class", file, "univfd"], store: store)
+        #expect(selection.heads.map(\.metadata.name) == ["rine-2class", "tiny", "univfd"] && selection.set == nil)
+        #expect(models == ["rine-2class", nil, "univfd"])
+        #expect(selection.heads[0].trunk != nil && selection.heads[2].metadata.feature.kind == .projected)
+        // A backbone without a head, and a head set beside a named head, are refused.
+        #expect(throws: ResolutionError.noHead("openai-vit-l14")) { try ModelResolution.heads(["openai-vit-l14"], store: store) }
+        var second = head
+        second.metadata.name = "tiny2"
+        let set = home.appendingPathComponent("set.safetensors").path
+        try HeadSet(heads: [head, second], fusion: .meanLogit, decision: .plain).write(to: set)
+        #expect(throws: HeadError.self) { try ModelResolution.heads([set, "univfd"], store: store) }
+        #expect(try ModelResolution.heads([set], store: store).selection.heads.count == 2)
     }
 }
 

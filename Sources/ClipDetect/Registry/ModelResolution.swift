@@ -83,8 +83,9 @@ public enum ModelResolution {
     /// Loads the backbone `model` names; what the checkpoint does not state comes from `hints`, then
     /// from the first head (it records its backbone's activation and heads), then from the registry.
     /// `precision` is what the encoder is asked to run in (see `ImageEncoder.backend` for what runs).
+    /// A named model's own head is fetched only with `ownHead` (not when other heads are given).
     public static func load(_ model: String, hints: ModelHints, store: ModelStore, heads: [Head] = [],
-                            precision: Precision = .fp32) throws -> ResolvedModel {
+                            precision: Precision = .fp32, ownHead: Bool = true) throws -> ResolvedModel {
         let fromHeads = heads.first?.metadata.feature.hints ?? ModelHints()
         if isPath(model) {
             let encoder = try ImageEncoder(path: checkpoint(at: model), hints: hints.overriding(fromHeads), precision: precision)
@@ -92,6 +93,64 @@ public enum ModelResolution {
         }
         guard let named = NamedModel.named(model) else { throw ResolutionError.unknownModel(model, known: NamedModel.all.map(\.name)) }
         let encoder = try ImageEncoder(path: store.backbone(named), hints: hints.overriding(named.hints), precision: precision)
-        return ResolvedModel(name: model, encoder: encoder, ownHead: try store.head(named, backbone: nil))
+        return ResolvedModel(name: model, encoder: encoder, ownHead: ownHead ? try store.head(named, backbone: nil) : nil)
+    }
+
+    /// The heads a user names: head files, one head-set file alone, or named models (their own head,
+    /// fetched like the model's). With each head, the named model it came from (nil for a file).
+    public static func heads(_ names: [String], store: ModelStore) throws -> (selection: HeadSelection, models: [String?]) {
+        var files: [String] = [], named: [(index: Int, head: Head, model: String)] = []
+        for (index, name) in names.enumerated() {
+            if FileKind(name) == .missing, let model = NamedModel.named(name) {
+                guard let head = try store.head(model, backbone: nil) else { throw ResolutionError.noHead(name) }
+                named.append((index, head, name))
+            } else {
+                files.append(name)
+            }
+        }
+        let fromFiles = try HeadSelection.read(files)
+        if fromFiles.set != nil, !named.isEmpty {
+            throw HeadError.invalid("a head set is calibrated as a whole: give it alone, not with other heads or sets")
+        }
+        var next = fromFiles.heads.makeIterator()
+        var heads: [Head] = [], models: [String?] = []
+        for index in fromFiles.set == nil ? Array(names.indices) : Array(fromFiles.heads.indices) {
+            if let entry = named.first(where: { $0.index == index }) {
+                heads.append(entry.head)
+                models.append(entry.model)
+            } else {
+                heads.append(next.next()!)
+                models.append(nil)
+            }
+        }
+        return (HeadSelection(heads: heads, set: fromFiles.set), models)
+    }
+
+    /// A detector from what a user names: `heads` (see `heads(_:store:)`; none: the model's own) on
+    /// `explicit` (every head on that backbone) or, when no model is named, on the backbones the
+    /// heads record, each loaded once. `fusion` is what the user asked for, if anything.
+    public static func detector(heads names: [String], model explicit: String?, hints: ModelHints, store: ModelStore,
+                                precision: Precision = .fp32, configuration: Detector.Configuration,
+                                fusion: Fusion? = nil) throws -> (detector: Detector, models: [ResolvedModel]) {
+        let (given, wanted) = try heads(names, store: store)
+        let configured = try given.configure(configuration, fusionGiven: fusion)
+        if given.heads.isEmpty || explicit != nil {
+            let model = try load(explicit ?? defaultModel, hints: hints, store: store, heads: given.heads, precision: precision,
+                                 ownHead: given.heads.isEmpty)
+            return (try Detector(encoder: model.encoder, heads: model.heads(given: given.heads), configuration: configured), [model])
+        }
+        // One load per backbone: named models that share one (univfd, rine-2class) load it once.
+        var models: [ResolvedModel] = [], loadedFor: [String: Int] = [:], assigned: [(head: Head, encoder: ImageEncoder)] = []
+        for (head, from) in zip(given.heads, wanted) {
+            // A named model's head runs on its backbone; a head file on the one it records.
+            let name = try from ?? modelName(explicit: nil, heads: [head])
+            let key = NamedModel.named(name).map { "hub:" + $0.backbone.repository } ?? URL(fileURLWithPath: name).standardizedFileURL.path
+            if loadedFor[key] == nil {
+                loadedFor[key] = models.count
+                models.append(try load(name, hints: hints, store: store, heads: [head], precision: precision, ownHead: false))
+            }
+            assigned.append((head, models[loadedFor[key]!].encoder))
+        }
+        return (try Detector(heads: assigned, configuration: configured), models)
     }
 }
