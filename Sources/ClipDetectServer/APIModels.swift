@@ -94,7 +94,8 @@ struct DetectResponse: Encodable {
     var images: [ImageVerdict]
 }
 
-/// What /v1/models says: the backbone, each head with how its scores read, the fusion.
+/// What /v1/models says: the backbones, each head with the backbone it reads and how its scores
+/// read, the fusion.
 struct ModelsResponse: Encodable {
     struct Backbone: Encodable {
         var model: String
@@ -114,6 +115,8 @@ struct ModelsResponse: Encodable {
         var view: String
         /// linear, or rine (RINE's network before its last layer).
         var network: String
+        /// Index of its backbone in `backbones`.
+        var backbone: Int
         var calibration: Head.Calibration?
         var threshold: Double?
         var band: UncertaintyBand?
@@ -122,23 +125,30 @@ struct ModelsResponse: Encodable {
     }
 
     var version: String
+    /// The first head's backbone (the only one in most services).
     var backbone: Backbone
+    var backbones: [Backbone]
     var heads: [HeadInfo]
     var fusion: String?
     /// How the final score reads: the only head's rule, or the fused score's, with any band the server was given.
     var decision: DecisionRule
 
     init(_ server: DetectionServer) {
-        let encoder = server.detector.extractor.encoder
+        let detector = server.detector, encoders = detector.encoders
         version = clipdetectVersion
-        backbone = Backbone(model: server.modelName, architecture: encoder.description.architecture, fingerprint: encoder.fingerprint,
-                            name: server.detector.heads.first?.metadata.feature.backbone,
-                            precision: encoder.backend.precision.rawValue, compute: encoder.backend.description)
-        heads = server.detector.heads.map {
-            HeadInfo(name: $0.metadata.name, feature: ($0.metadata.feature.normalized ? "normalised " : "raw ") + $0.metadata.feature.kind.rawValue,
-                     width: $0.metadata.feature.width, view: $0.metadata.feature.inputView.rawValue,
-                     network: $0.trunk == nil ? "linear" : "rine", calibration: $0.metadata.calibration, threshold: $0.metadata.threshold,
-                     band: $0.metadata.band, calibrationSet: $0.metadata.calibrationSet, provenance: $0.metadata.provenance)
+        backbones = encoders.enumerated().map { index, encoder in
+            Backbone(model: server.models[index], architecture: encoder.description.architecture, fingerprint: encoder.fingerprint,
+                     name: detector.heads.indices.first { detector.encoder(ofHead: $0) === encoder }.flatMap { detector.heads[$0].metadata.feature.backbone },
+                     precision: encoder.backend.precision.rawValue, compute: encoder.backend.description)
+        }
+        backbone = backbones[0]
+        heads = detector.heads.enumerated().map { index, head in
+            let f = head.metadata.feature
+            return HeadInfo(name: head.metadata.name, feature: (f.normalized ? "normalised " : "raw ") + f.kind.rawValue, width: f.width,
+                            view: f.inputView.rawValue, network: head.trunk == nil ? "linear" : "rine",
+                            backbone: encoders.firstIndex { $0 === detector.encoder(ofHead: index) }!,
+                            calibration: head.metadata.calibration, threshold: head.metadata.threshold, band: head.metadata.band,
+                            calibrationSet: head.metadata.calibrationSet, provenance: head.metadata.provenance)
         }
         fusion = server.detector.heads.count > 1 ? server.detector.fusion.rawValue : nil
         decision = server.detector.decision

@@ -12,19 +12,23 @@ import UnixSignals
 /// forward passes (`BatchScheduler`); every limit is in `ServerConfiguration`.
 public struct DetectionServer: Sendable {
     public let detector: Detector
-    /// What the model was loaded from (a named model or a path), shown by /v1/models.
-    public let modelName: String
+    /// What each of `detector.encoders` was loaded from (a named model or a file name), shown by /v1/models.
+    public let models: [String]
+    /// The models, joined by " + " when there are several.
+    public var modelName: String { models.joined(separator: " + ") }
     public let configuration: ServerConfiguration
     let logger: Logger
     let metrics = ServerMetrics()
 
-    public init(detector: Detector, modelName: String, configuration: ServerConfiguration, logger: Logger) {
+    /// `models` names each of `detector.encoders`.
+    public init(detector: Detector, models: [String], configuration: ServerConfiguration, logger: Logger) {
+        precondition(models.count == detector.encoders.count, "one model name per encoder")
         var detector = detector
         detector.extractor.settings.limits = configuration.limits
         detector.extractor.settings.applyOrientation = configuration.applyOrientation
         detector.extractor.settings.batchSize = configuration.maxBatch
         self.detector = detector
-        self.modelName = modelName
+        self.models = models
         self.configuration = configuration
         self.logger = logger
     }

@@ -74,8 +74,8 @@ struct ServeCommand: AsyncParsableCommand {
             bodyTimeout: .milliseconds(Int(bodyTimeout * 1000)), apiKeys: keys,
             corsOrigins: corsOrigin, applyOrientation: exifOrientation, maxStabilityDraws: maxStability)
         // Clients see the named model, or the checkpoint's file name: never the server's folders.
-        let shown = models.map { ModelResolution.isPath($0) ? URL(fileURLWithPath: $0).lastPathComponent : $0 }.joined(separator: " + ")
-        let server = DetectionServer(detector: detector, modelName: shown, configuration: configuration, logger: logger)
+        let shown = models.map { ModelResolution.isPath($0) ? URL(fileURLWithPath: $0).lastPathComponent : $0 }
+        let server = DetectionServer(detector: detector, models: shown, configuration: configuration, logger: logger)
         try await server.run { port in
             // One line a supervisor (or a test) can read the port from; unbuffered, since stdout may be a pipe.
             try? FileHandle.standardOutput.write(contentsOf: Data("clipdetect serving on http://\(host.contains(":") ? "[\(host)]" : host):\(port)\n".utf8))

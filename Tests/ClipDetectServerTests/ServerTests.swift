@@ -24,11 +24,11 @@ import Testing
     }
 
     /// Runs `body` against a server started with `configuration` (port 0), then stops it.
-    static func withServer(_ configuration: ServerConfiguration = ServerConfiguration(port: 0),
-                           _ body: @Sendable (_ base: String, _ client: HTTPClient) async throws -> Void) async throws {
+    static func withServer(_ configuration: ServerConfiguration = ServerConfiguration(port: 0), detector given: Detector? = nil,
+                           models: [String] = ["tiny-fixture"], _ body: @Sendable (_ base: String, _ client: HTTPClient) async throws -> Void) async throws {
         var configuration = configuration
         configuration.port = 0
-        let server = DetectionServer(detector: try detector(), modelName: "tiny-fixture", configuration: configuration,
+        let server = DetectionServer(detector: try given ?? detector(), models: models, configuration: configuration,
                                      logger: Logger(label: "test"))
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let task = Task { try await server.run(signals: []) { continuation.yield($0) } }
@@ -67,6 +67,36 @@ import Testing
         }
         body.append(Data("--\(boundary)--\r\n".utf8))
         return ("multipart/form-data; boundary=\(boundary)", body)
+    }
+
+    /// A service over heads on two backbones, of other features and views: each head's score is the
+    /// library's, and /v1/models says which backbone each head reads.
+    @Test func headsOnTwoBackbonesAreServedTogether() async throws {
+        let encoder = try ImageEncoder(path: Self.fixture("encoder", "a_gelu_proj32", "openclip.safetensors"))
+        let other = try ImageEncoder(path: Self.fixture("encoder", "b_quickgelu_proj48", "openclip.safetensors"))
+        let paper = try Head.importReference(checkpoint: Self.fixture("heads", "weights.pth"), config: nil, name: "tiny", backbone: encoder)
+        let univfd = try Head.importUnivFD(checkpoint: Self.fixture("heads", "univfd_fc_weights.pth"), name: "univfd", backbone: encoder)
+        let elsewhere = Head(weights: (0..<other.featureWidth(.pooled)).map { Float(cos(Double($0))) }, bias: -0.5,
+                             metadata: Head.Metadata(name: "elsewhere", feature: Head.Feature(encoder: other)))
+        let detector = try Detector(heads: [(paper, encoder), (elsewhere, other), (univfd, encoder)])
+        let expected = try await detector.detect(.file(Self.images[0]))
+        let data = try Data(contentsOf: URL(fileURLWithPath: Self.images[0]))
+        try await Self.withServer(detector: detector, models: ["a.safetensors", "b.safetensors"]) { base, client in
+            let response = try await Self.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", "image/jpeg")], body: data)
+            #expect(response.status == 200, "\(response.text)")
+            let image = (response.json?["images"] as? [[String: Any]])?.first
+            let scores = image?["scores"] as? [String: Double]
+            // Within JSON's round trip of a double.
+            for (index, name) in ["tiny", "elsewhere", "univfd"].enumerated() {
+                #expect(abs((scores?[name] ?? .nan) - expected.scores[index]) <= 1e-12, "\(response.text)")
+            }
+            #expect(response.json?["model"] as? String == "a.safetensors + b.safetensors")
+            let models = try await Self.send(client, base + "/v1/models")
+            let backbones = models.json?["backbones"] as? [[String: Any]]
+            #expect(backbones?.map { $0["fingerprint"] as? String } == [encoder.fingerprint, other.fingerprint], "\(models.text)")
+            #expect(backbones?.map { $0["model"] as? String } == ["a.safetensors", "b.safetensors"])
+            #expect((models.json?["heads"] as? [[String: Any]])?.map { $0["backbone"] as? Int } == [0, 1, 0], "\(models.text)")
+        }
     }
 
     @Test func verdictsEqualTheLibrarysAndABadImageFailsAlone() async throws {

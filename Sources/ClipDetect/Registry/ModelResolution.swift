@@ -128,7 +128,8 @@ public enum ModelResolution {
 
     /// A detector from what a user names: `heads` (see `heads(_:store:)`; none: the model's own) on
     /// `explicit` (every head on that backbone) or, when no model is named, on the backbones the
-    /// heads record, each loaded once. `fusion` is what the user asked for, if anything.
+    /// heads record, each loaded once. `fusion` is what the user asked for, if anything. The models
+    /// are those of `detector.encoders`, in that order.
     public static func detector(heads names: [String], model explicit: String?, hints: ModelHints, store: ModelStore,
                                 precision: Precision = .fp32, configuration: Detector.Configuration,
                                 fusion: Fusion? = nil) throws -> (detector: Detector, models: [ResolvedModel]) {
@@ -151,6 +152,8 @@ public enum ModelResolution {
             }
             assigned.append((head, models[loadedFor[key]!].encoder))
         }
-        return (try Detector(heads: assigned, configuration: configured), models)
+        let detector = try Detector(heads: assigned, configuration: configured)
+        // Two files of the same weights run as one encoder: one model each.
+        return (detector, detector.encoders.map { encoder in models.first { $0.encoder === encoder }! })
     }
 }
