@@ -24,7 +24,7 @@ struct BenchCommand: ParsableCommand {
         func run() throws {
             let preprocessor = Preprocessor(size: size)
             let data = try images.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }
-            func pass() throws { for bytes in data { _ = preprocessor(try ImageDecoder.decode(bytes)) } }
+            func pass() throws { for bytes in data { _ = try preprocessor(ImageDecoder.decode(bytes)) } }
             try pass()
             let start = DispatchTime.now().uptimeNanoseconds
             for _ in 0..<iterations { try pass() }

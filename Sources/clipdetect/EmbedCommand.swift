@@ -15,7 +15,7 @@ struct EmbedCommand: ParsableCommand {
     @OptionGroup var progressOptions: ProgressOptions
     @Option(help: "pooled (before the projection, the detector's feature), projected, or blocks (every block's ln_2 class token, RINE's).") var features: FeatureKind = .pooled
     @Flag(help: "Keep raw features instead of L2-normalising them.") var noNormalize = false
-    @Option(help: "resize-crop (resize the short side, then centre crop: the paper's detector) or crop (centre crop without resizing, zero padding: UnivFD's and RINE's).")
+    @Option(help: "resize-crop (resize the short side, then centre crop: the paper's detector), crop (centre crop without resizing, zero padding: UnivFD's and RINE's), or ten-crop (torchvision's TenCrop: ten features one after another in each row).")
     var view: InputView = .resizeCrop
     @Option(help: "npy (float32 N×D; a failed image is a row of NaN), jsonl or csv.") var format: Format = .jsonl
     @Option(name: [.customShort("o"), .long], help: "Output file (default: standard output).") var output: String?

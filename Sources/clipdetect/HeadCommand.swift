@@ -20,7 +20,16 @@ struct HeadCommand: ParsableCommand {
         @Option(help: "cozzolino (the paper's weights.pth, the default), univfd (UnivFD's fc_weights.pth) or rine (RINE's model_*_trainable.pth); the last two are for OpenAI's ViT-L/14, --backbone binds them to a checkpoint.")
         var format: Format = .cozzolino
 
+        @Option(help: "The view a RINE network was evaluated with: crop (the default), or ten-crop (its LDM checkpoint).")
+        var view: InputView?
+
         enum Format: String, ExpressibleByArgument, CaseIterable { case cozzolino, univfd, rine }
+
+        func validate() throws {
+            if let view, format != .rine || view == .resizeCrop {
+                throw ValidationError("--view is for --format rine: crop or ten-crop")
+            }
+        }
 
         func run() throws {
             let encoder = try namingFlags { try backbone.map { try ImageEncoder(path: ModelResolution.checkpoint(at: $0), hints: ModelHints(activation: activation)) } }
@@ -35,7 +44,7 @@ struct HeadCommand: ParsableCommand {
                 head = try Head.importUnivFD(checkpoint: weights, name: chosenName, backbone: encoder)
             case .rine:
                 guard config == nil else { throw CommandError("RINE has no config file: give only its .pth") }
-                head = try Head.importRINE(checkpoint: weights, name: chosenName, backbone: encoder)
+                head = try Head.importRINE(checkpoint: weights, name: chosenName, backbone: encoder, view: view ?? .crop)
             }
             try head.write(to: output)
             let f = head.metadata.feature

@@ -462,6 +462,35 @@ import Testing
         for (ours, theirs) in zip(scores, expected.scores!) { #expect(abs(ours - theirs) <= 1e-5, "\(scores) vs \(expected.scores!)") }
     }
 
+    /// The same network evaluated as RINE evaluates its LDM checkpoint: ten crops, their outputs
+    /// averaged; an image smaller than the crop fails alone, naming itself.
+    @Test func tenCropScoresAsRINEsLDMEvaluation() throws {
+        let encoder = try ImageEncoder(path: DetectTests.backbone)
+        let head = try Head.importRINE(checkpoint: Fixtures.path("heads", "rine", "tiny_trainable.pth"), name: "rine", backbone: encoder, view: .tenCrop)
+        #expect(head.metadata.feature.inputView == .tenCrop && head.metadata.feature.width == 2 * 32)
+        let path = try Fixtures.temporaryDirectory().appendingPathComponent("rine-ldm.safetensors").path
+        try head.write(to: path)
+        #expect(try Head.read(path) == head)
+        let expected = try Self.expected("tiny_tencrop_expected.json")
+        let detector = try Detector(encoder: encoder, heads: [try Head.read(path)], configuration: Detector.Configuration(batchSize: 4))
+        #expect(detector.extractor.width == 10 * 2 * 32)
+        let small = Fixtures.path("images", "size_33x17.png")
+        var results: [Result<Detection, Error>] = []
+        try detector.run(paths: expected.images!.map { Fixtures.path("images", $0) } + [small]) { results.append($1) }
+        let scores = try results.dropLast().map { try $0.get().score }
+        #expect(scores.count == 6 && expected.scores!.count == 6)
+        for (ours, theirs) in zip(scores, expected.scores!) { #expect(abs(ours - theirs) <= 1e-5, "\(scores) vs \(expected.scores!)") }
+        #expect(throws: (any Error).self) { try results.last!.get() }
+        if case .failure(let error) = results.last! {
+            #expect("\(error)".hasSuffix("size_33x17.png: image too small: 33×17 is smaller than the 32×32 crops of the ten-crop view"), "\(error)")
+        }
+        // Beside the crop-view network on the same tower: two passes (one per view), each as alone.
+        let crop = try Head.importRINE(checkpoint: Fixtures.path("heads", "rine", "tiny_trainable.pth"), name: "rine-crop", backbone: encoder)
+        let both = try Detector(heads: [(head, encoder), (crop, encoder)])
+        let image = Fixtures.path("images", "photo_rocket.jpg")
+        #expect(try both.detect(.file(image)).scores == [try detector.detect(.file(image)).score, try Detector(encoder: encoder, heads: [crop]).detect(.file(image)).score])
+    }
+
     @Test func theReleasedNetworkScoresAsPyTorch() throws {
         let head = try Head.importRINE(checkpoint: Fixtures.path("heads", "rine", "model_2class_trainable.pth"), name: "rine-2class", backbone: nil)
         #expect(head.metadata.feature.width == 24 * 1024 && head.trunk?.dim == 128 && head.trunk?.proj1.count == 4)

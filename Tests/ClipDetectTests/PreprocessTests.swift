@@ -48,7 +48,7 @@ import Testing
     @Test func normalisationMatchesTorchvision() throws {
         let reference = try Checkpoint.open(Fixtures.path("images", "normalized.safetensors"))
         let want = try reference.tensors["jpeg_420.jpg"]!.floats().values
-        let ours = Preprocessor(size: 224)(try ImageDecoder.decode(path: Fixtures.path("images", "jpeg_420.jpg")))
+        let ours = try Preprocessor(size: 224)(ImageDecoder.decode(path: Fixtures.path("images", "jpeg_420.jpg")))
         #expect(maxAbsDifference(ours, want) <= 1e-6)
     }
 
@@ -127,6 +127,26 @@ import Testing
 }
 
 extension CenterCropTests {
+    struct TenCropCase: Decodable { let width, height: Int; let sha256: [String] }
+    struct TenCropExpected: Decodable { let size: Int; let cases: [TenCropCase] }
+
+    /// torchvision's TenCrop at sizes with odd and even gaps: every crop, in its order, bit for bit.
+    @Test func tenCropMatchesTorchvision() throws {
+        let expected = try JSONDecoder().decode(TenCropExpected.self, from: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("preprocess", "ten_crop.json"))))
+        #expect(expected.cases.count == 8)
+        let preprocessor = Preprocessor(size: expected.size)
+        for item in expected.cases {
+            let crops = try preprocessor.tenCropped(Self.pattern(width: item.width, height: item.height))
+            #expect(crops.map { CommandTests.sha256(Data($0.pixels)) } == item.sha256, "\(item.width)×\(item.height)")
+        }
+        // torchvision refuses an image smaller than the crop; so do we, in one line.
+        for (width, height) in [(223, 300), (300, 223), (1, 1)] {
+            #expect(throws: ImageError.tooSmall("\(width)×\(height) is smaller than the 224×224 crops of the ten-crop view")) {
+                try preprocessor.tenCropped(Self.pattern(width: width, height: height))
+            }
+        }
+    }
+
     /// The crop view end to end: features of the centre crop without resizing (files larger than,
     /// straddling and smaller than the tower's 32-pixel crop), cached apart from the resize-crop view's.
     @Test func cropViewFeaturesAreTheEncodersOnTheCrop() throws {
@@ -134,14 +154,14 @@ extension CenterCropTests {
         let preprocessor = Preprocessor(encoder.description)
         let files = ["jpeg_420.jpg", "size_33x17.png", "size_1x1.png"].map { Fixtures.path("images", $0) }
         let cache = try FeatureCache(path: Fixtures.temporaryDirectory().appendingPathComponent("f.sqlite").path)
-        for view in InputView.allCases {
+        for view in [InputView.resizeCrop, .crop] {
             var extractor = FeatureExtractor(encoder: encoder, settings: ExtractionSettings(view: view), cache: cache)
             for _ in 0..<2 {  // computed, then read from the cache
                 var features: [[Float]] = []
                 try extractor.run(paths: files) { features.append(try $1.get()) }
                 for (file, feature) in zip(files, features) {
                     let image = try ImageDecoder.decode(path: file)
-                    let pixels = view == .crop ? preprocessor.normalized(preprocessor.cropped(image)) : preprocessor(image)
+                    let pixels = view == .crop ? preprocessor.normalized(preprocessor.cropped(image)) : try preprocessor(image)
                     #expect(feature == (try encoder.encode(pixels, count: 1)[0]), "\(view) \(file)")
                 }
             }

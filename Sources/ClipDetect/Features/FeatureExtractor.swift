@@ -80,8 +80,8 @@ public struct FeatureExtractor: Sendable {
         self.cache = cache
     }
 
-    /// Width of the first request's feature.
-    public var width: Int { encoder.featureWidth(settings.kind) }
+    /// Width of the first request's feature (each crop's, one after another, for ten-crop).
+    public var width: Int { encoder.featureWidth(settings.kind) * settings.view.crops }
 
     /// Every feature the run computes, the settings' own first.
     public var requests: [FeatureRequest] {
@@ -156,9 +156,13 @@ public struct FeatureExtractor: Sendable {
         if !pending.isEmpty {
             do {
                 for (number, pass) in passes.enumerated() {
-                    let features = try pass.encoder.encode(pending.flatMap { $0.pixels[number] }, count: pending.count,
+                    let crops = pass.view.crops
+                    let features = try pass.encoder.encode(pending.flatMap { $0.pixels[number] }, count: pending.count * crops,
                                                            outputs: pass.members.map { requests[$0].output })
-                    for (member, values) in zip(pass.members, features) { computed[member] = values }
+                    // An image's crops, one after another, make its feature.
+                    for (member, values) in zip(pass.members, features) {
+                        computed[member] = crops == 1 ? values : (0..<pending.count).map { Array(values[($0 * crops)..<(($0 + 1) * crops)].joined()) }
+                    }
                 }
                 // A cache that cannot be written costs speed, not results.
                 try? cache?.store(pending.enumerated().flatMap { image, item in
@@ -203,11 +207,10 @@ public struct FeatureExtractor: Sendable {
                     if let features = Self.cached(keys, in: cache, requests: requests) { return .cached(features) }
                     (name, image) = (nil, try ImageDecoder.decode(data, limits: settings.limits, applyOrientation: settings.applyOrientation))
                 }
-                var impaired = image
-                if let impairment {
-                    impaired = try ImageFileError.naming(name ?? "image \(first + index)") { try impairment.apply(image, index: first + index).0 }
+                return try ImageFileError.naming(name ?? "image \(first + index)") {
+                    let impaired = try impairment.map { try $0.apply(image, index: first + index).0 } ?? image
+                    return .pixels(try passes.map { try $0.preprocessor(impaired, view: $0.view) }, keys: keys, width: image.width, height: image.height)
                 }
-                return .pixels(passes.map { $0.preprocessor(impaired, view: $0.view) }, keys: keys, width: image.width, height: image.height)
             }
         }
         return Array(results)
@@ -228,7 +231,8 @@ public struct FeatureExtractor: Sendable {
         guard let cache else { return nil }
         var features: [[Float]] = []
         for (key, request) in zip(keys, requests) {
-            guard let key, let feature = try? cache.feature(key, width: request.encoder.featureWidth(request.output.kind)) else { return nil }
+            let width = request.encoder.featureWidth(request.output.kind) * request.view.crops
+            guard let key, let feature = try? cache.feature(key, width: width) else { return nil }
             features.append(feature)
         }
         return features

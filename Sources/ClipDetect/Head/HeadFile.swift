@@ -26,8 +26,8 @@ extension Head {
         guard let weight = tensors[prefix + "weight"], let bias = tensors[prefix + "bias"], weight.shape == [1, width], bias.shape == [1]
         else { throw HeadError.invalid("\(source): expected weight [1, \(width)] and bias [1]") }
         if let trunk, trunk.inputWidth != metadata.feature.width || metadata.feature.kind != .blocks || metadata.feature.normalized
-            || metadata.feature.view != .crop {
-            throw HeadError.invalid("\(source): RINE's network takes the raw blocks feature (\(trunk.inputWidth) values) of the crop view; "
+            || ![.crop, .tenCrop].contains(metadata.feature.inputView) {
+            throw HeadError.invalid("\(source): RINE's network takes the raw blocks feature (\(trunk.inputWidth) values) of the crop or ten-crop view; "
                                     + "the metadata says \(metadata.feature.normalized ? "normalised" : "raw") \(metadata.feature.kind.rawValue) "
                                     + "(\(metadata.feature.width)) of the \(metadata.feature.inputView.rawValue) view")
         }
@@ -129,8 +129,10 @@ extension Head {
     /// RINE's checkpoint (`ckpt/model_*_trainable.pth`: α, proj1, proj2, head), read by the restricted
     /// unpickler. It scores the class tokens of every block's ln_2 output (`FeatureKind.blocks`, raw)
     /// of the centre crop without resizing, on OpenAI's ViT-L/14; `backbone` binds it to a checkpoint
-    /// whose blocks and width match, else it names that tower (`openai-vit-l14`).
-    public static func importRINE(checkpoint path: String, name: String, backbone: ImageEncoder?) throws -> Head {
+    /// whose blocks and width match, else it names that tower (`openai-vit-l14`). `view` is how the
+    /// network was evaluated: `crop`, or `tenCrop` for the LDM checkpoint.
+    public static func importRINE(checkpoint path: String, name: String, backbone: ImageEncoder?, view: InputView = .crop) throws -> Head {
+        guard view != .resizeCrop else { throw HeadError.invalid("RINE is evaluated on a crop or ten crops, not resized") }
         let file = try Checkpoint.open(path)
         let (trunk, last) = try RINETrunk.read(file.tensors, prefix: "", lastLayer: true, source: path)
         let openAI = NamedModel.named("openai-vit-l14")!
@@ -142,7 +144,7 @@ extension Head {
         let feature = Feature(architecture: backbone?.description.architecture ?? openAI.architecture, fingerprint: backbone?.fingerprint,
                               backbone: backbone == nil ? openAI.backbone.repository : nil, kind: .blocks, normalized: false,
                               width: trunk.inputWidth, backbonePath: backbone?.path.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
-                              view: .crop)
+                              view: view)
         let head = Head(weights: last!.weight, bias: last!.bias,
                         metadata: Metadata(name: name, feature: feature, provenance: "RINE, imported from \(URL(fileURLWithPath: path).lastPathComponent)"),
                         trunk: trunk)

@@ -5,6 +5,13 @@ public enum InputView: String, Sendable, CaseIterable, Codable {
     /// The centre crop at the input size without resizing, a smaller image padded with zeros as
     /// torchvision pads it: UnivFD's and RINE's test-time view.
     case crop
+    /// torchvision's TenCrop: the four corners and the centre at the input size, then the same of
+    /// the image flipped left to right, each scored and the scores averaged (RINE's LDM checkpoint).
+    /// An image smaller than the crop is refused, as torchvision refuses it.
+    case tenCrop = "ten-crop"
+
+    /// Encoder inputs per image.
+    public var crops: Int { self == .tenCrop ? 10 : 1 }
 }
 
 /// torchvision's `Resize(size, BICUBIC)`, `CenterCrop(size)`, `ToTensor()`, `Normalize(mean, std)`
@@ -57,16 +64,37 @@ public struct Preprocessor: Sendable {
     /// The centre `size`×`size`; zero padding where the image is smaller, as torchvision pads.
     public func cropped(_ image: RGBImage) -> RGBImage {
         let (top, left) = cropOrigin(width: image.width, height: image.height)
+        return crop(image, top: top, left: left)
+    }
+
+    /// The `size`×`size` square at (top, left); zero where it leaves the image.
+    func crop(_ image: RGBImage, top: Int, left: Int) -> RGBImage {
         var pixels = [UInt8](repeating: 0, count: size * size * 3)
         for y in 0..<size where (0..<image.height).contains(top + y) {
-            for x in 0..<size where (0..<image.width).contains(left + x) {
-                let from = ((top + y) * image.width + left + x) * 3, to = (y * size + x) * 3
-                pixels[to] = image.pixels[from]
-                pixels[to + 1] = image.pixels[from + 1]
-                pixels[to + 2] = image.pixels[from + 2]
+            let columns = max(0, -left)..<min(size, image.width - left)
+            guard !columns.isEmpty else { continue }
+            let from = ((top + y) * image.width + left + columns.lowerBound) * 3, to = (y * size + columns.lowerBound) * 3
+            pixels.withUnsafeMutableBufferPointer { out in
+                image.pixels.withUnsafeBufferPointer { source in
+                    (out.baseAddress! + to).update(from: source.baseAddress! + from, count: columns.count * 3)
+                }
             }
         }
         return RGBImage(width: size, height: size, pixels: pixels)
+    }
+
+    /// torchvision's TenCrop(size): top-left, top-right, bottom-left, bottom-right and centre, then
+    /// the same five of the image flipped left to right.
+    public func tenCropped(_ image: RGBImage) throws -> [RGBImage] {
+        guard image.width >= size, image.height >= size else {
+            throw ImageError.tooSmall("\(image.width)×\(image.height) is smaller than the \(size)×\(size) crops of the ten-crop view")
+        }
+        func five(_ image: RGBImage) -> [RGBImage] {
+            let right = image.width - size, bottom = image.height - size
+            return [crop(image, top: 0, left: 0), crop(image, top: 0, left: right), crop(image, top: bottom, left: 0),
+                    crop(image, top: bottom, left: right), cropped(image)]
+        }
+        return five(image) + five(Orientation.apply(2, to: image))
     }
 
     /// Resize then centre crop, computing only the cropped pixels (the same values, bounded cost).
@@ -91,11 +119,12 @@ public struct Preprocessor: Sendable {
         return out
     }
 
-    /// The encoder's input for one decoded image.
-    public func callAsFunction(_ image: RGBImage, view: InputView = .resizeCrop) -> [Float] {
+    /// The encoder's input for one decoded image: `view.crops` inputs, one after another.
+    public func callAsFunction(_ image: RGBImage, view: InputView = .resizeCrop) throws -> [Float] {
         switch view {
         case .resizeCrop: normalized(resizedAndCropped(image))
         case .crop: normalized(cropped(image))
+        case .tenCrop: try tenCropped(image).flatMap(normalized)
         }
     }
 }
