@@ -100,9 +100,11 @@ struct EvalCommand: ParsableCommand {
             try Files.write(Data(text.utf8), to: saveTab)
         }
         if let report {
-            let encoder = detector?.extractor.encoder
+            // Every backbone the heads read, in the order of the models named.
+            let encoders = detector?.encoders ?? []
             let provenance = EvaluationReport.Provenance(source: scores.map { "read from \($0)" } ?? "computed here with \(modelName ?? "")",
-                                                         architecture: encoder?.description.architecture, fingerprint: encoder?.fingerprint,
+                                                         architecture: encoders.isEmpty ? nil : encoders.map(\.description.architecture).joined(separator: " + "),
+                                                         fingerprint: encoders.isEmpty ? nil : encoders.map(\.fingerprint).joined(separator: " + "),
                                                          list: URL(fileURLWithPath: csv).lastPathComponent)
             let html = EvaluationReport(list: list, runs: runs, provenance: provenance, thumbnails: !noThumbnails).html()
             try Files.write(Data(html.utf8), to: report)

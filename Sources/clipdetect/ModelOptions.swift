@@ -37,10 +37,10 @@ struct ModelOptions: ParsableArguments {
         return store
     }
 
-    /// The backbone --model names (default: the paper's detector's).
+    /// The backbone --model names (default: the paper's detector's), without its head.
     func load() throws -> ResolvedModel {
         let model = try namingFlags {
-            try ModelResolution.load(explicitModel ?? ModelResolution.defaultModel, hints: hints, store: store, precision: precision)
+            try ModelResolution.load(explicitModel ?? ModelResolution.defaultModel, hints: hints, store: store, precision: precision, ownHead: false)
         }
         if let note = model.encoder.backend.note { printError("note: \(note)") }
         return model

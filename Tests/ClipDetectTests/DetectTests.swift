@@ -152,6 +152,35 @@ import Testing
         #expect(written == expected.0)
     }
 
+    /// The same weights with another input normalisation are another encoder: not merged into one
+    /// pass, not given each other's cached features (review finding: the order of --head chose the score).
+    @Test func sameWeightsOtherNormalisationStayApart() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let tower = folder.appendingPathComponent("openclip.safetensors").path
+        try FileManager.default.copyItem(atPath: DetectTests.backbone, toPath: tower)
+        let config = #"{"model_cfg": {"embed_dim": 24, "quick_gelu": false, "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 32, "head_width": 8, "layers": 2, "mlp_ratio": 4.0}}, "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}}"#
+        try config.write(toFile: folder.appendingPathComponent("open_clip_config.json").path, atomically: true, encoding: .utf8)
+        let (paper, encoder) = try DetectTests.importedHead()
+        let other = try ImageEncoder(path: tower)
+        #expect(other.fingerprint == encoder.fingerprint && !other.computesLike(encoder) && encoder.settingsTag.isEmpty)
+        var moved = paper
+        moved.metadata.name = "halves"
+        let image = ImageSource.file(Fixtures.path("images", "jpeg_420.jpg"))
+        let alone = (try Detector(encoder: encoder, heads: [paper]).detect(image).score, try Detector(encoder: other, heads: [moved]).detect(image).score)
+        #expect(alone.0 != alone.1)
+        for order in [[(paper, encoder), (moved, other)], [(moved, other), (paper, encoder)]] {
+            let detector = try Detector(heads: order)
+            #expect(detector.encoders.count == 2)
+            let scores = try detector.detect(image).scores
+            #expect(Set(scores) == [alone.0, alone.1] && scores[order[0].0.metadata.name == "tiny" ? 0 : 1] == alone.0)
+        }
+        let cache = try FeatureCache(path: folder.appendingPathComponent("f.sqlite").path)
+        for (head, tower, want) in [(paper, encoder, alone.0), (moved, other, alone.1)] {
+            #expect(try Detector(encoder: tower, heads: [head], configuration: Detector.Configuration(cache: cache)).detect(image).score == want)
+        }
+        #expect(try cache.stats().entries == 2)
+    }
+
     /// Three detectors on two backbones, with other features and views, in one detect and one eval:
     /// each backbone loaded once, each head's column equal to its own run, the fusion beside them.
     @Test func headsOnSeveralBackbonesRunTogether() throws {

@@ -82,9 +82,10 @@ public final class FeatureCache: Sendable {
     /// view are kept apart; keys of fp32 resize-crop features are those of earlier versions, so
     /// their entries stay valid.
     public static func key(fileDigest: String, fingerprint: String, kind: FeatureKind, normalized: Bool, oriented: Bool,
-                           precision: Precision = .fp32, view: InputView = .resizeCrop) -> String {
+                           precision: Precision = .fp32, view: InputView = .resizeCrop, settings: String = "") -> String {
         ([fileDigest, fingerprint, preprocessingVersion, kind.rawValue, normalized ? "l2" : "raw", oriented ? "exif" : "asis"]
-            + (precision == .bf16 ? ["bf16"] : []) + (view == .resizeCrop ? [] : [view.rawValue])).joined(separator: ":")
+            + (precision == .bf16 ? ["bf16"] : []) + (view == .resizeCrop ? [] : [view.rawValue]) + (settings.isEmpty ? [] : [settings]))
+            .joined(separator: ":")
     }
 
     public static func digest(_ data: Data) -> String {

@@ -78,6 +78,20 @@ public final class ImageEncoder: Sendable {
         try self.init(checkpoint: checkpoint, description: ModelDescription.infer(from: checkpoint, hints: hints), precision: precision)
     }
 
+    /// What the features depend on beyond the fingerprint (weights and architecture): the input
+    /// normalisation and LayerNorm's eps; empty for CLIP's own, so older cache keys stay valid.
+    public var settingsTag: String {
+        let d = description
+        guard d.mean != ModelDescription.clipMean || d.std != ModelDescription.clipStd || d.layerNormEps != 1e-5 else { return "" }
+        return "mean" + d.mean.map { "\($0.bitPattern)" }.joined(separator: ",") + "std" + d.std.map { "\($0.bitPattern)" }.joined(separator: ",")
+            + "eps\(d.layerNormEps.bitPattern)"
+    }
+
+    /// True when both give the same features: the same weights and settings, in the same number format.
+    public func computesLike(_ other: ImageEncoder) -> Bool {
+        self === other || (fingerprint == other.fingerprint && settingsTag == other.settingsTag && backend.precision == other.backend.precision)
+    }
+
     /// The checkpoint file, when the weights came from one.
     public var path: String? { checkpoint.storage.mapped ? checkpoint.path : nil }
 

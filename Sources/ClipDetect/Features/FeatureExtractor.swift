@@ -157,8 +157,14 @@ public struct FeatureExtractor: Sendable {
             do {
                 for (number, pass) in passes.enumerated() {
                     let crops = pass.view.crops
-                    let features = try pass.encoder.encode(pending.flatMap { $0.pixels[number] }, count: pending.count * crops,
+                    // At most a batch of encoder inputs per call: ten crops must not make a pass ten times the memory.
+                    var features = pass.members.map { _ in [[Float]]() }
+                    for chunk in stride(from: 0, to: pending.count, by: max(1, settings.batchSize / crops)) {
+                        let images = pending[chunk..<min(pending.count, chunk + max(1, settings.batchSize / crops))]
+                        let part = try pass.encoder.encode(images.flatMap { $0.pixels[number] }, count: images.count * crops,
                                                            outputs: pass.members.map { requests[$0].output })
+                        for index in features.indices { features[index] += part[index] }
+                    }
                     // An image's crops, one after another, make its feature.
                     for (member, values) in zip(pass.members, features) {
                         computed[member] = crops == 1 ? values : (0..<pending.count).map { Array(values[($0 * crops)..<(($0 + 1) * crops)].joined()) }
@@ -207,10 +213,12 @@ public struct FeatureExtractor: Sendable {
                     if let features = Self.cached(keys, in: cache, requests: requests) { return .cached(features) }
                     (name, image) = (nil, try ImageDecoder.decode(data, limits: settings.limits, applyOrientation: settings.applyOrientation))
                 }
-                return try ImageFileError.naming(name ?? "image \(first + index)") {
+                // A file's errors name it; an upload's or a decoded image's are named by the caller.
+                func preprocessed() throws -> Prepared {
                     let impaired = try impairment.map { try $0.apply(image, index: first + index).0 } ?? image
                     return .pixels(try passes.map { try $0.preprocessor(impaired, view: $0.view) }, keys: keys, width: image.width, height: image.height)
                 }
+                return try name.map { try ImageFileError.naming($0, preprocessed) } ?? preprocessed()
             }
         }
         return Array(results)
@@ -222,7 +230,7 @@ public struct FeatureExtractor: Sendable {
         let digest = FeatureCache.digest(data)
         return requests.map {
             FeatureCache.key(fileDigest: digest, fingerprint: $0.encoder.fingerprint, kind: $0.output.kind, normalized: $0.output.normalize,
-                             oriented: oriented, precision: $0.encoder.backend.precision, view: $0.view)
+                             oriented: oriented, precision: $0.encoder.backend.precision, view: $0.view, settings: $0.encoder.settingsTag)
         }
     }
 

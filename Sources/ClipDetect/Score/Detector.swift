@@ -87,8 +87,8 @@ public struct Detector: Sendable {
         var encoders: [ImageEncoder] = [], requests: [FeatureRequest] = [], inputs: [Int] = []
         for (head, given) in assigned {
             try head.validate(head.metadata.name)
-            // The same weights loaded twice still run once.
-            let encoder = encoders.first { $0.fingerprint == given.fingerprint && $0.backend == given.backend } ?? given
+            // The same weights and settings loaded twice still run once.
+            let encoder = encoders.first { $0.computesLike(given) } ?? given
             if !encoders.contains(where: { $0 === encoder }) { encoders.append(encoder) }
             try head.check(encoder: encoder)
             let f = head.metadata.feature
@@ -142,7 +142,7 @@ public struct Detector: Sendable {
     public func detect(features: [[Float]]) -> Detection {
         let scores = zip(heads, inputs).map { head, input in
             // Several crops: the mean of their scores (RINE averages its ten crops' logits).
-            let crops = extractor.requests[input].view.crops, feature = features[input], width = feature.count / crops
+            let crops = head.metadata.feature.inputView.crops, feature = features[input], width = feature.count / crops
             return crops == 1 ? head.score(feature)
                 : (0..<crops).reduce(0.0) { $0 + head.score(Array(feature[($1 * width)..<(($1 + 1) * width)])) } / Double(crops)
         }

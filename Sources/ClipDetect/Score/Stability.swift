@@ -99,7 +99,9 @@ public struct StabilityCheck: Sendable, Equatable {
         case .bytes(let data):
             image = try ImageDecoder.decode(data, limits: settings.limits, applyOrientation: settings.applyOrientation)
         }
-        var (detection, result) = try check(image, with: detector)
+        // A file's image errors (too small for a crop) name it.
+        let scored = { try self.check(image, with: detector) }
+        var (detection, result) = if case .file(let path) = source { try ImageFileError.naming(path, scored) } else { try scored() }
         (detection.imageWidth, detection.imageHeight) = (image.width, image.height)
         return (detection, result)
     }
