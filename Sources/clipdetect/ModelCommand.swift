@@ -29,8 +29,11 @@ struct ModelCommand: ParsableCommand {
         func run() throws {
             var store = ModelStore()
             store.downloader.progress = downloadProgress()
-            let loaded = try ModelResolution.load(name, hints: ModelHints(), store: store)
-            print("ready: \(name) (\(loaded.encoder.description.architecture)\(loaded.ownHead == nil ? "" : ", with head"))")
+            guard let named = NamedModel.named(name) else { throw ResolutionError.unknownModel(name, known: NamedModel.all.map(\.name)) }
+            // Read to check it, not to run it: nothing is packed.
+            let encoder = try ImageEncoder(inspecting: store.backbone(named), hints: named.hints)
+            let head = try store.head(named, backbone: nil)
+            print("ready: \(name) (\(encoder.description.architecture)\(head == nil ? "" : ", with head"))")
         }
     }
 
