@@ -76,6 +76,25 @@ import Testing
         }
     }
 
+    /// Callers on several threads share one encoder (a library user, a server): each pass brings its
+    /// own oneDNN scratchpad, so concurrent passes give exactly the features of passes one at a time.
+    @Test(arguments: allKinds)
+    func concurrentPassesEqualPassesOneAtATime(kind: ComputeBackend.Kind) throws {
+        let encoder = try Self.encoder("b_quickgelu_proj48", kind)
+        let size = 3 * encoder.description.imageSize * encoder.description.imageSize
+        var generator = SeededGenerator(seed: 29)
+        let images = (0..<4).map { _ in (0..<size).map { _ in Float.random(in: -2...2, using: &generator) } }
+        let alone = try images.map { try encoder.encode($0, count: 1)[0] }
+        let results = UnsafeMutableBufferPointer<[Float]>.allocate(capacity: 4 * 12)
+        results.initialize(repeating: [])
+        defer { results.deallocate() }
+        let shared = UncheckedSendable(results)
+        DispatchQueue.concurrentPerform(iterations: 4 * 12) { index in
+            shared.value[index] = (try? encoder.encode(images[index % 4], count: 1)[0]) ?? []
+        }
+        for index in 0..<(4 * 12) { #expect(results[index] == alone[index % 4], "pass \(index)") }
+    }
+
     /// The accuracy gate: bf16 features within a cosine of 0.9999 of fp32, and the detector's
     /// scores within 0.02, on the fixture towers and the imported reference head.
     @Test(.enabled(if: OneDNN.hasBF16, "this CPU has no AVX-512 BF16"), arguments: modelsWithOpenCLIPFiles)

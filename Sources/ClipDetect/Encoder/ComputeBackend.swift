@@ -81,6 +81,7 @@ struct DenseLayer: Sendable {
 
     var packedBytes: Int { if case .packed(let matmul) = storage { matmul.packedBytes } else { 0 } }
     var kernel: String? { if case .packed(let matmul) = storage { matmul.implementation } else { nil } }
+    var scratchpadBytes: Int { if case .packed(let matmul) = storage { matmul.scratchpadBytes } else { 0 } }
 
     func apply(_ a: UnsafePointer<Float>, rows: Int, group: Int, into out: UnsafeMutablePointer<Float>, workspace: Workspace) {
         switch storage {
@@ -89,9 +90,11 @@ struct DenseLayer: Sendable {
             if let activation { Kernels.activate(out, count: rows * outputs, activation) }
         case .packed(let packed) where packed.element == .bf16:
             Kernels.roundToBF16(a, count: rows * inputs, into: workspace.halves)
-            packed.apply(workspace.halves, rows: rows, group: group, into: out, scratch: workspace.blocks)
+            packed.apply(workspace.halves, rows: rows, group: group, into: out, scratch: workspace.blocks,
+                         scratchpad: workspace.scratchpad, scratchpadStride: workspace.scratchpadStride)
         case .packed(let packed):
-            packed.apply(a, rows: rows, group: group, into: out, scratch: workspace.blocks)
+            packed.apply(a, rows: rows, group: group, into: out, scratch: workspace.blocks,
+                         scratchpad: workspace.scratchpad, scratchpadStride: workspace.scratchpadStride)
         }
     }
 }

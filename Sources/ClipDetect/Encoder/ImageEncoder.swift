@@ -36,6 +36,10 @@ public final class ImageEncoder: Sendable {
     let checkpoint: Checkpoint
     private let patchLayer: DenseLayer
     private let blocks: [(qkv: DenseLayer, out: DenseLayer, fc1: DenseLayer, fc2: DenseLayer)]
+    /// Attention's products in bf16 (bf16 precision only; fp32 keeps them on OpenBLAS).
+    private let packedAttention: PackedAttention?
+    /// oneDNN scratchpad bytes one core needs for any of the encoder's products.
+    private let scratchpadBytes: Int
     private let workspaces = WorkspacePool()
 
     /// `precision` is what the caller asks for; `backend` says what runs (bf16 only where the CPU has it).
@@ -64,6 +68,9 @@ public final class ImageEncoder: Sendable {
                                  kind: kind, rowCounts: rows),
              fc2: try DenseLayer(weight: layer.fc2Weight, bias: layer.fc2Bias, inputs: d.mlpWidth, outputs: w, kind: kind, rowCounts: rows))
         }
+        packedAttention = kind == .packed(.bf16) ? try PackedAttention(tokens: d.tokens, headWidth: d.headWidth) : nil
+        scratchpadBytes = ([patchLayer.scratchpadBytes, packedAttention?.scratchpadBytes ?? 0]
+            + blocks.flatMap { [$0.qkv, $0.out, $0.fc1, $0.fc2].map(\.scratchpadBytes) }).max()!
         let packed = patchLayer.packedBytes + blocks.reduce(0) { $0 + $1.qkv.packedBytes + $1.out.packedBytes + $1.fc1.packedBytes + $1.fc2.packedBytes }
         // Packed, the dense matrices live in oneDNN's copy only: converted fp32 ones are freed.
         self.weights = kind == .blas ? weights : weights.withoutDenseMatrices()
@@ -139,7 +146,7 @@ public final class ImageEncoder: Sendable {
             throw ModelError.unsupported("this checkpoint has no projection: only the pooled feature exists")
         }
         guard count > 0 else { return outputs.map { _ in [] } }
-        let workspace = workspaces.take(images: count, description: d)
+        let workspace = workspaces.take(images: count, description: d, scratchpad: scratchpadBytes)
         defer { workspaces.give(workspace) }
         let w = d.width, t = d.tokens, rows = count * t
         let x = workspace.x, normed = workspace.normed, wide = workspace.wide, mixed = workspace.mixed
@@ -158,7 +165,13 @@ public final class ImageEncoder: Sendable {
             // rows are not needed (unless a caller observes the whole block).
             let classOnly = n == blocks.count - 1 && observe == nil
             let queries = classOnly ? 1 : t, live = count * queries
-            attention(qkv: wide, images: count, queries: queries, into: normed, scratch: workspace.scores)
+            if let packedAttention {
+                packedAttention.apply(qkv: wide, images: count, heads: d.heads, queries: queries, into: normed, scores: workspace.scores,
+                                      halves: workspace.attentionHalves, dense: workspace.blocks, scratchpad: workspace.scratchpad,
+                                      scratchpadStride: workspace.scratchpadStride)
+            } else {
+                attention(qkv: wide, images: count, queries: queries, into: normed, scratch: workspace.scores)
+            }
             if classOnly {
                 for image in 0..<count { (x + image * w).update(from: x + image * t * w, count: w) }
             }
@@ -279,8 +292,13 @@ final class Workspace: @unchecked Sendable {
     /// One dense block of output columns per core, for packed kernels (they write densely, then the
     /// block is copied into place).
     let blocks: UnsafeMutablePointer<Float>
+    /// Each core's bf16 q, k, v and probabilities of one head, for bf16 attention.
+    let attentionHalves: UnsafeMutablePointer<UInt16>
+    /// Each core's oneDNN scratchpad (`scratchpadStride` bytes apart).
+    let scratchpad: UnsafeMutableRawPointer
+    let scratchpadStride: Int
 
-    init(images: Int, description d: ModelDescription) {
+    init(images: Int, description d: ModelDescription, scratchpad: Int = 0) {
         self.images = images
         let rows = images * d.tokens, patchValues = 3 * d.patchSize * d.patchSize, widest = max(3 * d.width, d.mlpWidth)
         x = .allocate(capacity: rows * d.width)
@@ -290,9 +308,16 @@ final class Workspace: @unchecked Sendable {
         scores = .allocate(capacity: Parallel.cores * d.tokens * d.tokens)
         halves = .allocate(capacity: rows * max(d.mlpWidth, d.width))
         blocks = .allocate(capacity: Parallel.cores * d.tokens * widest)
+        attentionHalves = .allocate(capacity: Parallel.cores * PackedAttention.halvesPerCore(tokens: d.tokens, headWidth: d.headWidth))
+        scratchpadStride = (scratchpad + 63) / 64 * 64
+        self.scratchpad = .allocate(byteCount: max(64, Parallel.cores * scratchpadStride), alignment: 64)
     }
 
-    deinit { [x, normed, wide, mixed, scores, blocks].forEach { $0.deallocate() }; halves.deallocate() }
+    deinit {
+        [x, normed, wide, mixed, scores, blocks].forEach { $0.deallocate() }
+        [halves, attentionHalves].forEach { $0.deallocate() }
+        scratchpad.deallocate()
+    }
 }
 
 /// The largest idle workspace is kept: passes run one at a time in the CLI and the service;
@@ -301,13 +326,13 @@ final class WorkspacePool: @unchecked Sendable {
     private let lock = NSLock()
     private var idle: Workspace?
 
-    func take(images: Int, description: ModelDescription) -> Workspace {
+    func take(images: Int, description: ModelDescription, scratchpad: Int = 0) -> Workspace {
         let found: Workspace? = lock.withLock {
             guard let idle, idle.images >= images else { return nil }
             self.idle = nil
             return idle
         }
-        return found ?? Workspace(images: images, description: description)
+        return found ?? Workspace(images: images, description: description, scratchpad: scratchpad)
     }
 
     func give(_ workspace: Workspace) {

@@ -64,26 +64,33 @@ enum Kernels {
 
     /// Rounds floats to bfloat16 (nearest, ties to even), as bit patterns. A NaN stays a NaN (its
     /// top bits, made quiet): rounding its payload could carry into the exponent and give 0 or ∞.
-    static func roundToBF16(_ x: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<UInt16>) {
-        Parallel.chunks(count) { _, range in
-            let source = UnsafeRawPointer(x), target = UnsafeMutableRawPointer(out)
-            var i = range.lowerBound
-            let bias = SIMD16<UInt32>(repeating: 0x7FFF), one = SIMD16<UInt32>(repeating: 1)
-            let magnitude = SIMD16<UInt32>(repeating: 0x7FFF_FFFF), infinity = SIMD16<UInt32>(repeating: 0x7F80_0000)
-            let quiet = SIMD16<UInt32>(repeating: 0x0040)
-            while i + 16 <= range.upperBound {
-                let bits = source.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<UInt32>.self)
-                let rounded = (bits &+ bias &+ ((bits &>> 16) & one)) &>> 16
-                let nan = (bits & magnitude) .> infinity
-                let result = rounded.replacing(with: (bits &>> 16) | quiet, where: nan)
-                target.storeBytes(of: SIMD16<UInt16>(truncatingIfNeeded: result), toByteOffset: i * 2, as: SIMD16<UInt16>.self)
-                i += 16
-            }
-            while i < range.upperBound {
-                out[i] = bf16Bits(x[i])
-                i += 1
-            }
+    /// On both cores, or on the caller's alone (`parallel: false`, for work already split by core).
+    static func roundToBF16(_ x: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<UInt16>, parallel: Bool = true) {
+        guard parallel else { return roundToBF16(x, range: 0..<count, into: out) }
+        Parallel.chunks(count) { _, range in roundToBF16(x, range: range, into: out) }
+    }
+
+    private static func roundToBF16(_ x: UnsafePointer<Float>, range: Range<Int>, into out: UnsafeMutablePointer<UInt16>) {
+        let source = UnsafeRawPointer(x), target = UnsafeMutableRawPointer(out)
+        var i = range.lowerBound
+        while i + 16 <= range.upperBound {
+            target.storeBytes(of: bf16Bits(source.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)), toByteOffset: i * 2,
+                              as: SIMD16<UInt16>.self)
+            i += 16
         }
+        while i < range.upperBound {
+            out[i] = bf16Bits(x[i])
+            i += 1
+        }
+    }
+
+    /// 16 floats to bfloat16 bits, as `bf16Bits(_: Float)` rounds each.
+    @inline(__always)
+    static func bf16Bits(_ values: SIMD16<Float>) -> SIMD16<UInt16> {
+        let bits = unsafeBitCast(values, to: SIMD16<UInt32>.self)
+        let rounded = (bits &+ SIMD16<UInt32>(repeating: 0x7FFF) &+ ((bits &>> 16) & SIMD16<UInt32>(repeating: 1))) &>> 16
+        let nan = (bits & SIMD16<UInt32>(repeating: 0x7FFF_FFFF)) .> SIMD16<UInt32>(repeating: 0x7F80_0000)
+        return SIMD16<UInt16>(truncatingIfNeeded: rounded.replacing(with: (bits &>> 16) | SIMD16<UInt32>(repeating: 0x0040), where: nan))
     }
 
     /// One float to bfloat16 bits, as `roundToBF16` rounds it.
@@ -126,6 +133,25 @@ enum Kernels {
 
     /// Softmax of one row in place.
     static func softmax(_ x: UnsafeMutablePointer<Float>, length: Int) {
+        let inverse = SIMD16<Float>(repeating: exponentiate(x, length: length))
+        map(x, count: length) { $0 * inverse }
+    }
+
+    /// Softmax of one row, written as bfloat16 bits to `out` (`x` is left holding the exponentials).
+    static func softmax(_ x: UnsafeMutablePointer<Float>, length: Int, into out: UnsafeMutablePointer<UInt16>) {
+        let inverse = exponentiate(x, length: length)
+        let raw = UnsafeMutableRawPointer(x), target = UnsafeMutableRawPointer(out)
+        var j = 0
+        while j + 16 <= length {
+            let v = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self) * inverse
+            target.storeBytes(of: bf16Bits(v), toByteOffset: j * 2, as: SIMD16<UInt16>.self)
+            j += 16
+        }
+        while j < length { out[j] = bf16Bits(x[j] * inverse); j += 1 }
+    }
+
+    /// exp(x - max) in place; returns 1 / their sum.
+    private static func exponentiate(_ x: UnsafeMutablePointer<Float>, length: Int) -> Float {
         let raw = UnsafeMutableRawPointer(x)
         var peaks = SIMD16<Float>(repeating: -.infinity)
         var j = 0
@@ -146,8 +172,7 @@ enum Kernels {
         }
         var total = sums.sum()
         while j < length { total += x[j]; j += 1 }
-        let inverse = SIMD16<Float>(repeating: 1 / total)
-        map(x, count: length) { $0 * inverse }
+        return 1 / total
     }
 }
 

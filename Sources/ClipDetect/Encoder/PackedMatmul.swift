@@ -3,7 +3,9 @@ import CDNNL
 /// One weight matrix packed once at load into oneDNN's own layout (fp32 or bf16) and split into a
 /// block of output columns per core; each block runs on its core as a single-threaded oneDNN
 /// matmul. Products go through one image (`group` rows) at a time, as `Kernels.linear` does, so an
-/// image's features do not depend on what it is batched with.
+/// image's features do not depend on what it is batched with. Each run brings its own scratchpad:
+/// one primitive may run in several passes at once (concurrent callers), and oneDNN's
+/// library-managed scratchpad would be shared between them.
 final class PackedMatmul: @unchecked Sendable {
     enum Element { case f32, bf16 }
 
@@ -12,7 +14,8 @@ final class PackedMatmul: @unchecked Sendable {
         let weights: dnnl_memory_t
         let bias: dnnl_memory_t?
         /// One primitive per row count the encoder uses (tokens per image, patches per image, 1).
-        let primitives: [Int: (primitive: dnnl_primitive_t, source: dnnl_memory_desc_t, destination: dnnl_memory_desc_t)]
+        let primitives: [Int: (primitive: dnnl_primitive_t, source: dnnl_memory_desc_t, destination: dnnl_memory_desc_t,
+                               scratchpad: dnnl_memory_desc_t)]
     }
 
     let inputs: Int, outputs: Int, element: Element
@@ -21,6 +24,8 @@ final class PackedMatmul: @unchecked Sendable {
     let packedBytes: Int
     /// oneDNN's name for the kernel it chose (e.g. `brg:avx512_core_bf16`).
     let implementation: String
+    /// Scratchpad bytes one run needs (the largest of the primitives').
+    let scratchpadBytes: Int
 
     /// Packs `weight` ([outputs, inputs], PyTorch's layout) for products of the given row counts;
     /// `activation` is applied by the same kernel as it writes each output (one pass fewer over memory).
@@ -32,10 +37,11 @@ final class PackedMatmul: @unchecked Sendable {
         self.inputs = k; self.outputs = n; self.element = element
         let type = element == .bf16 ? dnnl_bf16 : dnnl_f32
         let count = min(Parallel.cores, max(1, n / 16))
-        var blocks: [Block] = [], bytes = 0, implementation = ""
+        var blocks: [Block] = [], bytes = 0, implementation = "", scratchpadBytes = 0
         var attributes: dnnl_primitive_attr_t?
         try OneDNN.check(dnnl_primitive_attr_create(&attributes), "matmul attributes")
         defer { dnnl_primitive_attr_destroy(attributes) }
+        try OneDNN.check(dnnl_primitive_attr_set_scratchpad_mode(attributes, dnnl_scratchpad_mode_user), "matmul scratchpad")
         if let activation {
             var postOps: dnnl_post_ops_t?
             try OneDNN.check(dnnl_post_ops_create(&postOps), "activation")
@@ -51,7 +57,7 @@ final class PackedMatmul: @unchecked Sendable {
                 // Blocks of whole 16-column groups, the last one takes the rest.
                 let first = n / 16 * index / count * 16, last = index == count - 1 ? n : n / 16 * (index + 1) / count * 16
                 let columns = last - first
-                var primitives: [Int: (dnnl_primitive_t, dnnl_memory_desc_t, dnnl_memory_desc_t)] = [:]
+                var primitives: [Int: (dnnl_primitive_t, dnnl_memory_desc_t, dnnl_memory_desc_t, dnnl_memory_desc_t)] = [:]
                 var packedDesc: dnnl_memory_desc_t?
                 var packedMemory: dnnl_memory_t?, biasMemory: dnnl_memory_t?
                 var appended = false
@@ -81,9 +87,11 @@ final class PackedMatmul: @unchecked Sendable {
                         dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name)
                         implementation = name.map { String(cString: $0) } ?? "?"
                     }
+                    var scratchpad = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0).pointee
+                    scratchpadBytes = max(scratchpadBytes, dnnl_memory_desc_get_size(&scratchpad))
                     var primitive: dnnl_primitive_t?
                     try OneDNN.check(dnnl_primitive_create(&primitive, pd), "matmul primitive")
-                    primitives[rows] = (primitive!, source, destination)
+                    primitives[rows] = (primitive!, source, destination, scratchpad)
                 }
                 var packed = packedDesc!
                 try OneDNN.check(dnnl_memory_create(&packedMemory, &packed, engine, OneDNN.allocate), "packed weights")
@@ -99,7 +107,7 @@ final class PackedMatmul: @unchecked Sendable {
                     handle!.copyMemory(from: bias.pointer + first, byteCount: columns * 4)
                 }
                 blocks.append(Block(first: first, columns: columns, weights: packedMemory!, bias: biasMemory,
-                                    primitives: primitives.mapValues { (primitive: $0.0, source: $0.1, destination: $0.2) }))
+                                    primitives: primitives.mapValues { (primitive: $0.0, source: $0.1, destination: $0.2, scratchpad: $0.3) }))
                 appended = true
             }
         } catch {
@@ -110,6 +118,7 @@ final class PackedMatmul: @unchecked Sendable {
         self.blocks = blocks
         self.packedBytes = bytes
         self.implementation = implementation
+        self.scratchpadBytes = (scratchpadBytes + 63) / 64 * 64
     }
 
     deinit { Self.destroy(blocks) }
@@ -124,8 +133,10 @@ final class PackedMatmul: @unchecked Sendable {
 
     /// out[m, n] = a[m, k] · Wᵀ + bias, `a` in this matmul's element type (bf16 as raw UInt16).
     /// `scratch` holds `group × outputs` floats per core: oneDNN's fast kernels write a dense block,
-    /// whose columns are then copied into place.
-    func apply(_ a: UnsafeRawPointer, rows m: Int, group: Int, into out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+    /// whose columns are then copied into place. `scratchpad` holds `scratchpadStride` bytes per core.
+    func apply(_ a: UnsafeRawPointer, rows m: Int, group: Int, into out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+               scratchpad: UnsafeMutableRawPointer, scratchpadStride: Int) {
+        precondition(scratchpadStride >= scratchpadBytes, "scratchpad too small")
         precondition(group > 0 && m % group == 0, "rows come in whole images")
         let elementSize = element == .bf16 ? 2 : 4
         let n = outputs, k = inputs
@@ -135,7 +146,13 @@ final class PackedMatmul: @unchecked Sendable {
             for block in blocks[range] {
                 guard let entry = block.primitives[group] else { preconditionFailure("no primitive for \(group) rows") }
                 let stream = OneDNN.stream()
-                defer { dnnl_stream_destroy(stream) }
+                var scratchpadDesc = entry.scratchpad
+                var scratchpadMemory: dnnl_memory_t?
+                dnnl_memory_create(&scratchpadMemory, &scratchpadDesc, OneDNN.shared, scratchpad + chunk * scratchpadStride)
+                defer {
+                    dnnl_memory_destroy(scratchpadMemory)
+                    dnnl_stream_destroy(stream)
+                }
                 for start in stride(from: 0, to: m, by: group) {
                     var source = entry.source, destination = entry.destination
                     var sourceMemory: dnnl_memory_t?, destinationMemory: dnnl_memory_t?
@@ -143,7 +160,8 @@ final class PackedMatmul: @unchecked Sendable {
                     dnnl_memory_create(&destinationMemory, &destination, OneDNN.shared, dense)
                     var arguments = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: sourceMemory),
                                      dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: block.weights),
-                                     dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: destinationMemory)]
+                                     dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: destinationMemory),
+                                     dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: scratchpadMemory)]
                     if let bias = block.bias { arguments.append(dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: bias)) }
                     let status = dnnl_primitive_execute(entry.primitive, stream, Int32(arguments.count), arguments)
                     precondition(status == dnnl_success, "oneDNN matmul failed (\(status.rawValue))")
