@@ -62,18 +62,22 @@ struct DenseLayer: Sendable {
     }
 
     let inputs: Int, outputs: Int
+    /// bf16 kernels, output kept in bf16 for the next layer (`apply(_:rows:group:intoHalves:workspace:)`).
+    let writesHalves: Bool
     private let storage: Storage
     private let activation: ModelDescription.Activation?
 
     /// `rowCounts`: the rows per image the encoder will pass (packed kernels are made for each).
+    /// `halvesOut`: with bf16 kernels, write the output as bf16 (it is only a bf16 layer's input).
     init(weight: FloatArray, bias: FloatArray?, inputs: Int, outputs: Int, activation: ModelDescription.Activation? = nil,
-         kind: ComputeBackend.Kind, rowCounts: Set<Int>) throws {
+         kind: ComputeBackend.Kind, rowCounts: Set<Int>, halvesOut: Bool = false) throws {
         self.inputs = inputs; self.outputs = outputs; self.activation = activation
+        writesHalves = halvesOut && kind == .packed(.bf16)
         switch kind {
         case .blas: storage = .blas(weight: weight, bias: bias)
         case .packed(let element):
             storage = .packed(try PackedMatmul(weight: weight, bias: bias, inputs: inputs, outputs: outputs, rowCounts: rowCounts,
-                                               element: element, activation: activation))
+                                               element: element, destination: writesHalves ? .bf16 : .f32, activation: activation))
             // The packed copy is what runs: the file's pages need not stay resident beside it.
             (weight.ownerObject as? MappedFile)?.release(weight.pointer, byteCount: weight.count * MemoryLayout<Float>.stride)
         }
@@ -84,6 +88,7 @@ struct DenseLayer: Sendable {
     var scratchpadBytes: Int { if case .packed(let matmul) = storage { matmul.scratchpadBytes } else { 0 } }
 
     func apply(_ a: UnsafePointer<Float>, rows: Int, group: Int, into out: UnsafeMutablePointer<Float>, workspace: Workspace) {
+        precondition(!writesHalves, "this layer writes bf16")
         switch storage {
         case .blas(let weight, let bias):
             Kernels.linear(a, rows: rows, group: group, inputs: inputs, weight: weight, bias: bias, outputs: outputs, into: out)
@@ -96,5 +101,20 @@ struct DenseLayer: Sendable {
             packed.apply(a, rows: rows, group: group, into: out, scratch: workspace.blocks,
                          scratchpad: workspace.scratchpad, scratchpadStride: workspace.scratchpadStride)
         }
+    }
+
+    /// A `writesHalves` layer: `a` rounded to bf16, the output written as bf16 by the kernel.
+    func apply(_ a: UnsafePointer<Float>, rows: Int, group: Int, intoHalves out: UnsafeMutablePointer<UInt16>, workspace: Workspace) {
+        guard writesHalves, case .packed(let packed) = storage else { preconditionFailure("this layer writes floats") }
+        Kernels.roundToBF16(a, count: rows * inputs, into: workspace.halves)
+        packed.apply(workspace.halves, rows: rows, group: group, into: out, scratch: workspace.blocks,
+                     scratchpad: workspace.scratchpad, scratchpadStride: workspace.scratchpadStride)
+    }
+
+    /// A bf16 layer whose input is already bf16 (a `writesHalves` layer's output).
+    func apply(halves a: UnsafePointer<UInt16>, rows: Int, group: Int, into out: UnsafeMutablePointer<Float>, workspace: Workspace) {
+        guard !writesHalves, case .packed(let packed) = storage, packed.element == .bf16 else { preconditionFailure("not a bf16 layer") }
+        packed.apply(a, rows: rows, group: group, into: out, scratch: workspace.blocks,
+                     scratchpad: workspace.scratchpad, scratchpadStride: workspace.scratchpadStride)
     }
 }

@@ -64,8 +64,9 @@ public final class ImageEncoder: Sendable {
         blocks = try weights.layers.map { layer in
             (qkv: try DenseLayer(weight: layer.qkvWeight, bias: layer.qkvBias, inputs: w, outputs: 3 * w, kind: kind, rowCounts: [d.tokens]),
              out: try DenseLayer(weight: layer.outWeight, bias: layer.outBias, inputs: w, outputs: w, kind: kind, rowCounts: rows),
+             // In bf16, fc1's output is only fc2's input: the kernel writes it as bf16 (one pass fewer).
              fc1: try DenseLayer(weight: layer.fc1Weight, bias: layer.fc1Bias, inputs: w, outputs: d.mlpWidth, activation: d.activation,
-                                 kind: kind, rowCounts: rows),
+                                 kind: kind, rowCounts: rows, halvesOut: true),
              fc2: try DenseLayer(weight: layer.fc2Weight, bias: layer.fc2Bias, inputs: d.mlpWidth, outputs: w, kind: kind, rowCounts: rows))
         }
         packedAttention = kind == .packed(.bf16) ? try PackedAttention(tokens: d.tokens, headWidth: d.headWidth) : nil
@@ -183,8 +184,15 @@ public final class ImageEncoder: Sendable {
                     blockTokens[image].withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: n * w).update(from: normed + image * queries * w, count: w) }
                 }
             }
-            dense.fc1.apply(normed, rows: live, group: queries, into: wide, workspace: workspace)
-            dense.fc2.apply(wide, rows: live, group: queries, into: mixed, workspace: workspace)
+            if dense.fc1.writesHalves {
+                UnsafeMutableRawPointer(wide).withMemoryRebound(to: UInt16.self, capacity: live * d.mlpWidth) { hidden in
+                    dense.fc1.apply(normed, rows: live, group: queries, intoHalves: hidden, workspace: workspace)
+                    dense.fc2.apply(halves: hidden, rows: live, group: queries, into: mixed, workspace: workspace)
+                }
+            } else {
+                dense.fc1.apply(normed, rows: live, group: queries, into: wide, workspace: workspace)
+                dense.fc2.apply(wide, rows: live, group: queries, into: mixed, workspace: workspace)
+            }
             Kernels.add(x, mixed, count: live * w)
             if classOnly { compacted = true; break }
             observe?(.afterBlock(n), UnsafeBufferPointer(start: x, count: rows * w))

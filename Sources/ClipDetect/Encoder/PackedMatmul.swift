@@ -19,6 +19,9 @@ final class PackedMatmul: @unchecked Sendable {
     }
 
     let inputs: Int, outputs: Int, element: Element
+    /// The output's element type: fp32, or bf16 for a bf16 product whose output is only the next
+    /// bf16 product's input (fc1's, read by fc2), rounded by the kernel as it writes.
+    let destination: Element
     private let blocks: [Block]
     /// Bytes oneDNN holds for the packed weights.
     let packedBytes: Int
@@ -30,11 +33,12 @@ final class PackedMatmul: @unchecked Sendable {
     /// Packs `weight` ([outputs, inputs], PyTorch's layout) for products of the given row counts;
     /// `activation` is applied by the same kernel as it writes each output (one pass fewer over memory).
     init(weight: FloatArray, bias: FloatArray?, inputs k: Int, outputs n: Int, rowCounts: Set<Int>, element: Element,
-         activation: ModelDescription.Activation? = nil) throws {
+         destination: Element = .f32, activation: ModelDescription.Activation? = nil) throws {
         precondition(weight.count == n * k && (bias == nil || bias!.count == n) && !rowCounts.isEmpty)
+        precondition(destination == .f32 || element == .bf16, "bf16 output from bf16 products only")
         OneDNN.useOneThreadHere()
         let engine = try OneDNN.engine()
-        self.inputs = k; self.outputs = n; self.element = element
+        self.inputs = k; self.outputs = n; self.element = element; self.destination = destination
         let type = element == .bf16 ? dnnl_bf16 : dnnl_f32
         let count = min(Parallel.cores, max(1, n / 16))
         var blocks: [Block] = [], bytes = 0, implementation = "", scratchpadBytes = 0
@@ -71,7 +75,7 @@ final class PackedMatmul: @unchecked Sendable {
                 }
                 for rows in rowCounts.sorted(by: >) {
                     var source = try OneDNN.desc([rows, k], type)
-                    var destination = try OneDNN.desc([rows, columns], dnnl_f32)
+                    var destination = try OneDNN.desc([rows, columns], destination == .bf16 ? dnnl_bf16 : dnnl_f32)
                     var biasDesc = try OneDNN.desc([1, columns], dnnl_f32)
                     var weights = try packedDesc ?? OneDNN.desc([k, columns], type, tag: dnnl_format_tag_any)
                     var operation = dnnl_matmul_desc_t()
@@ -131,18 +135,19 @@ final class PackedMatmul: @unchecked Sendable {
         }
     }
 
-    /// out[m, n] = a[m, k] · Wᵀ + bias, `a` in this matmul's element type (bf16 as raw UInt16).
-    /// `scratch` holds `group × outputs` floats per core: oneDNN's fast kernels write a dense block,
-    /// whose columns are then copied into place. `scratchpad` holds `scratchpadStride` bytes per core.
-    func apply(_ a: UnsafeRawPointer, rows m: Int, group: Int, into out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+    /// out[m, n] = a[m, k] · Wᵀ + bias, `a` in this matmul's element type and `out` in its
+    /// destination type (bf16 as raw UInt16). `scratch` holds `group × outputs` floats per core:
+    /// oneDNN's fast kernels write a dense block, whose columns are then copied into place.
+    /// `scratchpad` holds `scratchpadStride` bytes per core.
+    func apply(_ a: UnsafeRawPointer, rows m: Int, group: Int, into out: UnsafeMutableRawPointer, scratch: UnsafeMutablePointer<Float>,
                scratchpad: UnsafeMutableRawPointer, scratchpadStride: Int) {
         precondition(scratchpadStride >= scratchpadBytes, "scratchpad too small")
         precondition(group > 0 && m % group == 0, "rows come in whole images")
-        let elementSize = element == .bf16 ? 2 : 4
+        let elementSize = element == .bf16 ? 2 : 4, outputSize = destination == .bf16 ? 2 : 4
         let n = outputs, k = inputs
         Parallel.chunks(blocks.count) { chunk, range in
             OneDNN.useOneThreadHere()
-            let dense = scratch + chunk * group * n
+            let dense = UnsafeMutableRawPointer(scratch + chunk * group * n)
             for block in blocks[range] {
                 guard let entry = block.primitives[group] else { preconditionFailure("no primitive for \(group) rows") }
                 let stream = OneDNN.stream()
@@ -169,7 +174,8 @@ final class PackedMatmul: @unchecked Sendable {
                     dnnl_memory_destroy(sourceMemory)
                     dnnl_memory_destroy(destinationMemory)
                     for row in 0..<group {
-                        (out + (start + row) * n + block.first).update(from: dense + row * block.columns, count: block.columns)
+                        (out + ((start + row) * n + block.first) * outputSize)
+                            .copyMemory(from: dense + row * block.columns * outputSize, byteCount: block.columns * outputSize)
                     }
                 }
             }
