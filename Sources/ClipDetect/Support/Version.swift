@@ -1,2 +1,2 @@
 /// This build's version: `clipdetect --version`, reports and the service show it.
-public let clipdetectVersion = "0.4.0"
+public let clipdetectVersion = "0.5.0"
