@@ -65,9 +65,7 @@ import Testing
     @Test(arguments: allKinds)
     func featuresDoNotDependOnTheBatchOrOnReusedBuffers(kind: ComputeBackend.Kind) throws {
         let encoder = try Self.encoder("b_quickgelu_proj48", kind)
-        let size = 3 * encoder.description.imageSize * encoder.description.imageSize
-        var generator = SeededGenerator(seed: 23)
-        let images = (0..<5).map { _ in (0..<size).map { _ in Float.random(in: -2...2, using: &generator) } }
+        let images = Fixtures.randomInputs(5, for: encoder, seed: 23)
         let alone = try images.map { try encoder.encode($0, count: 1)[0] }
         for _ in 0..<2 {
             #expect(try encoder.encode(images.flatMap { $0 }, count: 5) == alone)
@@ -81,9 +79,7 @@ import Testing
     @Test(arguments: allKinds)
     func concurrentPassesEqualPassesOneAtATime(kind: ComputeBackend.Kind) throws {
         let encoder = try Self.encoder("b_quickgelu_proj48", kind)
-        let size = 3 * encoder.description.imageSize * encoder.description.imageSize
-        var generator = SeededGenerator(seed: 29)
-        let images = (0..<4).map { _ in (0..<size).map { _ in Float.random(in: -2...2, using: &generator) } }
+        let images = Fixtures.randomInputs(4, for: encoder, seed: 29)
         let alone = try images.map { try encoder.encode($0, count: 1)[0] }
         let results = UnsafeMutableBufferPointer<[Float]>.allocate(capacity: 4 * 12)
         results.initialize(repeating: [])

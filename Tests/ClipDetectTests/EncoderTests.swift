@@ -22,9 +22,7 @@ import Testing
     func featuresAreTheSameInAnyBatch(model: String) throws {
         let file = try Fixtures.manifest(model).files.keys.sorted().first { $0.hasSuffix(".safetensors") && !$0.contains("16") }!
         let encoder = try ImageEncoder(path: Fixtures.path("encoder", model, file), hints: Fixtures.hints(model))
-        let size = 3 * encoder.description.imageSize * encoder.description.imageSize
-        var generator = SeededGenerator(seed: 11)
-        let images = (0..<9).map { _ in (0..<size).map { _ in Float.random(in: -2...2, using: &generator) } }
+        let images = Fixtures.randomInputs(9, for: encoder, seed: 11)
         for kind in [FeatureKind.pooled] + (encoder.description.projectionDim == nil ? [] : [.projected]) {
             let alone = try encoder.encode(images[0], count: 1, kind: kind)[0]
             for count in 2...9 {

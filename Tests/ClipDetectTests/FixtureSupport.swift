@@ -30,6 +30,13 @@ enum Fixtures {
         model.hasPrefix("c_") ? ModelHints(activation: .gelu, heads: 2) : ModelHints()
     }
 
+    /// `count` random encoder inputs for `encoder` (values in -2…2, as normalised pixels are).
+    static func randomInputs(_ count: Int, for encoder: ImageEncoder, seed: UInt64) -> [[Float]] {
+        let size = 3 * encoder.description.imageSize * encoder.description.imageSize
+        var generator = SeededGenerator(seed: seed)
+        return (0..<count).map { _ in (0..<size).map { _ in Float.random(in: -2...2, using: &generator) } }
+    }
+
     /// open_clip's outputs for a fixture, read back as flat f32 arrays.
     static func expected(_ model: String, _ file: String = "expected.safetensors") throws -> [String: (shape: [Int], values: [Float])] {
         let checkpoint = try Checkpoint.open(path("encoder", model, file))
