@@ -309,6 +309,23 @@ import Testing
         #expect(throws: HeadError.self) { try Head.importUnivFD(checkpoint: Self.weights, name: "u", backbone: other) }
     }
 
+    /// A head records its backbone's activation to fill what a checkpoint leaves unsaid, never to
+    /// override what it states: a QuickGELU head without a fingerprint on a tower whose config says
+    /// GELU is refused, not run as QuickGELU (it scored, silently wrong, before).
+    @Test func aHeadsRecordedActivationDoesNotOverrideTheCheckpoints() throws {
+        let encoder = try ImageEncoder(path: DetectTests.backbone)
+        var head = try Head.importUnivFD(checkpoint: Self.weights, name: "u", backbone: encoder)
+        #expect(head.metadata.feature.architecture.hasSuffix("-gelu-p24"))
+        head.metadata.feature.architecture = head.metadata.feature.architecture.replacingOccurrences(of: "-gelu-", with: "-quick_gelu-")
+        head.metadata.feature.fingerprint = nil
+        head.metadata.feature.backbonePath = nil
+        let path = try Fixtures.temporaryDirectory().appendingPathComponent("quick.safetensors").path
+        try head.write(to: path)
+        let image = Fixtures.path("images", "jpeg_420.jpg")
+        let run = try CommandLineTests().run(["detect", "--no-cache", "--model", DetectTests.backbone, "--head", path, image])
+        #expect(run.status != 0 && run.stderr.contains("quick_gelu") && run.stderr.contains("-gelu-p24"), "\(run.stderr)")
+    }
+
     /// Heads of other features, views and backbones in one detector: each scores exactly as it does
     /// alone, the features of one encoder and view come from one pass, and a fused column is added.
     @Test func headsOfOtherFeaturesViewsAndBackbonesShareOneRun() throws {

@@ -81,9 +81,11 @@ public final class ImageEncoder: Sendable {
     }
 
     /// Opens a checkpoint and infers its description (config files beside it and `hints` fill the gaps).
-    public convenience init(path: String, hints: ModelHints = ModelHints(), precision: Precision = .fp32) throws {
+    public convenience init(path: String, hints: ModelHints = ModelHints(), defaults: ModelHints = ModelHints(),
+                            precision: Precision = .fp32) throws {
         let checkpoint = try Checkpoint.open(path)
-        try self.init(checkpoint: checkpoint, description: ModelDescription.infer(from: checkpoint, hints: hints), precision: precision)
+        try self.init(checkpoint: checkpoint, description: ModelDescription.infer(from: checkpoint, hints: hints, defaults: defaults),
+                      precision: precision)
     }
 
     /// What the features depend on beyond the fingerprint (weights and architecture): the input

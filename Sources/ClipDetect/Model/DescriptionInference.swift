@@ -59,9 +59,12 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
 }
 
 extension ModelDescription {
-    /// Reads the description off a checkpoint: numbers from tensor shapes, the rest from the
-    /// config files beside it, its safetensors metadata, and `hints` (which win).
-    public static func infer(from checkpoint: Checkpoint, hints: ModelHints = ModelHints()) throws -> ModelDescription {
+    /// Reads the description off a checkpoint: numbers from tensor shapes, the rest from `hints`
+    /// (which win: the user's word), the checkpoint's safetensors metadata, the config files beside
+    /// it, and last `defaults` (what a head recorded of its backbone: it fills gaps, but never
+    /// overrides what the checkpoint states, or a head would decide how its own backbone runs).
+    public static func infer(from checkpoint: Checkpoint, hints: ModelHints = ModelHints(),
+                             defaults: ModelHints = ModelHints()) throws -> ModelDescription {
         let tensors = checkpoint.tensors
         let naming: TensorNaming
         if tensors["visual.conv1.weight"] != nil {
@@ -102,6 +105,7 @@ extension ModelDescription {
         let stated = try hints
             .overriding(ModelHints(metadata: checkpoint.metadata))
             .overriding(ModelHints(configBeside: checkpoint.path, naming: naming))
+            .overriding(defaults)
         let width = patch[0]
         guard let activation = stated.activation else { throw ModelError.activationUnknown(checkpoint.path) }
         // open_clip and Hugging Face both default to 64-wide heads for every CLIP tower.

@@ -80,15 +80,16 @@ public enum ModelResolution {
         return defaultModel
     }
 
-    /// Loads the backbone `model` names; what the checkpoint does not state comes from `hints`, then
-    /// from the first head (it records its backbone's activation and heads), then from the registry.
+    /// Loads the backbone `model` names: `hints` win, then what the checkpoint states, then what the
+    /// first head records of its backbone (activation, heads) fills the gaps; a named model's
+    /// pinned facts count as the user's.
     /// `precision` is what the encoder is asked to run in (see `ImageEncoder.backend` for what runs).
     /// A named model's own head is fetched only with `ownHead` (not when other heads are given).
     public static func load(_ model: String, hints: ModelHints, store: ModelStore, heads: [Head] = [],
                             precision: Precision = .fp32, ownHead: Bool = true) throws -> ResolvedModel {
         let fromHeads = heads.first?.metadata.feature.hints ?? ModelHints()
         if isPath(model) {
-            let encoder = try ImageEncoder(path: checkpoint(at: model), hints: hints.overriding(fromHeads), precision: precision)
+            let encoder = try ImageEncoder(path: checkpoint(at: model), hints: hints, defaults: fromHeads, precision: precision)
             return ResolvedModel(name: model, encoder: encoder, ownHead: nil)
         }
         guard let named = NamedModel.named(model) else { throw ResolutionError.unknownModel(model, known: NamedModel.all.map(\.name)) }
