@@ -402,7 +402,8 @@ import Testing
     }
 
     /// Fetched over loopback as the registry fetches them (UnivFD's and RINE's released files):
-    /// the pinned bytes give the head, other bytes are refused and not kept.
+    /// the pinned bytes give the head, other bytes are refused and not kept; a cached file changed
+    /// later is refused on use.
     @Test(arguments: [("univfd", Fixtures.path("heads", "univfd", "fc_weights.pth")),
                       ("rine-2class", Fixtures.path("heads", "rine", "model_2class_trainable.pth"))])
     func theStoreFetchesAndVerifiesTheHead(model: String, file: String) throws {
@@ -423,7 +424,14 @@ import Testing
             let store = ModelStore(environment: ["CLIPDETECT_HOME": home.path, "CLIPDETECT_HEADS_ENDPOINT": server.base.absoluteString])
             if accepted {
                 #expect(try store.head(named, backbone: nil) == local)
-                #expect(store.cachedHead(named) != nil)
+                let cached = try #require(store.cachedHead(named))
+                // Changed in the cache afterwards (or put there by hand): refused on use, offline too.
+                try altered.write(to: URL(fileURLWithPath: cached))
+                let offline = ModelStore(environment: ["CLIPDETECT_HOME": home.path], offline: true)
+                #expect { try offline.head(named, backbone: nil) } throws: { error in
+                    guard case DownloadError.altered(let path, _, _) = error else { return false }
+                    return path == cached
+                }
             } else {
                 #expect(throws: (any Error).self) { try store.head(named, backbone: nil) }
                 #expect(store.cachedHead(named) == nil)

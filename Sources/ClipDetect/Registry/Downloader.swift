@@ -25,6 +25,7 @@ public enum DownloadError: Error, CustomStringConvertible, Equatable {
     case network(URL, String)
     case offline(URL, destination: String)
     case badEndpoint(setting: String, value: String)
+    case altered(path: String, expected: String, found: String)
 
     public var description: String {
         switch self {
@@ -35,6 +36,8 @@ public enum DownloadError: Error, CustomStringConvertible, Equatable {
         case .network(let url, let why): "cannot download \(url.absoluteString): \(why)"
         case .offline(let url, let destination): "offline: download \(url.absoluteString) yourself and put it at \(destination)"
         case .badEndpoint(let setting, let value): "\(setting) = '\(value)' is not an http(s) URL"
+        case .altered(let path, let expected, let found):
+            "\(path) is not the published file (sha256 \(found), pinned \(expected)): remove it to download it again, or put the published file there"
         }
     }
 }

@@ -76,12 +76,16 @@ public struct ModelStore: Sendable {
     }
 
     /// The reference head, downloaded, verified by its pinned SHA-256 and imported (safe unpickler).
+    /// A file already in the cache is verified on every use too (it is small): one put there by
+    /// hand, or changed since, must not score under the model's name.
     public func head(_ model: NamedModel, backbone: ImageEncoder?) throws -> Head? {
         guard let reference = model.head, let raw = headPath(model) else { return nil }
         if !FileManager.default.fileExists(atPath: raw) {
             let base = try Self.endpoint(headEndpoint ?? reference.source, setting: headEndpoint == nil ? "the \(model.name) head's source" : "CLIPDETECT_HEADS_ENDPOINT")
             try fetch(RemoteFile(url: base.appendingPathComponent(reference.path), sha256: reference.sha256, size: reference.size), to: raw)
         }
+        let found = try Downloader.sha256(ofFile: raw), pinned = reference.sha256.lowercased()
+        guard found == pinned else { throw DownloadError.altered(path: raw, expected: pinned, found: found) }
         switch reference.format {
         case .univfd:
             return try Head.importUnivFD(checkpoint: raw, name: model.name, backbone: backbone)

@@ -104,6 +104,7 @@ extension DownloadError: ClassifiedError {
         case .notFound: .notFound
         case .http, .checksum, .network, .offline: .network
         case .badEndpoint: .invalidInput
+        case .altered: .mismatch
         }
     }
 }
