@@ -16,6 +16,19 @@ import Testing
         return (try Head.importReference(checkpoint: reference, config: nil, name: "tiny", backbone: encoder), encoder)
     }
 
+    /// A head may not take the name of a column the output gives (a fused score, --stability's,
+    /// the verdict's): `eval` would skip it, or the table would have two such columns.
+    @Test func headsMayNotTakeAnOutputColumnsName() throws {
+        var (head, _) = try Self.importedHead()
+        for name in ["filename", "fusion", "probability", "label", "verdict", "error", "typ",
+                     "agreement", "score_min", "score_median", "score_max", "stability", " stability "] {
+            head.metadata.name = name
+            #expect(throws: HeadError.self, "\(name)") { try head.validate() }
+        }
+        head.metadata.name = "stability2"
+        try head.validate()
+    }
+
     @Test func importedHeadScoresAsOpenCLIPPlusTheHead() throws {
         let (head, encoder) = try Self.importedHead()
         // Every file format and naming of the same backbone: the same fingerprint, the same scores.

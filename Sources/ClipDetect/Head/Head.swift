@@ -109,8 +109,11 @@ public struct Head: Sendable, Equatable {
 
     public func isSynthetic(_ score: Double) -> Bool { decision.isSynthetic(score) }
 
-    /// Column names of the output that a head may not take.
-    public static let reservedNames: Set<String> = ["filename", "fusion", "probability", "label", "verdict", "error", "typ"]
+    /// Columns of a detection table that are not scores (`eval` reads every other column as one).
+    public static let nonScoreColumns: Set<String> = ["filename", "probability", "label", "verdict", "error",
+                                                      "agreement", "score_min", "score_median", "score_max", "stability"]
+    /// Column names of the output that a head may not take (the fused score's, and a list's label).
+    public static let reservedNames = nonScoreColumns.union(["fusion", "typ"])
 
     /// Refuses numbers that would give a wrong verdict silently: non-finite weights, a calibration
     /// that does not rise with the score, a threshold that is not a number, a name that is a column.

@@ -91,10 +91,9 @@ public enum Evaluation {
     /// The same from a table already read (`name` for messages).
     public static func readScores(_ table: CSVTable, name path: String) throws -> [ScoreColumn] {
         let names = try table.values("filename")
-        let ours: Set<String> = ["filename", "probability", "label", "verdict", "error", "agreement", "score_min", "score_median", "score_max", "stability"]
         var seen = Set<String>()
         for column in table.header where !seen.insert(column).inserted { throw ReportError.invalid("\(path): two \(column) columns") }
-        return try table.header.enumerated().filter { !ours.contains($0.element) }.map { column, detector in
+        return try table.header.enumerated().filter { !Head.nonScoreColumns.contains($0.element) }.map { column, detector in
             var byName: [String: Double] = [:]
             for (row, name) in names.enumerated() {
                 let cell = column < table.rows[row].count ? table.rows[row][column].trimmingCharacters(in: .whitespaces) : ""
