@@ -160,6 +160,7 @@ import Testing
         var a = try Head.importReference(checkpoint: DetectTests.reference, config: nil, name: "a", backbone: encoder)
         var b = a
         b.metadata.name = "b"
+        b.bias += 0.25  // another head: the same one twice is refused
         a.metadata.calibration = .platt(a: 0.5, b: 1)
         b.metadata.calibration = .isotonic(IsotonicRegression(x: [-1, 1], y: [0.1, 0.9]))
         let feature = (0..<a.weights.count).map { Float($0 % 7) / 10 }

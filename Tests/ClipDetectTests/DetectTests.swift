@@ -16,6 +16,26 @@ import Testing
         return (try Head.importReference(checkpoint: reference, config: nil, name: "tiny", backbone: encoder), encoder)
     }
 
+    /// A head given twice is refused whatever its names (it would count twice in the fusion), and
+    /// two heads of one name too (one column each); the same weights on another view are another head.
+    @Test func aHeadGivenTwiceIsRefused() throws {
+        let (head, encoder) = try Self.importedHead()
+        var renamed = head
+        renamed.metadata.name = "tiny2"
+        renamed.metadata.threshold = 0.5
+        #expect(throws: HeadError.invalid("tiny and tiny2 are the same head (same weights on the same feature): given twice it would count twice in the fusion")) {
+            try Detector(encoder: encoder, heads: [head, renamed])
+        }
+        var other = head
+        other.bias += 1
+        #expect(throws: HeadError.invalid("two heads are named tiny: each needs its own column (import or train one with another --name)")) {
+            try Detector(encoder: encoder, heads: [head, other])
+        }
+        other.metadata.name = "tiny3"
+        renamed.metadata.feature.view = .crop
+        #expect(try Detector(encoder: encoder, heads: [head, other, renamed]).heads.count == 3)
+    }
+
     /// A head may not take the name of a column the output gives (a fused score, --stability's,
     /// the verdict's): `eval` would skip it, or the table would have two such columns.
     @Test func headsMayNotTakeAnOutputColumnsName() throws {

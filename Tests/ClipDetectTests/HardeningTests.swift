@@ -64,6 +64,7 @@ import Testing
         let head = try DetectCommandTests().headFile(in: folder)
         var other = try Head.read(head)
         other.metadata.name = "other"
+        other.bias += 1
         let second = folder.appendingPathComponent("other.safetensors").path
         try other.write(to: second)
         let images = ["jpeg_420.jpg", "png_rgba.png", "photo_rocket.jpg"].map { Fixtures.path("images", $0) }

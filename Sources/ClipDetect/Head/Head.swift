@@ -109,6 +109,14 @@ public struct Head: Sendable, Equatable {
 
     public func isSynthetic(_ score: Double) -> Bool { decision.isSynthetic(score) }
 
+    /// Gives the same scores as `other`: the same weights, network and feature (name, calibration
+    /// and threshold aside).
+    public func scoresLike(_ other: Head) -> Bool {
+        let f = metadata.feature, g = other.metadata.feature
+        return weights == other.weights && bias == other.bias && trunk == other.trunk && f.kind == g.kind && f.normalized == g.normalized
+            && f.inputView == g.inputView && f.architecture == g.architecture && f.fingerprint == g.fingerprint
+    }
+
     /// Columns of a detection table that are not scores (`eval` reads every other column as one).
     public static let nonScoreColumns: Set<String> = ["filename", "probability", "label", "verdict", "error",
                                                       "agreement", "score_min", "score_median", "score_max", "stability"]

@@ -82,7 +82,13 @@ public struct Detector: Sendable {
         guard !assigned.isEmpty else { throw HeadError.invalid("no head given") }
         var names = Set<String>()
         for (head, _) in assigned where !names.insert(head.metadata.name).inserted {
-            throw HeadError.invalid("two heads are named \(head.metadata.name): a head given twice would count twice in the fusion")
+            throw HeadError.invalid("two heads are named \(head.metadata.name): each needs its own column (import or train one with another --name)")
+        }
+        // The same scores under two names would count twice in the fusion.
+        for (index, (head, encoder)) in assigned.enumerated() {
+            if let same = assigned[..<index].first(where: { $0.head.scoresLike(head) && $0.encoder.computesLike(encoder) }) {
+                throw HeadError.invalid("\(same.head.metadata.name) and \(head.metadata.name) are the same head (same weights on the same feature): given twice it would count twice in the fusion")
+            }
         }
         var encoders: [ImageEncoder] = [], requests: [FeatureRequest] = [], inputs: [Int] = []
         for (head, given) in assigned {
