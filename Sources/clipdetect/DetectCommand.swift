@@ -48,7 +48,7 @@ struct DetectCommand: ParsableCommand {
         var items = try Inputs.collect(inputs, csv: csv)
         try refuseOverwritingInputs(output, items.map(\.path))
         let writer = try DetectionWriter(path: output, format: format, heads: detector.heads.map(\.metadata.name), append: resume,
-                                         stability: check != nil)
+                                         stability: check != nil, identity: detector.identity)
         let skipped = items.count
         items.removeAll { writer.done.contains($0.name) }
         if resume { printError("resuming: \(skipped - items.count) file(s) already in \(output!)") }
@@ -95,7 +95,9 @@ final class DetectionWriter {
     /// Columns of `--stability`, after the verdict.
     static let stabilityColumns = ["agreement", "score_min", "score_median", "score_max", "stability"]
 
-    init(path: String?, format: DetectCommand.Format, heads: [String], append: Bool, stability: Bool = false) throws {
+    /// `identity`: the detector's (`Detector.identity`), kept beside a file output as
+    /// `<output>.detector` so that --resume appends only rows of the same detector.
+    init(path: String?, format: DetectCommand.Format, heads: [String], append: Bool, stability: Bool = false, identity: String) throws {
         self.format = format
         self.heads = heads
         let previous = append ? path.flatMap { FileKind($0) == .regular ? try? Files.read($0, limit: CSVTable.maxBytes) : nil } : nil
@@ -109,6 +111,7 @@ final class DetectionWriter {
             // a file that is refused is left exactly as it was.
             let complete = previous.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
             done = try Self.namesIn(previous.prefix(complete), path: path, format: format, columns: columns)
+            try Self.checkIdentity(identity, of: path)
             if complete < previous.count {
                 let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
                 try handle.truncate(atOffset: UInt64(complete))
@@ -119,6 +122,7 @@ final class DetectionWriter {
             done = []
         }
         out = try OutputStream(path: path, append: resuming)
+        if let path, !resuming, FileKind(path) == .regular { try Files.write(Data(identity.utf8), to: Self.identityPath(path)) }
         if format == .csv && !resuming { try out.write(CSVTable.line(columns)) }
         if format == .table { try out.write(zip(columns, Self.widths(columns)).map { Self.pad($0, $1) }.joined() + "\n") }
     }
@@ -177,6 +181,30 @@ final class DetectionWriter {
     static func cell(_ name: String, width: Int) -> String {
         let text = escaped(PathName.display(name))
         return text.count <= width ? text : "…" + text.suffix(width - 1)
+    }
+
+    static func identityPath(_ output: String) -> String { output + ".detector" }
+
+    /// Refuses to resume a file another detector wrote (other heads under the same names, another
+    /// backbone, precision, fusion or orientation), naming what differs; a file without a record
+    /// (an older version's, or moved without it) is resumed on its columns, and says so.
+    static func checkIdentity(_ identity: String, of output: String) throws {
+        let record = identityPath(output)
+        guard FileKind(record) == .regular, let data = try? Files.read(record, limit: 1 << 20) else {
+            printError("note: \(record) is missing, so the heads that wrote \(output) cannot be checked: resuming on its column names alone")
+            return
+        }
+        guard data != Data(identity.utf8) else { return }
+        let before = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        let now = (try? JSONSerialization.jsonObject(with: Data(identity.utf8))) as? [String: Any] ?? [:]
+        let names = ["heads": "heads", "encoders": "backbone or precision", "fusion": "fusion", "decision": "calibration, threshold or band",
+                     "exifOrientation": "--exif-orientation"]
+        let differing = names.keys.sorted().filter { key in
+            func canonical(_ value: Any?) -> Data? { value.flatMap { try? JSONSerialization.data(withJSONObject: [$0], options: .sortedKeys) } }
+            return canonical(before[key]) == nil || canonical(before[key]) != canonical(now[key])
+        }.map { names[$0]! }
+        throw CommandError("\(output) was written by another detector (\(differing.isEmpty ? "its record differs" : "other " + differing.joined(separator: ", "))): "
+                           + "resume with the same, or write to another file")
     }
 
     /// Names already written to an earlier output, for --resume; refuses a file written for other heads.

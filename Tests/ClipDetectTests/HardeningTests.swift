@@ -77,6 +77,19 @@ import Testing
                                      "-o", output, "--resume"] + images)
             #expect(mixed.status != 0 && mixed.stderr.contains("resume with the same heads"), "\(mixed.stderr)")
             #expect(try String(contentsOfFile: output, encoding: .utf8) == before)
+            // Another head under the same name (its column would mix two heads' scores), or the same
+            // head fused or oriented otherwise: refused by the record beside the output.
+            var renamed = other
+            renamed.metadata.name = try Head.read(head).metadata.name
+            let impostor = folder.appendingPathComponent("impostor.safetensors").path
+            try renamed.write(to: impostor)
+            let swapped = try cli.run(["detect", "--model", DetectTests.backbone, "--head", impostor, "--format", format,
+                                       "-o", output, "--resume"] + images)
+            #expect(swapped.status != 0 && swapped.stderr.contains("written by another detector (other heads)"), "\(swapped.stderr)")
+            let turned = try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "--format", format, "--exif-orientation",
+                                      "-o", output, "--resume"] + images)
+            #expect(turned.status != 0 && turned.stderr.contains("(other --exif-orientation)"), "\(turned.stderr)")
+            #expect(try String(contentsOfFile: output, encoding: .utf8) == before)
 
             // A row cut short (a crash, a full disk) is done again, not glued to the next one.
             let lines = before.split(separator: "\n", omittingEmptySubsequences: false)
@@ -87,6 +100,10 @@ import Testing
             let after = try String(contentsOfFile: output, encoding: .utf8)
             #expect(after.split(separator: "\n").count == (format == "csv" ? 4 : 3))
             #expect(after.hasPrefix(String(lines[0])))
+            // Without the record (an older version's output), resumed on its columns, saying so.
+            try FileManager.default.removeItem(atPath: output + ".detector")
+            let unrecorded = try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "--format", format, "-o", output, "--resume"] + images)
+            #expect(unrecorded.status == 0 && unrecorded.stderr.contains("cannot be checked"), "\(unrecorded.stderr)")
         }
     }
 

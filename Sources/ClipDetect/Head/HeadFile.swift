@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// Heads as safetensors: `weight` [1, D], `bias` [1] (RINE's network before them under `trunk.`),
@@ -8,6 +9,20 @@ extension Head {
     public func write(to path: String) throws {
         let json = try JSONEncoder().encode(metadata)
         try SafeTensorsWriter.write(entries(prefix: ""), metadata: [Self.metadataKey: String(decoding: json, as: UTF8.self)], to: path)
+    }
+
+    /// SHA-256 over everything that decides this head's columns (metadata, weights, network): equal
+    /// digests score and read an image alike.
+    public var digest: String {
+        var hash = SHA256()
+        let json = JSONEncoder()
+        json.outputFormatting = .sortedKeys
+        hash.update(data: (try? json.encode(metadata)) ?? Data())
+        for (name, entry) in entries(prefix: "").sorted(by: { $0.key < $1.key }) {
+            hash.update(data: Data("\(name)\(entry.shape)".utf8))
+            entry.values.withUnsafeBytes { hash.update(bufferPointer: $0) }
+        }
+        return hash.finalize().map { String(format: "%02x", $0) }.joined()
     }
 
     /// This head's tensors under `prefix` (a head file: "", a head set: "heads.N.").

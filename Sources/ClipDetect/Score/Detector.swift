@@ -1,3 +1,4 @@
+import Foundation
 import Dispatch
 
 /// The verdict on one image.
@@ -118,6 +119,21 @@ public struct Detector: Sendable {
         if let band = configuration.band { decision.band = band }
         try decision.validate()
         self.decision = decision
+    }
+
+    /// What decides this detector's numbers for an image, as one string: each head's digest and
+    /// column, the encoders (weights, settings, precision that runs), the fusion and final rule,
+    /// and EXIF orientation. Two runs with equal identities write equal rows (`detect --resume`).
+    public var identity: String {
+        struct Identity: Encodable {
+            let heads: [String], encoders: [String], fusion: Fusion, decision: DecisionRule, exifOrientation: Bool
+        }
+        let value = Identity(heads: heads.map { "\($0.metadata.name) \($0.digest)" },
+                             encoders: encoders.map { "\($0.fingerprint) \($0.settingsTag) \($0.backend.precision.rawValue)" },
+                             fusion: fusion, decision: decision, exifOrientation: extractor.settings.applyOrientation)
+        let json = JSONEncoder()
+        json.outputFormatting = .sortedKeys
+        return String(decoding: (try? json.encode(value)) ?? Data(), as: UTF8.self)
     }
 
     /// The encoders the heads read, each once, in the heads' order.
