@@ -129,6 +129,12 @@ import Testing
         let garbage = try write("filename,det\nr1,abc\n", "garbage.csv", in: folder)
         let refused = try cli.run(["eval", "--csv", list, "--scores", garbage])
         #expect(refused.status != 0 && refused.stderr.contains("abc is not a number"))
+        // A file listed twice, under one label or two, is refused: it would count twice.
+        for second in ["r1,ganA", "r1,real"] {
+            let twice = try write("filename,typ\nr1,real\nr2,real\na1,ganA\n\(second)\n", "twice.csv", in: folder)
+            let listed = try cli.run(["eval", "--csv", twice, "--scores", scores])
+            #expect(listed.status != 0 && listed.stderr.contains("rows 1 and 4 both list r1"), "\(listed.stderr)")
+        }
     }
 
     @Test func trainingOptionsAreCheckedBeforeAnyWork() throws {

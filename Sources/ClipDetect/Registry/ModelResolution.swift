@@ -33,7 +33,7 @@ public enum ResolutionError: Error, CustomStringConvertible, Equatable {
         case .noHead(let name): "\(name) is a backbone without a head: give a head file (import the reference's with `clipdetect head import`)"
         case .backboneNotFound(let head, let architecture, let path):
             "\(head) was made on a local \(architecture) backbone" + (path.map { " at \($0), which is not there" } ?? "")
-                + ": give that checkpoint as the model"
+                + ": put that checkpoint back there, or give it as --model (every head then runs on it: score heads of other backbones in another run)"
         case .noWeightsInFolder(let folder):
             "\(folder) holds none of \(ModelResolution.folderFiles.joined(separator: ", "))"
         }

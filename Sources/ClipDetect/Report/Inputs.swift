@@ -64,9 +64,14 @@ public enum Inputs {
         let table = try CSVTable(path: csv)
         let folder = URL(fileURLWithPath: csv).deletingLastPathComponent()
         let names = try table.values("filename"), types = try table.values("typ")
+        var rows: [String: Int] = [:]
         return try zip(names, types).enumerated().map { row, pair in
             let name = pair.0.trimmingCharacters(in: .whitespaces), type = pair.1.trimmingCharacters(in: .whitespaces)
             guard !name.isEmpty else { throw ReportError.invalid("\(csv) row \(row + 1): empty filename") }
+            // Counted twice (or under two labels), an image would move every metric silently.
+            if let earlier = rows.updateValue(row, forKey: name) {
+                throw ReportError.invalid("\(csv) rows \(earlier + 1) and \(row + 1) both list \(name)")
+            }
             guard !type.isEmpty else { throw ReportError.invalid("\(csv) row \(row + 1) (\(name)): empty typ; use real or the generator's name") }
             // `Real` and `REAL` mean real: a generator with that name would be a silent mislabel.
             return LabeledImage(item: InputItem(name: name, path: name.hasPrefix("/") ? name : folder.appendingPathComponent(name).path),
