@@ -48,7 +48,7 @@ struct DetectCommand: ParsableCommand {
         var items = try Inputs.collect(inputs, csv: csv)
         try refuseOverwritingInputs(output, items.map(\.path))
         let writer = try DetectionWriter(path: output, format: format, heads: detector.heads.map(\.metadata.name), append: resume,
-                                         stability: check != nil, identity: detector.identity)
+                                         stability: check != nil, identity: detector.identity(stability: check))
         let skipped = items.count
         items.removeAll { writer.done.contains($0.name) }
         if resume { printError("resuming: \(skipped - items.count) file(s) already in \(output!)") }
@@ -120,9 +120,10 @@ final class DetectionWriter {
             }
         } else {
             done = []
+            // Before the output is truncated: a record that cannot be written leaves it as it was.
+            if let path, let record = Self.identityPath(path) { try Files.write(Data(identity.utf8), to: record) }
         }
         out = try OutputStream(path: path, append: resuming)
-        if let path, !resuming, FileKind(path) == .regular { try Files.write(Data(identity.utf8), to: Self.identityPath(path)) }
         if format == .csv && !resuming { try out.write(CSVTable.line(columns)) }
         if format == .table { try out.write(zip(columns, Self.widths(columns)).map { Self.pad($0, $1) }.joined() + "\n") }
     }
@@ -183,25 +184,42 @@ final class DetectionWriter {
         return text.count <= width ? text : "…" + text.suffix(width - 1)
     }
 
-    static func identityPath(_ output: String) -> String { output + ".detector" }
+    /// Where the record of the detector that writes `output` lives: beside the file the output
+    /// really is (links followed, so two names of one file share it); nil for a device or a pipe,
+    /// which cannot be resumed.
+    static func identityPath(_ output: String) -> String? {
+        guard let resolved = PathName.withCString(output, { realpath($0, nil) }) else {
+            return FileKind(output) == .missing ? output + ".detector" : nil
+        }
+        defer { free(resolved) }
+        let path = PathName.decode(UnsafeBufferPointer(start: UnsafeRawPointer(resolved).assumingMemoryBound(to: UInt8.self), count: strlen(resolved)))
+        return FileKind(path) == .regular ? path + ".detector" : nil
+    }
 
     /// Refuses to resume a file another detector wrote (other heads under the same names, another
-    /// backbone, precision, fusion or orientation), naming what differs; a file without a record
-    /// (an older version's, or moved without it) is resumed on its columns, and says so.
+    /// backbone, precision, fusion, orientation or stability draws), naming what differs; a file
+    /// without a record (an older version's, or moved without it) is resumed on its columns, and
+    /// says so; a record that cannot be read is refused.
     static func checkIdentity(_ identity: String, of output: String) throws {
-        let record = identityPath(output)
-        guard FileKind(record) == .regular, let data = try? Files.read(record, limit: 1 << 20) else {
-            printError("note: \(record) is missing, so the heads that wrote \(output) cannot be checked: resuming on its column names alone")
+        guard let record = identityPath(output) else { return }
+        if FileKind(record) == .missing {
+            printError("note: \(PathName.display(record)) is missing, so the heads that wrote \(output) cannot be checked: resuming on its column names alone")
             return
         }
+        let data: Data
+        do { data = try Files.read(record, limit: 1 << 20) } catch {
+            throw CommandError("\(PathName.display(record)), the record of the detector that wrote \(output), cannot be read (\(error)): remove it to resume on the columns alone")
+        }
         guard data != Data(identity.utf8) else { return }
-        let before = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        guard let before = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any], before["heads"] != nil else {
+            throw CommandError("\(PathName.display(record)) is not a record clipdetect wrote: remove it to resume on the columns alone")
+        }
         let now = (try? JSONSerialization.jsonObject(with: Data(identity.utf8))) as? [String: Any] ?? [:]
         let names = ["heads": "heads", "encoders": "backbone or precision", "fusion": "fusion", "decision": "calibration, threshold or band",
-                     "exifOrientation": "--exif-orientation"]
+                     "exifOrientation": "--exif-orientation", "stability": "--stability draws, chain or seed"]
         let differing = names.keys.sorted().filter { key in
             func canonical(_ value: Any?) -> Data? { value.flatMap { try? JSONSerialization.data(withJSONObject: [$0], options: .sortedKeys) } }
-            return canonical(before[key]) == nil || canonical(before[key]) != canonical(now[key])
+            return canonical(before[key]) != canonical(now[key])
         }.map { names[$0]! }
         throw CommandError("\(output) was written by another detector (\(differing.isEmpty ? "its record differs" : "other " + differing.joined(separator: ", "))): "
                            + "resume with the same, or write to another file")

@@ -23,8 +23,14 @@ import Testing
         var renamed = head
         renamed.metadata.name = "tiny2"
         renamed.metadata.threshold = 0.5
-        #expect(throws: HeadError.invalid("tiny and tiny2 are the same head (same weights on the same feature): given twice it would count twice in the fusion")) {
+        // A copy that no longer records its backbone is still the same head on this encoder.
+        renamed.metadata.feature.fingerprint = nil
+        renamed.metadata.feature.backbonePath = nil
+        #expect(throws: HeadError.invalid("tiny and tiny2 are the same head (same weights on the same feature): it would count twice in the fusion")) {
             try Detector(encoder: encoder, heads: [head, renamed])
+        }
+        #expect(throws: HeadError.invalid("tiny is given twice: it would count twice in the fusion")) {
+            try Detector(encoder: encoder, heads: [head, head])
         }
         var other = head
         other.bias += 1
@@ -47,6 +53,11 @@ import Testing
         }
         head.metadata.name = "stability2"
         try head.validate()
+        // Refused when written too, not only when used (head import --name, train --name).
+        head.metadata.name = "agreement"
+        let path = try Fixtures.temporaryDirectory().appendingPathComponent("agreement.safetensors").path
+        #expect(throws: HeadError.self) { try head.write(to: path) }
+        #expect(!FileManager.default.fileExists(atPath: path))
     }
 
     @Test func importedHeadScoresAsOpenCLIPPlusTheHead() throws {
@@ -465,6 +476,10 @@ import Testing
                     guard case DownloadError.altered(let path, _, _) = error else { return false }
                     return path == cached
                 }
+                // Not a file at all: one line, not a trap.
+                try FileManager.default.removeItem(atPath: cached)
+                try FileManager.default.createDirectory(atPath: cached, withIntermediateDirectories: false)
+                #expect { try offline.head(named, backbone: nil) } throws: { error in "\(error)".contains("not a regular file") }
             } else {
                 #expect(throws: (any Error).self) { try store.head(named, backbone: nil) }
                 #expect(store.cachedHead(named) == nil)

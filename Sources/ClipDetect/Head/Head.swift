@@ -109,12 +109,12 @@ public struct Head: Sendable, Equatable {
 
     public func isSynthetic(_ score: Double) -> Bool { decision.isSynthetic(score) }
 
-    /// Gives the same scores as `other`: the same weights, network and feature (name, calibration
-    /// and threshold aside).
+    /// Gives the same scores as `other` on the same encoder: the same weights, network and feature
+    /// (name, calibration, threshold and the backbone it records aside: the encoder decides those).
     public func scoresLike(_ other: Head) -> Bool {
         let f = metadata.feature, g = other.metadata.feature
         return weights == other.weights && bias == other.bias && trunk == other.trunk && f.kind == g.kind && f.normalized == g.normalized
-            && f.inputView == g.inputView && f.architecture == g.architecture && f.fingerprint == g.fingerprint
+            && f.inputView == g.inputView
     }
 
     /// Columns of a detection table that are not scores (`eval` reads every other column as one).

@@ -6,7 +6,10 @@ import Foundation
 extension Head {
     static let metadataKey = "clipdetect.head"
 
+    /// Writes a head only if it would be read back (`validate`): a name a column takes, or weights
+    /// that are not finite, are refused here rather than at the first use.
     public func write(to path: String) throws {
+        try validate(PathName.display(path))
         let json = try JSONEncoder().encode(metadata)
         try SafeTensorsWriter.write(entries(prefix: ""), metadata: [Self.metadataKey: String(decoding: json, as: UTF8.self)], to: path)
     }

@@ -31,6 +31,7 @@ public struct HeadSet: Sendable, Equatable {
     public func write(to path: String) throws {
         var tensors: [String: SafeTensorsWriter.Entry] = [:]
         for (index, head) in heads.enumerated() {
+            try head.validate("\(PathName.display(path)) head \(index)")
             for (name, entry) in head.entries(prefix: "heads.\(index).") { tensors[name] = entry }
         }
         let json = try JSONEncoder().encode(Stored(heads: heads.map(\.metadata), fusion: fusion, decision: decision, calibrationSet: calibrationSet))

@@ -97,12 +97,20 @@ public struct Downloader: Sendable {
         return bare.count == 64 && bare.allSatisfy(\.isHexDigit) ? bare.lowercased() : nil
     }
 
+    /// A regular file's SHA-256; anything else (a folder, a device) or a failed read is one line.
     public static func sha256(ofFile path: String) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw DownloadError.network(URL(fileURLWithPath: path), "cannot read") }
+        func failure(_ why: String) -> FileError { FileError("cannot read \(PathName.display(path)): \(why)") }
+        switch FileKind(path) {
+        case .regular: break
+        case .missing: throw failure("no such file")
+        case .directory, .other: throw failure("not a regular file")
+        }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw failure("permission denied or unreadable") }
         defer { try? handle.close() }
         var hash = SHA256()
         while true {
-            let chunk = handle.readData(ofLength: 4 << 20)
+            let chunk: Data
+            do { chunk = try handle.read(upToCount: 4 << 20) ?? Data() } catch { throw failure("\(error.localizedDescription)") }
             if chunk.isEmpty { break }
             hash.update(data: chunk)
         }

@@ -68,14 +68,14 @@ public enum Inputs {
         return try zip(names, types).enumerated().map { row, pair in
             let name = pair.0.trimmingCharacters(in: .whitespaces), type = pair.1.trimmingCharacters(in: .whitespaces)
             guard !name.isEmpty else { throw ReportError.invalid("\(csv) row \(row + 1): empty filename") }
+            guard !type.isEmpty else { throw ReportError.invalid("\(csv) row \(row + 1) (\(name)): empty typ; use real or the generator's name") }
+            let path = name.hasPrefix("/") ? name : folder.appendingPathComponent(name).path
             // Counted twice (or under two labels), an image would move every metric silently.
-            if let earlier = rows.updateValue(row, forKey: name) {
+            if let earlier = rows.updateValue(row, forKey: URL(fileURLWithPath: path).standardizedFileURL.path) {
                 throw ReportError.invalid("\(csv) rows \(earlier + 1) and \(row + 1) both list \(name)")
             }
-            guard !type.isEmpty else { throw ReportError.invalid("\(csv) row \(row + 1) (\(name)): empty typ; use real or the generator's name") }
             // `Real` and `REAL` mean real: a generator with that name would be a silent mislabel.
-            return LabeledImage(item: InputItem(name: name, path: name.hasPrefix("/") ? name : folder.appendingPathComponent(name).path),
-                                type: type.lowercased() == "real" ? "real" : type)
+            return LabeledImage(item: InputItem(name: name, path: path), type: type.lowercased() == "real" ? "real" : type)
         }
     }
 

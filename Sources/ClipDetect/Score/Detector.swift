@@ -81,15 +81,17 @@ public struct Detector: Sendable {
     /// their features. Checks that every head fits its encoder, and that no head is given twice.
     public init(heads assigned: [(head: Head, encoder: ImageEncoder)], configuration: Configuration = Configuration()) throws {
         guard !assigned.isEmpty else { throw HeadError.invalid("no head given") }
+        // The same scores, under any name, would count twice in the fusion.
+        for (index, (head, encoder)) in assigned.enumerated() {
+            if let same = assigned[..<index].first(where: { $0.head.scoresLike(head) && $0.encoder.computesLike(encoder) }) {
+                let names = same.head.metadata.name == head.metadata.name ? "\(head.metadata.name) is given twice"
+                    : "\(same.head.metadata.name) and \(head.metadata.name) are the same head (same weights on the same feature)"
+                throw HeadError.invalid("\(names): it would count twice in the fusion")
+            }
+        }
         var names = Set<String>()
         for (head, _) in assigned where !names.insert(head.metadata.name).inserted {
             throw HeadError.invalid("two heads are named \(head.metadata.name): each needs its own column (import or train one with another --name)")
-        }
-        // The same scores under two names would count twice in the fusion.
-        for (index, (head, encoder)) in assigned.enumerated() {
-            if let same = assigned[..<index].first(where: { $0.head.scoresLike(head) && $0.encoder.computesLike(encoder) }) {
-                throw HeadError.invalid("\(same.head.metadata.name) and \(head.metadata.name) are the same head (same weights on the same feature): given twice it would count twice in the fusion")
-            }
         }
         var encoders: [ImageEncoder] = [], requests: [FeatureRequest] = [], inputs: [Int] = []
         for (head, given) in assigned {
@@ -121,16 +123,18 @@ public struct Detector: Sendable {
         self.decision = decision
     }
 
-    /// What decides this detector's numbers for an image, as one string: each head's digest and
-    /// column, the encoders (weights, settings, precision that runs), the fusion and final rule,
-    /// and EXIF orientation. Two runs with equal identities write equal rows (`detect --resume`).
-    public var identity: String {
+    /// What decides this detector's numbers for an image, as one JSON object: each head's digest and
+    /// column, the encoders (weights, settings, precision that runs), the fusion (of several heads)
+    /// and final rule, EXIF orientation, and the stability check's draws when one is made. Two runs
+    /// with equal identities write equal rows (`detect --resume`).
+    public func identity(stability: StabilityCheck? = nil) -> String {
         struct Identity: Encodable {
-            let heads: [String], encoders: [String], fusion: Fusion, decision: DecisionRule, exifOrientation: Bool
+            let heads: [String], encoders: [String], fusion: Fusion?, decision: DecisionRule, exifOrientation: Bool, stability: String?
         }
         let value = Identity(heads: heads.map { "\($0.metadata.name) \($0.digest)" },
                              encoders: encoders.map { "\($0.fingerprint) \($0.settingsTag) \($0.backend.precision.rawValue)" },
-                             fusion: fusion, decision: decision, exifOrientation: extractor.settings.applyOrientation)
+                             fusion: heads.count > 1 ? fusion : nil, decision: decision, exifOrientation: extractor.settings.applyOrientation,
+                             stability: stability.map { "\($0.draws) draws, agreement \($0.minimumAgreement), seed \($0.chain.seed): \($0.chain.operations)" })
         let json = JSONEncoder()
         json.outputFormatting = .sortedKeys
         return String(decoding: (try? json.encode(value)) ?? Data(), as: UTF8.self)
