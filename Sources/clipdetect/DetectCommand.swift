@@ -188,11 +188,7 @@ final class DetectionWriter {
     /// really is (links followed, so two names of one file share it); nil for a device or a pipe,
     /// which cannot be resumed.
     static func identityPath(_ output: String) -> String? {
-        guard let resolved = PathName.withCString(output, { realpath($0, nil) }) else {
-            return FileKind(output) == .missing ? output + ".detector" : nil
-        }
-        defer { free(resolved) }
-        let path = PathName.decode(UnsafeBufferPointer(start: UnsafeRawPointer(resolved).assumingMemoryBound(to: UInt8.self), count: strlen(resolved)))
+        guard let path = PathName.resolved(output) else { return FileKind(output) == .missing ? output + ".detector" : nil }
         return FileKind(path) == .regular ? path + ".detector" : nil
     }
 

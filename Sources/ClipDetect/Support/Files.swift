@@ -53,6 +53,13 @@ public enum PathName {
     }
 
     /// Calls `body` with the name as a C string of its bytes.
+    /// The path with every link and `.`/`..` resolved (`realpath`); nil when it does not exist.
+    public static func resolved(_ name: String) -> String? {
+        guard let resolved = withCString(name, { realpath($0, nil) }) else { return nil }
+        defer { free(resolved) }
+        return decode(UnsafeBufferPointer(start: UnsafeRawPointer(resolved).assumingMemoryBound(to: UInt8.self), count: strlen(resolved)))
+    }
+
     public static func withCString<R>(_ name: String, _ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
         try (bytes(name) + [0]).withUnsafeBufferPointer { buffer in
             try buffer.withMemoryRebound(to: CChar.self) { try body($0.baseAddress!) }
@@ -146,11 +153,10 @@ public enum Files {
         var target = path
         var info = stat()
         if PathName.withCString(path, { lstat($0, &info) }) == 0, info.st_mode & S_IFMT == S_IFLNK {
-            guard let resolved = PathName.withCString(path, { realpath($0, nil) }) else {
+            guard let resolved = PathName.resolved(path) else {
                 throw FileError("cannot write \(PathName.display(path)): the link points nowhere")
             }
-            target = PathName.decode(UnsafeBufferPointer(start: UnsafeRawPointer(resolved).assumingMemoryBound(to: UInt8.self), count: strlen(resolved)))
-            free(resolved)
+            target = resolved
         }
         func failure(_ what: String) -> FileError { FileError("cannot write \(PathName.display(path)): \(what)") }
         func writeAll(_ fd: Int32) throws {
