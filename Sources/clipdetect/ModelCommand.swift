@@ -12,10 +12,13 @@ struct ModelCommand: ParsableCommand {
         func run() {
             let store = ModelStore()
             for model in NamedModel.all {
-                let cached = store.cachedBackbone(model) != nil && (model.head == nil || store.cachedHead(model) != nil)
+                let head = store.cachedHead(model)
+                let cached = store.cachedBackbone(model) != nil && (model.head == nil || head != nil)
+                // A head file is small: checked here as on every use, so the list does not call an altered one ready.
+                let altered = head.map { (try? Downloader.sha256(ofFile: $0)) != model.head?.sha256.lowercased() } ?? false
                 print(model.name.padding(toLength: 26, withPad: " ", startingAt: 0) + model.summary)
                 print(String(repeating: " ", count: 26) + "backbone \(model.backbone.repository)" + (model.head.map { ", head \($0.path)" } ?? "")
-                      + (cached ? "  [cached]" : "  [not cached]"))
+                      + (altered ? "  [head file altered: \(head!)]" : cached ? "  [cached]" : "  [not cached]"))
                 if let license = model.head?.license { print(String(repeating: " ", count: 26) + "head licence: \(license)") }
             }
             print("cache: \(store.home) (set CLIPDETECT_HOME to move it); Hugging Face cache used in place: \(store.huggingFaceCache)")

@@ -443,11 +443,12 @@ import Testing
             #expect(result.status == 0, "\(result.stderr)")
             return result.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
         }
-        func expected(cached: Set<String>) -> [String] {
+        func expected(cached: Set<String>, altered: [String: String] = [:]) -> [String] {
             var lines: [String] = []
             for model in NamedModel.all {
                 let head: String = model.head.map { ", head \($0.path)" } ?? ""
-                let state: String = cached.contains(model.name) ? "  [cached]" : "  [not cached]"
+                let state: String = altered[model.name].map { "  [head file altered: \($0)]" }
+                    ?? (cached.contains(model.name) ? "  [cached]" : "  [not cached]")
                 lines.append(model.name.padding(toLength: 26, withPad: " ", startingAt: 0) + model.summary)
                 lines.append(String(repeating: " ", count: 26) + "backbone \(model.backbone.repository)" + head + state)
                 if let license = model.head?.license { lines.append(String(repeating: " ", count: 26) + "head licence: \(license)") }
@@ -467,15 +468,25 @@ import Testing
         try FileManager.default.createDirectory(at: commonPool, withIntermediateDirectories: true)
         try Data("x".utf8).write(to: commonPool.appendingPathComponent("open_clip_pytorch_model.bin"))
         #expect(try listed() == expected(cached: ["clip-vit-l14-commonpool"]))
+        // A head file that is not the pinned one is not called cached (it would be refused on use).
         let head = home.appendingPathComponent("heads/clipdet-latent10k")
         try FileManager.default.createDirectory(at: head, withIntermediateDirectories: true)
         try Data("x".utf8).write(to: head.appendingPathComponent("weights.pth"))
-        #expect(try listed() == expected(cached: ["clip-vit-l14-commonpool", "clipdet-latent10k"]))
+        let altered = ["clipdet-latent10k": head.appendingPathComponent("weights.pth").path]
+        #expect(try listed() == expected(cached: ["clip-vit-l14-commonpool"], altered: altered))
+        // UnivFD's released file is the pinned one: cached once its backbone is there too.
+        let univfd = home.appendingPathComponent("heads/univfd")
+        try FileManager.default.createDirectory(at: univfd, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Fixtures.path("heads", "univfd", "fc_weights.pth"), toPath: univfd.appendingPathComponent("fc_weights.pth").path)
+        let openAI = home.appendingPathComponent("models/openai--clip-vit-large-patch14")
+        try FileManager.default.createDirectory(at: openAI, withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: openAI.appendingPathComponent("model.safetensors"))
+        #expect(try listed() == expected(cached: ["clip-vit-l14-commonpool", "univfd", "openai-vit-l14"], altered: altered))
         // A file in the Hugging Face hub cache counts, under any snapshot.
         let snapshot = hub.appendingPathComponent("models--openai--clip-vit-base-patch32/snapshots/0123abc")
         try FileManager.default.createDirectory(at: snapshot, withIntermediateDirectories: true)
         try Data("x".utf8).write(to: snapshot.appendingPathComponent("pytorch_model.bin"))
-        #expect(try listed() == expected(cached: ["clip-vit-l14-commonpool", "clipdet-latent10k", "openai-vit-b32"]))
+        #expect(try listed() == expected(cached: ["clip-vit-l14-commonpool", "univfd", "openai-vit-l14", "openai-vit-b32"], altered: altered))
     }
 
     /// The tiny fixture tower as a hub file: its safetensors metadata states the attention heads

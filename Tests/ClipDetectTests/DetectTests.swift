@@ -110,7 +110,7 @@ import Testing
         for (source, target) in [("jpeg_420.jpg", "a.jpg"), ("png_rgb.png", "sub/b.dat"), ("bad_text.png", "notes.png")] {
             try FileManager.default.copyItem(atPath: Fixtures.path("images", source), toPath: folder.appendingPathComponent(target).path)
         }
-        try "filename,typ\na.jpg,real\nsub/b.dat,gan\n".write(to: folder.appendingPathComponent("list.csv"), atomically: true, encoding: .utf8)
+        try "filename,typ\na.jpg,real\n sub/b.dat ,gan\n".write(to: folder.appendingPathComponent("list.csv"), atomically: true, encoding: .utf8)
         // By content: b.dat is a PNG, notes.png is text.
         #expect(try Inputs.collect([folder.path]).map(\.path) == [folder.appendingPathComponent("a.jpg").path, folder.appendingPathComponent("sub/b.dat").path])
         let listed = try Inputs.collect([], csv: folder.appendingPathComponent("list.csv").path)
@@ -172,6 +172,9 @@ import Testing
         let row = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
         let a = row["tiny"] as! Double, b = row["tiny2"] as! Double, fused = row["fusion"] as! Double
         #expect(abs(b - a - 1) < 1e-6 && abs(fused - (a + b) / 2) < 1e-9)
+        // A fusion asked of one head is refused: the second head was probably forgotten.
+        let alone = try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "--fusion", "mean_logit", Fixtures.path("images", "jpeg_420.jpg")])
+        #expect(alone.status != 0 && alone.stderr.contains("mean_logit fusion needs two or more heads; tiny is the only one"), "\(alone.stderr)")
     }
 
     @Test func evalScoresCleanAndImpairedCopiesInOneRun() throws {

@@ -86,10 +86,14 @@ public struct HeadSelection: Sendable, Equatable {
     }
 
     /// The detector's configuration with the set's fusion and fused rule; refuses another fusion,
-    /// which the set's calibration does not describe.
+    /// which the set's calibration does not describe, and a fusion asked of one head (a second
+    /// head forgotten would otherwise go unnoticed: one head's score is the result).
     public func configure(_ configuration: Detector.Configuration, fusionGiven: Fusion?) throws -> Detector.Configuration {
         var configuration = configuration
         guard let set else {
+            if let fusionGiven, heads.count < 2 {
+                throw HeadError.invalid("\(fusionGiven.rawValue) fusion needs two or more heads; \(heads.isEmpty ? "the model's own head" : heads[0].metadata.name) is the only one")
+            }
             configuration.fusion = fusionGiven ?? configuration.fusion
             return configuration
         }

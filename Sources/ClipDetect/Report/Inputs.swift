@@ -34,7 +34,8 @@ public enum Inputs {
         if let csv {
             let table = try CSVTable(path: csv)
             let folder = URL(fileURLWithPath: csv).deletingLastPathComponent()
-            for name in try table.values("filename") where !name.isEmpty {
+            // Trimmed as the labelled list trims them, so detect's rows and eval's labels meet.
+            for name in try table.values("filename").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
                 let path = name.hasPrefix("/") ? name : folder.appendingPathComponent(name).path
                 items.append(InputItem(name: name, path: path))
             }
