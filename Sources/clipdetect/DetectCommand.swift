@@ -93,14 +93,18 @@ final class DetectionWriter {
     static let numericColumns: Set<String> = ["probability", "agreement", "score_min", "score_median", "score_max"]
 
     /// Columns of `--stability`, after the verdict.
-    static let stabilityColumns = ["agreement", "score_min", "score_median", "score_max", "stability"]
+    static let stabilityColumns = StabilityCheck.columns
 
     /// `identity`: the detector's (`Detector.identity`), kept beside a file output as
     /// `<output>.detector` so that --resume appends only rows of the same detector.
     init(path: String?, format: DetectCommand.Format, heads: [String], append: Bool, stability: Bool = false, identity: String) throws {
         self.format = format
         self.heads = heads
-        let previous = append ? path.flatMap { FileKind($0) == .regular ? try? Files.read($0, limit: CSVTable.maxBytes) : nil } : nil
+        // A file to resume that cannot be read is refused: taken as absent, it would be overwritten.
+        let previous: Data?
+        do { previous = append ? try path.flatMap { FileKind($0) == .regular ? try Files.read($0, limit: CSVTable.maxBytes) : nil } : nil } catch {
+            throw CommandError("cannot resume \(path.map(PathName.display) ?? ""): \(error)")
+        }
         // An empty file (a run killed before its header) starts afresh.
         let resuming = previous.map { !$0.isEmpty } ?? false
         let columns = ["filename"] + heads + (heads.count > 1 ? ["fusion"] : []) + ["probability", "label", "verdict"]
@@ -111,7 +115,10 @@ final class DetectionWriter {
             // a file that is refused is left exactly as it was.
             let complete = previous.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
             done = try Self.namesIn(previous.prefix(complete), path: path, format: format, columns: columns)
-            try Self.checkIdentity(identity, of: path)
+            if try !Self.checkIdentity(identity, of: path), let record = Self.identityPath(path) {
+                // From now on the rows appended are this detector's: later resumes are checked.
+                try Files.write(Data(identity.utf8), to: record)
+            }
             if complete < previous.count {
                 let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
                 try handle.truncate(atOffset: UInt64(complete))
@@ -120,10 +127,10 @@ final class DetectionWriter {
             }
         } else {
             done = []
-            // Before the output is truncated: a record that cannot be written leaves it as it was.
-            if let path, let record = Self.identityPath(path) { try Files.write(Data(identity.utf8), to: record) }
         }
         out = try OutputStream(path: path, append: resuming)
+        // After the output is opened (and emptied): a record is never left beside rows it did not write.
+        if !resuming, let path, let record = Self.identityPath(path) { try Files.write(Data(identity.utf8), to: record) }
         if format == .csv && !resuming { try out.write(CSVTable.line(columns)) }
         if format == .table { try out.write(zip(columns, Self.widths(columns)).map { Self.pad($0, $1) }.joined() + "\n") }
     }
@@ -195,18 +202,18 @@ final class DetectionWriter {
     /// Refuses to resume a file another detector wrote (other heads under the same names, another
     /// backbone, precision, fusion, orientation or stability draws), naming what differs; a file
     /// without a record (an older version's, or moved without it) is resumed on its columns, and
-    /// says so; a record that cannot be read is refused.
-    static func checkIdentity(_ identity: String, of output: String) throws {
-        guard let record = identityPath(output) else { return }
+    /// says so; a record that cannot be read is refused. False when there was no record.
+    static func checkIdentity(_ identity: String, of output: String) throws -> Bool {
+        guard let record = identityPath(output) else { return true }
         if FileKind(record) == .missing {
             printError("note: \(PathName.display(record)) is missing, so the heads that wrote \(output) cannot be checked: resuming on its column names alone")
-            return
+            return false
         }
         let data: Data
         do { data = try Files.read(record, limit: 1 << 20) } catch {
             throw CommandError("\(PathName.display(record)), the record of the detector that wrote \(output), cannot be read (\(error)): remove it to resume on the columns alone")
         }
-        guard data != Data(identity.utf8) else { return }
+        guard data != Data(identity.utf8) else { return true }
         guard let before = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any], before["heads"] != nil else {
             throw CommandError("\(PathName.display(record)) is not a record clipdetect wrote: remove it to resume on the columns alone")
         }

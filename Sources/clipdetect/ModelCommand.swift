@@ -15,13 +15,21 @@ struct ModelCommand: ParsableCommand {
                 let head = store.cachedHead(model)
                 let cached = store.cachedBackbone(model) != nil && (model.head == nil || head != nil)
                 // A head file is small: checked here as on every use, so the list does not call an altered one ready.
-                let altered = head.map { (try? Downloader.sha256(ofFile: $0)) != model.head?.sha256.lowercased() } ?? false
+                let found = head.map { path in Result { try Downloader.sha256(ofFile: path) } }
                 print(model.name.padding(toLength: 26, withPad: " ", startingAt: 0) + model.summary)
                 print(String(repeating: " ", count: 26) + "backbone \(model.backbone.repository)" + (model.head.map { ", head \($0.path)" } ?? "")
-                      + (altered ? "  [head file altered: \(head!)]" : cached ? "  [cached]" : "  [not cached]"))
+                      + Self.state(cached: cached, head: head, found: found, pinned: model.head?.sha256.lowercased()))
                 if let license = model.head?.license { print(String(repeating: " ", count: 26) + "head licence: \(license)") }
             }
             print("cache: \(store.home) (set CLIPDETECT_HOME to move it); Hugging Face cache used in place: \(store.huggingFaceCache)")
+        }
+
+        private static func state(cached: Bool, head: String?, found: Result<String, Error>?, pinned: String?) -> String {
+            switch found {
+            case .success(let hash) where hash != pinned: "  [head file altered: \(PathName.display(head!))]"
+            case .failure: "  [head file unreadable: \(PathName.display(head!))]"
+            default: cached ? "  [cached]" : "  [not cached]"
+            }
         }
     }
 

@@ -123,7 +123,23 @@ import Testing
             try FileManager.default.removeItem(atPath: output + ".detector")
             let unrecorded = try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "--format", format, "-o", output, "--resume"] + images)
             #expect(unrecorded.status == 0 && unrecorded.stderr.contains("cannot be checked"), "\(unrecorded.stderr)")
+            #expect(FileManager.default.fileExists(atPath: output + ".detector"))
         }
+    }
+
+    /// An output that --resume cannot read is refused and kept, never taken as absent and overwritten.
+    @Test func resumeRefusesAnOutputItCannotRead() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let head = try DetectCommandTests().headFile(in: folder)
+        let output = folder.appendingPathComponent("huge.csv").path
+        try Data("filename\n".utf8).write(to: URL(fileURLWithPath: output))
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: output))
+        try handle.truncate(atOffset: UInt64(CSVTable.maxBytes + 1))  // sparse: no disk used
+        try handle.close()
+        let run = try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "-o", output, "--resume", Fixtures.path("images", "jpeg_420.jpg")])
+        #expect(run.status != 0 && run.stderr.contains("cannot resume"), "\(run.stderr)")
+        #expect(try FileManager.default.attributesOfItem(atPath: output)[.size] as? Int == CSVTable.maxBytes + 1)
+        #expect(!FileManager.default.fileExists(atPath: output + ".detector"))
     }
 
     @Test func evalCountsWhatItLeavesOutAndRefusesToEvaluateNothing() throws {

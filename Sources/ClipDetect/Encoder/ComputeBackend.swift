@@ -94,6 +94,7 @@ struct DenseLayer: Sendable {
             Kernels.linear(a, rows: rows, group: group, inputs: inputs, weight: weight, bias: bias, outputs: outputs, into: out)
             if let activation { Kernels.activate(out, count: rows * outputs, activation) }
         case .packed(let packed) where packed.element == .bf16:
+            precondition(rows * inputs <= workspace.halvesCount, "bf16 input buffer too small")
             Kernels.roundToBF16(a, count: rows * inputs, into: workspace.halves)
             packed.apply(workspace.halves, rows: rows, group: group, into: out, scratch: workspace.blocks,
                          scratchpad: workspace.scratchpad, scratchpadStride: workspace.scratchpadStride)
@@ -106,6 +107,7 @@ struct DenseLayer: Sendable {
     /// A `writesHalves` layer: `a` rounded to bf16, the output written as bf16 by the kernel.
     func apply(_ a: UnsafePointer<Float>, rows: Int, group: Int, intoHalves out: UnsafeMutablePointer<UInt16>, workspace: Workspace) {
         guard writesHalves, case .packed(let packed) = storage else { preconditionFailure("this layer writes floats") }
+        precondition(rows * inputs <= workspace.halvesCount, "bf16 input buffer too small")
         Kernels.roundToBF16(a, count: rows * inputs, into: workspace.halves)
         packed.apply(workspace.halves, rows: rows, group: group, into: out, scratch: workspace.blocks,
                      scratchpad: workspace.scratchpad, scratchpadStride: workspace.scratchpadStride)

@@ -297,8 +297,10 @@ public final class ImageEncoder: Sendable {
 final class Workspace: @unchecked Sendable {
     let images: Int
     let x, normed, wide, mixed, scores: UnsafeMutablePointer<Float>
-    /// A layer's input rounded to bf16 (the widest input is the MLP's).
+    /// A layer's input rounded to bf16: qkv's, out's and fc1's are `width` wide (fc2 reads fc1's
+    /// bf16 output from `wide`; the patch embedding stays fp32).
     let halves: UnsafeMutablePointer<UInt16>
+    let halvesCount: Int
     /// One dense block of output columns per core, for packed kernels (they write densely, then the
     /// block is copied into place).
     let blocks: UnsafeMutablePointer<Float>
@@ -316,7 +318,8 @@ final class Workspace: @unchecked Sendable {
         wide = .allocate(capacity: rows * max(widest, patchValues))
         mixed = .allocate(capacity: rows * d.width)
         scores = .allocate(capacity: Parallel.cores * d.tokens * d.tokens)
-        halves = .allocate(capacity: rows * max(d.mlpWidth, d.width))
+        halvesCount = rows * d.width
+        halves = .allocate(capacity: halvesCount)
         blocks = .allocate(capacity: Parallel.cores * d.tokens * widest)
         attentionHalves = .allocate(capacity: Parallel.cores * PackedAttention.halvesPerCore(tokens: d.tokens, headWidth: d.headWidth))
         scratchpadStride = (scratchpad + 63) / 64 * 64

@@ -109,8 +109,9 @@ public struct Head: Sendable, Equatable {
 
     public func isSynthetic(_ score: Double) -> Bool { decision.isSynthetic(score) }
 
-    /// Gives the same scores as `other` on the same encoder: the same weights, network and feature
-    /// (name, calibration, threshold and the backbone it records aside: the encoder decides those).
+    /// Gives the same scores as `other` on the same encoder: the same weights, network and feature.
+    /// Name, calibration and threshold are not compared (they read the score, they do not make it),
+    /// nor the backbone recorded (the caller compares the encoders the heads run on).
     public func scoresLike(_ other: Head) -> Bool {
         let f = metadata.feature, g = other.metadata.feature
         return weights == other.weights && bias == other.bias && trunk == other.trunk && f.kind == g.kind && f.normalized == g.normalized
@@ -118,8 +119,7 @@ public struct Head: Sendable, Equatable {
     }
 
     /// Columns of a detection table that are not scores (`eval` reads every other column as one).
-    public static let nonScoreColumns: Set<String> = ["filename", "probability", "label", "verdict", "error",
-                                                      "agreement", "score_min", "score_median", "score_max", "stability"]
+    public static let nonScoreColumns = Set(["filename", "probability", "label", "verdict", "error"] + StabilityCheck.columns)
     /// Column names of the output that a head may not take (the fused score's, and a list's label).
     public static let reservedNames = nonScoreColumns.union(["fusion", "typ"])
 

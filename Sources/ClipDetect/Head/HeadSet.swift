@@ -92,7 +92,7 @@ public struct HeadSelection: Sendable, Equatable {
         var configuration = configuration
         guard let set else {
             if let fusionGiven, heads.count < 2 {
-                throw HeadError.invalid("\(fusionGiven.rawValue) fusion needs two or more heads; \(heads.isEmpty ? "the model's own head" : heads[0].metadata.name) is the only one")
+                throw HeadError.invalid("\(fusionGiven.rawValue) fusion needs two or more heads, not \(heads.isEmpty ? "none" : "only \(heads[0].metadata.name)")")
             }
             configuration.fusion = fusionGiven ?? configuration.fusion
             return configuration

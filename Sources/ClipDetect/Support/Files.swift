@@ -52,7 +52,6 @@ public enum PathName {
         }.joined())
     }
 
-    /// Calls `body` with the name as a C string of its bytes.
     /// The path with every link and `.`/`..` resolved (`realpath`); nil when it does not exist.
     public static func resolved(_ name: String) -> String? {
         guard let resolved = withCString(name, { realpath($0, nil) }) else { return nil }
@@ -60,6 +59,7 @@ public enum PathName {
         return decode(UnsafeBufferPointer(start: UnsafeRawPointer(resolved).assumingMemoryBound(to: UInt8.self), count: strlen(resolved)))
     }
 
+    /// Calls `body` with the name as a C string of its bytes.
     public static func withCString<R>(_ name: String, _ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
         try (bytes(name) + [0]).withUnsafeBufferPointer { buffer in
             try buffer.withMemoryRebound(to: CChar.self) { try body($0.baseAddress!) }
