@@ -89,7 +89,7 @@ public final class FeatureCache: Sendable {
     }
 
     public static func digest(_ data: Data) -> String {
-        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: data).hex
     }
 
     /// The stored feature, or nil; an entry of the wrong size is dropped, not returned.

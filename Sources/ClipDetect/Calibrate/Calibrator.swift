@@ -27,11 +27,11 @@ public struct CalibrationSet: Sendable, Equatable, Codable {
     /// The hash of a labelled set from each image's content digest.
     public static func hash(digests: [(digest: String, isSynthetic: Bool)]) -> String {
         let lines = digests.map { "\($0.digest) \($0.isSynthetic ? "fake" : "real")\n" }.sorted().joined()
-        return SHA256.hash(data: Data(lines.utf8)).map { String(format: "%02x", $0) }.joined()
+        return SHA256.hash(data: Data(lines.utf8)).hex
     }
 
     public static func digest(_ bytes: Data) -> String {
-        SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: bytes).hex
     }
 }
 

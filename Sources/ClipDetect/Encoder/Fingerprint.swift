@@ -18,7 +18,7 @@ extension VisionWeights {
             }
             sample.withUnsafeBytes { hash.update(bufferPointer: $0) }
         }
-        return hash.finalize().map { String(format: "%02x", $0) }.joined()
+        return hash.finalize().hex
     }
 }
 

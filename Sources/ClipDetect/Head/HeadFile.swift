@@ -25,7 +25,7 @@ extension Head {
             hash.update(data: Data("\(name)\(entry.shape)".utf8))
             entry.values.withUnsafeBytes { hash.update(bufferPointer: $0) }
         }
-        return hash.finalize().map { String(format: "%02x", $0) }.joined()
+        return hash.finalize().hex
     }
 
     /// This head's tensors under `prefix` (a head file: "", a head set: "heads.N.").

@@ -114,7 +114,7 @@ public struct Downloader: Sendable {
             if chunk.isEmpty { break }
             hash.update(data: chunk)
         }
-        return hash.finalize().map { String(format: "%02x", $0) }.joined()
+        return hash.finalize().hex
     }
 
     struct Response { var etag: String? }

@@ -82,10 +82,12 @@ public struct ModelStore: Sendable {
         guard let reference = model.head, let raw = headPath(model) else { return nil }
         if !FileManager.default.fileExists(atPath: raw) {
             let base = try Self.endpoint(headEndpoint ?? reference.source, setting: headEndpoint == nil ? "the \(model.name) head's source" : "CLIPDETECT_HEADS_ENDPOINT")
+            // The download itself checks the pinned hash.
             try fetch(RemoteFile(url: base.appendingPathComponent(reference.path), sha256: reference.sha256, size: reference.size), to: raw)
+        } else {
+            let found = try Downloader.sha256(ofFile: raw), pinned = reference.sha256.lowercased()
+            guard found == pinned else { throw DownloadError.altered(path: raw, expected: pinned, found: found) }
         }
-        let found = try Downloader.sha256(ofFile: raw), pinned = reference.sha256.lowercased()
-        guard found == pinned else { throw DownloadError.altered(path: raw, expected: pinned, found: found) }
         switch reference.format {
         case .univfd:
             return try Head.importUnivFD(checkpoint: raw, name: model.name, backbone: backbone)

@@ -57,7 +57,7 @@ public struct EvaluationReport: Sendable {
     /// SHA-256 of the sorted "name<TAB>typ" lines: the same list in any order gives the same hash.
     public static func listHash(_ list: [LabeledImage]) -> String {
         let lines = list.map { "\($0.item.name)\t\($0.type)\n" }.sorted().joined()
-        return SHA256.hash(data: Data(lines.utf8)).map { String(format: "%02x", $0) }.joined()
+        return SHA256.hash(data: Data(lines.utf8)).hex
     }
 
     public func html() -> String {
