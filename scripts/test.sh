@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --deps-only
+./scripts/apt.sh time  # GNU time: the memory tests read a child's peak RSS through it
 swift build --build-tests
 swift test --skip-build
 ./scripts/e2e.sh

@@ -5,6 +5,7 @@ import Hummingbird
 import NIOCore
 import Logging
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// The detector as an HTTP service: `POST /v1/detect`, `GET /v1/models`, `/healthz`, `/readyz`,
@@ -90,7 +91,9 @@ public struct DetectionServer: Sendable {
         case .failure(.tooLarge):
             return Self.error(.contentTooLarge, .tooLarge, "body is above the limit of \(configuration.maxBodyBytes) bytes")
         case .failure(.tooSlow):
-            return Self.error(.requestTimeout, .bodyTimeout, "the body did not arrive within \(configuration.bodyTimeout): the connection was closed")
+            var response = Self.error(.requestTimeout, .bodyTimeout, "the body did not arrive within \(configuration.bodyTimeout)")
+            response.headers[.connection] = "close"
+            return response
         case .failure(.broken):
             return Self.error(.badRequest, .invalidInput, "the connection broke before the body was whole")
         }
@@ -143,22 +146,12 @@ public struct DetectionServer: Sendable {
             return Self.error(.serviceUnavailable, .deadlineExceeded, "the verdicts were not ready within \(configuration.deadline)")
         }
         let (sources, spans, decodeErrors) = (prepared.sources, prepared.spans, prepared.decodeErrors)
-        let ticket = await scheduler.ticket(), batch = sources
+        let ticket = await scheduler.ticket()
+        let timer = channel.eventLoop.scheduleTask(in: TimeAmount(deadline)) { Task { await scheduler.expire(ticket) } }
+        defer { timer.cancel() }
         let scored: [Result<Detection, Error>]
         do {
-            scored = batch.isEmpty ? [] : try await withThrowingTaskGroup(of: [Result<Detection, Error>]?.self) { group in
-                group.addTask { try await scheduler.detect(batch, ticket: ticket) }
-                group.addTask {
-                    try? await Task.sleep(for: deadline)
-                    await scheduler.expire(ticket)
-                    return nil
-                }
-                var found: [Result<Detection, Error>] = []
-                for try await value in group {
-                    if let value { found = value; group.cancelAll(); break }
-                }
-                return found
-            }
+            scored = sources.isEmpty ? [] : try await scheduler.detect(sources, ticket: ticket)
         } catch let full as Full {
             return queueFull(full)
         } catch BatchScheduler.Refusal.shuttingDown {
@@ -186,37 +179,24 @@ public struct DetectionServer: Sendable {
 
     enum BodyFailure: Error { case tooLarge, tooSlow, broken }
 
-    /// The whole body, or why not. A body still arriving after `timeout` has its connection closed
-    /// (the 408 is then only counted): a client that stalls mid-upload holds neither memory nor a
-    /// graceful shutdown for longer.
+    /// The whole body, or why not. A body still arriving after `timeout` has its connection's input
+    /// closed: the stream ends, the 408 goes out with `Connection: close`, and the connection closes,
+    /// so a client that stalls mid-upload holds neither memory nor a graceful shutdown for longer.
     static func collect(_ request: Request, upTo limit: Int, within timeout: Duration, channel: any Channel) async -> Result<ByteBuffer, BodyFailure> {
-        await withTaskGroup(of: Result<ByteBuffer, BodyFailure>?.self) { group in
-            group.addTask {
-                var request = request
-                do { return .success(try await request.collectBody(upTo: limit)) } catch is NIOTooManyBytesError {
-                    return .failure(.tooLarge)
-                } catch {
-                    return .failure(.broken)
-                }
-            }
-            group.addTask {
-                guard (try? await Task.sleep(for: timeout)) != nil else { return nil }
-                return .failure(.tooSlow)
-            }
-            var outcome: Result<ByteBuffer, BodyFailure> = .failure(.broken)
-            while let next = await group.next() {
-                guard let next else { continue }
-                outcome = next
-                if case .failure(.tooSlow) = next {
-                    // Closing the connection ends the body stream, so the collecting task returns
-                    // too. No answer can reach the client then (it is still sending): it sees the close.
-                    try? await channel.close()
-                } else {
-                    group.cancelAll()
-                }
-                break
-            }
-            return outcome
+        let late = Flag()
+        let timer = channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+            late.set()
+            channel.close(mode: .input, promise: nil)
+        }
+        defer { timer.cancel() }
+        var request = request
+        do {
+            let body = try await request.collectBody(upTo: limit)
+            return late.isSet ? .failure(.tooSlow) : .success(body)
+        } catch is NIOTooManyBytesError {
+            return .failure(.tooLarge)
+        } catch {
+            return .failure(late.isSet ? .tooSlow : .broken)
         }
     }
 
@@ -319,6 +299,14 @@ public struct DetectionServer: Sendable {
     static func error(_ status: HTTPResponse.Status, _ kind: FailureKind, _ message: String) -> Response {
         error(status, .failure(kind), message)
     }
+}
+
+/// Set once, from an event loop, read from a task. (Per-request timeouts are event-loop timers, not
+/// `Task.sleep`: a cancelled sleep keeps its timer, and its task's memory, until the time it named.)
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }
 
 /// Hummingbird's basic context and the request's connection, which a stalled upload has closed.

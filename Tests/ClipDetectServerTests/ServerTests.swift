@@ -189,8 +189,8 @@ import Testing
         }
     }
 
-    /// A client that stops halfway through its body has its connection closed after the body
-    /// timeout (counted as 408 with kind body_timeout); the others are served meanwhile and after.
+    /// A client that stops halfway through its body gets 408 `body_timeout` with `Connection: close`
+    /// after the body timeout, then the close; the others are served meanwhile and after.
     @Test func aStalledUploadIsCutOffAndOthersAreServed() async throws {
         var configuration = ServerConfiguration(port: 0)
         configuration.bodyTimeout = .milliseconds(500)
@@ -207,13 +207,16 @@ import Testing
             var buffer = [UInt8](repeating: 0, count: 4096)
             var timeout = timeval(tv_sec: 10, tv_usec: 0)
             setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var ended = false
+            var ended = false, received = [UInt8]()
             while true {
                 let count = read(socket, &buffer, buffer.count)
                 if count == 0 || (count < 0 && errno == ECONNRESET) { ended = true; break }
                 if count < 0 { break }
+                received += buffer[0..<count]
             }
             #expect(ended, "the server closed the stalled connection (errno \(errno))")
+            let answer = String(decoding: received, as: UTF8.self)
+            #expect(answer.hasPrefix("HTTP/1.1 408") && answer.lowercased().contains("connection: close") && answer.contains("\"body_timeout\""), "\(answer)")
             #expect(try await Self.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", "image/jpeg")], body: jpeg).status == 200)
             let metrics = try await Self.send(client, base + "/metrics")
             #expect(metrics.text.contains("status=\"408\""), "\(metrics.text)")

@@ -80,21 +80,25 @@ struct Damage {
 }
 
 /// Runs the command-line tool with its output discarded and returns its exit status and its own
-/// peak resident memory in bytes (wait4's rusage: this child only, not the other tests' children).
+/// peak resident memory in bytes. GNU time measures it: a child spawned from this large test process
+/// inherits the process's high-water mark at exec (Linux keeps `maxrss` across exec), so wait4 here
+/// would report this process's size, not the tool's. Hermetic as `CommandLineTests.run`.
 func runMeasuringPeakMemory(_ arguments: [String]) throws -> (status: Int32, peakBytes: Int) {
-    let path = CommandLineTests.binary.path
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-    let argv = ([path] + arguments).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    var pid = pid_t()
-    let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
-    guard spawned == 0 else { throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .EIO) }
-    var status: Int32 = 0, usage = rusage()
-    while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-    let exited = status & 0x7F == 0
-    return (exited ? (status >> 8) & 0xFF : -1, usage.ru_maxrss * 1024)
+    let home = try Fixtures.temporaryDirectory()
+    let report = home.appendingPathComponent("maxrss").path
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/time")
+    process.arguments = ["-f", "%M", "-o", report, CommandLineTests.binary.path] + arguments
+    var environment = ProcessInfo.processInfo.environment
+    environment["CLIPDETECT_HOME"] = home.path
+    environment["HF_HUB_CACHE"] = home.appendingPathComponent("hub").path
+    process.environment = environment
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    // The last line is the figure (KiB); a line before it says when the status was not zero.
+    let kibibytes = try String(contentsOfFile: report, encoding: .utf8).split(separator: "\n").last.flatMap { Int($0) }
+    guard let kibibytes, process.terminationReason == .exit else { return (-1, 0) }
+    return (process.terminationStatus, kibibytes * 1024)
 }

@@ -191,37 +191,38 @@ public struct FeatureExtractor: Sendable {
 
     /// Reads, looks up, decodes and preprocesses a batch on all cores.
     private func prepare(_ sources: [ImageSource], first: Int, requests: [FeatureRequest], passes: [Pass]) -> [Result<Prepared, Error>] {
-        let results = UnsafeMutableBufferPointer<Result<Prepared, Error>>.allocate(capacity: sources.count)
-        results.initialize(repeating: .success(.cached([])))
-        defer { results.deallocate() }
-        let shared = UncheckedSendable(results)
+        guard !sources.isEmpty else { return [] }
         let settings = self.settings, impairment = self.impairment
         let cache = impairment == nil ? self.cache : nil
-        DispatchQueue.concurrentPerform(iterations: sources.count) { index in
-            shared.value[index] = Result {
-                let name: String?, image: RGBImage, keys: [String?]
-                switch sources[index] {
-                case .decoded(let decoded):
-                    (name, image, keys) = (nil, decoded, requests.map { _ in nil })
-                case .file(let path):
-                    let data = try ImageDecoder.read(path: path, limits: settings.limits)
-                    keys = Self.keys(data, cache: cache, requests: requests, oriented: settings.applyOrientation)
-                    if let features = Self.cached(keys, in: cache, requests: requests) { return .cached(features) }
-                    (name, image) = (path, try ImageDecoder.decode(data, path: path, limits: settings.limits, applyOrientation: settings.applyOrientation))
-                case .bytes(let data):
-                    keys = Self.keys(data, cache: cache, requests: requests, oriented: settings.applyOrientation)
-                    if let features = Self.cached(keys, in: cache, requests: requests) { return .cached(features) }
-                    (name, image) = (nil, try ImageDecoder.decode(data, limits: settings.limits, applyOrientation: settings.applyOrientation))
-                }
-                // A file's errors name it; an upload's or a decoded image's are named by the caller.
-                func preprocessed() throws -> Prepared {
-                    let impaired = try impairment.map { try $0.apply(image, index: first + index).0 } ?? image
-                    return .pixels(try passes.map { try $0.preprocessor(impaired, view: $0.view) }, keys: keys, width: image.width, height: image.height)
-                }
-                return try name.map { try ImageFileError.naming($0, preprocessed) } ?? preprocessed()
+        // Each slot is initialised exactly once, so the array owns (and frees) every image's pixels.
+        return [Result<Prepared, Error>](unsafeUninitializedCapacity: sources.count) { buffer, initialized in
+            let shared = UncheckedSendable(buffer.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: sources.count) { index in
+                (shared.value + index).initialize(to: Result {
+                    let name: String?, image: RGBImage, keys: [String?]
+                    switch sources[index] {
+                    case .decoded(let decoded):
+                        (name, image, keys) = (nil, decoded, requests.map { _ in nil })
+                    case .file(let path):
+                        let data = try ImageDecoder.read(path: path, limits: settings.limits)
+                        keys = Self.keys(data, cache: cache, requests: requests, oriented: settings.applyOrientation)
+                        if let features = Self.cached(keys, in: cache, requests: requests) { return .cached(features) }
+                        (name, image) = (path, try ImageDecoder.decode(data, path: path, limits: settings.limits, applyOrientation: settings.applyOrientation))
+                    case .bytes(let data):
+                        keys = Self.keys(data, cache: cache, requests: requests, oriented: settings.applyOrientation)
+                        if let features = Self.cached(keys, in: cache, requests: requests) { return .cached(features) }
+                        (name, image) = (nil, try ImageDecoder.decode(data, limits: settings.limits, applyOrientation: settings.applyOrientation))
+                    }
+                    // A file's errors name it; an upload's or a decoded image's are named by the caller.
+                    func preprocessed() throws -> Prepared {
+                        let impaired = try impairment.map { try $0.apply(image, index: first + index).0 } ?? image
+                        return .pixels(try passes.map { try $0.preprocessor(impaired, view: $0.view) }, keys: keys, width: image.width, height: image.height)
+                    }
+                    return try name.map { try ImageFileError.naming($0, preprocessed) } ?? preprocessed()
+                })
             }
+            initialized = sources.count
         }
-        return Array(results)
     }
 
     /// Each request's cache key for these bytes (none without a cache).
