@@ -160,8 +160,15 @@ actor BatchScheduler: Service {
 /// The queue cannot take the images: it is full, or they would not be done within the deadline at
 /// the measured pace. `retryAfter` is in whole seconds.
 struct Full: Error, Equatable {
+    enum Reason: Equatable {
+        /// `adding` more would pass `maxQueued`.
+        case queueLimit(adding: Int)
+        /// At the measured pace they would be done only after the deadline.
+        case deadline
+    }
     let queued: Int
     let retryAfter: Int
+    let reason: Reason
 }
 
 /// Whether images may join the queue: no more than `maxQueued` wait, and none that at the pace of
@@ -191,8 +198,8 @@ struct Admission {
         let ahead = queued + inPass
         // Seconds until the images ahead are done at the measured pace (1 before any pass), 1…60.
         let retryAfter = min(60, max(1, Int((Double(ahead) * (secondsPerImage ?? 0)).rounded(.up))))
-        if queued + count > maxQueued { return Full(queued: queued, retryAfter: retryAfter) }
+        if queued + count > maxQueued { return Full(queued: queued, retryAfter: retryAfter, reason: .queueLimit(adding: count)) }
         guard ahead > 0, let secondsPerImage, Double(ahead + count) * secondsPerImage > deadline.seconds else { return nil }
-        return Full(queued: queued, retryAfter: retryAfter)
+        return Full(queued: queued, retryAfter: retryAfter, reason: .deadline)
     }
 }

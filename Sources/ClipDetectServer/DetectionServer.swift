@@ -2,6 +2,7 @@ import ClipDetect
 import Crypto
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import NIOCore
 import Logging
 import ServiceLifecycle
@@ -39,15 +40,20 @@ public struct DetectionServer: Sendable {
     public func run(signals: [UnixSignal] = [.sigterm, .sigint], onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let scheduler = BatchScheduler(detector: detector, maxBatch: configuration.maxBatch, maxWait: configuration.maxWait,
                                        maxQueued: configuration.maxQueuedImages, deadline: configuration.deadline, metrics: metrics)
-        let router = Router(context: ConnectionContext.self)
+        let router = Router(context: ConnectionContext.self, options: .autoGenerateHeadEndpoints)
+        let book = ConnectionBook(metrics: metrics), limits = configuration.connections
+        metrics.limits(configuration)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+        router.add(middleware: DrainMiddleware(book: book))
         if !configuration.corsOrigins.isEmpty { router.add(middleware: CORSOriginsMiddleware(origins: Set(configuration.corsOrigins))) }
         router.add(middleware: KnownRoutesMiddleware())
         if !configuration.apiKeys.isEmpty { router.add(middleware: APIKeyMiddleware(keys: configuration.apiKeys)) }
         routes(router, scheduler: scheduler)
         let logger = self.logger, host = configuration.host
         let app = Application(router: router,
-                              configuration: .init(address: .hostname(host, port: configuration.port), serverName: "clipdetect"),
+                              server: HTTPServerBuilder { responder in GuardedHTTP1Channel(inner: HTTP1Channel(responder: responder), limits: limits, book: book) },
+                              configuration: .init(address: .hostname(host, port: configuration.port), serverName: "clipdetect",
+                                                   availableConnectionsDelegate: ConnectionCap(book: book, limit: limits.maxConnections)),
                               onServerRunning: { channel in
                                   let port = channel.localAddress?.port ?? 0
                                   logger.info("listening", metadata: ["host": "\(host)", "port": "\(port)"])
@@ -232,9 +238,12 @@ public struct DetectionServer: Sendable {
     /// 429 with Retry-After: the queue is full now, or what it holds would not be done within the
     /// deadline; Retry-After is when enough of it should be.
     func queueFull(_ refusal: Full) -> Response {
-        let why = refusal.queued >= configuration.maxQueuedImages
-            ? "\(refusal.queued) images are waiting, the queue holds \(configuration.maxQueuedImages)"
-            : "at the pace of recent passes the images ahead (\(refusal.queued) waiting, more being encoded) leave no time for these within the deadline of \(configuration.deadline)"
+        let why = switch refusal.reason {
+        case .queueLimit(let adding):
+            "the queue is full: \(refusal.queued) images are waiting and \(adding) more would pass its limit of \(configuration.maxQueuedImages)"
+        case .deadline:
+            "at the pace of recent passes the images ahead (\(refusal.queued) waiting, more being encoded) leave no time for these within the deadline of \(configuration.deadline)"
+        }
         var response = Self.error(.tooManyRequests, .overloaded, "\(why): try again shortly")
         response.headers[.retryAfter] = "\(refusal.retryAfter)"
         return response
@@ -322,10 +331,23 @@ struct ConnectionContext: RequestContext {
 
 /// Every route and the methods it answers: `routes(_:scheduler:)` registers these, and the
 /// middlewares below read them for 404/405 answers and metric labels.
+/// Every GET answers HEAD too (the router makes it: the same status and headers, no body).
 let routeMethods: [String: [HTTPRequest.Method]] = [
-    "/": [.get], "/healthz": [.get], "/readyz": [.get], "/metrics": [.get], "/openapi.json": [.get],
-    "/v1/models": [.get], "/v1/detect": [.post],
+    "/": [.get, .head], "/healthz": [.get, .head], "/readyz": [.get, .head], "/metrics": [.get, .head], "/openapi.json": [.get, .head],
+    "/v1/models": [.get, .head], "/v1/detect": [.post],
 ]
+
+/// While the service drains, a request that arrives (on a kept-alive connection) gets 503
+/// `shutting_down` and the close, instead of a connection reset.
+struct DrainMiddleware<Context: RequestContext>: RouterMiddleware {
+    let book: ConnectionBook
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard book.isDraining else { return try await next(request, context) }
+        var response = DetectionServer.error(.serviceUnavailable, .shuttingDown, "the service is shutting down")
+        response.headers[.connection] = "close"
+        return response
+    }
+}
 
 /// A JSON 404 for an unknown path; for a known one, 405 with `Allow` to another method and 204 with
 /// `Allow` to OPTIONS (a CORS preflight from a configured origin is answered before this).

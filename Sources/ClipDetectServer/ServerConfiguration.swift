@@ -28,11 +28,14 @@ public struct ServerConfiguration: Sendable {
     public var applyOrientation: Bool
     /// Most draws `?stability=N` may ask for (each is one more forward pass per image); 0: refused.
     public var maxStabilityDraws: Int
+    /// Header and idle timeouts and the cap on open connections.
+    public var connections: ConnectionLimits
 
     public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 64 << 20, maxImagesPerRequest: Int = 16,
                 limits: DecodeLimits = DecodeLimits(), maxQueuedImages: Int = 64, maxBatch: Int = 8,
                 maxWait: Duration = .milliseconds(20), deadline: Duration = .seconds(120), bodyTimeout: Duration = .seconds(60), apiKeys: [String] = [],
-                corsOrigins: [String] = [], applyOrientation: Bool = false, maxStabilityDraws: Int = 16) {
+                corsOrigins: [String] = [], applyOrientation: Bool = false, maxStabilityDraws: Int = 16,
+                connections: ConnectionLimits = ConnectionLimits()) {
         self.host = host
         self.port = port
         self.maxBodyBytes = maxBodyBytes
@@ -47,6 +50,7 @@ public struct ServerConfiguration: Sendable {
         self.corsOrigins = corsOrigins
         self.applyOrientation = applyOrientation
         self.maxStabilityDraws = max(0, maxStabilityDraws)
+        self.connections = connections
     }
 
     /// Keys from a file (one per line; blank lines and `#` comments skipped).

@@ -23,14 +23,19 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Largest request body, in bytes.") var maxBodyBytes = 64 << 20
     @Option(help: "Most images in one request.") var maxImages = 16
     @Option(help: "Most pixels in one image (the decompression-bomb limit).") var maxPixels = DecodeLimits.pillowPixelLimit
-    @Option(help: "Most images waiting for the encoder; beyond it requests get 429 at once.") var maxQueue = 64
+    @Option(help: "Most images waiting for the encoder, at least --max-images; beyond it requests get 429 at once.") var maxQueue = 64
     @Option(help: "Images per forward pass.") var maxBatch = 8
     @Option(help: "Milliseconds the first waiting image waits for others to share its pass.") var maxWaitMs = 20
     @Option(help: "Seconds a request may wait for its verdicts before it gets 503.") var deadline = 120.0
     @Option(help: "Seconds a request's body may take to arrive; then 408 and the connection is closed.") var bodyTimeout = 60.0
+    @Option(help: "Seconds a request's head may take from its first byte (or from the connection's opening), however slowly it trickles in; then 408 and the close.")
+    var headerTimeout = 30.0
+    @Option(help: "Seconds a kept-alive connection may wait for its next request before it is closed.") var idleTimeout = 30.0
+    @Option(help: "Most connections open at once; more wait to be accepted. (default: 512, or the descriptor limit less 64 where that is lower)")
+    var maxConnections: Int?
     @Option(help: "File of API keys (one per line); requests to /v1/* and /metrics then need Authorization: Bearer KEY.") var apiKeys: String?
     @Option(help: "Environment variable holding one API key (added to --api-keys).") var apiKeyEnv: String?
-    @Option(help: "An origin allowed by CORS (repeatable); none by default.") var corsOrigin: [String] = []
+    @Option(help: "An origin allowed by CORS, as scheme://host[:port] (repeatable; no wildcard); none by default.") var corsOrigin: [String] = []
     @Flag(help: "Apply EXIF orientation first (the reference does not).") var exifOrientation = false
     @Option(help: "Most draws a request may ask for with ?stability=N (0: none).") var maxStability = 16
 
@@ -48,7 +53,18 @@ struct ServeCommand: AsyncParsableCommand {
         guard maxWaitMs >= 0, maxWaitMs <= 10_000 else { throw ValidationError("--max-wait-ms takes 0…10000") }
         guard deadline.isFinite, deadline >= 0.001, deadline <= 86_400 else { throw ValidationError("--deadline takes seconds in [0.001, 86400]") }
         guard bodyTimeout.isFinite, bodyTimeout >= 0.001, bodyTimeout <= 86_400 else { throw ValidationError("--body-timeout takes seconds in [0.001, 86400]") }
+        for (name, value) in [("--header-timeout", headerTimeout), ("--idle-timeout", idleTimeout)] where !(value.isFinite && value >= 0.001 && value <= 86_400) {
+            throw ValidationError("\(name) takes seconds in [0.001, 86400]")
+        }
+        if let maxConnections, !(1...1_000_000).contains(maxConnections) { throw ValidationError("--max-connections takes 1…1000000") }
         guard maxQueue >= maxImages else { throw ValidationError("--max-queue must hold at least one request (--max-images)") }
+        for origin in corsOrigin {
+            // An origin is matched exactly, so a pattern would match nothing: say so instead.
+            guard let url = URL(string: origin), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil,
+                  url.path.isEmpty, url.query == nil, !origin.hasSuffix("/") else {
+                throw ValidationError("--cors-origin \(origin): give an exact origin such as https://example.org or http://localhost:3000 (no wildcard, no path)")
+            }
+        }
     }
 
     func run() async throws {
@@ -72,7 +88,9 @@ struct ServeCommand: AsyncParsableCommand {
             limits: DecodeLimits(maxPixels: maxPixels, maxBytes: maxBodyBytes), maxQueuedImages: maxQueue, maxBatch: maxBatch,
             maxWait: .milliseconds(maxWaitMs), deadline: .milliseconds(Int(deadline * 1000)),
             bodyTimeout: .milliseconds(Int(bodyTimeout * 1000)), apiKeys: keys,
-            corsOrigins: corsOrigin, applyOrientation: exifOrientation, maxStabilityDraws: maxStability)
+            corsOrigins: corsOrigin, applyOrientation: exifOrientation, maxStabilityDraws: maxStability,
+            connections: ConnectionLimits(headerTimeout: .milliseconds(Int(headerTimeout * 1000)), idleTimeout: .milliseconds(Int(idleTimeout * 1000)),
+                                          maxConnections: maxConnections ?? ConnectionLimits.defaultMaxConnections))
         // Clients see the named model, or the checkpoint's file name: never the server's folders.
         let shown = models.map { ModelResolution.isPath($0) ? URL(fileURLWithPath: $0).lastPathComponent : $0 }
         let server = DetectionServer(detector: detector, models: shown, configuration: configuration, logger: logger)

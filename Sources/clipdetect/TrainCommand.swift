@@ -44,7 +44,11 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        let images = try Inputs.labeled(csv: csv, real: real, fake: fake)
+        let listed = try Inputs.labeled(csv: csv, real: real, fake: fake)
+        let (images, duplicates) = try TrainingSet.distinct(listed, limits: DecodeLimits())
+        if !duplicates.isEmpty {
+            printError("counted once: \(duplicates.count) image(s) with the same bytes as another of the same label (e.g. \(duplicates[0]))")
+        }
         if cv != nil, Set(images.filter(\.isSynthetic).map(\.type)).count < 2 {
             throw CommandError("--cv leave-one-generator-out needs fakes of at least two generators in typ")
         }

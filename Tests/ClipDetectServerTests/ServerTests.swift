@@ -167,8 +167,8 @@ import Testing
             #expect(unknown.status == 404)
             #expect((unknown.json?["error"] as? [String: Any])?["kind"] as? String == "not_found", "\(unknown.text)")
             // A known path asked with another method: 405 naming the methods it answers.
-            for (path, method, allow) in [("/v1/detect", HTTPMethod.GET, "POST, OPTIONS"), ("/healthz", .DELETE, "GET, OPTIONS"),
-                                          ("/v1/models", .RAW(value: "TRACE"), "GET, OPTIONS")] {
+            for (path, method, allow) in [("/v1/detect", HTTPMethod.GET, "POST, OPTIONS"), ("/healthz", .DELETE, "GET, HEAD, OPTIONS"),
+                                          ("/v1/models", .RAW(value: "TRACE"), "GET, HEAD, OPTIONS")] {
                 let wrong = try await Self.send(client, base + path, method: method)
                 #expect(wrong.status == 405, "\(path) \(method): \(wrong.text)")
                 #expect(wrong.headers["Allow"].first == allow)
@@ -186,6 +186,8 @@ import Testing
             let response = try await Self.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", type)], body: body)
             #expect(response.status == 429 && response.headers["Retry-After"] == ["1"], "\(response.text)")
             #expect((response.json?["error"] as? [String: Any])?["kind"] as? String == "overloaded", "\(response.text)")
+            let message = (response.json?["error"] as? [String: Any])?["message"] as? String ?? ""
+            #expect(message.contains("queue is full") && message.contains("limit of 2") && !message.contains("deadline"), "\(message)")
         }
     }
 

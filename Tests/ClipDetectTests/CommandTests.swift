@@ -85,6 +85,25 @@ import Testing
 
     // MARK: 1, 5, 9. train and head info
 
+    /// A copy of an image under the same label is counted once, with a note; under the other label
+    /// it is refused before anything is encoded, naming the row, and nothing is written.
+    @Test func trainCountsACopyOnceAndRefusesOneUnderBothLabels() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let rows = Self.labelledRows(reals: 8, fakes: 8)
+        let copy = folder.appendingPathComponent("copy-of-a-real.jpg").path
+        try FileManager.default.copyItem(atPath: rows[0].path, toPath: copy)
+        let output = folder.appendingPathComponent("head.safetensors").path
+        let counted = try cli.run(["train", "--csv", try Self.writeList(rows + [(copy, "real")], in: folder), "--model", Self.backbone, "--C", "1", "-o", output])
+        #expect(counted.status == 0, "\(counted.stderr)")
+        #expect(counted.stderr.contains("counted once: 1 image(s)") && counted.stderr.contains("copy-of-a-real.jpg")
+                && counted.stderr.contains("features: 8 real, 8 fake"), "\(counted.stderr)")
+        let refused = folder.appendingPathComponent("refused.safetensors").path
+        let conflicting = try cli.run(["train", "--csv", try Self.writeList(rows + [(copy, "gen")], in: folder, name: "both.csv"),
+                                       "--model", Self.backbone, "--C", "1", "-o", refused])
+        #expect(conflicting.status != 0 && conflicting.stderr.contains("copy-of-a-real.jpg") && conflicting.stderr.contains("other label"), "\(conflicting.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: refused))
+    }
+
     /// `train` with every option that changes the head writes exactly the head `Trainer` fits on the
     /// same features and options, and prints the report `Trainer` returns.
     @Test func trainWritesTheHeadTheLibraryFits() throws {

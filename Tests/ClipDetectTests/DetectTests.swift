@@ -94,6 +94,11 @@ import Testing
         #expect(throws: HeadError.self) {
             try Head.importReference(checkpoint: Self.reference, config: Fixtures.path("heads", "config.yaml"), name: "x", backbone: nil)
         }
+        // ... nor does the 32-wide tower given beside it: the config names another backbone.
+        #expect {
+            try Head.importReference(checkpoint: Self.reference, config: Fixtures.path("heads", "config.yaml"), name: "x",
+                                     backbone: try ImageEncoder(path: Self.backbone))
+        } throws: { "\($0)".contains("clip-vit-l14-commonpool") && "\($0)".contains("openclip.safetensors") }
         // A checkpoint without fc.* is no head.
         #expect(throws: HeadError.self) {
             try Head.importReference(checkpoint: Self.backbone, config: nil, name: "x", backbone: try ImageEncoder(path: Self.backbone))

@@ -93,6 +93,10 @@ extension Head {
         if settings.arch != nil, settings.normType != nil, settings.normType != "clip" {
             throw HeadError.invalid("config norm_type \(settings.normType!) is not supported (clip)")
         }
+        if let known, let backbone, backbone.description.architecture != known.architecture {
+            let given = backbone.path.map { URL(fileURLWithPath: $0).lastPathComponent } ?? "the backbone given"
+            throw HeadError.mismatch("config arch \(settings.arch!) is a head for \(known.name) (\(known.architecture)); \(given) is a \(backbone.description.architecture)")
+        }
         if known != nil, backbone == nil, width != 1024 {
             throw HeadError.mismatch("head width \(width) does not fit \(settings.arch!), whose pooled feature is 1024-d")
         }

@@ -83,7 +83,7 @@ extension ImpairmentError: ClassifiedError { public var kind: FailureKind { .inv
 extension TrainingError: ClassifiedError {
     public var kind: FailureKind {
         switch self {
-        case .invalidOption, .calibrationInverted: .invalidInput
+        case .invalidOption, .calibrationInverted, .conflictingLabels: .invalidInput
         case .tooFewImages: .tooSmall
         }
     }

@@ -39,6 +39,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case tooFewImages(real: Int, fake: Int, needed: Int, step: String)
     /// The out-of-fold scores do not rank fakes above reals, so a calibration would invert them.
     case calibrationInverted(slope: Double)
+    /// Images whose bytes are listed both as real and as fake (names of the later rows).
+    case conflictingLabels([String])
 
     public var description: String {
         switch self {
@@ -49,6 +51,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             "\(step) uses \(needed)-fold cross-validation and needs at least \(needed) real and \(needed) fake images (have \(real) and \(fake))"
         case .calibrationInverted(let slope):
             String(format: "calibration refused: on cross-validated scores the probability would fall as the score rises (slope %.4g); the head does not separate these images: add images or leave calibration out", slope)
+        case .conflictingLabels(let names):
+            "\(names.count) image(s) have the same bytes as an image of the other label (e.g. \(names[0])): fix the lists"
         }
     }
 }
@@ -165,6 +169,26 @@ public enum Trainer {
 }
 
 extension TrainingSet {
+    /// The images with each file's bytes once: a copy under the same label is left out (it is no new
+    /// evidence, and cross-validation would score it against itself) and named in `duplicates`; a
+    /// copy under the other label is refused. A file that cannot be read is kept, to fail where it is
+    /// encoded with its own error.
+    public static func distinct(_ images: [LabeledImage], limits: DecodeLimits) throws(TrainingError) -> (images: [LabeledImage], duplicates: [String]) {
+        var seen: [String: Bool] = [:], kept: [LabeledImage] = [], duplicates: [String] = [], conflicts: [String] = []
+        for image in images {
+            guard let bytes = try? ImageDecoder.read(path: image.item.path, limits: limits) else { kept.append(image); continue }
+            let digest = CalibrationSet.digest(bytes)
+            if let label = seen[digest] {
+                if label == image.isSynthetic { duplicates.append(image.item.name) } else { conflicts.append(image.item.name) }
+                continue
+            }
+            seen[digest] = image.isSynthetic
+            kept.append(image)
+        }
+        guard conflicts.isEmpty else { throw .conflictingLabels(conflicts) }
+        return (kept, duplicates)
+    }
+
     /// The features of labelled images, as `train` assembles them: an image that cannot be read
     /// is left out (its error passed to `progress`), the others keep their labels and generators.
     public static func assemble(_ images: [LabeledImage], with extractor: FeatureExtractor,

@@ -1,0 +1,123 @@
+@testable import ClipDetectServer
+import Foundation
+import Glibc
+import Testing
+
+/// What a connection may cost the service, tried with a raw socket as slow and idle clients behave.
+@Suite struct ConnectionTests {
+    /// A raw loopback connection to the server at `base`.
+    static func connect(_ base: String) throws -> Int32 {
+        try #require(ServerTests.rawConnection(port: Int(base.split(separator: ":").last!)!))
+    }
+
+    /// Sends without SIGPIPE; false once the server has closed the connection.
+    @discardableResult
+    static func send(_ socket: Int32, _ text: String) -> Bool {
+        text.withCString { Glibc.send(socket, $0, strlen($0), Int32(MSG_NOSIGNAL)) } == text.utf8.count
+    }
+
+    /// Everything the server sends until it closes the connection (`closed`), or until nothing has
+    /// come for `guardSeconds` (a guard against a hang, not a time limit on the server).
+    /// (On a Dispatch thread: a blocking read on one of the few cooperative threads would starve the servers.)
+    static func readToEnd(_ socket: Int32, guardSeconds: Int = 20) async -> (text: String, closed: Bool) {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: blockingRead(socket, guardSeconds: guardSeconds)) }
+        }
+    }
+
+    static func blockingRead(_ socket: Int32, guardSeconds: Int) -> (text: String, closed: Bool) {
+        var timeout = timeval(tv_sec: guardSeconds, tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var received = [UInt8](), buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(socket, &buffer, buffer.count)
+            if count > 0 { received += buffer[0..<count]; continue }
+            return (String(decoding: received, as: UTF8.self), count == 0 || errno == ECONNRESET)
+        }
+    }
+
+    /// A head trickled in a byte at a time, each in time, still has to be whole within the header
+    /// timeout: the server answers 408 `header_timeout` and closes while the bytes still come.
+    @Test func aTrickledHeadIsCutOffAtTheHeaderDeadline() async throws {
+        var configuration = ServerConfiguration(port: 0)
+        configuration.connections.headerTimeout = .milliseconds(600)
+        try await ServerTests.withServer(configuration) { base, _ in
+            let socket = try Self.connect(base)
+            defer { close(socket) }
+            let trickle = Task.detached { () -> Int in
+                let head = Array("GET /healthz HTTP/1.1\r\nHost: test\r\nX-Padding: " + String(repeating: "a", count: 400) + "\r\n\r\n")
+                for (sent, byte) in head.enumerated() {
+                    guard Self.send(socket, String(byte)) else { return sent }
+                    try? await Task.sleep(for: .milliseconds(50))
+                }
+                return head.count
+            }
+            let answer = await Self.readToEnd(socket)
+            #expect(answer.closed)
+            #expect(answer.text.hasPrefix("HTTP/1.1 408") && answer.text.contains("\"header_timeout\"") && answer.text.contains("Connection: close"), "\(answer.text)")
+            #expect(await trickle.value < 400, "the server closed while the head was still coming")
+        }
+    }
+
+    /// A kept-alive connection with no next request is closed after the idle timeout; /metrics counts it.
+    @Test func anIdleKeptAliveConnectionIsClosed() async throws {
+        var configuration = ServerConfiguration(port: 0)
+        configuration.connections.idleTimeout = .milliseconds(300)
+        try await ServerTests.withServer(configuration) { base, client in
+            let socket = try Self.connect(base)
+            defer { close(socket) }
+            Self.send(socket, "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+            let answer = await Self.readToEnd(socket)
+            #expect(answer.closed && answer.text.hasPrefix("HTTP/1.1 200") && answer.text.contains("\"ok\""), "\(answer.text)")
+            let metrics = try await ServerTests.send(client, base + "/metrics").text
+            #expect(metrics.contains("clipdetect_connections_timed_out_total{phase=\"idle\"} 1"), "\(metrics)")
+            #expect(metrics.contains("clipdetect_idle_timeout_seconds 0.3") && metrics.contains("clipdetect_header_timeout_seconds 30"), "\(metrics)")
+        }
+    }
+
+    /// Past the cap, a new connection waits to be accepted (no descriptor spent on it) and is
+    /// served as soon as one of the others closes.
+    @Test func connectionsPastTheCapWaitForAFreeOne() async throws {
+        var configuration = ServerConfiguration(port: 0)
+        configuration.connections.maxConnections = 2
+        try await ServerTests.withServer(configuration) { base, client in
+            // The test's own HTTP client holds no connection yet; two raw ones fill the cap.
+            let held = [try Self.connect(base), try Self.connect(base)]
+            Self.send(held[0], "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+            let first = await Self.readToEnd(held[0], guardSeconds: 2)
+            #expect(first.text.hasPrefix("HTTP/1.1 200"), "the first is served")
+            let waiting = try Self.connect(base)
+            defer { close(waiting) }
+            Self.send(waiting, "GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            let early = await Self.readToEnd(waiting, guardSeconds: 1)
+            #expect(early.text.isEmpty && !early.closed, "not served while two are open: \(early.text)")
+            close(held[1])
+            let later = await Self.readToEnd(waiting)
+            #expect(later.closed && later.text.hasPrefix("HTTP/1.1 200"), "\(later.text)")
+            close(held[0])
+            let metrics = try await ServerTests.send(client, base + "/metrics").text
+            #expect(metrics.contains("clipdetect_max_connections 2") && metrics.contains("clipdetect_open_connections "), "\(metrics)")
+        }
+    }
+
+    /// HTTP/1.0 without keep-alive is closed after its answer; HEAD answers as GET, without a body.
+    @Test func http10IsClosedAfterItsAnswerAndHeadHasNoBody() async throws {
+        try await ServerTests.withServer(ServerConfiguration(port: 0)) { base, _ in
+            let old = try Self.connect(base)
+            defer { close(old) }
+            Self.send(old, "GET /healthz HTTP/1.0\r\n\r\n")
+            let answer = await Self.readToEnd(old)
+            #expect(answer.closed && answer.text.contains(" 200 ") && answer.text.hasSuffix(#"{"status":"ok"}"#), "\(answer.text)")
+
+            for path in ["/healthz", "/readyz"] {
+                let socket = try Self.connect(base)
+                defer { close(socket) }
+                Self.send(socket, "HEAD \(path) HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+                let head = await Self.readToEnd(socket)
+                let parts = head.text.components(separatedBy: "\r\n\r\n")
+                #expect(head.closed && head.text.hasPrefix("HTTP/1.1 200") && head.text.lowercased().contains("content-type: application/json")
+                        && parts.count == 2 && parts[1].isEmpty, "\(path): \(head.text)")
+            }
+        }
+    }
+}
