@@ -69,6 +69,8 @@ enum ErrorKind: Sendable, Equatable {
     case methodNotAllowed
     /// 408: the body did not arrive in time.
     case bodyTimeout
+    /// 408: the request head did not arrive in time (written by `ByteWatch`, before any route).
+    case headerTimeout
 
     var rawValue: String {
         switch self {
@@ -79,12 +81,13 @@ enum ErrorKind: Sendable, Equatable {
         case .unauthorized: "unauthorized"
         case .methodNotAllowed: "method_not_allowed"
         case .bodyTimeout: "body_timeout"
+        case .headerTimeout: "header_timeout"
         }
     }
 
     /// Every value `kind` can take, for the OpenAPI document.
     static let all: [String] = FailureKind.allCases.map(\.rawValue)
-        + [ErrorKind.overloaded, .deadlineExceeded, .shuttingDown, .unauthorized, .methodNotAllowed, .bodyTimeout].map(\.rawValue)
+        + [ErrorKind.overloaded, .deadlineExceeded, .shuttingDown, .unauthorized, .methodNotAllowed, .bodyTimeout, .headerTimeout].map(\.rawValue)
 }
 
 struct ErrorResponse: Encodable { var error: ErrorBody }

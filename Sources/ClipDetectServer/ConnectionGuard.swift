@@ -163,7 +163,7 @@ final class ByteWatch: ChannelInboundHandler, RemovableChannelHandler {
         clock.schedule(clock.limits.headerTimeout, on: context) { [clock] context in
             guard clock.phase == .readingHead, clock.inProgress == 0 else { return }
             clock.book.metrics.timedOut(phase: "header")
-            let body = #"{"error":{"kind":"header_timeout","message":"the request head did not arrive within the header timeout"}}"#
+            let body = #"{"error":{"kind":"\#(ErrorKind.headerTimeout.rawValue)","message":"the request head did not arrive within \#(clock.limits.headerTimeout)"}}"#
             let head = "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
             closeAfter(context.writeAndFlush(NIOAny(ByteBuffer(string: head + body))), context)
         }

@@ -6,11 +6,19 @@ enum OpenAPIDocument {
     static func json(_ configuration: ServerConfiguration) -> String {
         // With keys the API needs one; without, it needs none.
         let security = configuration.apiKeys.isEmpty ? "[{}]" : #"[{"bearer": []}]"#
+        // What any request may get besides its own answers: its head too slow (408), the service
+        // draining after SIGTERM (503); and every path answers OPTIONS with its methods (204).
+        let common = ##""408": {"$ref": "#/components/responses/Error"}, "503": {"$ref": "#/components/responses/Error"}"##
+        let get = "GET, HEAD, OPTIONS"
+        func options(_ allow: String) -> String {
+            #""options": {"summary": "The methods this path answers (also a CORS preflight)", "security": [{}], "responses": {"204": {"description": "No content", "headers": {"Allow": {"required": true, "schema": {"type": "string", "const": "\#(allow)"}}}}, "#
+                + common + "}}"
+        }
         return #"""
     {
       "openapi": "3.1.0",
       "info": {"title": "clipdetect", "version": "\#(clipdetectVersion)",
-               "description": "Tells whether an image was made by a generative model (frozen CLIP features and a light head: the paper's linear head, UnivFD's or RINE's)."},
+               "description": "Tells whether an image was made by a generative model (frozen CLIP features and a light head: the paper's linear head, UnivFD's or RINE's). A path not listed here gets 404 (NotFound), a method a path does not answer 405 (MethodNotAllowed, with Allow); every request may get 408 (its head did not arrive within \#(configuration.connections.headerTimeout)) and 503 while the service shuts down."},
       "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {
@@ -42,6 +50,10 @@ enum OpenAPIDocument {
         },
         "responses": {
           "Error": {"description": "The request as a whole was refused", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}},
+          "NotFound": {"description": "No such path (kind not_found)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}},
+          "MethodNotAllowed": {"description": "The path does not answer this method (kind method_not_allowed)",
+                               "headers": {"Allow": {"required": true, "schema": {"type": "string"}}},
+                               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}},
           "Overloaded": {"description": "The queue cannot take the images now (kind overloaded); retry after the seconds given",
                          "headers": {"Retry-After": {"required": true, "schema": {"type": "integer", "minimum": 1, "maximum": 60}}},
                          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
@@ -63,7 +75,7 @@ enum OpenAPIDocument {
               "multipart/form-data": {"schema": {"type": "object", "required": ["media"],
                                                  "properties": {"media": {"type": "array", "minItems": 1, "maxItems": \#(configuration.maxImagesPerRequest),
                                                                            "items": {"type": "string", "contentMediaType": "application/octet-stream"}}}}},
-              "application/octet-stream": {}, "image/jpeg": {}, "image/png": {}, "image/webp": {}}},
+              "application/octet-stream": {}, "image/*": {}, "image/jpeg": {}, "image/png": {}, "image/webp": {}}},
             "responses": {
               "200": {"description": "One verdict (or error) per image, in order", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DetectResponse"}}}},
               "400": {"$ref": "#/components/responses/Error"},
@@ -74,19 +86,25 @@ enum OpenAPIDocument {
               "429": {"$ref": "#/components/responses/Overloaded"},
               "503": {"$ref": "#/components/responses/Error"}
             }
-          }
+          },
+          \#(options("POST, OPTIONS"))
         },
         "/v1/models": {
           "get": {"summary": "The backbone, heads, calibration and thresholds", "security": \#(security),
                   "responses": {"200": {"description": "The loaded detector", "content": {"application/json": {"schema": {"type": "object", "required": ["version", "backbone", "heads"]}}}},
-                                "401": {"$ref": "#/components/responses/Error"}}}
+                                "401": {"$ref": "#/components/responses/Error"}, \#(common)}},
+          \#(options(get))
         },
-        "/healthz": {"get": {"summary": "The process is up", "responses": {"200": {"description": "Up", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}}}}},
-        "/readyz": {"get": {"summary": "The model is loaded and requests are accepted", "responses": {"200": {"description": "Ready", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}}}}},
+        "/healthz": {"get": {"summary": "The process is up", "responses": {"200": {"description": "Up", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}}, \#(common)}},
+                     \#(options(get))},
+        "/readyz": {"get": {"summary": "The model is loaded and requests are accepted", "responses": {"200": {"description": "Ready", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}}, \#(common)}},
+                    \#(options(get))},
         "/metrics": {"get": {"summary": "Prometheus metrics", "security": \#(security),
                              "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
-                                           "401": {"$ref": "#/components/responses/Error"}}}},
-        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}}
+                                           "401": {"$ref": "#/components/responses/Error"}, \#(common)}},
+                     \#(options(get))},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}, \#(common)}},
+                          \#(options(get))}
       }
     }
     """#

@@ -62,6 +62,7 @@ struct CalibrateCommand: ParsableCommand {
         let detector = try modelOptions.loadDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(batchSize: batch)).detector
         let fused = detector.heads.count > 1
         let images = try Inputs.labeled(csv: nil, real: real, fake: fake)
+        try refuseOverwritingInputs(output, heads + real + fake + images.map(\.item.path) + modelOptions.files)
         let progress = Progress(total: images.count, label: "calibrate", quiet: progressOptions.quiet)
         let data = CalibrationData.score(images, with: detector) { count in
             while progress.done < count { progress.advance() }

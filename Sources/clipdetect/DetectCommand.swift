@@ -46,7 +46,7 @@ struct DetectCommand: ParsableCommand {
         let detector = try modelOptions.loadDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(
             batchSize: batch, applyOrientation: exifOrientation, cache: cacheOptions.open(), band: verdictOptions.parsedBand())).detector
         var items = try Inputs.collect(inputs, csv: csv)
-        try refuseOverwritingInputs(output, items.map(\.path))
+        try refuseOverwritingInputs(output, items.map(\.path) + (csv.map { [$0] } ?? []) + heads + modelOptions.files + cacheOptions.files)
         let writer = try DetectionWriter(path: output, format: format, heads: detector.heads.map(\.metadata.name), append: resume,
                                          stability: check != nil, identity: detector.identity(stability: check))
         let skipped = items.count

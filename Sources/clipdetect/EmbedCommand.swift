@@ -30,7 +30,7 @@ struct EmbedCommand: ParsableCommand {
     func run() throws {
         if let output { try checkWritable(output) }
         let images = try Inputs.collect(inputs).map(\.path)
-        try refuseOverwritingInputs(output, images)
+        try refuseOverwritingInputs(output, images + modelOptions.files + cacheOptions.files)
         let encoder = try modelOptions.load().encoder
         let settings = ExtractionSettings(kind: features, normalize: !noNormalize, batchSize: batch, applyOrientation: exifOrientation,
                                           view: view)

@@ -43,7 +43,7 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         let list = try Inputs.labeled(csv: csv)
-        let inputs = [csv] + (scores.map { [$0] } ?? []) + heads + list.map(\.item.path)
+        let inputs = [csv] + (scores.map { [$0] } ?? []) + heads + list.map(\.item.path) + modelOptions.files + cacheOptions.files
         try refuseOverwritingInputs(report, inputs, option: "--report")
         try refuseOverwritingInputs(saveTab, inputs, option: "--save-tab")
         let conditions: [(name: String, chain: ImpairmentChain?)] = [("clean", nil)]

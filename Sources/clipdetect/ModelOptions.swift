@@ -14,6 +14,9 @@ struct ModelOptions: ParsableArguments {
         """)
     var explicitModel: String?
 
+    /// The checkpoint file when one is named (a named model is not a file here): an input.
+    var files: [String] { explicitModel.map { [$0] } ?? [] }
+
     @Option(help: "Activation, when no config file or metadata states it (OpenAI checkpoints: quick_gelu).")
     var activation: ModelDescription.Activation?
 
@@ -74,6 +77,9 @@ func namingFlags<T>(_ body: () throws -> T) throws -> T {
 struct CacheOptions: ParsableArguments {
     @Flag(help: "Do not read or write the feature cache.") var noCache = false
     @Option(help: "Feature cache file (default: features.sqlite in $CLIPDETECT_HOME).") var cache: String?
+
+    /// The cache file when one is named: an input no output may replace.
+    var files: [String] { noCache ? [] : cache.map { [$0] } ?? [] }
 
     func open() -> FeatureCache? {
         guard !noCache else { return nil }
@@ -170,7 +176,8 @@ struct VerdictOptions: ParsableArguments {
     func validate() throws { _ = try parsedBand() }
 }
 
-/// An output that is one of the inputs would be emptied before it is read: refused.
+/// An output that is one of the inputs would be emptied before it is read: refused. Compared by
+/// device and inode, so a link or another spelling of the path is the same file.
 func refuseOverwritingInputs(_ output: String?, _ inputs: [String], option: String = "-o") throws {
     guard let output, output != "-" else { return }
     var target = stat()

@@ -45,6 +45,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let listed = try Inputs.labeled(csv: csv, real: real, fake: fake)
+        try refuseOverwritingInputs(output, (csv.map { [$0] } ?? []) + real + fake + listed.map(\.item.path) + modelOptions.files + cacheOptions.files)
         let (images, duplicates) = try TrainingSet.distinct(listed, limits: DecodeLimits())
         if !duplicates.isEmpty {
             printError("counted once: \(duplicates.count) image(s) with the same bytes as another of the same label (e.g. \(duplicates[0]))")

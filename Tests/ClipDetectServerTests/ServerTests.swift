@@ -302,6 +302,37 @@ import Testing
         }
     }
 
+    /// The contract lists what the server does: every content type /v1/detect takes (each is accepted,
+    /// `image/*` for any image type), every status it sends, OPTIONS on every path, and the two the
+    /// routes cannot name (404, 405) as shared responses.
+    @Test func theContractListsEveryContentTypeAndStatus() async throws {
+        try await Self.withServer { base, client in
+            let contract = try #require(try await Self.send(client, base + "/openapi.json").json)
+            let paths = try #require(contract["paths"] as? [String: [String: Any]])
+            let detect = try #require(paths["/v1/detect"]?["post"] as? [String: Any])
+            let types = try #require(((detect["requestBody"] as? [String: Any])?["content"] as? [String: Any])?.keys)
+            #expect(Set(types) == ["multipart/form-data", "application/octet-stream", "image/*", "image/jpeg", "image/png", "image/webp"])
+            let jpeg = try Data(contentsOf: URL(fileURLWithPath: Self.images[0]))
+            for type in types where type != "multipart/form-data" {
+                let answer = try await Self.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", type == "image/*" ? "image/x-anything" : type)], body: jpeg)
+                #expect(answer.status == 200, "\(type): \(answer.text)")
+            }
+            let statuses = Set((detect["responses"] as? [String: Any])?.keys.map { $0 } ?? [])
+            #expect(statuses == ["200", "400", "401", "408", "413", "415", "429", "503"])
+            for (path, operations) in paths {
+                let preflight = try #require(operations["options"] as? [String: Any], "\(path)")
+                #expect((preflight["responses"] as? [String: Any])?["204"] != nil, "\(path)")
+                let answer = try await Self.send(client, base + path, method: .OPTIONS)
+                #expect(answer.status == 204, "\(path)")
+                for (method, operation) in operations {
+                    #expect(((operation as? [String: Any])?["responses"] as? [String: Any])?["503"] != nil, "\(method) \(path) lists 503 (draining)")
+                }
+            }
+            let shared = try #require((contract["components"] as? [String: Any])?["responses"] as? [String: Any])
+            #expect(shared["NotFound"] != nil && shared["MethodNotAllowed"] != nil)
+        }
+    }
+
     /// Concurrent requests share forward passes and each gets its own verdicts back.
     @Test func concurrentRequestsAreBatchedAndAnsweredInOrder() async throws {
         try await Self.withServer(ServerConfiguration(port: 0, maxBatch: 8, maxWait: .milliseconds(50))) { base, client in

@@ -137,6 +137,51 @@ import Testing
         return path
     }
 
+    /// No command writes over one of its inputs, however it is named (here through a link): each
+    /// refuses with one line and the file keeps its bytes.
+    @Test func noCommandOverwritesItsInputs() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let head = try headFile(in: folder)
+        func copy(_ source: String, _ name: String) throws -> String {
+            let path = folder.appendingPathComponent(name).path
+            try FileManager.default.copyItem(atPath: source, toPath: path)
+            return path
+        }
+        let image = try copy(Fixtures.path("images", "photo_chelsea.png"), "cat.png")
+        let other = try copy(Fixtures.path("images", "jpeg_420.jpg"), "other.jpg")
+        let model = try copy(DetectTests.backbone, "tower.safetensors")
+        let list = folder.appendingPathComponent("list.csv").path
+        try "filename,typ\ncat.png,real\nother.jpg,gen\n".write(toFile: list, atomically: true, encoding: .utf8)
+        let link = folder.appendingPathComponent("link-to-list.csv").path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: list)
+        let reals = folder.appendingPathComponent("reals.txt").path
+        try "\(image)\n".write(toFile: reals, atomically: true, encoding: .utf8)
+        let cases: [(String, [String])] = [
+            (list, ["detect", "--model", model, "--head", head, "--csv", list, "-o", link]),
+            (head, ["detect", "--model", model, "--head", head, "-o", head, image]),
+            (model, ["detect", "--model", model, "--head", head, "-o", model, image]),
+            (model, ["embed", "--model", model, "-o", model, image]),
+            (image, ["embed", "--model", model, "-o", image, image]),
+            (head, ["calibrate", "--model", model, "--head", head, "--real", reals, "--target-fpr", "0.5", "-o", head]),
+            (reals, ["calibrate", "--model", model, "--head", head, "--real", reals, "--target-fpr", "0.5", "-o", reals]),
+            (list, ["train", "--model", model, "--csv", list, "--C", "1", "-o", link]),
+            (other, ["train", "--model", model, "--csv", list, "--C", "1", "-o", other]),
+            (list, ["eval", "--model", model, "--head", head, "--csv", list, "--save-tab", list]),
+            (model, ["eval", "--model", model, "--head", head, "--csv", list, "--report", model]),
+            (DetectTests.reference, ["head", "import", DetectTests.reference, "--backbone", model, "-o", DetectTests.reference]),
+            (model, ["head", "import", DetectTests.reference, "--backbone", model, "-o", model]),
+            (image, ["impair", image, "--op", "jpeg:q=70", "-o", image]),
+            (image, ["preprocess", image, "-o", image]),
+        ]
+        for (file, arguments) in cases {
+            let before = try Data(contentsOf: URL(fileURLWithPath: file))
+            let result = try cli.run(arguments)
+            #expect(result.status != 0 && result.stderr.contains("is also an input") && result.stderr.split(separator: "\n").count == 1,
+                    "\(arguments.joined(separator: " ")): \(result.stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: file)) == before, "\(arguments.joined(separator: " ")) changed \(file)")
+        }
+    }
+
     @Test func aCorruptImageCostsOneRowAndResumeSkipsDoneFiles() throws {
         let folder = try Fixtures.temporaryDirectory()
         let images = folder.appendingPathComponent("images")

@@ -5,6 +5,7 @@ Run by scripts/e2e.sh, which builds the binary and passes it in CLIPDETECT_BIN. 
 CLIPDETECT_ARTIFACTS (default .build/test-artifacts). Everything is on loopback.
 """
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -131,6 +132,39 @@ def post(url, paths, timeout=60):
                                      headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return response.status, json.loads(response.read())
+
+
+def test_a_request_on_a_kept_alive_connection_during_the_drain_gets_503(head):
+    # One request stays in flight (a long batching wait) while SIGTERM drains the service; a client
+    # whose kept-alive connection was idle then sends another: it gets 503 shutting_down and the
+    # close, not a reset, and the one in flight is still answered.
+    import http.client
+    from urllib.parse import urlsplit
+    server = Server(head, "--max-wait-ms", "3000", "--max-batch", "16")
+    address = urlsplit(server.base)
+    idle = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    idle.request("GET", "/healthz")
+    first = idle.getresponse()
+    assert first.status == 200 and first.read()
+    answer = {}
+    sender = threading.Thread(target=lambda: answer.update(value=post(server.base + "/v1/detect", IMAGES[:1])))
+    sender.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(server.base + "/metrics", timeout=10) as response:
+            if any(line.startswith("clipdetect_queue_depth ") and float(line.split()[-1]) > 0 for line in response.read().decode().splitlines()):
+                break
+        time.sleep(0.05)
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)  # the drain has begun (the queued image waits up to 3 s for company)
+    idle.request("GET", "/healthz")
+    late = idle.getresponse()
+    body = json.loads(late.read())
+    assert late.status == 503 and body["error"]["kind"] == "shutting_down", body
+    assert late.getheader("Connection", "").lower() == "close"
+    sender.join(60)
+    assert answer["value"][0] == 200, answer
+    assert server.process.wait(timeout=60) == 0, server.stderr
 
 
 def test_sigterm_finishes_what_is_in_flight_and_exits_zero(head):
