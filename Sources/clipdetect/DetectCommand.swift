@@ -9,6 +9,7 @@ struct DetectCommand: ParsableCommand {
         commandName: "detect", abstract: "Score images: > 0 means synthetic (a log-likelihood ratio).")
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case csv, jsonl, table }
+    enum Columns: String, ExpressibleByArgument, CaseIterable { case full, reference }
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var cacheOptions: CacheOptions
@@ -19,6 +20,8 @@ struct DetectCommand: ParsableCommand {
     @Option(help: "How several heads' scores are combined (default soft_or_prob, or the head set's).") var fusion: Fusion?
     @Option(help: "A CSV with a filename column (paths relative to its folder, as the reference).") var csv: String?
     @Option(help: "csv (the reference's columns plus probability, label, verdict, error), jsonl or table.") var format: Format = .csv
+    @Option(help: "full, or reference: the reference's file exactly (filename, one score per head, fusion when fused; a failed image is an empty line, which its compute_metrics.py skips). CSV only.")
+    var columns: Columns = .full
     @Option(help: ArgumentHelp("Re-score each image under N seeded draws of --chain and report how often the verdict holds. Costs N extra forward passes per image.",
                                valueName: "N"))
     var stability: Int?
@@ -34,6 +37,8 @@ struct DetectCommand: ParsableCommand {
         if inputs.isEmpty && csv == nil { throw ValidationError("nothing to score: give images, a directory, --csv or -") }
         if resume && output == nil { throw ValidationError("--resume needs -o FILE") }
         if resume && format == .table { throw ValidationError("--resume works with csv or jsonl output") }
+        if columns == .reference && format != .csv { throw ValidationError("--columns reference is the reference's CSV: drop --format \(format.rawValue)") }
+        if columns == .reference && stability != nil { throw ValidationError("--columns reference has no stability columns: drop --stability, or --columns") }
         if !(1...256).contains(batch) { throw ValidationError("--batch takes 1…256") }
         if let stability, !(1...StabilityCheck.maxDraws).contains(stability) {
             throw ValidationError("--stability takes 1…\(StabilityCheck.maxDraws) draws")
@@ -48,7 +53,7 @@ struct DetectCommand: ParsableCommand {
         var items = try Inputs.collect(inputs, csv: csv)
         try refuseOverwritingInputs(output, items.map(\.path) + (csv.map { [$0] } ?? []) + heads + modelOptions.files + cacheOptions.files)
         let writer = try DetectionWriter(path: output, format: format, heads: detector.heads.map(\.metadata.name), append: resume,
-                                         stability: check != nil, identity: detector.identity(stability: check))
+                                         stability: check != nil, reference: columns == .reference, identity: detector.identity(stability: check))
         let skipped = items.count
         items.removeAll { writer.done.contains($0.name) }
         if resume { printError("resuming: \(skipped - items.count) file(s) already in \(output!)") }
@@ -97,9 +102,12 @@ final class DetectionWriter {
 
     /// `identity`: the detector's (`Detector.identity`), kept beside a file output as
     /// `<output>.detector` so that --resume appends only rows of the same detector.
-    init(path: String?, format: DetectCommand.Format, heads: [String], append: Bool, stability: Bool = false, identity: String) throws {
+    /// `reference`: only the reference's columns (CSV), and an empty line for a failed image.
+    init(path: String?, format: DetectCommand.Format, heads: [String], append: Bool, stability: Bool = false, reference: Bool = false,
+         identity: String) throws {
         self.format = format
         self.heads = heads
+        self.reference = reference
         // A file to resume that cannot be read is refused: taken as absent, it would be overwritten.
         let previous: Data?
         do { previous = append ? try path.flatMap { FileKind($0) == .regular ? try Files.read($0, limit: CSVTable.maxBytes) : nil } : nil } catch {
@@ -107,8 +115,8 @@ final class DetectionWriter {
         }
         // An empty file (a run killed before its header) starts afresh.
         let resuming = previous.map { !$0.isEmpty } ?? false
-        let columns = ["filename"] + heads + (heads.count > 1 ? ["fusion"] : []) + ["probability", "label", "verdict"]
-            + (stability ? Self.stabilityColumns : []) + ["error"]
+        let columns = ["filename"] + heads + (heads.count > 1 ? ["fusion"] : [])
+            + (reference ? [] : ["probability", "label", "verdict"] + (stability ? Self.stabilityColumns : []) + ["error"])
         self.columns = columns
         if resuming, let path, let previous {
             // A row cut short by a crash or a full disk is not done. What is there is checked first:
@@ -137,6 +145,7 @@ final class DetectionWriter {
 
     /// The reference's contract: filename, one column per detector, fusion when several; then ours.
     let columns: [String]
+    private let reference: Bool
 
     func write(name: String, _ result: Result<Detection, Error>, stability: StabilityCheck.Result? = nil) throws {
         var values: [String]
@@ -151,6 +160,12 @@ final class DetectionWriter {
                 + [String(d.probability), d.isSynthetic ? "synthetic" : "real", d.verdict.rawValue] + stabilityCells + [""]
         case .failure(let error):
             values = [name] + Array(repeating: "", count: heads.count + (heads.count > 1 ? 1 : 0)) + ["", "", ""] + stabilityCells + ["\(error)"]
+        }
+        if reference {
+            // The reference's script takes every column but filename for a finite score: a failed
+            // image is an empty line, which pandas skips.
+            guard case .success = result else { return try out.write("\n") }
+            values = Array(values.prefix(columns.count))
         }
         switch format {
         case .csv: try out.write(Data(PathName.bytes(CSVTable.line(values))))  // names as their own bytes

@@ -137,6 +137,36 @@ import Testing
         return path
     }
 
+    /// `--columns reference` is the contract the reference's compute_metrics.py relies on: every
+    /// column but filename a finite number, one per head (and fusion when fused), and a failed
+    /// image an empty line (pandas skips it). Tests/e2e/test_reference.py runs the script itself.
+    @Test func referenceColumnsAreWhatComputeMetricsReads() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let head = try headFile(in: folder)
+        let second = folder.appendingPathComponent("second.safetensors").path
+        #expect(try cli.run(["head", "import", "--format", "univfd", Fixtures.path("heads", "univfd_fc_weights.pth"), "--backbone", DetectTests.backbone,
+                             "--name", "other", "-o", second]).status == 0)
+        let images = ["jpeg_420.jpg", "bad_truncated.jpg", "png_rgba.png"].map { Fixtures.path("images", $0) }
+        for heads in [[head], [head, second]] {
+            let output = folder.appendingPathComponent("reference-\(heads.count).csv").path
+            let run = try cli.run(["detect", "--model", DetectTests.backbone, "--columns", "reference", "-o", output] + heads.flatMap { ["--head", $0] } + images)
+            #expect(run.status == 2, "\(run.stderr)")
+            let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+            #expect(lines.first == (heads.count == 1 ? "filename,tiny" : "filename,tiny,other,fusion"))
+            #expect(lines.count == images.count + 2 && lines[2].isEmpty && lines.last == "", "one line per image, the failed one empty: \(lines)")
+            for line in [lines[1], lines[3]] {
+                let cells = line.split(separator: ",", omittingEmptySubsequences: false)
+                #expect(cells.count == heads.count + (heads.count > 1 ? 1 : 0) + 1, "\(line)")
+                #expect(cells.dropFirst().allSatisfy { Double($0).map(\.isFinite) == true }, "\(line)")
+            }
+            // --resume takes up the failed image again and keeps the others.
+            let again = try cli.run(["detect", "--model", DetectTests.backbone, "--columns", "reference", "--resume", "-o", output] + heads.flatMap { ["--head", $0] } + images)
+            #expect(again.stderr.contains("resuming: 2 file(s)"), "\(again.stderr)")
+        }
+        let refused = try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "--columns", "reference", "--format", "jsonl", images[0]])
+        #expect(refused.status != 0 && refused.stderr.contains("--columns reference"))
+    }
+
     /// No command writes over one of its inputs, however it is named (here through a link): each
     /// refuses with one line and the file keeps its bytes.
     @Test func noCommandOverwritesItsInputs() throws {
