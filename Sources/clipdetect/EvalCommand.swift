@@ -59,6 +59,11 @@ struct EvalCommand: ParsableCommand {
                 // The names with a row in the scores (all listed ones when scored here: detect writes a row for every file).
                 let rowed = try scoreTable.map { Set(try $0.values("filename")) } ?? Set(list.map(\.item.name))
                 reference = Evaluation.referenceTable(list, columns: columns, rowed: rowed, metric: tabMetric)
+                let respelled = list.filter { $0.type == "real" && $0.listedType != "real" }
+                if let first = respelled.first {
+                    printError("note: \(respelled.count) row(s) have typ '\(first.listedType)' or another spelling of real: real in the table printed here, "
+                               + "generators in --save-tab's, as in compute_metrics.py (only 'real' exactly is real there)")
+                }
             }
             if let band = try verdictOptions.parsedBand() {
                 for index in columns.indices { columns[index].decision.band = band }

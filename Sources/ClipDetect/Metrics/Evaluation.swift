@@ -117,17 +117,21 @@ public enum Evaluation {
     /// generator (sorted) and AVG (the mean of the cells that have a value), the metric's name in
     /// the corner. As in the reference, an image with a row but no finite score for a detector
     /// (`rowed`: the names the scores file lists) blanks that detector's cell for its generator;
-    /// an image without a row is left out (its inner merge). Numbers as Python writes them.
+    /// an image without a row is left out (its inner merge). Classes are the `typ` cells as listed:
+    /// only `real` exactly is real. Numbers are the reference's doubles (`Metrics.auc` is
+    /// scikit-learn's; AVG is pandas' mean of the cells, in order), printed as Python prints them.
     public static func referenceTable(_ list: [LabeledImage], columns: [ScoreColumn], rowed: Set<String>, metric: ReferenceMetric) -> String {
         let merged = list.filter { rowed.contains($0.item.name) }
-        let generators = Set(merged.map(\.type)).subtracting(["real"]).sorted()
+        // Sorted as Python sorts strings: by code point.
+        let generators = Set(merged.map(\.listedType)).subtracting(["real"])
+            .sorted { $0.unicodeScalars.map(\.value).lexicographicallyPrecedes($1.unicodeScalars.map(\.value)) }
         var text = CSVTable.line([metric.rawValue] + generators + ["AVG"])
         for column in columns {
             var cells: [Double?] = []
             for generator in generators {
-                let subset = merged.filter { $0.type == "real" || $0.type == generator }
+                let subset = merged.filter { $0.listedType == "real" || $0.listedType == generator }
                 let scores = subset.map { column.scores[$0.item.name] ?? .nan }
-                let labels = subset.map(\.isSynthetic)
+                let labels = subset.map { $0.listedType != "real" }
                 guard scores.allSatisfy(\.isFinite), Set(labels).count == 2 else { cells.append(nil); continue }
                 switch metric {
                 case .auc: cells.append(Metrics.auc(labels: labels, scores: scores))

@@ -5,28 +5,65 @@ import Foundation
 public enum Metrics {
     /// The ROC curve at every distinct score, highest first, from (0, 0) to (1, 1); no points dropped.
     public static func roc(labels: [Bool], scores: [Double]) -> (fpr: [Double], tpr: [Double]) {
+        let (fps, tps) = counts(labels: labels, scores: scores)
+        let negatives = fps.last!, positives = tps.last!
+        return (fps.map { negatives > 0 ? $0 / negatives : .nan }, tps.map { positives > 0 ? $0 / positives : .nan })
+    }
+
+    /// False and true positives above each distinct score, highest first, after (0, 0).
+    private static func counts(labels: [Bool], scores: [Double]) -> (fps: [Double], tps: [Double]) {
         precondition(labels.count == scores.count, "one score per label")
         let order = scores.indices.sorted { scores[$0] > scores[$1] }
-        let positives = Double(labels.filter { $0 }.count), negatives = Double(labels.count) - positives
-        var fpr: [Double] = [0], tpr: [Double] = [0]
+        var fps: [Double] = [0], tps: [Double] = [0]
         var tp = 0.0, fp = 0.0
         for (position, index) in order.enumerated() {
             if labels[index] { tp += 1 } else { fp += 1 }
             // One point per distinct score: ties move together.
             if position == order.count - 1 || scores[order[position + 1]] != scores[index] {
-                fpr.append(negatives > 0 ? fp / negatives : .nan)
-                tpr.append(positives > 0 ? tp / positives : .nan)
+                fps.append(fp)
+                tps.append(tp)
             }
         }
-        return (fpr, tpr)
+        return (fps, tps)
     }
 
-    /// Area under the ROC curve with ties counted half (= sklearn.metrics.roc_auc_score).
+    /// Area under the ROC curve with ties counted half: sklearn.metrics.roc_auc_score, the same
+    /// double. As scikit-learn computes it: the ROC points without those between two collinear ones
+    /// (`roc_curve`'s drop_intermediate), then the trapezoids summed as numpy sums (pairwise).
     public static func auc(labels: [Bool], scores: [Double]) -> Double {
-        let (fpr, tpr) = roc(labels: labels, scores: scores)
-        var area = 0.0
-        for i in 1..<fpr.count { area += (fpr[i] - fpr[i - 1]) * (tpr[i] + tpr[i - 1]) / 2 }
-        return area
+        let (fps, tps) = counts(labels: labels, scores: scores)
+        let last = fps.count - 1
+        guard last >= 1, fps[last] > 0, tps[last] > 0 else { return .nan }
+        let fpr = fps.map { $0 / fps[last] }, tpr = tps.map { $0 / tps[last] }
+        // The counts after (0, 0) are sklearn's fps/tps at each distinct score; a point stays where
+        // either count bends (a second difference of whole numbers, exact), and so do both ends.
+        func bends(_ counts: [Double], _ i: Int) -> Bool { (counts[i + 1] - counts[i]) - (counts[i] - counts[i - 1]) != 0 }
+        let kept = [0] + (1...last).filter { i in i == 1 || i == last || bends(fps, i) || bends(tps, i) }
+        let terms = (1..<kept.count).map { k -> Double in
+            let (a, b) = (kept[k - 1], kept[k])
+            let width: Double = fpr[b] - fpr[a], height: Double = tpr[b] + tpr[a]
+            return width * height / 2.0
+        }
+        return numpySum(terms[...])
+    }
+
+    /// numpy's sum of float64 (pairwise, in blocks of up to 128 with eight partial sums), so that a
+    /// sum here is the same double as the reference's.
+    static func numpySum(_ a: ArraySlice<Double>) -> Double {
+        let n = a.count, start = a.startIndex
+        if n < 8 { return a.reduce(0.0, +) }
+        if n <= 128 {
+            var r = Array(a[start..<(start + 8)]), i = 8
+            while i < n - n % 8 {
+                for j in 0..<8 { r[j] += a[start + i + j] }
+                i += 8
+            }
+            var result = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+            while i < n { result += a[start + i]; i += 1 }
+            return result
+        }
+        let half = n / 2 - (n / 2) % 8
+        return numpySum(a[start..<(start + half)]) + numpySum(a[(start + half)...])
     }
 
     /// Mean of the true-positive and true-negative rates (= sklearn.metrics.balanced_accuracy_score).

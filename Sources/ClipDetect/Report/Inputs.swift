@@ -15,10 +15,14 @@ public struct InputItem: Sendable, Equatable {
 public struct LabeledImage: Sendable, Equatable {
     public var item: InputItem
     public var type: String
+    /// The `typ` cell exactly as the list has it (the reference's table reads it so: only `real`
+    /// is real there, and `Real` or `real ` are generators).
+    public var listedType: String
 
-    public init(item: InputItem, type: String) {
+    public init(item: InputItem, type: String, listedType: String? = nil) {
         self.item = item
         self.type = type
+        self.listedType = listedType ?? type
     }
 
     public var isSynthetic: Bool { type != "real" }
@@ -76,7 +80,7 @@ public enum Inputs {
                 throw ReportError.invalid("\(csv) rows \(earlier + 1) and \(row + 1) both list \(name)")
             }
             // `Real` and `REAL` mean real: a generator with that name would be a silent mislabel.
-            return LabeledImage(item: InputItem(name: name, path: path), type: type.lowercased() == "real" ? "real" : type)
+            return LabeledImage(item: InputItem(name: name, path: path), type: type.lowercased() == "real" ? "real" : type, listedType: pair.1)
         }
     }
 
