@@ -27,6 +27,8 @@ BINARY = os.path.join(ROOT, ".build", "release", "clipdetect")
 
 def model():
     """A random ViT-L-14 (open_clip's own init), saved as safetensors and torch.save beside its config."""
+    import torchvision_shim
+    torchvision_shim.install()
     import open_clip
     from safetensors.torch import save_file
     torch.manual_seed(0)

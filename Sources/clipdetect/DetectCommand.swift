@@ -239,6 +239,8 @@ final class DetectionWriter {
             func canonical(_ value: Any?) -> Data? { value.flatMap { try? JSONSerialization.data(withJSONObject: [$0], options: .sortedKeys) } }
             return canonical(before[key]) != canonical(now[key])
         }.map { names[$0]! }
+        // A record of an earlier version, equal on every key it has: the same detector.
+        if differing.isEmpty { return true }
         throw CommandError("\(output) was written by another detector (\(differing.isEmpty ? "its record differs" : "other " + differing.joined(separator: ", "))): "
                            + "resume with the same, or write to another file")
     }

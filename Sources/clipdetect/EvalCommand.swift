@@ -121,9 +121,29 @@ struct EvalCommand: ParsableCommand {
 
     /// Scores from a file; the columns of the heads given read by those heads' rules (calibration,
     /// threshold, band), and `fusion` by a head set's.
+    /// The scores file's columns, each read by its rule: the --head files' when given, else the
+    /// rules `detect` recorded beside the file (calibration, threshold, band); a file of detect's
+    /// without its record is refused, since accuracy, NLL, ECE and coverage depend on the rule. A
+    /// file of only scores (the reference's) reads as log-likelihood ratios, as the reference does.
     static func readScores(_ table: CSVTable, name path: String, rules selection: HeadSelection?) throws -> [ScoreColumn] {
         var columns = try Evaluation.readScores(table, name: path)
-        guard let selection else { return columns }
+        guard let selection else {
+            let record = DetectionWriter.identityPath(path) ?? path + ".detector"
+            guard let recorded = try recordedRules(record, columns: columns.count) else {
+                if table.column("verdict") != nil {
+                    throw CommandError("\(path) is detect's output, but how its scores read (calibration, threshold, band) was in \(PathName.display(record)), "
+                                       + "which is missing or from an older version: give --head for each of its heads")
+                }
+                return columns
+            }
+            for index in columns.indices {
+                guard let rule = recorded[columns[index].detector] ?? (columns.count == 1 ? recorded[""] : nil) else {
+                    throw CommandError("\(PathName.display(record)) says nothing of how column \(columns[index].detector) of \(path) reads: give --head for it")
+                }
+                columns[index].decision = rule
+            }
+            return columns
+        }
         var rules = Dictionary(uniqueKeysWithValues: selection.heads.map { ($0.metadata.name, $0.decision) })
         if let set = selection.set { rules["fusion"] = set.decision }
         for (name, rule) in rules {
@@ -133,6 +153,17 @@ struct EvalCommand: ParsableCommand {
             columns[index].decision = rule
         }
         return columns
+    }
+
+    /// The column rules in a detect record (a record of an older version has only the verdict's,
+    /// under ""); nil without a readable record.
+    static func recordedRules(_ record: String, columns: Int) throws -> [String: DecisionRule]? {
+        struct Record: Decodable { let decision: DecisionRule?; let rules: [String: DecisionRule]? }
+        guard FileKind(record) == .regular, let data = try? Files.read(record, limit: 1 << 20) else { return nil }
+        guard let parsed = try? JSONDecoder().decode(Record.self, from: data) else {
+            throw CommandError("\(PathName.display(record)) is not a record clipdetect wrote: remove it, and give --head to say how the scores read")
+        }
+        return parsed.rules ?? parsed.decision.map { ["": $0] }
     }
 
     private func makeDetector() throws -> (Detector, String) {

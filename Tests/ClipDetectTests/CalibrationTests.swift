@@ -232,24 +232,40 @@ import Testing
             let p = try #require(row["probability"] as? Double)
             #expect((row["verdict"] as? String == "uncertain") == (p > 0.3 && p < 0.7), "\(row)")
         }
-        // eval reads saved scores by the head's rule when told which head made them, as when it scores itself.
+        // eval reads saved scores by the head's rule (from --head, or from the record detect keeps
+        // beside its output), as when it scores itself.
         let listed = folder.appendingPathComponent("list.csv").path
         try (["filename,typ"] + realImages.map { "\($0),real" } + fakeImages.map { "\($0),fake" }).joined(separator: "\n")
             .write(toFile: listed, atomically: true, encoding: .utf8)
         let saved = folder.appendingPathComponent("scores.csv").path
         _ = try cli.run(["detect", "--model", DetectTests.backbone, "--head", out, "--csv", listed, "-o", saved])
         var tables: [CSVTable] = []
-        for arguments in [["--scores", saved, "--head", out], ["--model", DetectTests.backbone, "--head", out]] {
+        for arguments in [["--scores", saved, "--head", out], ["--model", DetectTests.backbone, "--head", out], ["--scores", saved]] {
             let tab = folder.appendingPathComponent("tab\(tables.count).csv").path
             let evaluated = try cli.run(["eval", "--csv", listed, "--save-tab", tab] + arguments)
             #expect(evaluated.status == 0, "\(evaluated.stderr)")
             tables.append(try CSVTable(path: tab))
         }
-        for column in ["acc", "nll", "coverage", "acc_covered"] {
-            let (a, b) = (try tables[0].values(column).map { Double($0)! }, try tables[1].values(column).map { Double($0)! })
+        for column in ["acc", "nll", "ece", "coverage", "acc_covered"] {
+            let (a, b, c) = (try tables[0].values(column).map { Double($0)! }, try tables[1].values(column).map { Double($0)! },
+                             try tables[2].values(column).map { Double($0)! })
             #expect(a.count == b.count && !a.isEmpty && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-9 || ($0.isNaN && $1.isNaN) }, "\(column): \(a) vs \(b)")
+            #expect(c == a || zip(a, c).allSatisfy { $0.isNaN && $1.isNaN }, "\(column) by the record: \(c) vs \(a)")
         }
         #expect(try tables[0].values("coverage").map { Double($0)! } != [1.0], "the band reached eval")
+        // --band applies to the calibrated probability, as detect's does.
+        let banded = folder.appendingPathComponent("banded.csv").path
+        _ = try cli.run(["detect", "--model", DetectTests.backbone, "--head", out, "--band", "0.4,0.6", "--csv", listed, "-o", banded])
+        let bandTabs = try [["--scores", saved, "--band", "0.4,0.6"], ["--scores", banded]].enumerated().map { index, arguments in
+            let tab = folder.appendingPathComponent("band\(index).csv").path
+            #expect(try cli.run(["eval", "--csv", listed, "--save-tab", tab] + arguments).status == 0)
+            return try CSVTable(path: tab).values("coverage")
+        }
+        #expect(bandTabs[0] == bandTabs[1], "\(bandTabs)")
+        // Without its record, detect's output is refused: its rule is not known.
+        try FileManager.default.removeItem(atPath: saved + ".detector")
+        let unknown = try cli.run(["eval", "--csv", listed, "--scores", saved])
+        #expect(unknown.status != 0 && unknown.stderr.contains("give --head") && unknown.stderr.split(separator: "\n").count == 1, "\(unknown.stderr)")
         // --band on the command line replaces the head's: (0, 1) leaves every verdict uncertain.
         let all = try cli.run(["detect", "--model", DetectTests.backbone, "--head", out, "--band", "0,1", "--format", "jsonl"] + Self.reals)
         #expect(all.stdout.split(separator: "\n").allSatisfy { $0.contains(#""verdict":"uncertain""#) })

@@ -130,11 +130,14 @@ public struct Detector: Sendable {
     public func identity(stability: StabilityCheck? = nil) -> String {
         struct Identity: Encodable {
             let heads: [String], encoders: [String], fusion: Fusion?, decision: DecisionRule, exifOrientation: Bool, stability: String?
+            /// How each output column reads (what `eval --scores` applies to it).
+            let rules: [String: DecisionRule]
         }
         let value = Identity(heads: heads.map { "\($0.metadata.name) \($0.digest)" },
                              encoders: encoders.map { "\($0.fingerprint) \($0.settingsTag) \($0.backend.precision.rawValue)" },
                              fusion: heads.count > 1 ? fusion : nil, decision: decision, exifOrientation: extractor.settings.applyOrientation,
-                             stability: stability.map { "\($0.draws) draws, agreement \($0.minimumAgreement), seed \($0.chain.seed): \($0.chain.operations)" })
+                             stability: stability.map { "\($0.draws) draws, agreement \($0.minimumAgreement), seed \($0.chain.seed): \($0.chain.operations)" },
+                             rules: Dictionary(columns.map { ($0.name, $0.decision) }, uniquingKeysWith: { first, _ in first }))
         let json = JSONEncoder()
         json.outputFormatting = .sortedKeys
         return String(decoding: (try? json.encode(value)) ?? Data(), as: UTF8.self)
