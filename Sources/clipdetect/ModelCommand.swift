@@ -4,7 +4,7 @@ import Foundation
 
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "model", abstract: "Named models and backbone checkpoints.",
-                                                    subcommands: [Info.self, List.self, Fetch.self])
+                                                    subcommands: [Info.self, List.self, Fetch.self, Accept.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Named models, and whether they are in the cache.")
@@ -12,16 +12,26 @@ struct ModelCommand: ParsableCommand {
         func run() {
             let store = ModelStore()
             for model in NamedModel.all {
-                let head = store.cachedHead(model)
-                let cached = store.cachedBackbone(model) != nil && (model.head == nil || head != nil)
+                let head = store.cachedHead(model), backbone = store.cachedBackbone(model)
+                let cached = backbone != nil && (model.head == nil || head != nil)
                 // A head file is small: checked here as on every use, so the list does not call an altered one ready.
                 let found = head.map { path in Result { try Downloader.sha256(ofFile: path) } }
                 print(model.name.padding(toLength: 26, withPad: " ", startingAt: 0) + model.summary)
                 print(String(repeating: " ", count: 26) + "backbone \(model.backbone.repository)" + (model.head.map { ", head \($0.path)" } ?? "")
-                      + Self.state(cached: cached, head: head, found: found, pinned: model.head?.sha256.lowercased()))
+                      + Self.state(cached: cached, head: head, found: found, pinned: model.head?.sha256.lowercased())
+                      + (backbone.map { Self.state(ofBackbone: $0, store.state(ofBackbone: $0), model: model.name) } ?? ""))
                 if let license = model.head?.license { print(String(repeating: " ", count: 26) + "head licence: \(license)") }
             }
             print("cache: \(store.home) (set CLIPDETECT_HOME to move it); Hugging Face cache used in place: \(store.huggingFaceCache)")
+        }
+
+        /// What is known of a backbone file without hashing it (that happens at its first use).
+        private static func state(ofBackbone path: String, _ state: BackboneState, model: String) -> String {
+            switch state {
+            case .verified, .hubBlob: ""
+            case .changed: "  [backbone file changed since it was verified: checked again at its next use: \(PathName.display(path))]"
+            case .unverified: "  [backbone file unverified: \(PathName.display(path)); `clipdetect model accept \(model)` to use it]"
+            }
         }
 
         private static func state(cached: Bool, head: String?, found: Result<String, Error>?, pinned: String?) -> String {
@@ -45,6 +55,28 @@ struct ModelCommand: ParsableCommand {
             let encoder = try ImageEncoder(inspecting: store.backbone(named), hints: named.hints)
             let head = try store.head(named, backbone: nil)
             print("ready: \(name) (\(encoder.description.architecture)\(head == nil ? "" : ", with head"))")
+        }
+    }
+
+    struct Accept: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Use a named model's backbone file that clipdetect did not download (placed by hand, or by another tool).",
+            discussion: "Its SHA-256 is recorded: from then on it is used as verified, and refused if it changes. A file in the Hugging Face cache is checked against its hash instead.")
+        @Argument(help: "Named model.") var name: String
+
+        func run() throws {
+            guard let named = NamedModel.named(name) else { throw ResolutionError.unknownModel(name, known: NamedModel.all.map(\.name)) }
+            let store = ModelStore()
+            // Read to check it is a backbone of the model's shape before it is accepted.
+            if let path = store.cachedBackbone(named) {
+                let found = try ImageEncoder(inspecting: path, hints: named.hints).description.architecture
+                guard found == named.architecture else {
+                    throw CommandError("\(PathName.display(path)) is a \(found), not \(name)'s \(named.architecture): not accepted")
+                }
+            }
+            let (path, sha256) = try store.accept(named)
+            let encoder = try ImageEncoder(inspecting: path, hints: named.hints)
+            print("accepted \(PathName.display(path)) as \(name)'s backbone (\(encoder.description.architecture), sha256 \(sha256))")
         }
     }
 

@@ -19,19 +19,24 @@ import Testing
     /// Everything the server sends until it closes the connection (`closed`), or until nothing has
     /// come for `guardSeconds` (a guard against a hang, not a time limit on the server).
     /// (On a Dispatch thread: a blocking read on one of the few cooperative threads would starve the servers.)
-    static func readToEnd(_ socket: Int32, guardSeconds: Int = 20) async -> (text: String, closed: Bool) {
+    /// `until`: stop as soon as what arrived holds it (an answer on a connection kept alive).
+    static func readToEnd(_ socket: Int32, guardSeconds: Int = 60, until: String? = nil) async -> (text: String, closed: Bool) {
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: blockingRead(socket, guardSeconds: guardSeconds)) }
+            DispatchQueue.global().async { continuation.resume(returning: blockingRead(socket, guardSeconds: guardSeconds, until: until)) }
         }
     }
 
-    static func blockingRead(_ socket: Int32, guardSeconds: Int) -> (text: String, closed: Bool) {
+    static func blockingRead(_ socket: Int32, guardSeconds: Int, until: String?) -> (text: String, closed: Bool) {
         var timeout = timeval(tv_sec: guardSeconds, tv_usec: 0)
         setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var received = [UInt8](), buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let count = read(socket, &buffer, buffer.count)
-            if count > 0 { received += buffer[0..<count]; continue }
+            if count > 0 {
+                received += buffer[0..<count]
+                if let until, String(decoding: received, as: UTF8.self).contains(until) { return (String(decoding: received, as: UTF8.self), false) }
+                continue
+            }
             return (String(decoding: received, as: UTF8.self), count == 0 || errno == ECONNRESET)
         }
     }
@@ -84,7 +89,7 @@ import Testing
             // The test's own HTTP client holds no connection yet; two raw ones fill the cap.
             let held = [try Self.connect(base), try Self.connect(base)]
             Self.send(held[0], "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
-            let first = await Self.readToEnd(held[0], guardSeconds: 2)
+            let first = await Self.readToEnd(held[0], until: #"{"status":"ok"}"#)
             #expect(first.text.hasPrefix("HTTP/1.1 200"), "the first is served")
             let waiting = try Self.connect(base)
             defer { close(waiting) }

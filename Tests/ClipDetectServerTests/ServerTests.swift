@@ -206,18 +206,8 @@ import Testing
             let other = try await Self.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", "image/jpeg")], body: jpeg)
             #expect(other.status == 200, "served while another upload stalls")
             // The stalled one: closed by the server (end of stream), not by this read's 10 s timeout.
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            var timeout = timeval(tv_sec: 10, tv_usec: 0)
-            setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var ended = false, received = [UInt8]()
-            while true {
-                let count = read(socket, &buffer, buffer.count)
-                if count == 0 || (count < 0 && errno == ECONNRESET) { ended = true; break }
-                if count < 0 { break }
-                received += buffer[0..<count]
-            }
-            #expect(ended, "the server closed the stalled connection (errno \(errno))")
-            let answer = String(decoding: received, as: UTF8.self)
+            let (answer, ended) = await ConnectionTests.readToEnd(socket)
+            #expect(ended, "the server closed the stalled connection")
             #expect(answer.hasPrefix("HTTP/1.1 408") && answer.lowercased().contains("connection: close") && answer.contains("\"body_timeout\""), "\(answer)")
             #expect(try await Self.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", "image/jpeg")], body: jpeg).status == 200)
             let metrics = try await Self.send(client, base + "/metrics")
@@ -236,15 +226,7 @@ import Testing
             #expect(request.withUnsafeBytes { write(socket, $0.baseAddress, $0.count) } == request.count)
             // A guard against a hang, not a time limit: under AddressSanitizer with every suite running
             // at once, the answer has been seen to take over 10 s.
-            var timeout = timeval(tv_sec: 120, tv_usec: 0)
-            setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var received = [UInt8](), buffer = [UInt8](repeating: 0, count: 4096)
-            while !String(decoding: received, as: UTF8.self).contains("too_large") {
-                let count = read(socket, &buffer, buffer.count)
-                guard count > 0 else { break }
-                received += buffer[0..<count]
-            }
-            let text = String(decoding: received, as: UTF8.self)
+            let text = await ConnectionTests.readToEnd(socket, guardSeconds: 120, until: "too_large").text
             #expect(text.hasPrefix("HTTP/1.1 413") && text.contains("too_large"), "\(text)")
         }
     }

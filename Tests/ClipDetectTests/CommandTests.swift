@@ -462,12 +462,15 @@ import Testing
             #expect(result.status == 0, "\(result.stderr)")
             return result.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
         }
+        // Backbone files put there by hand, by repository: each is unverified until accepted.
+        var placed: [String: String] = [:]
         func expected(cached: Set<String>, altered: [String: String] = [:]) -> [String] {
             var lines: [String] = []
             for model in NamedModel.all {
                 let head: String = model.head.map { ", head \($0.path)" } ?? ""
-                let state: String = altered[model.name].map { "  [head file altered: \($0)]" }
-                    ?? (cached.contains(model.name) ? "  [cached]" : "  [not cached]")
+                let state: String = (altered[model.name].map { "  [head file altered: \($0)]" }
+                    ?? (cached.contains(model.name) ? "  [cached]" : "  [not cached]"))
+                    + (placed[model.backbone.repository].map { "  [backbone file unverified: \($0); `clipdetect model accept \(model.name)` to use it]" } ?? "")
                 lines.append(model.name.padding(toLength: 26, withPad: " ", startingAt: 0) + model.summary)
                 lines.append(String(repeating: " ", count: 26) + "backbone \(model.backbone.repository)" + head + state)
                 if let license = model.head?.license { lines.append(String(repeating: " ", count: 26) + "head licence: \(license)") }
@@ -486,6 +489,7 @@ import Testing
         let commonPool = home.appendingPathComponent("models/laion--CLIP-ViT-L-14-CommonPool.XL-s13B-b90K")
         try FileManager.default.createDirectory(at: commonPool, withIntermediateDirectories: true)
         try Data("x".utf8).write(to: commonPool.appendingPathComponent("open_clip_pytorch_model.bin"))
+        placed["laion/CLIP-ViT-L-14-CommonPool.XL-s13B-b90K"] = commonPool.appendingPathComponent("open_clip_pytorch_model.bin").path
         #expect(try listed() == expected(cached: ["clip-vit-l14-commonpool"]))
         // A head file that is not the pinned one is not called cached (it would be refused on use).
         let head = home.appendingPathComponent("heads/clipdet-latent10k")
@@ -500,11 +504,13 @@ import Testing
         let openAI = home.appendingPathComponent("models/openai--clip-vit-large-patch14")
         try FileManager.default.createDirectory(at: openAI, withIntermediateDirectories: true)
         try Data("x".utf8).write(to: openAI.appendingPathComponent("model.safetensors"))
+        placed["openai/clip-vit-large-patch14"] = openAI.appendingPathComponent("model.safetensors").path
         #expect(try listed() == expected(cached: ["clip-vit-l14-commonpool", "univfd", "openai-vit-l14"], altered: altered))
         // A file in the Hugging Face hub cache counts, under any snapshot.
         let snapshot = hub.appendingPathComponent("models--openai--clip-vit-base-patch32/snapshots/0123abc")
         try FileManager.default.createDirectory(at: snapshot, withIntermediateDirectories: true)
         try Data("x".utf8).write(to: snapshot.appendingPathComponent("pytorch_model.bin"))
+        placed["openai/clip-vit-base-patch32"] = snapshot.appendingPathComponent("pytorch_model.bin").path
         #expect(try listed() == expected(cached: ["clip-vit-l14-commonpool", "univfd", "openai-vit-l14", "openai-vit-b32"], altered: altered))
     }
 

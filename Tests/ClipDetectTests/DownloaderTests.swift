@@ -117,11 +117,47 @@ import Testing
         #expect(try offline.backbone(model) == path)
         #expect(server.requests.count == asked)
 
-        // A file in the Hugging Face hub cache is used in place.
-        let snapshot = home.appendingPathComponent(".cache/huggingface/hub/models--openai--clip-vit-base-patch32/snapshots/abc")
+        // Changed since it was downloaded (same size, another byte): refused, not used silently.
+        var changed = backbone
+        changed[changed.count - 1] ^= 1
+        try changed.write(to: URL(fileURLWithPath: path))
+        #expect { try offline.backbone(model) } throws: { "\($0)".contains("is not the published file") }
+        try backbone.write(to: URL(fileURLWithPath: path))
+        #expect(try offline.backbone(model) == path, "the downloaded bytes again: verified by the recorded hash")
+
+        // A file in the Hugging Face hub cache is used in place, checked against its blob's name
+        // (the hub names blobs by their SHA-256); a plain file there has no hash and is refused.
+        let b32 = NamedModel.named("openai-vit-b32")!
+        let repository = home.appendingPathComponent(".cache/huggingface/hub/models--openai--clip-vit-base-patch32")
+        let snapshot = repository.appendingPathComponent("snapshots/abc"), blobs = repository.appendingPathComponent("blobs")
         try FileManager.default.createDirectory(at: snapshot, withIntermediateDirectories: true)
-        try backbone.write(to: snapshot.appendingPathComponent("model.safetensors"))
-        #expect(try offline.backbone(NamedModel.named("openai-vit-b32")!) == snapshot.appendingPathComponent("model.safetensors").path)
+        try FileManager.default.createDirectory(at: blobs, withIntermediateDirectories: true)
+        let inSnapshot = snapshot.appendingPathComponent("model.safetensors").path
+        try backbone.write(to: URL(fileURLWithPath: inSnapshot))
+        #expect(throws: VerificationError.unverified(model: "openai-vit-b32", path: inSnapshot)) { try offline.backbone(b32) }
+        try FileManager.default.removeItem(atPath: inSnapshot)
+        let digest = try Downloader.sha256(ofFile: path)
+        try backbone.write(to: blobs.appendingPathComponent(digest))
+        try FileManager.default.createSymbolicLink(atPath: inSnapshot, withDestinationPath: "../../blobs/\(digest)")
+        #expect(try offline.backbone(b32) == inSnapshot)
+        #expect(offline.state(ofBackbone: inSnapshot) == .verified)
+        // A blob whose bytes are not its name is refused.
+        let wrong = String(repeating: "a", count: 64)
+        try changed.write(to: blobs.appendingPathComponent(wrong))
+        try FileManager.default.removeItem(atPath: inSnapshot)
+        try FileManager.default.createSymbolicLink(atPath: inSnapshot, withDestinationPath: "../../blobs/\(wrong)")
+        #expect(throws: DownloadError.self) { try offline.backbone(b32) }
+
+        // A backbone put in our cache by hand is refused until it is accepted, then used.
+        let l14 = NamedModel.named("clip-vit-l14-laion2b")!
+        let byHand = offline.localPath(l14, l14.backbone.files[0])
+        try FileManager.default.createDirectory(atPath: (byHand as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try backbone.write(to: URL(fileURLWithPath: byHand))
+        #expect(throws: VerificationError.unverified(model: l14.name, path: byHand)) { try offline.backbone(l14) }
+        #expect(offline.state(ofBackbone: byHand) == .unverified)
+        let accepted = try offline.accept(l14)
+        #expect(accepted.path == byHand && accepted.sha256 == digest)
+        #expect(try offline.backbone(l14) == byHand)
 
         // The reference head's pin is enforced: this server has none to give.
         #expect(throws: DownloadError.self) { try ModelStore(environment: environment).head(NamedModel.named("clipdet-latent10k")!, backbone: nil) }

@@ -23,7 +23,9 @@ public enum DownloadError: Error, CustomStringConvertible, Equatable {
     case http(URL, Int)
     case checksum(URL, expected: String, found: String)
     case network(URL, String)
-    case offline(URL, destination: String)
+    /// `sha256`: what the file must hash to, when it is known; else `accept`: the named model to
+    /// accept it as once it is there.
+    case offline(URL, destination: String, sha256: String? = nil, accept: String? = nil)
     case badEndpoint(setting: String, value: String)
     case altered(path: String, expected: String, found: String)
 
@@ -34,7 +36,9 @@ public enum DownloadError: Error, CustomStringConvertible, Equatable {
         case .checksum(let url, let expected, let found):
             "checksum mismatch for \(url.absoluteString): expected sha256 \(expected), got \(found); the partial file was removed"
         case .network(let url, let why): "cannot download \(url.absoluteString): \(why)"
-        case .offline(let url, let destination): "offline: download \(url.absoluteString) yourself and put it at \(destination)"
+        case .offline(let url, let destination, let sha256, let accept):
+            "offline: download \(url.absoluteString) yourself and put it at \(destination)" + (sha256.map { " (its SHA-256 must be \($0))" } ?? "")
+                + (accept.map { ", then run `clipdetect model accept \($0)`" } ?? "")
         case .badEndpoint(let setting, let value): "\(setting) = '\(value)' is not an http(s) URL"
         case .altered(let path, let expected, let found):
             "\(path) is not the published file (sha256 \(found), pinned \(expected)): remove it to download it again, or put the published file there"
@@ -54,7 +58,10 @@ public struct Downloader: Sendable {
 
     public init() {}
 
-    public func fetch(_ file: RemoteFile, to destination: String) throws {
+    /// Returns the file's SHA-256 (checked against the pin or the server's, else computed), so the
+    /// caller can remember what it downloaded.
+    @discardableResult
+    public func fetch(_ file: RemoteFile, to destination: String) throws -> String {
         let part = destination + ".part"
         try Files.makeDirectory((destination as NSString).deletingLastPathComponent, for: "download folder")
         var lastError: Error?
@@ -62,9 +69,9 @@ public struct Downloader: Sendable {
             let have = (try? FileManager.default.attributesOfItem(atPath: part)[.size] as? Int) ?? 0
             do {
                 let response = try transfer(file.url, into: part, from: have)
-                try verify(file, part: part, etag: response.etag)
+                let digest = try verify(file, part: part, etag: response.etag)
                 guard rename(part, destination) == 0 else { throw DownloadError.network(file.url, "cannot move into \(destination)") }
-                return
+                return digest
             } catch let error as DownloadError {
                 switch error {
                 case .network: lastError = error  // cut or timed out: resume from what arrived
@@ -77,7 +84,7 @@ public struct Downloader: Sendable {
         throw lastError ?? DownloadError.network(file.url, "gave up")
     }
 
-    private func verify(_ file: RemoteFile, part: String, etag: String?) throws {
+    private func verify(_ file: RemoteFile, part: String, etag: String?) throws -> String {
         let expected = file.sha256?.lowercased() ?? etag.flatMap { Self.sha256ETag($0) }
         if let size = file.size {
             let found = (try? FileManager.default.attributesOfItem(atPath: part)[.size] as? Int) ?? 0
@@ -86,9 +93,10 @@ public struct Downloader: Sendable {
                 throw DownloadError.checksum(file.url, expected: "\(size) bytes", found: "\(found) bytes")
             }
         }
-        guard let expected else { return }
         let found = try Self.sha256(ofFile: part)
+        guard let expected else { return found }
         guard found == expected else { throw DownloadError.checksum(file.url, expected: expected, found: found) }
+        return found
     }
 
     /// The hub's ETag of an LFS file is its SHA-256, quoted, sometimes weak (W/"…").

@@ -34,15 +34,21 @@ public struct ModelStore: Sendable {
         return url
     }
 
-    /// The backbone's local path when it is already here (the Hugging Face cache, or ours).
+    /// The backbone's local path when it is already here (the Hugging Face cache, or ours), not yet
+    /// verified (`verify(backbone:of:)`).
     public func cachedBackbone(_ model: NamedModel) -> String? {
         let hub = model.backbone
         for file in hub.files {
             if let cached = huggingFaceCached(hub.repository, file) { return cached }
-            let local = "\(home)/models/\(hub.repository.replacingOccurrences(of: "/", with: "--"))/\(file)"
+            let local = localPath(model, file)
             if FileManager.default.fileExists(atPath: local) { return local }
         }
         return nil
+    }
+
+    /// Where clipdetect keeps a backbone file it downloads.
+    func localPath(_ model: NamedModel, _ file: String) -> String {
+        "\(home)/models/\(model.backbone.repository.replacingOccurrences(of: "/", with: "--"))/\(file)"
     }
 
     /// The reference head's downloaded file, when it is here.
@@ -56,23 +62,28 @@ public struct ModelStore: Sendable {
         model.head.map { "\(home)/heads/\(model.name)/\(($0.path as NSString).lastPathComponent)" }
     }
 
-    /// The backbone's local path: the Hugging Face cache if it has the file, else ours (downloaded when missing).
+    /// The backbone's local path, verified: the Hugging Face cache if it has the file, else ours
+    /// (downloaded when missing, and its hash remembered).
     public func backbone(_ model: NamedModel) throws -> String {
-        if let cached = cachedBackbone(model) { return cached }
+        if let cached = cachedBackbone(model) {
+            try verify(backbone: cached, of: model)
+            return cached
+        }
         let hub = model.backbone
         var lastError: Error?
         for file in hub.files {
-            let local = "\(home)/models/\(hub.repository.replacingOccurrences(of: "/", with: "--"))/\(file)"
+            let local = localPath(model, file)
             let url = try Self.endpoint(hubEndpoint, setting: "CLIPDETECT_HF_ENDPOINT / HF_ENDPOINT").appendingPathComponent(hub.repository).appendingPathComponent("resolve")
                 .appendingPathComponent(hub.revision).appendingPathComponent(file)
             do {
-                try fetch(RemoteFile(url: url), to: local)
+                let digest = try fetch(RemoteFile(url: url), to: local, acceptAs: model.name)
+                try remember(local, sha256: digest, how: "downloaded")
                 return local
             } catch DownloadError.notFound(let url) {
                 lastError = DownloadError.notFound(url)  // try the next candidate name
             }
         }
-        throw lastError ?? DownloadError.offline(try Self.endpoint(hubEndpoint, setting: "CLIPDETECT_HF_ENDPOINT / HF_ENDPOINT"), destination: home)
+        throw lastError ?? DownloadError.offline(try Self.endpoint(hubEndpoint, setting: "CLIPDETECT_HF_ENDPOINT / HF_ENDPOINT"), destination: home, accept: model.name)
     }
 
     /// The reference head, downloaded, verified by its pinned SHA-256 and imported (safe unpickler).
@@ -83,7 +94,7 @@ public struct ModelStore: Sendable {
         if !FileManager.default.fileExists(atPath: raw) {
             let base = try Self.endpoint(headEndpoint ?? reference.source, setting: headEndpoint == nil ? "the \(model.name) head's source" : "CLIPDETECT_HEADS_ENDPOINT")
             // The download itself checks the pinned hash.
-            try fetch(RemoteFile(url: base.appendingPathComponent(reference.path), sha256: reference.sha256, size: reference.size), to: raw)
+            try fetch(RemoteFile(url: base.appendingPathComponent(reference.path), sha256: reference.sha256, size: reference.size), to: raw, acceptAs: nil)
         } else {
             let found = try Downloader.sha256(ofFile: raw), pinned = reference.sha256.lowercased()
             guard found == pinned else { throw DownloadError.altered(path: raw, expected: pinned, found: found) }
@@ -103,9 +114,12 @@ public struct ModelStore: Sendable {
         }
     }
 
-    private func fetch(_ file: RemoteFile, to destination: String) throws {
-        if offline { throw DownloadError.offline(file.url, destination: destination) }
-        do { try downloader.fetch(file, to: destination) } catch DownloadError.network(let url, let why) {
+    /// `acceptAs`: the named model a file without a published hash belongs to (the offline message
+    /// then says to accept it).
+    @discardableResult
+    private func fetch(_ file: RemoteFile, to destination: String, acceptAs model: String?) throws -> String {
+        if offline { throw DownloadError.offline(file.url, destination: destination, sha256: file.sha256, accept: file.sha256 == nil ? model : nil) }
+        do { return try downloader.fetch(file, to: destination) } catch DownloadError.network(let url, let why) {
             throw DownloadError.network(url, "\(why); without network, download it elsewhere and put it at \(destination) (or give a local checkpoint)")
         }
     }

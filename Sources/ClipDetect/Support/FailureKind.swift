@@ -109,6 +109,15 @@ extension DownloadError: ClassifiedError {
     }
 }
 
+extension VerificationError: ClassifiedError {
+    public var kind: FailureKind {
+        switch self {
+        case .unverified: .mismatch
+        case .nothingToAccept: .notFound
+        }
+    }
+}
+
 extension ResolutionError: ClassifiedError {
     public var kind: FailureKind {
         switch self {
