@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import NIOCore
+import NIOHTTP1
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -102,6 +103,10 @@ public struct DetectionServer: Sendable {
             return response
         case .failure(.broken):
             return Self.error(.badRequest, .invalidInput, "the connection broke before the body was whole")
+        case .failure(.malformed(let why)):
+            var response = Self.error(.badRequest, .invalidInput, "malformed request body (\(why)): the connection is closed")
+            response.headers[.connection] = "close"
+            return response
         }
         let data = Data(buffer: body)
         let contentType = request.headers[.contentType] ?? ""
@@ -183,7 +188,7 @@ public struct DetectionServer: Sendable {
         return Self.encoded(DetectResponse(model: modelName, images: verdicts))
     }
 
-    enum BodyFailure: Error { case tooLarge, tooSlow, broken }
+    enum BodyFailure: Error { case tooLarge, tooSlow, broken, malformed(String) }
 
     /// The whole body, or why not. A body still arriving after `timeout` has its connection's input
     /// closed: the stream ends, the 408 goes out with `Connection: close`, and the connection closes,
@@ -201,6 +206,10 @@ public struct DetectionServer: Sendable {
             return late.isSet ? .failure(.tooSlow) : .success(body)
         } catch is NIOTooManyBytesError {
             return .failure(.tooLarge)
+        } catch let error as HTTPParserError {
+            // Nothing after a framing error can be read as a request: the input ends here.
+            channel.close(mode: .input, promise: nil)
+            return .failure(.malformed("\(error)"))
         } catch {
             return .failure(late.isSet ? .tooSlow : .broken)
         }

@@ -55,7 +55,13 @@ public struct ServerConfiguration: Sendable {
 
     /// Keys from a file (one per line; blank lines and `#` comments skipped).
     public static func apiKeys(file path: String) throws -> [String] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw FileError("cannot read the API key file \(path)") }
+        // Read through a handle, bounded: a device such as /dev/null is an empty file here, not unreadable.
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw FileError("cannot open the API key file \(path)") }
+        defer { try? handle.close() }
+        let data = (try? handle.read(upToCount: 1 << 20)) ?? Data()
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw FileError("the API key file \(path) is not UTF-8 text")
+        }
         let keys = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
         guard !keys.isEmpty else { throw FileError("the API key file \(path) holds no key") }

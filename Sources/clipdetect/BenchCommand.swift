@@ -14,7 +14,7 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Passes over the files (after one warm-up).") var iterations = 3
         @Option(help: "Model input size.") var size = 224
         @Flag(help: "Print JSON.") var json = false
-        @Argument(help: "Image files.") var images: [String]
+        @Argument(help: "Image files or directories (searched recursively).") var images: [String]
 
         func validate() throws {
             guard (1...Preprocessor.maxSize).contains(size) else { throw ValidationError("--size takes 1…\(Preprocessor.maxSize) pixels") }
@@ -23,13 +23,15 @@ struct BenchCommand: ParsableCommand {
 
         func run() throws {
             let preprocessor = Preprocessor(size: size)
-            let data = try images.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }
-            func pass() throws { for bytes in data { _ = try preprocessor(ImageDecoder.decode(bytes)) } }
+            let files = try Inputs.collect(images).map(\.path)
+            guard !files.isEmpty else { throw CommandError("no image files in \(images.joined(separator: ", "))") }
+            let data = try files.map { path in try ImageFileError.naming(path) { try ImageDecoder.read(path: path, limits: DecodeLimits()) } }
+            func pass() throws { for (path, bytes) in zip(files, data) { _ = try ImageFileError.naming(path) { try preprocessor(ImageDecoder.decode(bytes)) } } }
             try pass()
             let start = DispatchTime.now().uptimeNanoseconds
             for _ in 0..<iterations { try pass() }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            let rate = Double(images.count * iterations) / seconds
+            let rate = Double(files.count * iterations) / seconds
             print(json ? #"{"images_per_second": \#(rate)}"# : String(format: "%.1f images/s (decode + preprocess, files read beforehand)", rate))
         }
     }

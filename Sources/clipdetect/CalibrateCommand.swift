@@ -61,6 +61,10 @@ struct CalibrateCommand: ParsableCommand {
         let options = try self.options
         let detector = try modelOptions.loadDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(batchSize: batch)).detector
         let fused = detector.heads.count > 1
+        // Checked before any image is scored: without synthetic images no probability is fitted.
+        if bandError != nil, fake.isEmpty, detector.decision.calibration == nil {
+            throw CommandError("--band-error reads the calibrated probability: give --fake images (a method is fitted), or a head already calibrated, or --band")
+        }
         let images = try Inputs.labeled(csv: nil, real: real, fake: fake)
         try refuseOverwritingInputs(output, heads + real + fake + images.map(\.item.path) + modelOptions.files)
         let progress = Progress(total: images.count, label: "calibrate", quiet: progressOptions.quiet)

@@ -14,13 +14,24 @@ struct ClipDetectCommand: AsyncParsableCommand {
     /// File names on the command line keep their bytes, UTF-8 or not.
     static func main() async {
         do {
-            var command = try parseAsRoot(Array(PathName.arguments.dropFirst()))
+            let arguments = Array(PathName.arguments.dropFirst())
+            try refuseNegativeValues(arguments)
+            var command = try parseAsRoot(arguments)
             if var asynchronous = command as? AsyncParsableCommand { try await asynchronous.run() } else { try command.run() }
         } catch {
             flushStandardOutput()
             exit(withError: explained(error))
         }
         flushStandardOutput()
+    }
+
+    /// `--band -1,2`: the parser takes a value that starts with `-` for an option and says only that
+    /// the value is missing. Said here as it is, with the spelling that works.
+    static func refuseNegativeValues(_ arguments: [String]) throws {
+        for (option, value) in zip(arguments, arguments.dropFirst()) where option.hasPrefix("--") && !option.contains("=") && option != "--" {
+            guard value.count > 1, value.hasPrefix("-"), let second = value.dropFirst().first, second.isNumber || second == "." else { continue }
+            throw CommandError("\(option) \(value): a value that starts with - reads as an option; write \(option)=\(value)")
+        }
     }
 
     /// What the library cannot know: the named model whose reference head an LFS pointer stands for.

@@ -121,6 +121,10 @@ final class DetectionWriter {
         if resuming, let path, let previous {
             // A row cut short by a crash or a full disk is not done. What is there is checked first:
             // a file that is refused is left exactly as it was.
+            // Names may be any bytes, but a NUL or a run of bytes that is no UTF-8 at all is no file of ours.
+            guard !previous.contains(0), format != .jsonl || String(data: previous, encoding: .utf8) != nil else {
+                throw CommandError("\(path) is not a file that detect wrote (it is not text): write to another file")
+            }
             let complete = previous.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
             done = try Self.namesIn(previous.prefix(complete), path: path, format: format, columns: columns)
             if try !Self.checkIdentity(identity, of: path), let record = Self.identityPath(path) {
@@ -252,7 +256,16 @@ final class DetectionWriter {
             guard !data.isEmpty else { throw CommandError("\(path) holds no complete row: resume with the same heads, or write to another file") }
             let table = try CSVTable(text: PathName.decode(data), name: path)
             guard table.header == columns else {
-                throw CommandError("\(path) has columns \(table.header.joined(separator: ",")), this run writes \(columns.joined(separator: ",")): resume with the same heads, or write to another file")
+                let stability = Set(stabilityColumns)
+                let had = !stability.isDisjoint(with: table.header), has = !stability.isDisjoint(with: columns)
+                if table.header.first == "filename", had != has {
+                    throw CommandError("\(path) was written \(had ? "with" : "without") --stability, this run is \(has ? "with" : "without"): resume with the same --stability, or write to another file")
+                }
+                func shown(_ names: [String]) -> String {
+                    let text = names.map(PathName.display).joined(separator: ",")
+                    return text.count <= 160 ? text : String(text.prefix(160)) + "…"
+                }
+                throw CommandError("\(path) has columns \(shown(table.header)), this run writes \(shown(columns)): resume with the same heads and options, or write to another file")
             }
             return Set(try table.values("filename"))
         case .jsonl:

@@ -55,14 +55,18 @@ struct HeadCommand: ParsableCommand {
     }
 
     struct Info: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print a head's metadata as JSON.")
-        @Argument(help: "Head file.") var head: String
+        static let configuration = CommandConfiguration(abstract: "Print a head's metadata as JSON (a head set's: its heads, fusion and fused rule).")
+        @Argument(help: "Head file, or a head set that calibrate wrote.") var head: String
 
         func run() throws {
-            let loaded = try Head.read(head)
+            struct SetInfo: Encodable { let heads: [Head.Metadata], fusion: Fusion, decision: DecisionRule, calibrationSet: CalibrationSet? }
+            let selection = try HeadSelection.read([head])
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(loaded.metadata), as: UTF8.self))
+            let json = try selection.set.map { try encoder.encode(SetInfo(heads: $0.heads.map(\.metadata), fusion: $0.fusion, decision: $0.decision,
+                                                                          calibrationSet: $0.calibrationSet)) }
+                ?? encoder.encode(selection.heads[0].metadata)
+            print(String(decoding: json, as: UTF8.self))
         }
     }
 }

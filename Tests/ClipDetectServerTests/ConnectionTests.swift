@@ -105,6 +105,18 @@ import Testing
         }
     }
 
+    /// A chunked body whose chunk size is not a number gets one 400 that says so, then the close.
+    @Test func aMalformedChunkSizeIsSaidToBeMalformed() async throws {
+        try await ServerTests.withServer(ServerConfiguration(port: 0)) { base, _ in
+            let socket = try Self.connect(base)
+            defer { close(socket) }
+            Self.send(socket, "POST /v1/detect HTTP/1.1\r\nHost: test\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n")
+            let answer = await Self.readToEnd(socket)
+            #expect(answer.closed && answer.text.hasPrefix("HTTP/1.1 400") && answer.text.contains("malformed request body"), "\(answer.text)")
+            #expect(answer.text.components(separatedBy: "HTTP/1.1 ").count == 2, "one answer: \(answer.text)")
+        }
+    }
+
     /// HTTP/1.0 without keep-alive is closed after its answer; HEAD answers as GET, without a body.
     @Test func http10IsClosedAfterItsAnswerAndHeadHasNoBody() async throws {
         try await ServerTests.withServer(ServerConfiguration(port: 0)) { base, _ in

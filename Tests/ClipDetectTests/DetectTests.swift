@@ -167,6 +167,46 @@ import Testing
         #expect(refused.status != 0 && refused.stderr.contains("--columns reference"))
     }
 
+    /// Messages that say what is wrong and what to do, in one line each.
+    @Test func messagesSayWhatIsWrongAndWhatToDo() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let head = try headFile(in: folder)
+        func oneLine(_ arguments: [String], _ needle: String) throws {
+            let result = try cli.run(arguments)
+            #expect(result.status != 0 && result.stderr.contains(needle) && result.stderr.split(separator: "\n").count == 1,
+                    "\(arguments.joined(separator: " ")): \(result.stderr)")
+        }
+        try oneLine(["model", "fetch", "clipdet-latent10k-plsu"], "did you mean clipdet-latent10k-plus")
+        try oneLine(["model", "fetch", "univdf"], "did you mean univfd")
+        try oneLine(["detect", "--head", head, "--band", "-1,2", Fixtures.path("images", "jpeg_420.jpg")], "write --band=-1,2")
+        try oneLine(["serve", "--model", DetectTests.backbone, "--head", head, "--port", "0", "--api-keys", "/dev/null"], "holds no key")
+        let wildcard = try cli.run(["serve", "--model", DetectTests.backbone, "--head", head, "--port", "0", "--cors-origin", "*"])
+        #expect(wildcard.status != 0 && wildcard.stderr.contains("no wildcard"), "\(wildcard.stderr)")
+        try oneLine(["calibrate", "--model", DetectTests.backbone, "--head", head, "--real", Fixtures.path("images"), "--band-error", "0.2",
+                     "-o", folder.appendingPathComponent("c.safetensors").path], "--band-error reads the calibrated probability")
+        // A resume onto a file that is not detect's text, or written with other --stability.
+        let binary = folder.appendingPathComponent("binary.csv").path
+        try Data([0x89, 0x50, 0x4E, 0x47, 0, 0, 1, 2] + Array(repeating: 0xFF, count: 2000)).write(to: URL(fileURLWithPath: binary))
+        try oneLine(["detect", "--model", DetectTests.backbone, "--head", head, "--resume", "-o", binary, Fixtures.path("images", "jpeg_420.jpg")], "not text")
+        let stable = folder.appendingPathComponent("stable.csv").path
+        #expect(try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "--stability", "1", "-o", stable, Fixtures.path("images", "jpeg_420.jpg")]).status == 0)
+        try FileManager.default.removeItem(atPath: stable + ".detector")
+        let resumed = try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "--resume", "-o", stable, Fixtures.path("images", "png_rgba.png")])
+        #expect(resumed.status != 0 && resumed.stderr.contains("written with --stability"), "\(resumed.stderr)")
+        // bench preprocess takes a folder; head info reads a head set.
+        let images = folder.appendingPathComponent("images")
+        try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Fixtures.path("images", "jpeg_420.jpg"), toPath: images.appendingPathComponent("a.jpg").path)
+        let bench = try cli.run(["bench", "preprocess", "--iterations", "1", images.path])
+        #expect(bench.status == 0 && bench.stdout.contains("images/s"), "\(bench.stderr)")
+        let univfd = folder.appendingPathComponent("univfd.safetensors").path
+        #expect(try cli.run(["head", "import", "--format", "univfd", Fixtures.path("heads", "univfd_fc_weights.pth"), "--backbone", DetectTests.backbone, "-o", univfd]).status == 0)
+        let set = folder.appendingPathComponent("set.safetensors").path
+        try HeadSet(heads: [try Head.read(head), try Head.read(univfd)], fusion: .meanLogit, decision: .plain).write(to: set)
+        let info = try cli.run(["head", "info", set])
+        #expect(info.status == 0 && info.stdout.contains("\"fusion\" : \"mean_logit\"") && info.stdout.contains("\"tiny\""), "\(info.stdout) \(info.stderr)")
+    }
+
     /// No command writes over one of its inputs, however it is named (here through a link): each
     /// refuses with one line and the file keeps its bytes.
     @Test func noCommandOverwritesItsInputs() throws {

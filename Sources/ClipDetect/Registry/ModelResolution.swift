@@ -27,9 +27,33 @@ public enum ResolutionError: Error, CustomStringConvertible, Equatable {
     case backboneNotFound(head: String, architecture: String, path: String?)
     case noWeightsInFolder(String)
 
+    /// The names within a few edits of `name` (case and `_`/`-` aside), closest first.
+    static func closest(to name: String, in known: [String]) -> String? {
+        func normal(_ s: String) -> [Character] { Array(s.lowercased().replacingOccurrences(of: "_", with: "-")) }
+        func distance(_ a: [Character], _ b: [Character]) -> Int {
+            var row = Array(0...b.count)
+            for (i, x) in a.enumerated() {
+                var previous = row[0]
+                row[0] = i + 1
+                for (j, y) in b.enumerated() {
+                    let substitution = previous + (x == y ? 0 : 1)
+                    previous = row[j + 1]
+                    row[j + 1] = min(substitution, row[j] + 1, row[j + 1] + 1)
+                }
+            }
+            return row[b.count]
+        }
+        let target = normal(name)
+        let scored = known.map { ($0, distance(target, normal($0))) }.filter { $0.1 <= max(2, target.count / 4) }.sorted { $0.1 < $1.1 }
+        guard !scored.isEmpty else { return nil }
+        return scored.prefix(2).map(\.0).joined(separator: " or ")
+    }
+
     public var description: String {
         switch self {
-        case .unknownModel(let name, let known): "\(name) is neither a file nor a named model (\(known.joined(separator: ", ")))"
+        case .unknownModel(let name, let known):
+            "\(name) is neither a file nor a named model" + (Self.closest(to: name, in: known).map { ": did you mean \($0)?" } ?? "")
+                + " (named models: \(known.joined(separator: ", ")))"
         case .noHead(let name): "\(name) is a backbone without a head: give a head file (import the reference's with `clipdetect head import`)"
         case .backboneNotFound(let head, let architecture, let path):
             "\(head) was made on a local \(architecture) backbone" + (path.map { " at \($0), which is not there" } ?? "")
