@@ -83,7 +83,13 @@ struct CacheOptions: ParsableArguments {
 
     func open() -> FeatureCache? {
         guard !noCache else { return nil }
-        do { return try FeatureCache(path: cache ?? FeatureCache.defaultPath()) } catch {
+        do {
+            let opened = try FeatureCache(path: cache ?? FeatureCache.defaultPath(), owned: cache == nil)
+            if let aside = opened.movedAside {
+                printError("note: the feature cache \(PathName.display(opened.path)) was damaged: kept as \(PathName.display(aside)), and a new one started")
+            }
+            return opened
+        } catch {
             printError("feature cache unavailable (\(error)); computing every feature")
             return nil
         }

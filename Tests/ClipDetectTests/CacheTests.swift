@@ -46,9 +46,18 @@ import Testing
         let foreign = try cachePath()
         try DatabaseQueue(path: foreign).write { try $0.execute(sql: "CREATE TABLE features (key TEXT, vector BLOB)") }
 
-        // A file that is not SQLite is somebody's file: refused, left as it is.
+        // A file that is not SQLite, at a path a user named, is somebody's file: refused, left as it is.
         #expect(throws: FileError.self) { try FeatureCache(path: garbage) }
         #expect(try String(contentsOfFile: garbage, encoding: .utf8) == "not a database at all")
+        // At the cache's own path it is a damaged cache (zeros from a crash, say): moved aside, kept, rebuilt.
+        let owned = try cachePath()
+        try Data(count: 8192).write(to: URL(fileURLWithPath: owned))
+        let rebuilt = try FeatureCache(path: owned, owned: true)
+        let aside = try #require(rebuilt.movedAside)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: aside)) == Data(count: 8192))
+        extractor.cache = rebuilt
+        #expect(try run(extractor) == reference)
+        #expect(try FeatureCache(path: owned, owned: true).movedAside == nil, "rebuilt once, not on every run")
         for path in [truncated, foreign] {
             let cache = try FeatureCache(path: path)
             #expect(try cache.stats().entries == 0, "\(path)")

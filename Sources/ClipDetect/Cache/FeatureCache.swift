@@ -12,30 +12,50 @@ public final class FeatureCache: Sendable {
 
     public let path: String
     private let pool: DatabasePool
+    /// Where a damaged file was moved when this cache was opened, so the caller can say so.
+    public let movedAside: String?
 
-    public init(path: String) throws {
+    /// `owned`: the path is the cache's own (the default, in `$CLIPDETECT_HOME`), so whatever is
+    /// there is a cache, damaged or not; a path a user named that holds no SQLite is someone's
+    /// file and is refused. A damaged cache is moved aside (never deleted) and started afresh.
+    public init(path: String, owned: Bool = false) throws {
         self.path = path
         let folder = (path as NSString).deletingLastPathComponent
         try Files.makeDirectory(folder.isEmpty ? "." : folder, for: "feature cache")
+        var damaged = false
         switch FileKind(path) {
         case .missing: break
         case .regular:
-            // Only a damaged cache is ever moved aside: a file that is not SQLite is someone's file.
-            guard Self.isSQLiteOrEmpty(path) else {
-                throw FileError("feature cache: \(PathName.display(path)) is not a SQLite file; refusing to replace it")
+            if !Self.isSQLiteOrEmpty(path) {
+                guard owned else {
+                    throw FileError("feature cache: \(PathName.display(path)) is not a SQLite file; refusing to replace it (remove it, or name another --cache)")
+                }
+                damaged = true
             }
         default: throw FileError("feature cache: \(PathName.display(path)) is not a regular file")
         }
-        do {
+        var aside: String?
+        if damaged {
+            aside = Self.moveAside(path)
             pool = try Self.open(path)
-        } catch let error where Self.isDamage(error) {
-            // Never trust what is there: keep it for inspection and start afresh.
-            let aside = path + ".broken-\(Int(Date().timeIntervalSince1970))"
-            for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
-                try? FileManager.default.moveItem(atPath: path + suffix, toPath: aside + suffix)
+        } else {
+            do {
+                pool = try Self.open(path)
+            } catch let error where Self.isDamage(error) {
+                aside = Self.moveAside(path)
+                pool = try Self.open(path)
             }
-            pool = try Self.open(path)
         }
+        movedAside = aside
+    }
+
+    /// Keeps a damaged file (and its WAL) for inspection, out of the way; returns where it went.
+    private static func moveAside(_ path: String) -> String {
+        let aside = path + ".broken-\(Int(Date().timeIntervalSince1970))"
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            try? FileManager.default.moveItem(atPath: path + suffix, toPath: aside + suffix)
+        }
+        return aside
     }
 
     /// Only a file that is not this cache is moved aside; a full disk, a lock or a permission
