@@ -64,6 +64,10 @@ public struct Downloader: Sendable {
     public func fetch(_ file: RemoteFile, to destination: String) throws -> String {
         let part = destination + ".part"
         try Files.makeDirectory((destination as NSString).deletingLastPathComponent, for: "download folder")
+        // A part that holds bytes is kept to be resumed; an empty one is only litter.
+        defer {
+            if (try? FileManager.default.attributesOfItem(atPath: part)[.size] as? Int) == 0 { try? FileManager.default.removeItem(atPath: part) }
+        }
         var lastError: Error?
         for _ in 0..<max(1, attempts) {
             let have = (try? FileManager.default.attributesOfItem(atPath: part)[.size] as? Int) ?? 0
@@ -133,8 +137,16 @@ public struct Downloader: Sendable {
         request.timeoutInterval = idleTimeout
         if offset > 0 { request.setValue("bytes=\(offset)-", forHTTPHeaderField: "Range") }
         let sink = try DownloadSink(path: part, offset: offset, progress: progress)
+        let litter = FoundationLitter()  // before the configuration, which makes Foundation's folders
+        defer { litter.sweep() }
         let configuration = URLSessionConfiguration.ephemeral
         configuration.timeoutIntervalForRequest = idleTimeout
+        // Nothing of Foundation's outside the store: no URL cache or cookie jar under the user's home.
+        configuration.urlCache = nil
+        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
+        configuration.httpCookieStorage = nil
+        configuration.httpShouldSetCookies = false
+        configuration.urlCredentialStorage = nil
         let session = URLSession(configuration: configuration, delegate: sink, delegateQueue: nil)
         defer { session.finishTasksAndInvalidate() }
         session.dataTask(with: request).resume()
@@ -156,6 +168,7 @@ private final class DownloadSink: NSObject, URLSessionDataDelegate, @unchecked S
     var etag: String?
     var redirectETag: String?
     var failure: DownloadError?
+    private var accepted = false
     private let path: String
 
     init(path: String, offset: Int, progress: (@Sendable (Int, Int?) -> Void)?) throws {
@@ -196,6 +209,7 @@ private final class DownloadSink: NSObject, URLSessionDataDelegate, @unchecked S
         }
         let length = http.expectedContentLength
         total = length >= 0 ? received + Int(length) : nil
+        accepted = true
         completionHandler(.allow)
     }
 
@@ -207,6 +221,8 @@ private final class DownloadSink: NSObject, URLSessionDataDelegate, @unchecked S
     }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        // A refused response's body (a 404 page) is not the file.
+        guard accepted else { return }
         handle.write(data)
         received += data.count
         progress?(received, total)
@@ -221,4 +237,26 @@ private final class DownloadSink: NSObject, URLSessionDataDelegate, @unchecked S
         }
         done.signal()
     }
+}
+
+/// Foundation makes a URL-cache folder and a cookie folder under the user's home at its first
+/// request, even with both turned off. The empty ones a download made are removed after it, so
+/// nothing of clipdetect's is left outside its store.
+struct FoundationLitter {
+    private let made: [String]
+
+    init() {
+        let files = FileManager.default
+        let caches = files.urls(for: .cachesDirectory, in: .userDomainMask).first?.path
+        let data = files.urls(for: .applicationSupportDirectory, in: .userDomainMask).first?.path
+        let urlCache = caches.map { "\($0)/org.swift.foundation.URLCache" }
+        // Innermost first, so that a folder is empty when its parent is tried.
+        let candidates = [urlCache.map { "\($0)/\(ProcessInfo.processInfo.processName)" }, urlCache, caches,
+                          data.map { "\($0)/\(Bundle.main.bundleURL.lastPathComponent)" }, data,
+                          data.map { ($0 as NSString).deletingLastPathComponent }].compactMap { $0 }
+        made = candidates.filter { !files.fileExists(atPath: $0) }
+    }
+
+    /// rmdir removes only empty folders: anything with contents stays.
+    func sweep() { for path in made { _ = rmdir(path) } }
 }
