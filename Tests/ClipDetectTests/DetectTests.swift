@@ -178,6 +178,13 @@ import Testing
         }
         try oneLine(["model", "fetch", "clipdet-latent10k-plsu"], "did you mean clipdet-latent10k-plus")
         try oneLine(["model", "fetch", "univdf"], "did you mean univfd")
+        // Offline, the first run names every file it needs (backbone and head), and the local way.
+        let offline = try cli.run(["detect", "--offline", Fixtures.path("images", "jpeg_420.jpg")])
+        #expect(offline.status != 0 && offline.stderr.split(separator: "\n").count == 1, "\(offline.stderr)")
+        for part in ["open_clip_model.safetensors", "weights.pth", "1c9c9f48a47d975bde67e9924983aa4e4ccda96a15e7e983b6305f0c56d9ee18",
+                     "model accept clipdet-latent10k-plus", "head import"] {
+            #expect(offline.stderr.contains(part), "\(part): \(offline.stderr)")
+        }
         try oneLine(["detect", "--head", head, "--band", "-1,2", Fixtures.path("images", "jpeg_420.jpg")], "write --band=-1,2")
         try oneLine(["serve", "--model", DetectTests.backbone, "--head", head, "--port", "0", "--api-keys", "/dev/null"], "holds no key")
         let wildcard = try cli.run(["serve", "--model", DetectTests.backbone, "--head", head, "--port", "0", "--cors-origin", "*"])

@@ -26,6 +26,12 @@ public enum ResolutionError: Error, CustomStringConvertible, Equatable {
     /// A head made on a local backbone that is not where the head says it was.
     case backboneNotFound(head: String, architecture: String, path: String?)
     case noWeightsInFolder(String)
+    /// Offline, a named model's files that are not here.
+    case offlineMissing(model: String, files: [MissingFile])
+
+    public struct MissingFile: Sendable, Equatable {
+        public var url: String, destination: String, sha256: String?
+    }
 
     /// The names within a few edits of `name` (case and `_`/`-` aside), closest first.
     static func closest(to name: String, in known: [String]) -> String? {
@@ -58,6 +64,11 @@ public enum ResolutionError: Error, CustomStringConvertible, Equatable {
         case .backboneNotFound(let head, let architecture, let path):
             "\(head) was made on a local \(architecture) backbone" + (path.map { " at \($0), which is not there" } ?? "")
                 + ": put that checkpoint back there, or give it as --model (every head then runs on it: score heads of other backbones in another run)"
+        case .offlineMissing(let model, let files):
+            "offline, and \(model) needs " + files.map { file in
+                "\(file.url) at \(PathName.display(file.destination))" + (file.sha256.map { " (SHA-256 \($0))" } ?? " (then `clipdetect model accept \(model)`)")
+            }.joined(separator: " and ")
+                + ": download them elsewhere and put them there, or work from local files: --model CHECKPOINT with --head FILE made by `clipdetect head import`"
         case .noWeightsInFolder(let folder):
             "\(folder) holds none of \(ModelResolution.folderFiles.joined(separator: ", "))"
         }
@@ -117,6 +128,11 @@ public enum ModelResolution {
             return ResolvedModel(name: model, encoder: encoder, ownHead: nil)
         }
         guard let named = NamedModel.named(model) else { throw ResolutionError.unknownModel(model, known: NamedModel.all.map(\.name)) }
+        if store.offline {
+            // Every file the run needs, in one message, not one per attempt.
+            let missing = store.missing(named, head: ownHead)
+            if !missing.isEmpty { throw ResolutionError.offlineMissing(model: model, files: missing.map { .init(url: $0.url, destination: $0.destination, sha256: $0.sha256) }) }
+        }
         let encoder = try ImageEncoder(path: store.backbone(named), hints: hints.overriding(named.hints), precision: precision)
         return ResolvedModel(name: model, encoder: encoder, ownHead: ownHead ? try store.head(named, backbone: nil) : nil)
     }

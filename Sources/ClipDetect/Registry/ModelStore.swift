@@ -114,6 +114,19 @@ public struct ModelStore: Sendable {
         }
     }
 
+    /// Offline, the files a named model still lacks (its backbone, and its head when `head`), each
+    /// with where it comes from, where it goes and the hash it must have when one is pinned.
+    public func missing(_ model: NamedModel, head: Bool) -> [(url: String, destination: String, sha256: String?)] {
+        var files: [(url: String, destination: String, sha256: String?)] = []
+        if cachedBackbone(model) == nil, let file = model.backbone.files.first {
+            files.append(("\(hubEndpoint)/\(model.backbone.repository)/resolve/\(model.backbone.revision)/\(file)", localPath(model, file), nil))
+        }
+        if head, let reference = model.head, let raw = headPath(model), cachedHead(model) == nil {
+            files.append(("\(headEndpoint ?? reference.source)/\(reference.path)", raw, reference.sha256))
+        }
+        return files
+    }
+
     /// `acceptAs`: the named model a file without a published hash belongs to (the offline message
     /// then says to accept it).
     @discardableResult

@@ -122,6 +122,7 @@ extension ResolutionError: ClassifiedError {
     public var kind: FailureKind {
         switch self {
         case .unknownModel, .backboneNotFound, .noWeightsInFolder: .notFound
+        case .offlineMissing: .network
         case .noHead: .invalidInput
         }
     }
