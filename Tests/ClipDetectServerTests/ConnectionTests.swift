@@ -105,6 +105,21 @@ import Testing
         }
     }
 
+    /// A request whose deadline passes while its image waits in the queue gets 503 at its deadline,
+    /// and its image is dropped from the queue: never decoded or encoded (no pass, nothing scored).
+    @Test func workOfAnExpiredRequestIsDropped() async throws {
+        var configuration = ServerConfiguration(port: 0, maxBatch: 16, maxWait: .seconds(2), deadline: .milliseconds(300))
+        configuration.maxImagesPerRequest = 1
+        try await ServerTests.withServer(configuration) { base, client in
+            let jpeg = try Data(contentsOf: URL(fileURLWithPath: ServerTests.images[0]))
+            let late = try await ServerTests.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", "image/jpeg")], body: jpeg)
+            #expect(late.status == 503 && late.text.contains("deadline_exceeded"), "\(late.text)")
+            try await Task.sleep(for: .seconds(3))  // past the batching wait the image would have had
+            let metrics = try await ServerTests.send(client, base + "/metrics").text
+            #expect(!metrics.contains("clipdetect_images_scored_total 1") && metrics.contains("clipdetect_batch_size_count 0"), "\(metrics)")
+        }
+    }
+
     /// A chunked body whose chunk size is not a number gets one 400 that says so, then the close.
     @Test func aMalformedChunkSizeIsSaidToBeMalformed() async throws {
         try await ServerTests.withServer(ServerConfiguration(port: 0)) { base, _ in
