@@ -123,7 +123,8 @@ final class ConnectionClock {
     var phase = Phase.readingHead
     var inProgress = 0
     var timer: Scheduled<Void>?
-    var closing = false
+    /// Armed while the client does not read what it is sent (the channel is not writable).
+    var stall: Scheduled<Void>?
 
     init(limits: ConnectionLimits, book: ConnectionBook) {
         self.limits = limits
@@ -152,6 +153,21 @@ final class ByteWatch: ChannelInboundHandler, RemovableChannelHandler {
     init(clock: ConnectionClock) { self.clock = clock }
 
     func handlerAdded(context: ChannelHandlerContext) { startHead(context) }
+
+    /// A client that stops reading its answers holds the connection (and a drain) only for the idle
+    /// timeout: then it is closed.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        clock.stall?.cancel()
+        clock.stall = nil
+        if !context.channel.isWritable {
+            let loop = context.eventLoop.assumeIsolated()
+            clock.stall = loop.scheduleTask(in: TimeAmount(clock.limits.idleTimeout)) { [clock] in
+                clock.book.metrics.timedOut(phase: "write")
+                context.close(promise: nil)
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if clock.phase == .idle && clock.inProgress == 0 { startHead(context) }
@@ -224,6 +240,7 @@ final class RequestWatch: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         clock.cancel()
+        clock.stall?.cancel()
         clock.book.forget(context.channel)
         if clock.inProgress > 0 { clock.book.ended(clock.inProgress) }
         clock.inProgress = 0

@@ -63,8 +63,12 @@ public struct DetectionServer: Sendable {
                               logger: logger)
         // Shut down in reverse order: the HTTP server stops accepting and drains first, then the
         // scheduler finishes what is queued.
-        let group = ServiceGroup(configuration: .init(services: [.init(service: scheduler), .init(service: app)],
-                                                      gracefulShutdownSignals: signals, logger: logger))
+        var lifecycle = ServiceGroupConfiguration(services: [.init(service: scheduler), .init(service: app)],
+                                                  gracefulShutdownSignals: signals, logger: logger)
+        // The drain is bounded: past it, what is still open is cancelled (a queued image is answered
+        // 503 shutting_down), so no client can hold the process past a supervisor's grace period.
+        lifecycle.maximumGracefulShutdownDuration = configuration.drainTimeout
+        let group = ServiceGroup(configuration: lifecycle)
         try await group.run()
     }
 
@@ -206,6 +210,9 @@ public struct DetectionServer: Sendable {
             return late.isSet ? .failure(.tooSlow) : .success(body)
         } catch is NIOTooManyBytesError {
             return .failure(.tooLarge)
+        } catch where late.isSet {
+            // The timeout closed the input: what the parser says of the cut stream is its doing.
+            return .failure(.tooSlow)
         } catch let error as HTTPParserError {
             // Nothing after a framing error can be read as a request: the input ends here.
             channel.close(mode: .input, promise: nil)

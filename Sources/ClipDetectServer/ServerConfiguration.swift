@@ -30,6 +30,8 @@ public struct ServerConfiguration: Sendable {
     public var maxStabilityDraws: Int
     /// Header and idle timeouts and the cap on open connections.
     public var connections: ConnectionLimits
+    /// Longest drain after SIGTERM before what is still open is cancelled.
+    public var drainTimeout: Duration = .seconds(25)
 
     public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 64 << 20, maxImagesPerRequest: Int = 16,
                 limits: DecodeLimits = DecodeLimits(), maxQueuedImages: Int = 64, maxBatch: Int = 8,

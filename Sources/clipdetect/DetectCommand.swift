@@ -51,7 +51,14 @@ struct DetectCommand: ParsableCommand {
         let detector = try modelOptions.loadDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(
             batchSize: batch, applyOrientation: exifOrientation, cache: cacheOptions.open(), band: verdictOptions.parsedBand())).detector
         var items = try Inputs.collect(inputs, csv: csv)
-        try refuseOverwritingInputs(output, items.map(\.path) + (csv.map { [$0] } ?? []) + heads + modelOptions.files + cacheOptions.files)
+        let inputs = items.map(\.path) + (csv.map { [$0] } ?? []) + heads + modelOptions.files + cacheOptions.files
+        try refuseOverwritingInputs(output, inputs)
+        if let output, let record = DetectionWriter.identityPath(output) {
+            // The record is written too: never through a link, never over an input or another output's record.
+            try refuseOverwritingInputs(record, inputs, option: "the record of -o")
+            if FileKind.isLink(record) { throw CommandError("\(PathName.display(record)), where the record of -o goes, is a link: remove it, or write to another file") }
+            if output.hasSuffix(".detector") { throw CommandError("-o \(output) names a detector record: write the scores to another file") }
+        }
         let writer = try DetectionWriter(path: output, format: format, heads: detector.heads.map(\.metadata.name), append: resume,
                                          stability: check != nil, reference: columns == .reference, identity: detector.identity(stability: check))
         let skipped = items.count
@@ -141,6 +148,7 @@ final class DetectionWriter {
             done = []
         }
         out = try OutputStream(path: path, append: resuming)
+        appending = resuming
         // After the output is opened (and emptied): a record is never left beside rows it did not write.
         if !resuming, let path, let record = Self.identityPath(path) { try Files.write(Data(identity.utf8), to: record) }
         if format == .csv && !resuming { try out.write(CSVTable.line(columns)) }
@@ -150,6 +158,7 @@ final class DetectionWriter {
     /// The reference's contract: filename, one column per detector, fusion when several; then ours.
     let columns: [String]
     private let reference: Bool
+    private var appending = false
 
     func write(name: String, _ result: Result<Detection, Error>, stability: StabilityCheck.Result? = nil) throws {
         var values: [String]
@@ -168,7 +177,8 @@ final class DetectionWriter {
         if reference {
             // The reference's script takes every column but filename for a finite score: a failed
             // image is an empty line, which pandas skips.
-            guard case .success = result else { return try out.write("\n") }
+            // On a resume the failed image's empty line is already there.
+            guard case .success = result else { return appending ? () : try out.write("\n") }
             values = Array(values.prefix(columns.count))
         }
         switch format {

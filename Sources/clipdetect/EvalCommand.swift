@@ -43,7 +43,9 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         let list = try Inputs.labeled(csv: csv)
-        let inputs = [csv] + (scores.map { [$0] } ?? []) + heads + list.map(\.item.path) + modelOptions.files + cacheOptions.files
+        let inputs = [csv] + (scores.map { [$0, DetectionWriter.identityPath($0) ?? $0 + ".detector"] } ?? []) + heads + list.map(\.item.path)
+            + modelOptions.files + cacheOptions.files
+        if let report, let saveTab { try refuseOverwritingInputs(saveTab, [report], option: "--save-tab") }
         try refuseOverwritingInputs(report, inputs, option: "--report")
         try refuseOverwritingInputs(saveTab, inputs, option: "--save-tab")
         let conditions: [(name: String, chain: ImpairmentChain?)] = [("clean", nil)]
@@ -163,7 +165,14 @@ struct EvalCommand: ParsableCommand {
         guard let parsed = try? JSONDecoder().decode(Record.self, from: data) else {
             throw CommandError("\(PathName.display(record)) is not a record clipdetect wrote: remove it, and give --head to say how the scores read")
         }
-        return parsed.rules ?? parsed.decision.map { ["": $0] }
+        let rules = parsed.rules ?? parsed.decision.map { ["": $0] }
+        // A record edited by hand is read no further than it holds up: bad numbers are refused here.
+        for (column, rule) in rules ?? [:] {
+            do { try rule.validate() } catch {
+                throw CommandError("\(PathName.display(record)): the rule of \(column.isEmpty ? "its column" : column) is not valid (\(error)): remove the record, and give --head")
+            }
+        }
+        return rules
     }
 
     private func makeDetector() throws -> (Detector, String) {

@@ -32,7 +32,7 @@ struct HeadCommand: ParsableCommand {
         }
 
         func run() throws {
-            try refuseOverwritingInputs(output, [weights] + (config.map { [$0] } ?? []) + (backbone.map { [$0] } ?? []))
+            try refuseOverwritingInputs(output, [weights] + (config.map { [$0] } ?? []) + (backbone.map { [$0] } ?? []) + storeFiles)
             let encoder = try namingFlags { try backbone.map { try ImageEncoder(inspecting: ModelResolution.checkpoint(at: $0), hints: ModelHints(activation: activation)) } }
             let defaultName = URL(fileURLWithPath: weights).deletingLastPathComponent().lastPathComponent
             let chosenName = name ?? (format != .cozzolino ? format.rawValue : defaultName.isEmpty ? "head" : defaultName)

@@ -19,7 +19,7 @@ struct ImpairCommand: ParsableCommand {
     @Option(name: [.customShort("o"), .long], help: "Output file.") var output: String
 
     func run() throws {
-        try refuseOverwritingInputs(output, [image])
+        try refuseOverwritingInputs(output, [image] + storeFiles)
         let chain = try ImpairmentChain(parsing: operations, seed: seed)
         let decoded = try ImageDecoder.decode(path: image)
         let (result, encoded) = try ImageFileError.naming(image) { try chain.apply(decoded) }

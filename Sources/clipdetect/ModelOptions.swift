@@ -15,7 +15,7 @@ struct ModelOptions: ParsableArguments {
     var explicitModel: String?
 
     /// The checkpoint file when one is named (a named model is not a file here): an input.
-    var files: [String] { explicitModel.map { [$0] } ?? [] }
+    var files: [String] { (explicitModel.map { [$0] } ?? []) + storeFiles }
 
     @Option(help: "Activation, when no config file or metadata states it (OpenAI checkpoints: quick_gelu).")
     var activation: ModelDescription.Activation?
@@ -79,7 +79,7 @@ struct CacheOptions: ParsableArguments {
     @Option(help: "Feature cache file (default: features.sqlite in $CLIPDETECT_HOME).") var cache: String?
 
     /// The cache file when one is named: an input no output may replace.
-    var files: [String] { noCache ? [] : cache.map { [$0] } ?? [] }
+    var files: [String] { noCache ? [] : [cache ?? FeatureCache.defaultPath()] }
 
     func open() -> FeatureCache? {
         guard !noCache else { return nil }
@@ -182,12 +182,22 @@ struct VerdictOptions: ParsableArguments {
     func validate() throws { _ = try parsedBand() }
 }
 
+/// The store's own files, which no output may replace: the verification record and the feature cache.
+var storeFiles: [String] { [ModelStore().home + "/verified.json", FeatureCache.defaultPath()] }
+
 /// An output that is one of the inputs would be emptied before it is read: refused. Compared by
 /// device and inode, so a link or another spelling of the path is the same file.
 func refuseOverwritingInputs(_ output: String?, _ inputs: [String], option: String = "-o") throws {
     guard let output, output != "-" else { return }
     var target = stat()
-    guard stat(output, &target) == 0 else { return }
+    guard stat(output, &target) == 0 else {
+        // Not there yet: the same path spelled the same way is still the same file.
+        let spelled = URL(fileURLWithPath: output).standardizedFileURL.path
+        if let input = inputs.first(where: { URL(fileURLWithPath: $0).standardizedFileURL.path == spelled }) {
+            throw CommandError("\(option) \(output) is also an input or another output (\(PathName.display(input))): one would overwrite the other")
+        }
+        return
+    }
     for input in inputs {
         var source = stat()
         if stat(input, &source) == 0, source.st_dev == target.st_dev, source.st_ino == target.st_ino {

@@ -18,7 +18,7 @@ struct PreprocessCommand: ParsableCommand {
     }
 
     func run() throws {
-        try refuseOverwritingInputs(output, [image])
+        try refuseOverwritingInputs(output, [image] + storeFiles)
         let preprocessor = Preprocessor(size: size)
         let decoded = try ImageDecoder.decode(path: image, applyOrientation: exifOrientation)
         let result: RGBImage

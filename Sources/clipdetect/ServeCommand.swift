@@ -33,6 +33,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a kept-alive connection may wait for its next request before it is closed.") var idleTimeout = 30.0
     @Option(help: "Most connections open at once; more wait to be accepted. (default: 512, or the descriptor limit less 64 where that is lower)")
     var maxConnections: Int?
+    @Option(help: "Seconds the drain after SIGTERM may take (finishing what is in flight) before the rest is cancelled; keep it below the supervisor's grace period.")
+    var drainTimeout = 25.0
     @Option(help: "File of API keys (one per line); requests to /v1/* and /metrics then need Authorization: Bearer KEY.") var apiKeys: String?
     @Option(help: "Environment variable holding one API key (added to --api-keys).") var apiKeyEnv: String?
     @Option(help: "An origin allowed by CORS, as scheme://host[:port] (repeatable; no wildcard); none by default.") var corsOrigin: [String] = []
@@ -56,6 +58,7 @@ struct ServeCommand: AsyncParsableCommand {
         for (name, value) in [("--header-timeout", headerTimeout), ("--idle-timeout", idleTimeout)] where !(value.isFinite && value >= 0.001 && value <= 86_400) {
             throw ValidationError("\(name) takes seconds in [0.001, 86400]")
         }
+        guard drainTimeout.isFinite, drainTimeout >= 0.001, drainTimeout <= 86_400 else { throw ValidationError("--drain-timeout takes seconds in [0.001, 86400]") }
         if let maxConnections, !(1...1_000_000).contains(maxConnections) { throw ValidationError("--max-connections takes 1…1000000") }
         guard maxQueue >= maxImages else { throw ValidationError("--max-queue must hold at least one request (--max-images)") }
         for origin in corsOrigin {
@@ -83,7 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let (detector, models) = try modelOptions.loadDetector(heads: heads, fusion: fusion,
                                                                configuration: Detector.Configuration(band: verdictOptions.parsedBand()))
-        let configuration = ServerConfiguration(
+        var configuration = ServerConfiguration(
             host: host, port: port, maxBodyBytes: maxBodyBytes, maxImagesPerRequest: maxImages,
             limits: DecodeLimits(maxPixels: maxPixels, maxBytes: maxBodyBytes), maxQueuedImages: maxQueue, maxBatch: maxBatch,
             maxWait: .milliseconds(maxWaitMs), deadline: .milliseconds(Int(deadline * 1000)),
@@ -91,6 +94,7 @@ struct ServeCommand: AsyncParsableCommand {
             corsOrigins: corsOrigin, applyOrientation: exifOrientation, maxStabilityDraws: maxStability,
             connections: ConnectionLimits(headerTimeout: .milliseconds(Int(headerTimeout * 1000)), idleTimeout: .milliseconds(Int(idleTimeout * 1000)),
                                           maxConnections: maxConnections ?? ConnectionLimits.defaultMaxConnections))
+        configuration.drainTimeout = .milliseconds(Int(drainTimeout * 1000))
         // Clients see the named model, or the checkpoint's file name: never the server's folders.
         let shown = models.map { ModelResolution.isPath($0) ? URL(fileURLWithPath: $0).lastPathComponent : $0 }
         let server = DetectionServer(detector: detector, models: shown, configuration: configuration, logger: logger)

@@ -120,6 +120,28 @@ import Testing
         }
     }
 
+    /// A client that sends requests but never reads the answers is closed once its answers have
+    /// waited the idle timeout: it cannot hold a connection (or a drain) for ever.
+    @Test func aClientThatDoesNotReadIsClosed() async throws {
+        var configuration = ServerConfiguration(port: 0)
+        configuration.connections.idleTimeout = .milliseconds(500)
+        try await ServerTests.withServer(configuration) { base, client in
+            let socket = try Self.connect(base)
+            defer { close(socket) }
+            var small: Int32 = 4096
+            setsockopt(socket, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+            let requests = String(repeating: "GET /openapi.json HTTP/1.1\r\nHost: test\r\n\r\n", count: 400)
+            let sender = Task.detached { for _ in 0..<10 where Self.send(socket, requests) {} }
+            var closed = false
+            for _ in 0..<120 where !closed {  // a guard against a hang, not a time limit
+                try await Task.sleep(for: .milliseconds(500))
+                closed = try await ServerTests.send(client, base + "/metrics").text.contains(#"clipdetect_connections_timed_out_total{phase="write"} 1"#)
+            }
+            #expect(closed, "the server closed the connection that does not read")
+            await sender.value
+        }
+    }
+
     /// A chunked body whose chunk size is not a number gets one 400 that says so, then the close.
     @Test func aMalformedChunkSizeIsSaidToBeMalformed() async throws {
         try await ServerTests.withServer(ServerConfiguration(port: 0)) { base, _ in

@@ -159,9 +159,12 @@ import Testing
                 #expect(cells.count == heads.count + (heads.count > 1 ? 1 : 0) + 1, "\(line)")
                 #expect(cells.dropFirst().allSatisfy { Double($0).map(\.isFinite) == true }, "\(line)")
             }
-            // --resume takes up the failed image again and keeps the others.
-            let again = try cli.run(["detect", "--model", DetectTests.backbone, "--columns", "reference", "--resume", "-o", output] + heads.flatMap { ["--head", $0] } + images)
-            #expect(again.stderr.contains("resuming: 2 file(s)"), "\(again.stderr)")
+            // --resume takes up the failed image again and keeps the others, without another empty line.
+            for _ in 0..<2 {
+                let again = try cli.run(["detect", "--model", DetectTests.backbone, "--columns", "reference", "--resume", "-o", output] + heads.flatMap { ["--head", $0] } + images)
+                #expect(again.stderr.contains("resuming: 2 file(s)"), "\(again.stderr)")
+            }
+            #expect(try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false) == lines)
         }
         let refused = try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "--columns", "reference", "--format", "jsonl", images[0]])
         #expect(refused.status != 0 && refused.stderr.contains("--columns reference"))
@@ -250,6 +253,29 @@ import Testing
             (image, ["impair", image, "--op", "jpeg:q=70", "-o", image]),
             (image, ["preprocess", image, "-o", image]),
         ]
+        // The record beside an output is written too: never through a link, never over an input.
+        let planted = folder.appendingPathComponent("planted.csv").path
+        try FileManager.default.createSymbolicLink(atPath: planted + ".detector", withDestinationPath: list)
+        let viaLink = try cli.run(["detect", "--model", model, "--head", head, "-o", planted, image])
+        #expect(viaLink.status != 0 && viaLink.stderr.contains("record of -o"), "\(viaLink.stderr)")
+        let home = folder.appendingPathComponent("home")
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        let cache = try cli.run(["detect", "--model", model, "--head", head, "-o", home.appendingPathComponent("features.sqlite").path, image],
+                                environment: ["CLIPDETECT_HOME": home.path])
+        #expect(cache.status != 0 && cache.stderr.contains("is also an input"), "the default feature cache: \(cache.stderr)")
+        let scored = folder.appendingPathComponent("scored.csv").path
+        #expect(try cli.run(["detect", "--model", model, "--head", head, "--csv", list, "-o", scored]).status == 0)
+        let record = try Data(contentsOf: URL(fileURLWithPath: scored + ".detector"))
+        let overRecord = try cli.run(["eval", "--csv", list, "--scores", scored, "--save-tab", scored + ".detector"])
+        #expect(overRecord.status != 0 && overRecord.stderr.contains("is also an input"), "\(overRecord.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: scored + ".detector")) == record)
+        let same = folder.appendingPathComponent("same.out").path
+        let twice = try cli.run(["eval", "--csv", list, "--scores", scored, "--save-tab", same, "--report", same])
+        #expect(twice.status != 0 && twice.stderr.contains("another output"), "\(twice.stderr)")
+        // A record edited by hand with numbers that do not hold is refused in one line, not a trap.
+        try #"{"rules":{"tiny":{"calibration":{"method":"isotonic","x":[],"y":[]}}}}"#.write(toFile: scored + ".detector", atomically: true, encoding: .utf8)
+        let edited = try cli.run(["eval", "--csv", list, "--scores", scored])
+        #expect(edited.status == 1 && edited.stderr.contains("is not valid") && edited.stderr.split(separator: "\n").count == 1, "\(edited.stderr)")
         for (file, arguments) in cases {
             let before = try Data(contentsOf: URL(fileURLWithPath: file))
             let result = try cli.run(arguments)

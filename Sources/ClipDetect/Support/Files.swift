@@ -79,6 +79,12 @@ public enum PathName {
 public enum FileKind: Sendable, Equatable {
     case missing, regular, directory, other
 
+    /// Whether `path` itself is a symbolic link (not followed).
+    public static func isLink(_ path: String) -> Bool {
+        var info = stat()
+        return PathName.withCString(path, { lstat($0, &info) }) == 0 && info.st_mode & S_IFMT == S_IFLNK
+    }
+
     public init(_ path: String) {
         var info = stat()
         guard PathName.withCString(path, { stat($0, &info) }) == 0 else { self = .missing; return }
