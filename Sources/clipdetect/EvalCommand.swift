@@ -121,16 +121,16 @@ struct EvalCommand: ParsableCommand {
         }
     }
 
-    /// Scores from a file; the columns of the heads given read by those heads' rules (calibration,
-    /// threshold, band), and `fusion` by a head set's.
     /// The scores file's columns, each read by its rule: the --head files' when given, else the
     /// rules `detect` recorded beside the file (calibration, threshold, band); a file of detect's
     /// without its record is refused, since accuracy, NLL, ECE and coverage depend on the rule. A
     /// file of only scores (the reference's) reads as log-likelihood ratios, as the reference does.
+    /// A --head whose rule is not the one the record holds for its column is refused: one of the
+    /// two is wrong, and the metrics would be the wrong rule's.
     static func readScores(_ table: CSVTable, name path: String, rules selection: HeadSelection?) throws -> [ScoreColumn] {
         var columns = try Evaluation.readScores(table, name: path)
+        let record = DetectionWriter.identityPath(path) ?? path + ".detector"
         guard let selection else {
-            let record = DetectionWriter.identityPath(path) ?? path + ".detector"
             guard let recorded = try recordedRules(record, columns: columns.count) else {
                 if table.column("verdict") != nil {
                     throw CommandError("\(path) is detect's output, but how its scores read (calibration, threshold, band) was in \(PathName.display(record)), "
@@ -153,6 +153,13 @@ struct EvalCommand: ParsableCommand {
                 throw CommandError("\(path) has no \(name) column for --head \(name)")
             }
             columns[index].decision = rule
+        }
+        if let recorded = try recordedRules(record, columns: columns.count) {
+            for column in columns where rules[column.detector] != nil {
+                guard let written = recorded[column.detector] ?? (columns.count == 1 ? recorded[""] : nil), written != column.decision else { continue }
+                throw CommandError("--head \(column.detector) reads its scores otherwise than the head that wrote \(path) (its record \(PathName.display(record))): "
+                                   + "drop --head to read them as written, or score them again with this head")
+            }
         }
         return columns
     }

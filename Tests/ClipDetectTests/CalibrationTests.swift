@@ -262,6 +262,9 @@ import Testing
             return try CSVTable(path: tab).values("coverage")
         }
         #expect(bandTabs[0] == bandTabs[1], "\(bandTabs)")
+        // A --head that reads the file otherwise than the head that wrote it is refused.
+        let disagreeing = try cli.run(["eval", "--csv", listed, "--scores", saved, "--head", head])
+        #expect(disagreeing.status != 0 && disagreeing.stderr.contains("reads its scores otherwise"), "\(disagreeing.stderr)")
         // Without its record, detect's output is refused: its rule is not known.
         try FileManager.default.removeItem(atPath: saved + ".detector")
         let unknown = try cli.run(["eval", "--csv", listed, "--scores", saved])
