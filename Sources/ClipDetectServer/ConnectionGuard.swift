@@ -125,6 +125,8 @@ final class ConnectionClock {
     var timer: Scheduled<Void>?
     /// Armed while the client does not read what it is sent (the channel is not writable).
     var stall: Scheduled<Void>?
+    /// The request in progress is HTTP/1.0 asking for keep-alive.
+    var sayKeepAlive = false
 
     init(limits: ConnectionLimits, book: ConnectionBook) {
         self.limits = limits
@@ -204,6 +206,8 @@ final class RequestWatch: ChannelDuplexHandler, RemovableChannelHandler {
         clock.inProgress += 1
         clock.book.began()
         clock.book.forget(context.channel)
+        // An HTTP/1.0 client keeps the connection only when the answer says so.
+        clock.sayKeepAlive = head.version == .http1_0 && head.isKeepAlive
         if !head.isKeepAlive || clock.book.isDraining {
             // Hummingbird closes after the answer to a request that asks it to.
             head.headers.replaceOrAdd(name: "connection", value: "close")
@@ -212,6 +216,10 @@ final class RequestWatch: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .head(var head) = unwrapOutboundIn(data), clock.sayKeepAlive, !clock.book.isDraining {
+            head.headers.replaceOrAdd(name: "connection", value: "keep-alive")
+            return context.write(wrapOutboundOut(.head(head)), promise: promise)
+        }
         guard case .end = unwrapOutboundIn(data), clock.inProgress > 0 else { return context.write(data, promise: promise) }
         clock.inProgress -= 1
         clock.book.ended()

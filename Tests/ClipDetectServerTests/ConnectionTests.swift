@@ -162,6 +162,15 @@ import Testing
             Self.send(old, "GET /healthz HTTP/1.0\r\n\r\n")
             let answer = await Self.readToEnd(old)
             #expect(answer.closed && answer.text.contains(" 200 ") && answer.text.hasSuffix(#"{"status":"ok"}"#), "\(answer.text)")
+            // With keep-alive asked, the answer says it is kept (a 1.0 client assumes the close otherwise).
+            let kept = try Self.connect(base)
+            defer { close(kept) }
+            Self.send(kept, "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            let first = await Self.readToEnd(kept, until: #"{"status":"ok"}"#)
+            #expect(!first.closed && first.text.lowercased().contains("connection: keep-alive"), "\(first.text)")
+            Self.send(kept, "GET /readyz HTTP/1.0\r\n\r\n")
+            let second = await Self.readToEnd(kept)
+            #expect(second.closed && second.text.contains(#""ready""#), "\(second.text)")
 
             for path in ["/healthz", "/readyz"] {
                 let socket = try Self.connect(base)
