@@ -50,6 +50,7 @@ struct ModelCommand: ParsableCommand {
         func run() throws {
             var store = ModelStore()
             store.downloader.progress = downloadProgress()
+            guard !name.isEmpty else { throw ValidationError("give the name of a named model (see `clipdetect model list`)") }
             guard let named = NamedModel.named(name) else { throw ResolutionError.unknownModel(name, known: NamedModel.all.map(\.name)) }
             // Read to check it, not to run it: nothing is packed.
             let encoder = try ImageEncoder(inspecting: store.backbone(named), hints: named.hints)
@@ -65,6 +66,7 @@ struct ModelCommand: ParsableCommand {
         @Argument(help: "Named model.") var name: String
 
         func run() throws {
+            guard !name.isEmpty else { throw ValidationError("give the name of a named model (see `clipdetect model list`)") }
             guard let named = NamedModel.named(name) else { throw ResolutionError.unknownModel(name, known: NamedModel.all.map(\.name)) }
             let store = ModelStore()
             // Read to check it is a backbone of the model's shape before it is accepted.

@@ -174,15 +174,19 @@ extension TrainingSet {
     /// copy under the other label is refused. A file that cannot be read is kept, to fail where it is
     /// encoded with its own error.
     public static func distinct(_ images: [LabeledImage], limits: DecodeLimits) throws(TrainingError) -> (images: [LabeledImage], duplicates: [String]) {
-        var seen: [String: Bool] = [:], kept: [LabeledImage] = [], duplicates: [String] = [], conflicts: [String] = []
+        var seen: [String: (isSynthetic: Bool, name: String)] = [:], kept: [LabeledImage] = [], duplicates: [String] = [], conflicts: [String] = []
         for image in images {
             guard let bytes = try? ImageDecoder.read(path: image.item.path, limits: limits) else { kept.append(image); continue }
             let digest = CalibrationSet.digest(bytes)
-            if let label = seen[digest] {
-                if label == image.isSynthetic { duplicates.append(image.item.name) } else { conflicts.append(image.item.name) }
+            if let earlier = seen[digest] {
+                if earlier.isSynthetic == image.isSynthetic {
+                    duplicates.append(image.item.name)
+                } else {
+                    conflicts.append("\(image.item.name) (\(image.isSynthetic ? "fake" : "real"); \(earlier.name) is \(earlier.isSynthetic ? "fake" : "real"))")
+                }
                 continue
             }
-            seen[digest] = image.isSynthetic
+            seen[digest] = (image.isSynthetic, image.item.name)
             kept.append(image)
         }
         guard conflicts.isEmpty else { throw .conflictingLabels(conflicts) }
