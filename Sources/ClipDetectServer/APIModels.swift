@@ -71,6 +71,10 @@ enum ErrorKind: Sendable, Equatable {
     case bodyTimeout
     /// 408: the request head did not arrive in time (written by `ByteWatch`, before any route).
     case headerTimeout
+    /// 400: the request is not HTTP the parser can read (framing, Content-Length); the connection closes.
+    case malformedRequest
+    /// 501 for a transfer coding other than chunked, 415 for a content coding: the bytes would not be the image.
+    case unsupportedEncoding
 
     var rawValue: String {
         switch self {
@@ -82,12 +86,15 @@ enum ErrorKind: Sendable, Equatable {
         case .methodNotAllowed: "method_not_allowed"
         case .bodyTimeout: "body_timeout"
         case .headerTimeout: "header_timeout"
+        case .malformedRequest: "malformed_request"
+        case .unsupportedEncoding: "unsupported_encoding"
         }
     }
 
     /// Every value `kind` can take, for the OpenAPI document.
     static let all: [String] = FailureKind.allCases.map(\.rawValue)
-        + [ErrorKind.overloaded, .deadlineExceeded, .shuttingDown, .unauthorized, .methodNotAllowed, .bodyTimeout, .headerTimeout].map(\.rawValue)
+        + [ErrorKind.overloaded, .deadlineExceeded, .shuttingDown, .unauthorized, .methodNotAllowed, .bodyTimeout, .headerTimeout,
+           .malformedRequest, .unsupportedEncoding].map(\.rawValue)
 }
 
 struct ErrorResponse: Encodable { var error: ErrorBody }

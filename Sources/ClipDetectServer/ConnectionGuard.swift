@@ -127,6 +127,8 @@ final class ConnectionClock {
     var stall: Scheduled<Void>?
     /// The request in progress is HTTP/1.0 asking for keep-alive.
     var sayKeepAlive = false
+    /// Why the parser refused what came before any request: the 400 Hummingbird then sends says it.
+    var parseError: HTTPParserError?
 
     init(limits: ConnectionLimits, book: ConnectionBook) {
         self.limits = limits
@@ -181,9 +183,11 @@ final class ByteWatch: ChannelInboundHandler, RemovableChannelHandler {
         clock.schedule(clock.limits.headerTimeout, on: context) { [clock] context in
             guard clock.phase == .readingHead, clock.inProgress == 0 else { return }
             clock.book.metrics.timedOut(phase: "header")
-            let body = #"{"error":{"kind":"\#(ErrorKind.headerTimeout.rawValue)","message":"the request head did not arrive within \#(clock.limits.headerTimeout)"}}"#
-            let head = "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
-            closeAfter(context.writeAndFlush(NIOAny(ByteBuffer(string: head + body))), context)
+            let body = errorBody(.headerTimeout, "the request head did not arrive within \(clock.limits.headerTimeout)")
+            let head = "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: \(body.readableBytes)\r\nConnection: close\r\n\r\n"
+            var answer = ByteBuffer(string: head)
+            answer.writeImmutableBuffer(body)
+            closeAfter(context.writeAndFlush(NIOAny(answer)), context)
         }
     }
 }
@@ -215,7 +219,29 @@ final class RequestWatch: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelRead(wrapInboundOut(.head(head)))
     }
 
+    /// A framing error outside any request (Content-Length twice, negative, or beside
+    /// Transfer-Encoding; not HTTP at all): Hummingbird answers it 400 without a body and closes.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? HTTPParserError, clock.inProgress == 0 { clock.parseError = error }
+        context.fireErrorCaught(error)
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if let error = clock.parseError {
+            // That 400 gets the JSON body every other refusal has.
+            switch unwrapOutboundIn(data) {
+            case .head(var head) where head.status == .badRequest:
+                let body = errorBody(.malformedRequest, "malformed request (\(describe(error))): the connection is closed")
+                head.headers.replaceOrAdd(name: "content-type", value: "application/json")
+                head.headers.replaceOrAdd(name: "content-length", value: "\(body.readableBytes)")
+                context.write(wrapOutboundOut(.head(head)), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: promise)
+                return
+            case .end:
+                clock.parseError = nil
+            default: break
+            }
+        }
         if case .head(var head) = unwrapOutboundIn(data), clock.sayKeepAlive, !clock.book.isDraining {
             head.headers.replaceOrAdd(name: "connection", value: "keep-alive")
             return context.write(wrapOutboundOut(.head(head)), promise: promise)
@@ -259,4 +285,18 @@ final class RequestWatch: ChannelDuplexHandler, RemovableChannelHandler {
 /// Closes the connection once `write` is done (written or failed), on the connection's loop.
 private func closeAfter(_ write: EventLoopFuture<Void>, _ context: ChannelHandlerContext) {
     write.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+}
+
+/// The JSON body of a refusal made below the router (the router's own are `DetectionServer.error`).
+private func errorBody(_ kind: ErrorKind, _ message: String) -> ByteBuffer {
+    ByteBuffer(bytes: (try? JSONEncoder().encode(ErrorResponse(error: .init(kind: kind.rawValue, message: message)))) ?? Data())
+}
+
+/// What the parser refused, in words (its own; `.unexpectedContentLength` named by its causes).
+func describe(_ error: HTTPParserError) -> String {
+    switch error {
+    case .unexpectedContentLength: "a Content-Length beside Transfer-Encoding, or two of them"
+    case .invalidContentLength: "a Content-Length that is not a number of bytes"
+    default: error.debugDescription
+    }
 }

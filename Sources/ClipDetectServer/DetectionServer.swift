@@ -63,13 +63,17 @@ public struct DetectionServer: Sendable {
                               logger: logger)
         // Shut down in reverse order: the HTTP server stops accepting and drains first, then the
         // scheduler finishes what is queued.
-        var lifecycle = ServiceGroupConfiguration(services: [.init(service: scheduler), .init(service: app)],
+        let cut = Flag()
+        var lifecycle = ServiceGroupConfiguration(services: [.init(service: scheduler), .init(service: DrainWatch(app: app, cut: cut))],
                                                   gracefulShutdownSignals: signals, logger: logger)
         // The drain is bounded: past it, what is still open is cancelled (a queued image is answered
         // 503 shutting_down), so no client can hold the process past a supervisor's grace period.
         lifecycle.maximumGracefulShutdownDuration = configuration.drainTimeout
         let group = ServiceGroup(configuration: lifecycle)
         try await group.run()
+        if cut.isSet {
+            logger.warning("the drain was cut short at --drain-timeout (\(configuration.drainTimeout)): the requests still open were closed unanswered")
+        }
     }
 
     func routes(_ router: Router<ConnectionContext>, scheduler: BatchScheduler) {
@@ -95,6 +99,7 @@ public struct DetectionServer: Sendable {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxBodyBytes {
             return Self.error(.contentTooLarge, .tooLarge, "body of \(length) bytes is above the limit of \(configuration.maxBodyBytes)")
         }
+        if let refusal = Self.encodingRefusal(request.headers) { return refusal }
         if let full = await scheduler.refusal(adding: 1) { return queueFull(full) }
         let body: ByteBuffer
         switch await Self.collect(request, upTo: configuration.maxBodyBytes, within: configuration.bodyTimeout, channel: channel) {
@@ -108,7 +113,7 @@ public struct DetectionServer: Sendable {
         case .failure(.broken):
             return Self.error(.badRequest, .invalidInput, "the connection broke before the body was whole")
         case .failure(.malformed(let why)):
-            var response = Self.error(.badRequest, .invalidInput, "malformed request body (\(why)): the connection is closed")
+            var response = Self.error(.badRequest, .malformedRequest, "malformed request body (\(why)): the connection is closed")
             response.headers[.connection] = "close"
             return response
         }
@@ -192,6 +197,29 @@ public struct DetectionServer: Sendable {
         return Self.encoded(DetectResponse(model: modelName, images: verdicts))
     }
 
+    /// A body whose bytes are not the image as sent: a transfer coding besides chunked (501, RFC 9112
+    /// §6.1) or a content coding (415, RFC 9110 §8.4.1). Read as they are, they would be scored as
+    /// an image or refused as a wrong one, never decoded.
+    static func encodingRefusal(_ headers: HTTPFields) -> Response? {
+        func codings(_ name: HTTPFields.Element.Name) -> [String] {
+            headers[values: name].flatMap { $0.split(separator: ",") }
+                .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+        }
+        let transfer = codings(.transferEncoding)
+        if !transfer.isEmpty, transfer != ["chunked"] {
+            var response = error(.notImplemented, .unsupportedEncoding,
+                                 "Transfer-Encoding: \(transfer.joined(separator: ", ")) is not decoded here: send the body as it is, or chunked only")
+            response.headers[.connection] = "close"
+            return response
+        }
+        let content = codings(.contentEncoding).filter { $0 != "identity" }
+        guard content.isEmpty else {
+            return error(.unsupportedMediaType, .unsupportedEncoding,
+                         "Content-Encoding: \(content.joined(separator: ", ")) is not decoded here: send the image's own bytes")
+        }
+        return nil
+    }
+
     enum BodyFailure: Error { case tooLarge, tooSlow, broken, malformed(String) }
 
     /// The whole body, or why not. A body still arriving after `timeout` has its connection's input
@@ -216,7 +244,7 @@ public struct DetectionServer: Sendable {
         } catch let error as HTTPParserError {
             // Nothing after a framing error can be read as a request: the input ends here.
             channel.close(mode: .input, promise: nil)
-            return .failure(.malformed("\(error)"))
+            return .failure(.malformed(describe(error)))
         } catch {
             return .failure(late.isSet ? .tooSlow : .broken)
         }
@@ -326,6 +354,18 @@ public struct DetectionServer: Sendable {
     }
 }
 
+/// The HTTP server as a service, noting when its drain was cut short (the group cancels it at the
+/// drain timeout).
+struct DrainWatch<App: Service>: Service {
+    let app: App
+    let cut: Flag
+
+    func run() async throws {
+        defer { if Task.isCancelled { cut.set() } }
+        try await app.run()
+    }
+}
+
 /// Set once, from an event loop, read from a task. (Per-request timeouts are event-loop timers, not
 /// `Task.sleep`: a cancelled sleep keeps its timer, and its task's memory, until the time it named.)
 final class Flag: Sendable {
@@ -369,6 +409,12 @@ struct DrainMiddleware<Context: RequestContext>: RouterMiddleware {
 /// `Allow` to OPTIONS (a CORS preflight from a configured origin is answered before this).
 struct KnownRoutesMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        // OPTIONS * asks about the server as a whole (RFC 9110 §9.3.7).
+        if request.method == .options, request.uri.path == "*" {
+            var response = Response(status: .noContent)
+            response.headers[.allow] = "GET, HEAD, POST, OPTIONS"
+            return response
+        }
         guard let methods = routeMethods[request.uri.path] else {
             return DetectionServer.error(.notFound, .notFound, "no such path: the API is /v1/detect and /v1/models (see /openapi.json)")
         }

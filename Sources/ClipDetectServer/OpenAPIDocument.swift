@@ -84,6 +84,7 @@ enum OpenAPIDocument {
               "413": {"$ref": "#/components/responses/Error"},
               "415": {"$ref": "#/components/responses/Error"},
               "429": {"$ref": "#/components/responses/Overloaded"},
+              "501": {"$ref": "#/components/responses/Error"},
               "503": {"$ref": "#/components/responses/Error"}
             }
           },

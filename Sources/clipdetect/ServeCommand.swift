@@ -77,7 +77,7 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "clipdetect")
-        var keys = try apiKeys.map(ServerConfiguration.apiKeys(file:)) ?? []
+        var keys = try apiKeys.map { try ServerConfiguration.apiKeys(file: $0) } ?? []
         if let apiKeyEnv {
             // Trimmed as the key file's lines are: a trailing newline must not make the key unmatchable.
             let key = ProcessInfo.processInfo.environment[apiKeyEnv]?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 @testable import ClipDetectServer
 import Foundation
 import Glibc
@@ -8,6 +9,18 @@ import Testing
     /// A raw loopback connection to the server at `base`.
     static func connect(_ base: String) throws -> Int32 {
         try #require(ServerTests.rawConnection(port: Int(base.split(separator: ":").last!)!))
+    }
+
+    /// A server with `configure` applied and a raw connection to it, closed after `body`.
+    static func withConnection(_ configure: (inout ServerConfiguration) -> Void = { _ in },
+                               _ body: @Sendable (_ socket: Int32, _ base: String, _ client: HTTPClient) async throws -> Void) async throws {
+        var configuration = ServerConfiguration(port: 0)
+        configure(&configuration)
+        try await ServerTests.withServer(configuration) { base, client in
+            let socket = try Self.connect(base)
+            defer { close(socket) }
+            try await body(socket, base, client)
+        }
     }
 
     /// Sends without SIGPIPE; false once the server has closed the connection.
@@ -44,11 +57,7 @@ import Testing
     /// A head trickled in a byte at a time, each in time, still has to be whole within the header
     /// timeout: the server answers 408 `header_timeout` and closes while the bytes still come.
     @Test func aTrickledHeadIsCutOffAtTheHeaderDeadline() async throws {
-        var configuration = ServerConfiguration(port: 0)
-        configuration.connections.headerTimeout = .milliseconds(600)
-        try await ServerTests.withServer(configuration) { base, _ in
-            let socket = try Self.connect(base)
-            defer { close(socket) }
+        try await Self.withConnection({ $0.connections.headerTimeout = .milliseconds(600) }) { socket, _, _ in
             let trickle = Task.detached { () -> Int in
                 let head = Array("GET /healthz HTTP/1.1\r\nHost: test\r\nX-Padding: " + String(repeating: "a", count: 400) + "\r\n\r\n")
                 for (sent, byte) in head.enumerated() {
@@ -66,11 +75,7 @@ import Testing
 
     /// A kept-alive connection with no next request is closed after the idle timeout; /metrics counts it.
     @Test func anIdleKeptAliveConnectionIsClosed() async throws {
-        var configuration = ServerConfiguration(port: 0)
-        configuration.connections.idleTimeout = .milliseconds(300)
-        try await ServerTests.withServer(configuration) { base, client in
-            let socket = try Self.connect(base)
-            defer { close(socket) }
+        try await Self.withConnection({ $0.connections.idleTimeout = .milliseconds(300) }) { socket, base, client in
             Self.send(socket, "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
             let answer = await Self.readToEnd(socket)
             #expect(answer.closed && answer.text.hasPrefix("HTTP/1.1 200") && answer.text.contains("\"ok\""), "\(answer.text)")
@@ -123,11 +128,7 @@ import Testing
     /// A client that sends requests but never reads the answers is closed once its answers have
     /// waited the idle timeout: it cannot hold a connection (or a drain) for ever.
     @Test func aClientThatDoesNotReadIsClosed() async throws {
-        var configuration = ServerConfiguration(port: 0)
-        configuration.connections.idleTimeout = .milliseconds(500)
-        try await ServerTests.withServer(configuration) { base, client in
-            let socket = try Self.connect(base)
-            defer { close(socket) }
+        try await Self.withConnection({ $0.connections.idleTimeout = .milliseconds(500) }) { socket, base, client in
             var small: Int32 = 4096
             setsockopt(socket, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
             let requests = String(repeating: "GET /openapi.json HTTP/1.1\r\nHost: test\r\n\r\n", count: 400)
@@ -144,12 +145,11 @@ import Testing
 
     /// A chunked body whose chunk size is not a number gets one 400 that says so, then the close.
     @Test func aMalformedChunkSizeIsSaidToBeMalformed() async throws {
-        try await ServerTests.withServer(ServerConfiguration(port: 0)) { base, _ in
-            let socket = try Self.connect(base)
-            defer { close(socket) }
+        try await Self.withConnection { socket, _, _ in
             Self.send(socket, "POST /v1/detect HTTP/1.1\r\nHost: test\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n")
             let answer = await Self.readToEnd(socket)
-            #expect(answer.closed && answer.text.hasPrefix("HTTP/1.1 400") && answer.text.contains("malformed request body"), "\(answer.text)")
+            #expect(answer.closed && answer.text.hasPrefix("HTTP/1.1 400") && answer.text.contains("malformed request body")
+                    && answer.text.contains(#""malformed_request""#), "\(answer.text)")
             #expect(answer.text.components(separatedBy: "HTTP/1.1 ").count == 2, "one answer: \(answer.text)")
         }
     }
@@ -181,6 +181,51 @@ import Testing
                 #expect(head.closed && head.text.hasPrefix("HTTP/1.1 200") && head.text.lowercased().contains("content-type: application/json")
                         && parts.count == 2 && parts[1].isEmpty, "\(path): \(head.text)")
             }
+        }
+    }
+
+    /// What the parser refuses before any request (two lengths, a length beside chunked, a negative
+    /// one, not HTTP at all) is one 400 with the JSON body every refusal has, then the close.
+    @Test func framingErrorsAreAnsweredInJSON() async throws {
+        let requests = [
+            "POST /v1/detect HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            "POST /v1/detect HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+            "POST /v1/detect HTTP/1.1\r\nHost: t\r\nContent-Length: -3\r\n\r\nabc",
+            "NOT HTTP\r\n\r\n",
+        ]
+        for request in requests {
+            try await Self.withConnection { socket, _, _ in
+                Self.send(socket, request)
+                let answer = await Self.readToEnd(socket)
+                let parts = answer.text.components(separatedBy: "\r\n\r\n")
+                let body = try? JSONSerialization.jsonObject(with: Data((parts.last ?? "").utf8)) as? [String: [String: String]]
+                #expect(answer.closed && answer.text.hasPrefix("HTTP/1.1 400") && answer.text.lowercased().contains("content-type: application/json")
+                        && body?["error"]?["kind"] == "malformed_request" && body?["error"]?["message"]?.hasPrefix("malformed request (") == true,
+                        "\(request.prefix(60)): \(answer.text)")
+            }
+        }
+    }
+
+    /// A body in a coding the server does not decode is refused, not scored as the image: a transfer
+    /// coding besides chunked 501, a content coding 415.
+    @Test func codedBodiesAreRefused() async throws {
+        let body = "3\r\nabc\r\n0\r\n\r\n"
+        let cases = [("Transfer-Encoding: gzip, chunked", "HTTP/1.1 501"), ("Transfer-Encoding: chunked\r\nContent-Encoding: gzip", "HTTP/1.1 415")]
+        for (header, status) in cases {
+            try await Self.withConnection { socket, _, _ in
+                Self.send(socket, "POST /v1/detect HTTP/1.1\r\nHost: t\r\nContent-Type: image/jpeg\r\n\(header)\r\nConnection: close\r\n\r\n\(body)")
+                let answer = await Self.readToEnd(socket)
+                #expect(answer.text.hasPrefix(status) && answer.text.contains(#""unsupported_encoding""#), "\(header): \(answer.text)")
+            }
+        }
+    }
+
+    /// OPTIONS * asks what the server answers: 204 with Allow, not 404.
+    @Test func optionsStarNamesTheServersMethods() async throws {
+        try await Self.withConnection { socket, _, _ in
+            Self.send(socket, "OPTIONS * HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            let answer = await Self.readToEnd(socket)
+            #expect(answer.text.hasPrefix("HTTP/1.1 204") && answer.text.contains("Allow: GET, HEAD, POST, OPTIONS"), "\(answer.text)")
         }
     }
 }

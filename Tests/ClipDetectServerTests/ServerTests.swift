@@ -243,6 +243,27 @@ import Testing
         return connected == 0 ? socket : nil
     }
 
+    /// Keys may come through a pipe (`--api-keys <(…)`); one whose writer never writes is refused
+    /// after the wait instead of holding the start for ever.
+    @Test func apiKeysFromAPipeAndFromAPipeWithoutWriter() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("keys-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let fifo = folder.appendingPathComponent("keys").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        #expect(throws: FileError.self) { try ServerConfiguration.apiKeys(file: fifo, wait: .milliseconds(200)) }
+        let writer = Thread {
+            let fd = open(fifo, O_WRONLY)
+            _ = "# keys\nfirst\n\nsecond\n".withCString { write(fd, $0, strlen($0)) }
+            close(fd)
+        }
+        writer.start()
+        #expect(try ServerConfiguration.apiKeys(file: fifo, wait: .seconds(60)) == ["first", "second"])
+        let large = folder.appendingPathComponent("large").path
+        try Data(repeating: 0x61, count: 2 << 20).write(to: URL(fileURLWithPath: large))
+        #expect(throws: FileError.self) { try ServerConfiguration.apiKeys(file: large) }
+    }
+
     @Test func apiKeysGuardTheAPIButNotHealth() async throws {
         try await Self.withServer(ServerConfiguration(port: 0, apiKeys: ["s3cret", "other"])) { base, client in
             #expect(try await Self.send(client, base + "/v1/models").status == 401)

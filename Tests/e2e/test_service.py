@@ -192,6 +192,7 @@ def test_sigterm_finishes_what_is_in_flight_and_exits_zero(head):
     code = server.stop()
     sender.join(60)
     assert code == 0, server.stderr
+    assert "cut short" not in server.stderr, server.stderr
     assert "error" not in answer, answer.get("error")
     status, body = answer["value"]
     assert status == 200
@@ -199,3 +200,35 @@ def test_sigterm_finishes_what_is_in_flight_and_exits_zero(head):
     assert all("error" not in image for image in body["images"]), body
     with pytest.raises(OSError):
         urllib.request.urlopen(server.base + "/healthz", timeout=5)
+
+
+def test_the_drain_is_bounded_by_drain_timeout(head):
+    # An upload stalls mid-body with a body timeout far longer than the drain: after SIGTERM the
+    # process still exits (0) at --drain-timeout, while the client holds its connection; the stalled
+    # request is closed, not answered later.
+    import socket
+    from urllib.parse import urlsplit
+    server = Server(head, "--drain-timeout", "1", "--body-timeout", "600")
+    address = urlsplit(server.base)
+    stalled = socket.create_connection((address.hostname, address.port), timeout=120)
+    stalled.sendall(b"POST /v1/detect HTTP/1.1\r\nHost: t\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\nonly a little")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until the server counts the request as in progress
+        with urllib.request.urlopen(server.base + "/metrics", timeout=10) as response:
+            text = response.read().decode()
+        if any(line.startswith("clipdetect_open_connections ") and float(line.split()[-1]) >= 2 for line in text.splitlines()):
+            break
+        time.sleep(0.05)
+    server.process.send_signal(signal.SIGTERM)
+    # A guard against a hang (far below the body timeout), not a limit on the drain's speed.
+    assert server.process.wait(timeout=120) == 0, server.stderr
+    assert "the drain was cut short at --drain-timeout (1.0 seconds)" in server.stderr, server.stderr
+    stalled.settimeout(10)
+    left = b""
+    try:
+        while chunk := stalled.recv(4096):
+            left += chunk
+    except OSError:
+        pass
+    stalled.close()
+    assert b" 200 " not in left, left
