@@ -42,6 +42,7 @@ struct CalibrateCommand: ParsableCommand {
         if !(confidence > 0 && confidence < 1) { throw ValidationError("--confidence takes a level in (0, 1)") }
         _ = try VerdictOptions.parse(band)
         try checkWritable(output)
+        try refuseStandardOutput(output, holding: "head")
     }
 
     var options: Calibrator.Options {

@@ -42,6 +42,8 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Before any scoring: a report that cannot be written is known now, not after the last image.
+        for path in [report, saveTab].compactMap({ $0 }) { try checkWritable(path) }
         let list = try Inputs.labeled(csv: csv)
         let inputs = [csv] + (scores.map { [$0, DetectionWriter.identityPath($0) ?? $0 + ".detector"] } ?? []) + heads + list.map(\.item.path)
             + modelOptions.files + cacheOptions.files

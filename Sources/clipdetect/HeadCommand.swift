@@ -32,6 +32,8 @@ struct HeadCommand: ParsableCommand {
         }
 
         func run() throws {
+            try checkWritable(output)
+            try refuseStandardOutput(output, holding: "head")
             try refuseOverwritingInputs(output, [weights] + (config.map { [$0] } ?? []) + (backbone.map { [$0] } ?? []) + storeFiles)
             let encoder = try namingFlags { try backbone.map { try ImageEncoder(inspecting: ModelResolution.checkpoint(at: $0), hints: ModelHints(activation: activation)) } }
             let defaultName = URL(fileURLWithPath: weights).deletingLastPathComponent().lastPathComponent

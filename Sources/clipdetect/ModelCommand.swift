@@ -71,7 +71,16 @@ struct ModelCommand: ParsableCommand {
             let store = ModelStore()
             // Read to check it is a backbone of the model's shape before it is accepted.
             if let path = store.cachedBackbone(named) {
-                let found = try ImageEncoder(inspecting: path, hints: named.hints).description.architecture
+                // Nothing can be stated here (the model's own hints are given): a file that needs
+                // more is not that model's backbone.
+                let found: String
+                do {
+                    found = try ImageEncoder(inspecting: path, hints: named.hints).description.architecture
+                } catch ModelError.headsUnknown(let width) {
+                    found = "tower of width \(width)"
+                } catch {
+                    throw CommandError("\(PathName.display(path)) does not read as \(name)'s backbone (\(error)): not accepted")
+                }
                 guard found == named.architecture else {
                     throw CommandError("\(PathName.display(path)) is a \(found), not \(name)'s \(named.architecture): not accepted")
                 }

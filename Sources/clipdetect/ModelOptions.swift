@@ -138,14 +138,14 @@ final class OutputStream {
 /// Refuses an output path whose folder is missing or not writable, before any work is done.
 func checkWritable(_ path: String) throws {
     guard path != "-" else { return }
-    let folder = (path as NSString).deletingLastPathComponent
-    let directory = folder.isEmpty ? "." : folder
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-        throw ValidationError("cannot write \(path): no folder \(directory)")
-    }
-    guard FileKind(path) != .directory else { throw ValidationError("cannot write \(path): it is a folder") }
-    guard access(directory, W_OK) == 0 else { throw ValidationError("cannot write \(path): \(directory) is not writable") }
+    _ = try Files.writeTarget(path)
+}
+
+/// A binary file is never written where the command's report goes (standard output).
+func refuseStandardOutput(_ output: String, holding what: String) throws {
+    var standard = stat(), target = stat()
+    guard fstat(1, &standard) == 0, stat(output, &target) == 0, standard.st_dev == target.st_dev, standard.st_ino == target.st_ino else { return }
+    throw CommandError("-o \(output) is standard output, where the report goes: write the \(what) to a file")
 }
 
 /// One line for a Foundation or POSIX error (the POSIX reason when there is one).

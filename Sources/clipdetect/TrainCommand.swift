@@ -31,6 +31,7 @@ struct TrainCommand: ParsableCommand {
         if cv != nil && csv == nil { throw ValidationError("--cv leave-one-generator-out needs --csv with generator names in typ") }
         do { try options.validate() } catch { throw ValidationError("\(error)") }
         try checkWritable(output)
+        try refuseStandardOutput(output, holding: "head")
     }
 
     var options: TrainingOptions {

@@ -217,6 +217,52 @@ import Testing
         #expect(info.status == 0 && info.stdout.contains("\"fusion\" : \"mean_logit\"") && info.stdout.contains("\"tiny\""), "\(info.stdout) \(info.stderr)")
     }
 
+    /// Outputs that cannot be written are refused before any work, in one line that names the cause;
+    /// a list that is an image or a folder is said to be one; a head is never written into the
+    /// report on standard output.
+    @Test func outputsAndListsSayWhatIsWrong() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let head = try headFile(in: folder)
+        let image = Fixtures.path("images", "jpeg_420.jpg")
+        func oneLine(_ arguments: [String], _ needle: String, environment: [String: String?] = [:]) throws {
+            let result = try cli.run(arguments, environment: environment)
+            #expect(result.status != 0 && result.stderr.contains(needle) && result.stderr.split(separator: "\n").count == 1,
+                    "\(arguments.joined(separator: " ")): \(result.stderr)")
+        }
+        let detect = ["detect", "--model", DetectTests.backbone, "--head", head]
+        try oneLine(detect + ["-o", "/nonexistent/x.csv", image], "cannot write /nonexistent/x.csv: the folder /nonexistent does not exist")
+        let dangling = folder.appendingPathComponent("dangling.csv").path
+        try FileManager.default.createSymbolicLink(atPath: dangling, withDestinationPath: "/nonexistent/x.csv")
+        try oneLine(detect + ["-o", dangling, image], "it is a link to /nonexistent/x.csv, whose folder does not exist")
+        // A link to a file still to be made is written where it points.
+        let ahead = folder.appendingPathComponent("ahead.csv").path
+        try FileManager.default.createSymbolicLink(atPath: ahead, withDestinationPath: "made.csv")
+        #expect(try cli.run(detect + ["-o", ahead, image]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("made.csv").path))
+        // eval knows before scoring that its report cannot be written (one line: no progress, no summary).
+        let list = folder.appendingPathComponent("list.csv").path
+        try "filename,typ\n\(image),real\n\(Fixtures.path("images", "png_rgba.png")),gen\n".write(toFile: list, atomically: true, encoding: .utf8)
+        try oneLine(["eval", "--model", DetectTests.backbone, "--head", head, "--csv", list, "--report", "/nonexistent/r.html"], "the folder /nonexistent does not exist")
+        try oneLine(["eval", "--model", DetectTests.backbone, "--head", head, "--csv", list, "--save-tab", folder.path], "it is a folder")
+        let proc = try cli.run(["head", "import", Fixtures.path("heads", "weights.pth"), "--backbone", DetectTests.backbone, "-o", "/proc/version"])
+        #expect(proc.status != 0 && proc.stderr.contains("no file can be made in /proc"), "\(proc.stderr)")
+        // A table through /dev/stdout (a pipe here) is written; a head is not mixed into the report there.
+        let table = try cli.run(["eval", "--model", DetectTests.backbone, "--head", head, "--csv", list, "--save-tab", "/dev/stdout"])
+        #expect(table.status == 0 && table.stdout.contains("acc") , "\(table.stderr)")
+        try oneLine(["head", "import", Fixtures.path("heads", "weights.pth"), "--backbone", DetectTests.backbone, "-o", "/dev/stdout"], "is standard output, where the report goes")
+        try oneLine(["train", "--model", DetectTests.backbone, "--real", image, "--fake", Fixtures.path("images", "png_rgba.png"), "-o", "/dev/stdout"], "is standard output")
+        // A list that is not one.
+        try oneLine(detect + ["--csv", image], "is a JPEG image, not a CSV list: give images as arguments")
+        try oneLine(detect + ["--csv", Fixtures.path("images")], "is a folder, not a CSV list")
+        try oneLine(["eval", "--model", DetectTests.backbone, "--head", head, "--csv", image], "is a JPEG image, not a CSV list")
+        // model accept on a file of another shape says what it is, and suggests no option it lacks.
+        let home = try Fixtures.temporaryDirectory()
+        let place = home.appendingPathComponent("models/laion--CLIP-ViT-L-14-CommonPool.XL-s13B-b90K")
+        try FileManager.default.createDirectory(at: place, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: DetectTests.backbone, toPath: place.appendingPathComponent("open_clip_model.safetensors").path)
+        try oneLine(["model", "accept", "clipdet-latent10k-plus"], "is a tower of width 32, not clipdet-latent10k-plus's vit-224/14", environment: ["CLIPDETECT_HOME": home.path])
+    }
+
     /// No command writes over one of its inputs, however it is named (here through a link): each
     /// refuses with one line and the file keeps its bytes.
     @Test func noCommandOverwritesItsInputs() throws {

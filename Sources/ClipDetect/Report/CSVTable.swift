@@ -24,8 +24,15 @@ public struct CSVTable: Sendable {
             guard let handle = FileHandle(forReadingAtPath: path), let read = try? handle.read(upToCount: Self.maxBytes + 1), read.count <= Self.maxBytes
             else { throw ReportError.unreadable(path) }
             data = read
-        case .missing, .directory: throw ReportError.unreadable(path)
+        case .missing: throw ReportError.invalid("cannot read \(PathName.display(path)): no such file")
+        case .directory:
+            throw ReportError.invalid("\(PathName.display(path)) is a folder, not a CSV list (a folder of images is given as an argument)")
         }
+        // An image or other binary file given where the list goes: said so, not read as its columns.
+        if let format = data.prefix(16).withUnsafeBytes({ ImageFormat.sniff($0) }) {
+            throw ReportError.invalid("\(PathName.display(path)) is a \(format.rawValue.uppercased()) image, not a CSV list: give images as arguments")
+        }
+        if data.prefix(4096).contains(0) { throw ReportError.invalid("\(PathName.display(path)) is not text: a list is a CSV file with a filename column") }
         // Names that are not UTF-8 keep their bytes (PathName), so they open as listed.
         try self.init(text: PathName.decode(data), name: path)
     }

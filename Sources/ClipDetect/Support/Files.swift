@@ -152,18 +152,44 @@ public enum Files {
         }
     }
 
+    /// Where `write` puts the bytes of `path`: a link's target (a link to a file still to be made
+    /// is written where it points, as a shell would), or the path itself when it opens but names
+    /// no file (/dev/stdout on a pipe). A folder, a link into no folder, a missing folder and a
+    /// folder that takes no file are refused here, before any work.
+    public static func writeTarget(_ path: String) throws -> String {
+        func failure(_ what: String) -> FileError { FileError("cannot write \(PathName.display(path)): \(what)") }
+        var target = path
+        if FileKind.isLink(path) {
+            if let resolved = PathName.resolved(path) {
+                target = resolved
+            } else if FileKind(path) == .missing {
+                let pointee = linkTarget(path)
+                let absolute = pointee.hasPrefix("/") ? pointee : folder(of: path) + "/" + pointee
+                guard FileKind(folder(of: absolute)) == .directory else {
+                    throw failure("it is a link to \(PathName.display(pointee)), whose folder does not exist")
+                }
+                target = absolute
+            }
+        }
+        switch FileKind(target) {
+        case .directory: throw failure("it is a folder")
+        case .other: guard PathName.withCString(target, { access($0, W_OK) }) == 0 else { throw failure(String(cString: strerror(errno))) }
+        case .regular, .missing:
+            // The file is made beside its place: what stops that is the folder, not the file.
+            let place = folder(of: target)
+            guard FileKind(place) == .directory else { throw failure("the folder \(PathName.display(place)) does not exist") }
+            guard PathName.withCString(place, { access($0, W_OK) }) == 0 else {
+                throw failure("no file can be made in \(PathName.display(place)) (\(String(cString: strerror(errno))))")
+            }
+        }
+        return target
+    }
+
     /// Writes a whole file so a reader never sees half of it (a temporary file beside it, renamed
     /// into place). A symbolic link is followed; a device or FIFO is written into, never replaced;
     /// a folder is refused.
     public static func write(_ data: Data, to path: String) throws {
-        var target = path
-        var info = stat()
-        if PathName.withCString(path, { lstat($0, &info) }) == 0, info.st_mode & S_IFMT == S_IFLNK {
-            guard let resolved = PathName.resolved(path) else {
-                throw FileError("cannot write \(PathName.display(path)): the link points nowhere")
-            }
-            target = resolved
-        }
+        let target = try writeTarget(path)
         func failure(_ what: String) -> FileError { FileError("cannot write \(PathName.display(path)): \(what)") }
         func writeAll(_ fd: Int32) throws {
             try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
@@ -186,7 +212,7 @@ public enum Files {
         case .regular, .missing:
             let temporary = target + ".part-\(getpid())"
             let fd = PathName.withCString(temporary) { open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
-            guard fd >= 0 else { throw failure(String(cString: strerror(errno))) }
+            guard fd >= 0 else { throw failure("no file can be made in \(PathName.display(folder(of: target))) (\(String(cString: strerror(errno))))") }
             do {
                 try writeAll(fd)
                 guard fsync(fd) == 0 || errno == EINVAL else { throw failure(String(cString: strerror(errno))) }
@@ -199,6 +225,19 @@ public enum Files {
                 throw error
             }
         }
+    }
+
+    /// The folder part of a path ("." for a bare name).
+    static func folder(of path: String) -> String {
+        let parent = (path as NSString).deletingLastPathComponent
+        return parent.isEmpty ? "." : parent
+    }
+
+    /// What a symbolic link says, unresolved.
+    static func linkTarget(_ path: String) -> String {
+        var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = PathName.withCString(path) { name in buffer.withUnsafeMutableBufferPointer { readlink(name, $0.baseAddress!, $0.count - 1) } }
+        return count > 0 ? PathName.decode(buffer[0..<count]) : ""
     }
 
     /// The names in a folder (not `.` and `..`), as decoded bytes, sorted.
