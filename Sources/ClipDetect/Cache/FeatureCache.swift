@@ -108,10 +108,6 @@ public final class FeatureCache: Sendable {
             .joined(separator: ":")
     }
 
-    public static func digest(_ data: Data) -> String {
-        SHA256.hash(data: data).hex
-    }
-
     /// The stored feature, or nil; an entry of the wrong size is dropped, not returned.
     public func feature(_ key: String, width: Int) throws -> [Float]? {
         let row = try pool.read { db in try Row.fetchOne(db, sql: "SELECT width, vector FROM features WHERE key = ?", arguments: [key]) }

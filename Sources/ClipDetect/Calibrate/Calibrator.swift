@@ -29,10 +29,6 @@ public struct CalibrationSet: Sendable, Equatable, Codable {
         let lines = digests.map { "\($0.digest) \($0.isSynthetic ? "fake" : "real")\n" }.sorted().joined()
         return SHA256.hash(data: Data(lines.utf8)).hex
     }
-
-    public static func digest(_ bytes: Data) -> String {
-        SHA256.hash(data: bytes).hex
-    }
 }
 
 /// How well probabilities match outcomes: ECE, NLL, Brier score and a table in equal-width bins.
@@ -293,7 +289,7 @@ public struct CalibrationData: Sendable {
                 let result = read.flatMap { data in results.next()!.map { (data, $0) } }
                 switch result {
                 case .success(let (bytes, detection)):
-                    let digest = CalibrationSet.digest(bytes)
+                    let digest = bytes.sha256
                     if let label = seen[digest] {
                         if label == image.isSynthetic { data.duplicates.append(image.item.name) } else { data.conflicts.append(image.item.name) }
                         continue

@@ -228,7 +228,7 @@ public struct FeatureExtractor: Sendable {
     /// Each request's cache key for these bytes (none without a cache).
     private static func keys(_ data: Data, cache: FeatureCache?, requests: [FeatureRequest], oriented: Bool) -> [String?] {
         guard cache != nil else { return requests.map { _ in nil } }
-        let digest = FeatureCache.digest(data)
+        let digest = data.sha256
         return requests.map {
             FeatureCache.key(fileDigest: digest, fingerprint: $0.encoder.fingerprint, kind: $0.output.kind, normalized: $0.output.normalize,
                              oriented: oriented, precision: $0.encoder.backend.precision, view: $0.view, settings: $0.encoder.settingsTag)

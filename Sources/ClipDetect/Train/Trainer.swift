@@ -172,12 +172,19 @@ extension TrainingSet {
     /// The images with each file's bytes once: a copy under the same label is left out (it is no new
     /// evidence, and cross-validation would score it against itself) and named in `duplicates`; a
     /// copy under the other label is refused. A file that cannot be read is kept, to fail where it is
-    /// encoded with its own error.
+    /// encoded with its own error. Checked before the model loads; only files whose size another
+    /// shares are read for it (a copy has the same size), so most are read once, when encoded.
     public static func distinct(_ images: [LabeledImage], limits: DecodeLimits) throws(TrainingError) -> (images: [LabeledImage], duplicates: [String]) {
         var seen: [String: (isSynthetic: Bool, name: String)] = [:], kept: [LabeledImage] = [], duplicates: [String] = [], conflicts: [String] = []
-        for image in images {
-            guard let bytes = try? ImageDecoder.read(path: image.item.path, limits: limits) else { kept.append(image); continue }
-            let digest = CalibrationSet.digest(bytes)
+        let sizes = images.map { image -> Int? in
+            var info = stat()
+            return PathName.withCString(image.item.path) { stat($0, &info) } == 0 ? Int(info.st_size) : nil
+        }
+        var sharing: [Int: Int] = [:]
+        for size in sizes.compactMap({ $0 }) { sharing[size, default: 0] += 1 }
+        for (image, size) in zip(images, sizes) {
+            guard let size, sharing[size]! > 1, let bytes = try? ImageDecoder.read(path: image.item.path, limits: limits) else { kept.append(image); continue }
+            let digest = bytes.sha256
             if let earlier = seen[digest] {
                 if earlier.isSynthetic == image.isSynthetic {
                     duplicates.append(image.item.name)
