@@ -38,11 +38,30 @@ let package = Package(
                        providers: [.apt(["libtiff-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
-        .target(name: "ClipDetect", dependencies: [
-            "CBLAS", "CDNNL", "CTurboJPEG", "CPNG", "CWebP", "CGIF", "CTIFF",
+        // The library in layers along the pipeline; each depends only on those below it.
+        // Support, weights, model descriptions, image lists, decoding, preprocessing, impairments, codecs.
+        .target(name: "ClipDetectCore", dependencies: [
+            "CBLAS", "CTurboJPEG", "CPNG", "CWebP", "CGIF", "CTIFF",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // The vision towers and the kernels that run them.
+        .target(name: "ClipDetectEncoder", dependencies: [
+            "ClipDetectCore", "CBLAS", "CDNNL",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // Features, their cache, heads, decision rules and verdicts, the detector.
+        .target(name: "ClipDetectDetection", dependencies: [
+            "ClipDetectCore", "ClipDetectEncoder",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        // What is built on a detector: calibration, training, metrics, the report, the model registry, head import.
+        .target(name: "ClipDetectTools", dependencies: [
+            "ClipDetectCore", "ClipDetectEncoder", "ClipDetectDetection", "CBLAS",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // One import for callers: re-exports the layers.
+        .target(name: "ClipDetect", dependencies: ["ClipDetectCore", "ClipDetectEncoder", "ClipDetectDetection", "ClipDetectTools"]),
         // The HTTP service: routes, dynamic batching, limits, metrics, the web page.
         .target(name: "ClipDetectServer", dependencies: [
             "ClipDetect",
@@ -63,7 +82,7 @@ let package = Package(
             "ClipDetect", "ClipDetectServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "ClipDetectTests", dependencies: ["ClipDetect", .product(name: "GRDB", package: "GRDB.swift")],
+        .testTarget(name: "ClipDetectTests", dependencies: ["ClipDetect", "ClipDetectCore", "ClipDetectEncoder", "ClipDetectDetection", "ClipDetectTools", .product(name: "GRDB", package: "GRDB.swift")],
                     resources: [.copy("Fixtures")]),
         // The public API only (no @testable): what a second front end can build against.
         .testTarget(name: "ClipDetectAPITests", dependencies: ["ClipDetect"]),

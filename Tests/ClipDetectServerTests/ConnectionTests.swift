@@ -136,7 +136,9 @@ import Testing
             var closed = false
             for _ in 0..<120 where !closed {  // a guard against a hang, not a time limit
                 try await Task.sleep(for: .milliseconds(500))
-                closed = try await ServerTests.send(client, base + "/metrics").text.contains(#"clipdetect_connections_timed_out_total{phase="write"} 1"#)
+                // A fresh connection each time: a pooled one would meet the 500 ms idle timeout itself.
+                closed = try await ServerTests.send(client, base + "/metrics", headers: [("Connection", "close")]).text
+                    .contains(#"clipdetect_connections_timed_out_total{phase="write"} 1"#)
             }
             #expect(closed, "the server closed the connection that does not read")
             await sender.value

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import ClipDetect
+@testable import ClipDetectCore
+@testable import ClipDetectDetection
+@testable import ClipDetectEncoder
+@testable import ClipDetectTools
 
 /// Every set of kernels the encoder can choose, on every host: both fp32 ones against open_clip,
 /// bf16 against the accuracy gate where the CPU has the instructions.

@@ -2,6 +2,10 @@ import Foundation
 import GRDB
 import Testing
 @testable import ClipDetect
+@testable import ClipDetectCore
+@testable import ClipDetectDetection
+@testable import ClipDetectEncoder
+@testable import ClipDetectTools
 
 /// The feature cache: hits skip the encoder, and a damaged or foreign file is rebuilt, never trusted.
 @Suite struct CacheTests {

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import ClipDetect
+@testable import ClipDetectCore
+@testable import ClipDetectDetection
+@testable import ClipDetectEncoder
+@testable import ClipDetectTools
 
 /// Calibration against scikit-learn and scipy (tools/fixtures/make_calibration_fixtures.py), and
 /// `calibrate`, the verdict column and `--stability` end to end.

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import ClipDetect
+@testable import ClipDetectCore
+@testable import ClipDetectDetection
+@testable import ClipDetectEncoder
+@testable import ClipDetectTools
 
 /// Every parameterised test's case list against the fixture set it is read from: a list that is
 /// empty, or shorter than the files on disk and the generators' output, fails here instead of

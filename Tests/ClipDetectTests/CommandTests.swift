@@ -3,6 +3,10 @@ import Foundation
 import GRDB
 import Testing
 @testable import ClipDetect
+@testable import ClipDetectCore
+@testable import ClipDetectDetection
+@testable import ClipDetectEncoder
+@testable import ClipDetectTools
 
 /// Commands that had no test (issue 16): `train`, `cache`, `bench`, `model list/fetch`, `head info`,
 /// `detect --format table`, and the library pieces under them (`CSVTable.parse`, `Kernels`, the

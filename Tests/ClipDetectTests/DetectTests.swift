@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import ClipDetect
+@testable import ClipDetectCore
+@testable import ClipDetectDetection
+@testable import ClipDetectEncoder
+@testable import ClipDetectTools
 
 /// Heads imported from reference checkpoints score as open_clip + the head; detect and eval as a user runs them.
 @Suite struct DetectTests {

@@ -2,6 +2,10 @@ import Crypto
 import Foundation
 import Testing
 @testable import ClipDetect
+@testable import ClipDetectCore
+@testable import ClipDetectDetection
+@testable import ClipDetectEncoder
+@testable import ClipDetectTools
 
 /// The downloader and the model store against a real HTTP server on 127.0.0.1.
 @Suite(.serialized) struct DownloaderTests {

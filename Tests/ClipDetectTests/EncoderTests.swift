@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import ClipDetect
+@testable import ClipDetectCore
+@testable import ClipDetectDetection
+@testable import ClipDetectEncoder
+@testable import ClipDetectTools
 
 /// Features against open_clip's, for every fixture model in every file format and naming.
 @Suite struct EncoderTests {

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import ClipDetect
+@testable import ClipDetectCore
+@testable import ClipDetectDetection
+@testable import ClipDetectEncoder
+@testable import ClipDetectTools
 
 /// Files → features: order kept, a bad file fails alone, and the CLI writes what the library computes.
 @Suite struct FeatureTests {

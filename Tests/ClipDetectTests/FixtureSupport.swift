@@ -1,5 +1,9 @@
 import Foundation
 @testable import ClipDetect
+@testable import ClipDetectCore
+@testable import ClipDetectDetection
+@testable import ClipDetectEncoder
+@testable import ClipDetectTools
 
 /// Paths to the committed reference fixtures (written by tools/fixtures/*.py).
 enum Fixtures {

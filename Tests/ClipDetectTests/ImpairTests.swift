@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import ClipDetect
+@testable import ClipDetectCore
+@testable import ClipDetectDetection
+@testable import ClipDetectEncoder
+@testable import ClipDetectTools
 
 /// Impairments against Pillow: JPEG re-encoding and resizing give Pillow's pixels; chains are deterministic.
 @Suite struct ImpairTests {

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import ClipDetect
+@testable import ClipDetectCore
+@testable import ClipDetectDetection
+@testable import ClipDetectEncoder
+@testable import ClipDetectTools
 
 /// EER, TPR at 1%/5% FPR, NLL and ECE against implementations that are not ours: scikit-learn,
 /// mpmath, torchmetrics, netcal, and B-Free's dmetrics.py (written by

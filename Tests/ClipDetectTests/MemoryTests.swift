@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import ClipDetect
+@testable import ClipDetectCore
+@testable import ClipDetectDetection
+@testable import ClipDetectEncoder
+@testable import ClipDetectTools
 
 /// Memory is flat in the number of images: every command that encodes runs N and 10·N images on the
 /// fixture tower, and the child's peak RSS may grow by at most 4 MB over the 2,700 extra images

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import ClipDetect
+@testable import ClipDetectCore
+@testable import ClipDetectDetection
+@testable import ClipDetectEncoder
+@testable import ClipDetectTools
 
 /// Decoding and preprocessing against what Pillow + torchvision produced for the same files, no tolerance.
 @Suite struct PreprocessTests {

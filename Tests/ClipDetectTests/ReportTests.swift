@@ -4,6 +4,10 @@ import FoundationXML
 #endif
 import Testing
 @testable import ClipDetect
+@testable import ClipDetectCore
+@testable import ClipDetectDetection
+@testable import ClipDetectEncoder
+@testable import ClipDetectTools
 
 /// `eval --report`: the HTML parses as XML, every figure is there, and the numbers in its tables are
 /// `--save-tab`'s. (Tests/e2e/test_report.py renders it in Chromium.)

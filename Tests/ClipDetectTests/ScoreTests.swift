@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import ClipDetect
+@testable import ClipDetectCore
+@testable import ClipDetectDetection
+@testable import ClipDetectEncoder
+@testable import ClipDetectTools
 
 /// Metrics against scikit-learn, fusion against the reference's formulas, heads against torch.save files.
 @Suite struct ScoreTests {

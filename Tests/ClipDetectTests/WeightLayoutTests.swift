@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import ClipDetect
+@testable import ClipDetectCore
+@testable import ClipDetectDetection
+@testable import ClipDetectEncoder
+@testable import ClipDetectTools
 
 /// Heads and towers stored in every dtype and alignment read to the same numbers (run under
 /// AddressSanitizer by scripts/asan.sh: converted tensors own temporary buffers).

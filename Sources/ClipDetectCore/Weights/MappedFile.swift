@@ -1,0 +1,56 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A read-only memory map of a whole file; checkpoints are read in place from it. Bytes held in
+/// memory are copied into an aligned block of its own instead.
+public final class MappedFile: ByteOwner, @unchecked Sendable {
+    public let path: String
+    public let bytes: UnsafeRawBufferPointer
+    /// False for bytes copied from memory: they have no file to find again.
+    package let mapped: Bool
+
+    init(copying data: Data, name: String) {
+        path = name
+        mapped = false
+        let block = UnsafeMutableRawPointer.allocate(byteCount: max(data.count, 1), alignment: 64)
+        data.withUnsafeBytes { if let base = $0.baseAddress { block.copyMemory(from: base, byteCount: data.count) } }
+        bytes = UnsafeRawBufferPointer(start: block, count: data.count)
+    }
+
+    public init(path: String) throws {
+        self.path = path
+        mapped = true
+        let fd = PathName.withCString(path) { open($0, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
+        guard fd >= 0 else { throw WeightsError.unreadable(String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw WeightsError.unreadable(String(cString: strerror(errno))) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw WeightsError.unreadable("not a regular file") }
+        let size = Int(info.st_size)
+        if size == 0 {
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        guard let map = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), map != MAP_FAILED else {
+            throw WeightsError.unreadable("mmap failed: \(String(cString: strerror(errno)))")
+        }
+        bytes = UnsafeRawBufferPointer(start: map, count: size)
+    }
+
+    /// Drops the whole pages inside `range` from this process's resident memory (they are read
+    /// from the file again if touched): for weights that were copied into a packed layout.
+    package func release(_ start: UnsafeRawPointer, byteCount: Int) {
+        guard mapped, let base = bytes.baseAddress, start >= base, start + byteCount <= base + bytes.count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = (Int(bitPattern: start) + page - 1) / page * page, end = (Int(bitPattern: start) + byteCount) / page * page
+        guard end > first else { return }
+        madvise(UnsafeMutableRawPointer(bitPattern: first), end - first, Int32(MADV_DONTNEED))
+    }
+
+    deinit {
+        guard let base = bytes.baseAddress else { return }
+        if mapped { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) } else { base.deallocate() }
+    }
+}

@@ -1,0 +1,181 @@
+import ClipDetectCore
+import ClipDetectEncoder
+import Foundation
+
+/// A linear detector on CLIP features: score = w · f + b, a log-likelihood ratio (> 0: synthetic).
+public struct Head: Sendable, Equatable {
+    /// What the head was trained on; a head refuses to score any other feature.
+    public struct Feature: Codable, Sendable, Equatable {
+        /// `ModelDescription.architecture` of the backbone.
+        public var architecture: String
+        /// `ImageEncoder.fingerprint` of the backbone weights, when known.
+        public var fingerprint: String?
+        /// The backbone's published name, when known (e.g. laion/CLIP-ViT-L-14-CommonPool.XL-s13B-b90K).
+        public var backbone: String?
+        public var kind: FeatureKind
+        public var normalized: Bool
+        public var width: Int
+        /// Where the backbone was when the head was made on a local file (not a named model): found
+        /// again from here when no model is named.
+        public var backbonePath: String?
+        /// How images become the encoder's input for this head; nil (head files from before views): resize-crop.
+        public var view: InputView?
+
+        /// The view this head's features are computed with.
+        public var inputView: InputView { view ?? .resizeCrop }
+
+        public init(architecture: String, fingerprint: String?, backbone: String?, kind: FeatureKind, normalized: Bool, width: Int,
+                    backbonePath: String? = nil, view: InputView? = nil) {
+            self.view = view
+            self.architecture = architecture
+            self.fingerprint = fingerprint
+            self.backbone = backbone
+            self.kind = kind
+            self.normalized = normalized
+            self.width = width
+            self.backbonePath = backbonePath
+        }
+
+        /// The feature this encoder gives, bound to its weights by fingerprint.
+        public init(encoder: ImageEncoder, kind: FeatureKind = .pooled, normalized: Bool = true, backbone: String? = nil) {
+            self.init(architecture: encoder.description.architecture, fingerprint: encoder.fingerprint, backbone: backbone,
+                      kind: kind, normalized: normalized, width: encoder.featureWidth(kind),
+                      backbonePath: backbone == nil ? encoder.path.map { URL(fileURLWithPath: $0).standardizedFileURL.path } : nil)
+        }
+
+        /// What the architecture records that a checkpoint may not state: its activation and heads.
+        public var hints: ModelHints {
+            let parts = architecture.split(separator: "-")
+            let heads = parts.first { $0.hasPrefix("h") }.flatMap { Int($0.dropFirst()) }
+            return ModelHints(activation: ModelDescription.Activation.allCases.first { parts.contains(Substring($0.rawValue)) }, heads: heads)
+        }
+    }
+
+    public struct Metadata: Codable, Sendable, Equatable {
+        public var name: String
+        public var feature: Feature
+        public var calibration: Calibration?
+        /// Scores above it are labelled synthetic; nil: synthetic when the (calibrated) probability exceeds 1/2.
+        public var threshold: Double?
+        /// Where the verdict is `uncertain`; nil: never.
+        public var band: UncertaintyBand?
+        /// What the calibration, threshold and band were fitted on.
+        public var calibrationSet: CalibrationSet?
+        /// Free text: where the head came from or what it was trained on.
+        public var provenance: String?
+
+        public init(name: String, feature: Feature, calibration: Calibration? = nil, threshold: Double? = nil, provenance: String? = nil,
+                    band: UncertaintyBand? = nil, calibrationSet: CalibrationSet? = nil) {
+            self.name = name
+            self.feature = feature
+            self.calibration = calibration
+            self.threshold = threshold
+            self.band = band
+            self.calibrationSet = calibrationSet
+            self.provenance = provenance
+        }
+    }
+
+    /// The last (or only) linear layer.
+    public var weights: [Float]
+    public var bias: Float
+    public var metadata: Metadata
+    /// RINE's network before its last layer; nil for a linear head.
+    public var trunk: RINETrunk?
+
+    public init(weights: [Float], bias: Float, metadata: Metadata, trunk: RINETrunk? = nil) {
+        self.weights = weights
+        self.bias = bias
+        self.metadata = metadata
+        self.trunk = trunk
+    }
+
+    public func score(_ feature: [Float]) -> Double {
+        if let trunk {
+            let z = trunk(feature)
+            var sum = Double(bias)
+            for i in 0..<weights.count { sum += Double(weights[i]) * z[i] }
+            return sum
+        }
+        precondition(feature.count == weights.count, "feature width \(feature.count) != head width \(weights.count)")
+        var sum = Double(bias)
+        for i in 0..<weights.count { sum += Double(weights[i]) * Double(feature[i]) }
+        return sum
+    }
+
+    /// How this head's scores read as probabilities and labels.
+    public var decision: DecisionRule { DecisionRule(calibration: metadata.calibration, threshold: metadata.threshold, band: metadata.band) }
+
+    /// Calibrated when the head carries a calibration, the plain sigmoid of the score otherwise.
+    public func probability(_ score: Double) -> Double { decision.probability(score) }
+
+    public func isSynthetic(_ score: Double) -> Bool { decision.isSynthetic(score) }
+
+    /// Gives the same scores as `other` on the same encoder: the same weights, network and feature.
+    /// Name, calibration and threshold are not compared (they read the score, they do not make it),
+    /// nor the backbone recorded (the caller compares the encoders the heads run on).
+    public func scoresLike(_ other: Head) -> Bool {
+        let f = metadata.feature, g = other.metadata.feature
+        return weights == other.weights && bias == other.bias && trunk == other.trunk && f.kind == g.kind && f.normalized == g.normalized
+            && f.inputView == g.inputView
+    }
+
+    /// Columns of a detection table that are not scores (`eval` reads every other column as one).
+    public static let nonScoreColumns = Set(["filename", "probability", "label", "verdict", "error"] + StabilityCheck.columns)
+    /// Column names of the output that a head may not take (the fused score's, and a list's label).
+    public static let reservedNames = nonScoreColumns.union(["fusion", "typ"])
+
+    /// Refuses numbers that would give a wrong verdict silently: non-finite weights, a calibration
+    /// that does not rise with the score, a threshold that is not a number, a name that is a column.
+    public func validate(_ source: String = "head") throws {
+        guard weights.allSatisfy(\.isFinite), bias.isFinite else { throw HeadError.invalid("\(source): weights that are not finite") }
+        do { try decision.validate() } catch { throw HeadError.invalid("\(source): \(error)") }
+        let name = metadata.name.trimmingCharacters(in: .whitespaces)
+        guard !name.isEmpty, !Self.reservedNames.contains(name), !name.contains(where: \.isNewline) else {
+            throw HeadError.invalid("\(source): a head may not be named '\(metadata.name)'")
+        }
+    }
+
+    /// Refuses an encoder the head was not made for (its weights, or the feature it takes).
+    public func check(encoder: ImageEncoder) throws {
+        let f = metadata.feature
+        if f.architecture != encoder.description.architecture {
+            throw HeadError.mismatch("\(metadata.name) was made for a \(f.architecture) backbone, not \(encoder.description.architecture)")
+        }
+        if let expected = f.fingerprint, expected != encoder.fingerprint {
+            throw HeadError.mismatch("\(metadata.name) was made for backbone weights \(expected.prefix(12))…, not \(encoder.fingerprint.prefix(12))…")
+        }
+        if f.kind == .projected, encoder.description.projectionDim == nil {
+            throw HeadError.mismatch("\(metadata.name) takes projected features, and this backbone has no projection")
+        }
+        if f.width != encoder.featureWidth(f.kind) {
+            throw HeadError.mismatch("\(metadata.name) takes \(f.normalized ? "normalised" : "raw") \(f.kind.rawValue) features of width \(f.width), "
+                                     + "not the backbone's \(encoder.featureWidth(f.kind))")
+        }
+        if let trunk, trunk.blocks != encoder.description.layers || trunk.tokenWidth != encoder.description.width {
+            throw HeadError.mismatch("\(metadata.name)'s network takes \(trunk.blocks) blocks of \(trunk.tokenWidth), "
+                                     + "not the backbone's \(encoder.description.layers) of \(encoder.description.width)")
+        }
+    }
+}
+
+public enum HeadError: Error, CustomStringConvertible, Equatable {
+    case mismatch(String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .mismatch(let why): "head does not fit: \(why)"
+        case .invalid(let why): "invalid head: \(why)"
+        }
+    }
+}
+
+extension HeadError: ClassifiedError {
+    public var kind: FailureKind {
+        switch self {
+        case .mismatch: .mismatch
+        case .invalid: .invalidInput
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import ClipDetectCore
+import ClipDetectEncoder
+import Foundation
+
+/// Several heads, the rule that fuses their scores, and how the fused score reads (its calibration,
+/// threshold and band): what `calibrate` writes for a fused detector. One safetensors file:
+/// `heads.<i>.weight`, `heads.<i>.bias`, and the JSON under `clipdetect.set`.
+public struct HeadSet: Sendable, Equatable {
+    public var heads: [Head]
+    public var fusion: Fusion
+    /// How the fused score reads.
+    public var decision: DecisionRule
+    public var calibrationSet: CalibrationSet?
+
+    public init(heads: [Head], fusion: Fusion, decision: DecisionRule, calibrationSet: CalibrationSet? = nil) {
+        self.heads = heads
+        self.fusion = fusion
+        self.decision = decision
+        self.calibrationSet = calibrationSet
+    }
+
+    static let metadataKey = "clipdetect.set"
+    /// A set is a handful of detectors; more is not a file we wrote.
+    static let maxHeads = 64
+
+    struct Stored: Codable {
+        var heads: [Head.Metadata]
+        var fusion: Fusion
+        var decision: DecisionRule
+        var calibrationSet: CalibrationSet?
+    }
+
+    public func write(to path: String) throws {
+        var tensors: [String: SafeTensorsWriter.Entry] = [:]
+        for (index, head) in heads.enumerated() {
+            try head.validate("\(PathName.display(path)) head \(index)")
+            for (name, entry) in head.entries(prefix: "heads.\(index).") { tensors[name] = entry }
+        }
+        let json = try JSONEncoder().encode(Stored(heads: heads.map(\.metadata), fusion: fusion, decision: decision, calibrationSet: calibrationSet))
+        try SafeTensorsWriter.write(tensors, metadata: [Self.metadataKey: String(decoding: json, as: UTF8.self)], to: path)
+    }
+
+    static func read(_ file: Checkpoint, text: String) throws -> HeadSet {
+        let path = PathName.display(file.path)
+        let stored: Stored
+        do { stored = try JSONDecoder().decode(Stored.self, from: Data(text.utf8)) } catch {
+            throw HeadError.invalid("\(path): \(metadataKey) metadata is not valid (\(error))")
+        }
+        guard (2...maxHeads).contains(stored.heads.count) else { throw HeadError.invalid("\(path): a head set holds 2…\(maxHeads) heads, not \(stored.heads.count)") }
+        var heads: [Head] = [], named = 0
+        for (index, metadata) in stored.heads.enumerated() {
+            let (head, count) = try Head.read(file.tensors, prefix: "heads.\(index).", metadata: metadata, source: "\(path) head \(index)")
+            heads.append(head)
+            named += count
+        }
+        guard file.tensors.count == named else { throw HeadError.invalid("\(path): tensors that no head of the set names") }
+        do { try stored.decision.validate() } catch { throw HeadError.invalid("\(path): \(error)") }
+        return HeadSet(heads: heads, fusion: stored.fusion, decision: stored.decision, calibrationSet: stored.calibrationSet)
+    }
+}
+
+/// The heads named on a command line (or a request): head files, or one head-set file alone.
+public struct HeadSelection: Sendable, Equatable {
+    public var heads: [Head]
+    /// From a head-set file: its fusion and fused rule, which apply only to that fusion of those heads.
+    public var set: HeadSet?
+
+    public init(heads: [Head], set: HeadSet? = nil) {
+        self.heads = heads
+        self.set = set
+    }
+
+    public static func read(_ paths: [String]) throws -> HeadSelection {
+        var heads: [Head] = [], sets: [HeadSet] = []
+        for path in paths {
+            let file = try Checkpoint.open(path)
+            if let text = file.metadata[HeadSet.metadataKey] {
+                sets.append(try HeadSet.read(file, text: text))
+            } else {
+                heads.append(try Head.read(file))
+            }
+        }
+        guard let set = sets.first else { return HeadSelection(heads: heads) }
+        guard sets.count == 1, heads.isEmpty else {
+            throw HeadError.invalid("a head set is calibrated as a whole: give it alone, not with other heads or sets")
+        }
+        return HeadSelection(heads: set.heads, set: set)
+    }
+
+    /// The detector's configuration with the set's fusion and fused rule; refuses another fusion,
+    /// which the set's calibration does not describe, and a fusion asked of one head (a second
+    /// head forgotten would otherwise go unnoticed: one head's score is the result).
+    public func configure(_ configuration: Detector.Configuration, fusionGiven: Fusion?) throws -> Detector.Configuration {
+        var configuration = configuration
+        guard let set else {
+            if let fusionGiven, heads.count < 2 {
+                throw HeadError.invalid("\(fusionGiven.rawValue) fusion needs two or more heads, not \(heads.isEmpty ? "none" : "only \(heads[0].metadata.name)")")
+            }
+            configuration.fusion = fusionGiven ?? configuration.fusion
+            return configuration
+        }
+        if let fusionGiven, fusionGiven != set.fusion {
+            throw HeadError.invalid("the head set was calibrated for \(set.fusion.rawValue) fusion, not \(fusionGiven.rawValue)")
+        }
+        configuration.fusion = set.fusion
+        configuration.fusedDecision = set.decision
+        return configuration
+    }
+}

@@ -1,0 +1,151 @@
+import ClipDetectCore
+import ClipDetectDetection
+import ClipDetectEncoder
+
+/// One detector's evaluation on a labelled list, as the reference's compute_metrics.py (each
+/// generator against all real images, then AVG), with what was left out counted.
+public struct EvaluationTable: Sendable {
+    public var detector: String
+    /// Which copy of the images was scored: "clean", or an impairment condition.
+    public var condition: String
+    /// One row per evaluated generator, then AVG over them; empty when nothing could be evaluated.
+    public var rows: [EvaluationRow]
+    public var listed: Int
+    /// Listed images without a score (failed, or absent from a score file).
+    public var missing: Int
+    /// Listed images whose score is NaN or infinite: left out, as the reference skips them.
+    public var nonFinite: Int
+    /// Generators with no finite-scored image, or any generator when no real image has one: not in AVG.
+    public var unevaluated: [String]
+
+    public var average: EvaluationRow? { rows.last.flatMap { $0.generator == "AVG" ? $0 : nil } }
+    /// Images that entered the metrics.
+    public var evaluated: Int { listed - missing - nonFinite }
+}
+
+/// One detector's scores by listed name, and how they read as probabilities and labels.
+public struct ScoreColumn: Sendable {
+    public var detector: String
+    public var scores: [String: Double]
+    public var decision: DecisionRule
+
+    public init(detector: String, scores: [String: Double], decision: DecisionRule = .plain) {
+        self.detector = detector
+        self.scores = scores
+        self.decision = decision
+    }
+}
+
+public enum Evaluation {
+    /// Scores the listed images here (impaired in memory when `impairment` is given): one column per
+    /// head, each with its head's decision rule, then `fusion` when there are several. `progress`
+    /// sees every image's result as it is computed; failed images have no score.
+    public static func score(_ list: [LabeledImage], with detector: Detector, impairment: ImpairmentChain? = nil,
+                             progress: (Int, Result<Detection, Error>) -> Void = { _, _ in }) throws -> [ScoreColumn] {
+        var detector = detector
+        detector.extractor.impairment = impairment
+        var columns = detector.columns.map { ScoreColumn(detector: $0.name, scores: [:], decision: $0.decision) }
+        try detector.run(paths: list.map(\.item.path)) { index, result in
+            progress(index, result)
+            guard case .success(let detection) = result else { return }
+            let name = list[index].item.name
+            for (column, score) in detection.scores.enumerated() { columns[column].scores[name] = score }
+            if let fused = detection.fused { columns[columns.count - 1].scores[name] = fused }
+        }
+        return columns
+    }
+
+    /// Each column's table.
+    public static func tables(_ list: [LabeledImage], columns: [ScoreColumn], condition: String = "clean") -> [EvaluationTable] {
+        columns.map { table(list, scores: $0.scores, detector: $0.detector, decision: $0.decision, condition: condition) }
+    }
+
+    /// Scores by listed name; `decision` is how the detector's scores read as probabilities and labels
+    /// (accuracy, NLL and ECE use it; AUC, EER and TPR use the scores).
+    public static func table(_ list: [LabeledImage], scores: [String: Double], detector: String,
+                             decision: DecisionRule = .plain, condition: String = "clean") -> EvaluationTable {
+        var kept: [(type: String, score: Double)] = [], missing = 0, nonFinite = 0
+        for image in list {
+            guard let score = scores[image.item.name] else { missing += 1; continue }
+            guard score.isFinite else { nonFinite += 1; continue }
+            kept.append((image.type, score))
+        }
+        let generators = Set(list.map(\.type)).subtracting(["real"]).sorted()
+        let reals = kept.filter { $0.type == "real" }
+        var rows: [EvaluationRow] = [], unevaluated: [String] = []
+        for generator in generators {
+            let fakes = kept.filter { $0.type == generator }
+            guard !fakes.isEmpty, !reals.isEmpty else { unevaluated.append(generator); continue }
+            let picked = reals + fakes
+            rows.append(EvaluationRow(generator: generator, labels: picked.map { $0.type != "real" },
+                                      scores: picked.map(\.score), decision: decision))
+        }
+        if let average = EvaluationRow.average(rows) { rows.append(average) }
+        return EvaluationTable(detector: detector, condition: condition, rows: rows, listed: list.count,
+                               missing: missing, nonFinite: nonFinite, unevaluated: unevaluated)
+    }
+
+    /// The score columns of a `detect` or reference `main.py` output: every column but filename,
+    /// probability, label, verdict and error. An empty cell is a missing score; any other cell that is
+    /// not a number is refused.
+    public static func readScores(_ path: String) throws -> [ScoreColumn] {
+        try readScores(CSVTable(path: path), name: path)
+    }
+
+    /// The same from a table already read (`name` for messages).
+    public static func readScores(_ table: CSVTable, name path: String) throws -> [ScoreColumn] {
+        let names = try table.values("filename")
+        var seen = Set<String>()
+        for column in table.header where !seen.insert(column).inserted { throw ReportError.invalid("\(path): two \(column) columns") }
+        return try table.header.enumerated().filter { !Head.nonScoreColumns.contains($0.element) }.map { column, detector in
+            var byName: [String: Double] = [:]
+            for (row, name) in names.enumerated() {
+                let cell = column < table.rows[row].count ? table.rows[row][column].trimmingCharacters(in: .whitespaces) : ""
+                if cell.isEmpty { continue }
+                guard let score = Numbers.decimal(cell) else {
+                    throw ReportError.invalid("\(path) row \(row + 1), column \(detector): \(cell) is not a number")
+                }
+                if let earlier = byName[name], earlier != score, !(earlier.isNaN && score.isNaN) {
+                    throw ReportError.invalid("\(path): \(name) is listed twice with different \(detector) scores (\(earlier), \(score))")
+                }
+                byName[name] = score
+            }
+            return ScoreColumn(detector: detector, scores: byName)
+        }
+    }
+
+    /// The metrics `compute_metrics.py -w` offers: AUC, and balanced accuracy of score > 0.
+    public enum ReferenceMetric: String, Sendable, CaseIterable { case auc, acc }
+
+    /// `compute_metrics.py --save_tab`'s table, cell for cell: one row per detector, one column per
+    /// generator (sorted) and AVG (the mean of the cells that have a value), the metric's name in
+    /// the corner. As in the reference, an image with a row but no finite score for a detector
+    /// (`rowed`: the names the scores file lists) blanks that detector's cell for its generator;
+    /// an image without a row is left out (its inner merge). Classes are the `typ` cells as listed:
+    /// only `real` exactly is real. Numbers are the reference's doubles (`Metrics.auc` is
+    /// scikit-learn's; AVG is pandas' mean of the cells, in order), printed as Python prints them.
+    public static func referenceTable(_ list: [LabeledImage], columns: [ScoreColumn], rowed: Set<String>, metric: ReferenceMetric) -> String {
+        let merged = list.filter { rowed.contains($0.item.name) }
+        // Sorted as Python sorts strings: by code point.
+        let generators = Set(merged.map(\.listedType)).subtracting(["real"])
+            .sorted { $0.unicodeScalars.map(\.value).lexicographicallyPrecedes($1.unicodeScalars.map(\.value)) }
+        var text = CSVTable.line([metric.rawValue] + generators + ["AVG"])
+        for column in columns {
+            var cells: [Double?] = []
+            for generator in generators {
+                let subset = merged.filter { $0.listedType == "real" || $0.listedType == generator }
+                let scores = subset.map { column.scores[$0.item.name] ?? .nan }
+                let labels = subset.map { $0.listedType != "real" }
+                guard scores.allSatisfy(\.isFinite), Set(labels).count == 2 else { cells.append(nil); continue }
+                switch metric {
+                case .auc: cells.append(Metrics.auc(labels: labels, scores: scores))
+                case .acc: cells.append(Metrics.balancedAccuracy(labels: labels, predictions: scores.map { $0 > 0 }))
+                }
+            }
+            let present = cells.compactMap { $0 }
+            let average = present.isEmpty ? nil : present.reduce(0, +) / Double(present.count)
+            text += CSVTable.line([column.detector] + (cells + [average]).map { $0.map { String($0) } ?? "" })
+        }
+        return text
+    }
+}
