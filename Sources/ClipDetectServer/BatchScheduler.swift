@@ -18,6 +18,8 @@ actor BatchScheduler: Service {
         var remaining: Int
         let continuation: CheckedContinuation<[Result<Detection, Error>], Never>
         var finished = false
+        /// Set when the request expired or its client left: its images still in a pass are skipped.
+        let abandoned = Flag()
 
         init(count: Int, continuation: CheckedContinuation<[Result<Detection, Error>], Never>) {
             results = Array(repeating: nil, count: count)
@@ -91,7 +93,10 @@ actor BatchScheduler: Service {
     /// with the rest marked as past the deadline.
     func expire(_ ticket: Int) {
         guard let pending = open.removeValue(forKey: ticket) else { return }
+        pending.abandoned.set()
+        let queued = queue.count
         queue.removeAll { $0.request == ticket }
+        metrics.imagesDropped.increment(by: Int64(queued - queue.count))
         metrics.queueDepth.set(Double(queue.count))
         pending.finish()
     }
@@ -140,10 +145,16 @@ actor BatchScheduler: Service {
             metrics.batchSize.record(Double(batch.count))
             inPass = batch.count
             let start = ContinuousClock.now
-            let results = await detector.detect(batch.map(\.source))
-            admission.record(ContinuousClock.now - start, images: batch.count)
+            // An image whose request expires (or whose client leaves) during the pass is not
+            // decoded or encoded when its turn comes.
+            let abandoned = batch.map(\.pending.abandoned)
+            let results = await detector.detect(batch.map(\.source)) { !abandoned[$0].isSet }
+            let skipped = results.filter { if case .failure(let error) = $0 { error is CancellationError } else { false } }.count
+            // The pace is what scored images cost: skipped ones would make it look faster than it is.
+            if skipped < batch.count { admission.record(ContinuousClock.now - start, images: batch.count - skipped) }
             inPass = 0
             for (item, result) in zip(batch, results) {
+                if case .failure(let error) = result, error is CancellationError { metrics.imagesDropped.increment(); continue }
                 metrics.record(result)
                 guard !item.pending.finished else { continue }
                 item.pending.results[item.index] = result

@@ -155,10 +155,12 @@ public struct DetectionServer: Sendable {
         var prepared = Prepared(sources: images.map { .bytes($0.data) }, spans: images.indices.map { ($0, []) }, decodeErrors: [:])
         if let check {
             if let full = await scheduler.refusal(adding: images.count * (check.draws + 1)) { return queueFull(full) }
-            let bodies = images.map(\.data), settings = detector.extractor.settings
+            let bodies = images.map(\.data), settings = detector.extractor.settings, deadline = ContinuousClock.now + configuration.deadline
             prepared = await withCheckedContinuation { continuation in
                 Self.preparing.async {
-                    continuation.resume(returning: Self.prepare(bodies, check: check, settings: settings))
+                    continuation.resume(returning: Self.prepare(bodies, check: check, settings: settings) {
+                        ContinuousClock.now < deadline && channel.isActive
+                    })
                 }
             }
         }
@@ -169,7 +171,13 @@ public struct DetectionServer: Sendable {
         let (sources, spans, decodeErrors) = (prepared.sources, prepared.spans, prepared.decodeErrors)
         let ticket = await scheduler.ticket()
         let timer = channel.eventLoop.scheduleTask(in: TimeAmount(deadline)) { Task { await scheduler.expire(ticket) } }
-        defer { timer.cancel() }
+        // A client that has gone needs no verdicts: its images still queued or in a pass are dropped.
+        let watch = channel.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) { task in
+            guard !channel.isActive else { return }
+            task.cancel()
+            Task { await scheduler.expire(ticket) }
+        }
+        defer { timer.cancel(); watch.cancel() }
         let scored: [Result<Detection, Error>]
         do {
             scored = sources.isEmpty ? [] : try await scheduler.detect(sources, ticket: ticket)
@@ -264,10 +272,12 @@ public struct DetectionServer: Sendable {
 
     /// The clean pass goes as bytes (decoded again in the pass, as a request without draws is): the
     /// full-size image is not held while it waits; the draws are at most 1440 pixels a side.
-    static func prepare(_ images: [Data], check: StabilityCheck, settings: ExtractionSettings) -> Prepared {
+    /// `wanted`: false once the request expired or its client left; the images after are not decoded.
+    static func prepare(_ images: [Data], check: StabilityCheck, settings: ExtractionSettings, wanted: () -> Bool) -> Prepared {
         var prepared = Prepared(sources: [], spans: [], decodeErrors: [:])
         for (index, data) in images.enumerated() {
             do {
+                guard wanted() else { throw CancellationError() }
                 let decoded = try ImageDecoder.decode(data, limits: settings.limits, applyOrientation: settings.applyOrientation)
                 let (draws, failures) = check.draws(of: decoded, maxPixels: settings.limits.maxPixels)
                 prepared.spans.append((prepared.sources.count, failures))

@@ -8,6 +8,7 @@ final class ServerMetrics: Sendable {
     let queueDepth: Gauge
     let batchSize: ValueHistogram
     let imagesScored: Counter
+    let imagesDropped: Counter
     let openConnections: Gauge
 
     static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
@@ -18,6 +19,8 @@ final class ServerMetrics: Sendable {
         queueDepth = registry.makeGauge(descriptor: Self.name("queue_depth", "", "Images waiting for the encoder"))
         batchSize = registry.makeValueHistogram(descriptor: Self.name("batch_size", "", "Images per forward pass"), buckets: [1, 2, 4, 8, 16, 32])
         imagesScored = registry.makeCounter(descriptor: Self.name("images_scored", "total", "Images given a verdict"))
+        imagesDropped = registry.makeCounter(descriptor: Self.name("images_dropped", "total",
+                                                                   "Images neither decoded nor scored: their request expired or its client left"))
         openConnections = registry.makeGauge(descriptor: Self.name("open_connections", "", "Connections open now"))
     }
 

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import ClipDetect
 @testable import ClipDetectServer
 import Foundation
 import Glibc
@@ -122,6 +123,33 @@ import Testing
             try await Task.sleep(for: .seconds(3))  // past the batching wait the image would have had
             let metrics = try await ServerTests.send(client, base + "/metrics").text
             #expect(!metrics.contains("clipdetect_images_scored_total 1") && metrics.contains("clipdetect_batch_size_count 0"), "\(metrics)")
+        }
+    }
+
+    /// Images already in a pass when their request expires are not decoded or encoded when their
+    /// turn comes: a few large images cannot keep the cores busy long after the 503 (here 8 images
+    /// of 8000×8000 pixels, seconds each; at most those being decoded at expiry go on).
+    @Test func imagesOfAnExpiredRequestInAPassAreSkipped() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("large-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("large.png").path
+        try PNGEncoder.write(RGBImage(width: 8000, height: 8000, pixels: [UInt8](repeating: 0, count: 8000 * 8000 * 3)), to: path)
+        let large = try Data(contentsOf: URL(fileURLWithPath: path))
+        var configuration = ServerConfiguration(port: 0, maxBatch: 16, maxWait: .zero, deadline: .milliseconds(500))
+        configuration.maxImagesPerRequest = 8
+        try await ServerTests.withServer(configuration) { base, client in
+            let (type, body) = ServerTests.form((0..<8).map { ("media", "large\($0).png", large) })
+            let late = try await ServerTests.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", type)], body: body)
+            #expect(late.status == 503 && late.text.contains("deadline_exceeded"), "\(late.text)")
+            // The pass records what it skipped when it ends.
+            var metrics = "", dropped = 0.0
+            for _ in 0..<240 where dropped == 0 {  // a guard against a hang
+                try await Task.sleep(for: .milliseconds(500))
+                metrics = try await ServerTests.send(client, base + "/metrics", headers: [("Connection", "close")]).text
+                dropped = metrics.split(separator: "\n").first { $0.hasPrefix("clipdetect_images_dropped_total ") }.flatMap { Double($0.split(separator: " ").last!) } ?? 0
+            }
+            #expect(dropped >= Double(8 - ProcessInfo.processInfo.activeProcessorCount), "\(metrics)")
         }
     }
 

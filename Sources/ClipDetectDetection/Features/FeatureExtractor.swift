@@ -126,12 +126,15 @@ public struct FeatureExtractor: Sendable {
     }
 
     /// Calls `emit` once per source, in input order, as soon as its batch is done.
-    public func run(_ sources: [ImageSource], emit: (Int, Result<ExtractedFeature, Error>) throws -> Void) throws {
+    /// `wanted`: whether the image at an index is still wanted; one that is not when its turn comes
+    /// is neither decoded nor encoded (its result is a `CancellationError`).
+    public func run(_ sources: [ImageSource], wanted: (@Sendable (Int) -> Bool)? = nil,
+                    emit: (Int, Result<ExtractedFeature, Error>) throws -> Void) throws {
         let requests = self.requests, passes = Self.passes(requests)
         var start = 0
         while start < sources.count {
             let batch = Array(sources[start..<min(start + settings.batchSize, sources.count)])
-            for (offset, result) in extract(batch, first: start, requests: requests, passes: passes).enumerated() {
+            for (offset, result) in extract(batch, first: start, requests: requests, passes: passes, wanted: wanted).enumerated() {
                 try emit(start + offset, result)
             }
             start += batch.count
@@ -139,15 +142,16 @@ public struct FeatureExtractor: Sendable {
     }
 
     /// Features of a few images at once (one forward pass per `batchSize`), in order.
-    public func features(_ sources: [ImageSource]) -> [Result<ExtractedFeature, Error>] {
+    public func features(_ sources: [ImageSource], wanted: (@Sendable (Int) -> Bool)? = nil) -> [Result<ExtractedFeature, Error>] {
         var results: [Result<ExtractedFeature, Error>] = []
         // `extract` throws nothing of its own: every failure is in its image's result.
-        try? run(sources) { _, result in results.append(result) }
+        try? run(sources, wanted: wanted) { _, result in results.append(result) }
         return results
     }
 
-    private func extract(_ batch: [ImageSource], first: Int, requests: [FeatureRequest], passes: [Pass]) -> [Result<ExtractedFeature, Error>] {
-        let inputs = prepare(batch, first: first, requests: requests, passes: passes)
+    private func extract(_ batch: [ImageSource], first: Int, requests: [FeatureRequest], passes: [Pass],
+                         wanted: (@Sendable (Int) -> Bool)?) -> [Result<ExtractedFeature, Error>] {
+        let inputs = prepare(batch, first: first, requests: requests, passes: passes, wanted: wanted)
         let pending = inputs.enumerated().compactMap { index, input -> (index: Int, pixels: [[Float]], keys: [String?])? in
             if case .success(.pixels(let pixels, let keys, _, _)) = input { return (index, pixels, keys) }
             return nil
@@ -192,7 +196,8 @@ public struct FeatureExtractor: Sendable {
     }
 
     /// Reads, looks up, decodes and preprocesses a batch on all cores.
-    private func prepare(_ sources: [ImageSource], first: Int, requests: [FeatureRequest], passes: [Pass]) -> [Result<Prepared, Error>] {
+    private func prepare(_ sources: [ImageSource], first: Int, requests: [FeatureRequest], passes: [Pass],
+                         wanted: (@Sendable (Int) -> Bool)?) -> [Result<Prepared, Error>] {
         guard !sources.isEmpty else { return [] }
         let settings = self.settings, impairment = self.impairment
         let cache = impairment == nil ? self.cache : nil
@@ -201,6 +206,8 @@ public struct FeatureExtractor: Sendable {
             let shared = UncheckedSendable(buffer.baseAddress!)
             DispatchQueue.concurrentPerform(iterations: sources.count) { index in
                 (shared.value + index).initialize(to: Result {
+                    func stillWanted() throws { if let wanted, !wanted(first + index) { throw CancellationError() } }
+                    try stillWanted()
                     let name: String?, image: RGBImage, keys: [String?]
                     switch sources[index] {
                     case .decoded(let decoded):
@@ -216,6 +223,8 @@ public struct FeatureExtractor: Sendable {
                         (name, image) = (nil, try ImageDecoder.decode(data, limits: settings.limits, applyOrientation: settings.applyOrientation))
                     }
                     // A file's errors name it; an upload's or a decoded image's are named by the caller.
+                    // A large image takes a while to decode: it may no longer be wanted after it.
+                    try stillWanted()
                     func preprocessed() throws -> Prepared {
                         let impaired = try impairment.map { try $0.apply(image, index: first + index).0 } ?? image
                         return .pixels(try passes.map { try $0.preprocessor(impaired, view: $0.view) }, keys: keys, width: image.width, height: image.height)

@@ -203,8 +203,9 @@ public struct Detector: Sendable {
 
     /// Verdicts on a few images (files, bytes or decoded images), one result each, in order; an image
     /// that fails does not fail the others.
-    public func detect(_ sources: [ImageSource]) -> [Result<Detection, Error>] {
-        extractor.features(sources).map { $0.flatMap { feature in Result { try detection(feature) } } }
+    /// `wanted`: see `FeatureExtractor.run(_:wanted:emit:)`.
+    public func detect(_ sources: [ImageSource], wanted: (@Sendable (Int) -> Bool)? = nil) -> [Result<Detection, Error>] {
+        extractor.features(sources, wanted: wanted).map { $0.flatMap { feature in Result { try detection(feature) } } }
     }
 
     /// The verdict on one image.
@@ -214,9 +215,9 @@ public struct Detector: Sendable {
 
     /// `detect(_:)` off the caller's thread: the forward pass blocks its cores for a while, which an
     /// async caller (a server) must not do on the cooperative pool.
-    public func detect(_ sources: [ImageSource]) async -> [Result<Detection, Error>] {
+    public func detect(_ sources: [ImageSource], wanted: (@Sendable (Int) -> Bool)? = nil) async -> [Result<Detection, Error>] {
         await withCheckedContinuation { continuation in
-            DispatchQueue.global(qos: .userInitiated).async { continuation.resume(returning: self.detect(sources)) }
+            DispatchQueue.global(qos: .userInitiated).async { continuation.resume(returning: self.detect(sources, wanted: wanted)) }
         }
     }
 
