@@ -212,6 +212,14 @@ final class RequestWatch: ChannelDuplexHandler, RemovableChannelHandler {
         clock.book.forget(context.channel)
         // An HTTP/1.0 client keeps the connection only when the answer says so.
         clock.sayKeepAlive = head.version == .http1_0 && head.isKeepAlive
+        // What only this layer sees (the version) is refused by the router, told through a header
+        // only this layer sets.
+        head.headers.remove(name: Refusal.header)
+        if head.version == .http1_1, !head.headers.contains(name: "host") { head.headers.add(name: Refusal.header, value: Refusal.missingHost) }
+        // curl and others wait a second for this before sending a large body.
+        if head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
         if !head.isKeepAlive || clock.book.isDraining {
             // Hummingbird closes after the answer to a request that asks it to.
             head.headers.replaceOrAdd(name: "connection", value: "close")
@@ -282,6 +290,12 @@ final class RequestWatch: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
+/// What `RequestWatch` passes to the router to refuse (`RefusalMiddleware`).
+enum Refusal {
+    static let header = "clipdetect-refusal"
+    static let missingHost = "missing-host"
+}
+
 /// Closes the connection once `write` is done (written or failed), on the connection's loop.
 private func closeAfter(_ write: EventLoopFuture<Void>, _ context: ChannelHandlerContext) {
     write.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
@@ -297,6 +311,8 @@ func describe(_ error: HTTPParserError) -> String {
     switch error {
     case .unexpectedContentLength: "a Content-Length beside Transfer-Encoding, or two of them"
     case .invalidContentLength: "a Content-Length that is not a number of bytes"
+    // The parser's own states, not the request's fault in words a client can act on.
+    case .unknown, .paused, .invalidInternalState, .strictModeAssertion: "not HTTP/1.1 as this server reads it"
     default: error.debugDescription
     }
 }

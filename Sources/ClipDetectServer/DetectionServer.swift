@@ -46,6 +46,7 @@ public struct DetectionServer: Sendable {
         metrics.limits(configuration)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
         router.add(middleware: DrainMiddleware(book: book))
+        router.add(middleware: RefusalMiddleware())
         if !configuration.corsOrigins.isEmpty { router.add(middleware: CORSOriginsMiddleware(origins: Set(configuration.corsOrigins))) }
         router.add(middleware: KnownRoutesMiddleware())
         if !configuration.apiKeys.isEmpty { router.add(middleware: APIKeyMiddleware(keys: configuration.apiKeys)) }
@@ -97,8 +98,12 @@ public struct DetectionServer: Sendable {
 
     /// Images from the body, their verdicts from the scheduler, one JSON object back.
     func detect(_ request: Request, channel: any Channel, scheduler: BatchScheduler) async throws -> Response {
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxBodyBytes {
-            return Self.error(.contentTooLarge, .tooLarge, "body of \(length) bytes is above the limit of \(configuration.maxBodyBytes)")
+        // (Digits past Int's range are a length above any limit too.)
+        if let length = request.headers[.contentLength], !length.isEmpty, length.allSatisfy({ $0.isASCII && $0.isNumber }),
+           Int(length).map({ $0 > configuration.maxBodyBytes }) ?? true {
+            var response = Self.error(.contentTooLarge, .tooLarge, "body of \(length) bytes is above the limit of \(configuration.maxBodyBytes)")
+            response.headers[.connection] = "close"
+            return response
         }
         if let refusal = Self.encodingRefusal(request.headers) { return refusal }
         if let full = await scheduler.refusal(adding: 1) { return queueFull(full) }
@@ -106,7 +111,10 @@ public struct DetectionServer: Sendable {
         switch await Self.collect(request, upTo: configuration.maxBodyBytes, within: configuration.bodyTimeout, channel: channel) {
         case .success(let collected): body = collected
         case .failure(.tooLarge):
-            return Self.error(.contentTooLarge, .tooLarge, "body is above the limit of \(configuration.maxBodyBytes) bytes")
+            // The rest of the body is not read: the connection cannot carry another request.
+            var response = Self.error(.contentTooLarge, .tooLarge, "body is above the limit of \(configuration.maxBodyBytes) bytes")
+            response.headers[.connection] = "close"
+            return response
         case .failure(.tooSlow):
             var response = Self.error(.requestTimeout, .bodyTimeout, "the body did not arrive within \(configuration.bodyTimeout)")
             response.headers[.connection] = "close"
@@ -416,6 +424,22 @@ struct DrainMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
+/// Requests refused before any route: HTTP/1.1 without Host (RFC 9112 §3.2, told by `RequestWatch`),
+/// an expectation other than 100-continue (417, RFC 9110 §10.1.1).
+struct RefusalMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let name = HTTPFields.Element.Name(Refusal.header), request.headers[name] == Refusal.missingHost {
+            var response = DetectionServer.error(.badRequest, .malformedRequest, "an HTTP/1.1 request needs a Host header")
+            response.headers[.connection] = "close"
+            return response
+        }
+        if let expect = request.headers[.expect], expect.lowercased() != "100-continue" {
+            return DetectionServer.error(.expectationFailed, .malformedRequest, "Expect: \(expect) is not met here (only 100-continue)")
+        }
+        return try await next(request, context)
+    }
+}
+
 /// A JSON 404 for an unknown path; for a known one, 405 with `Allow` to another method and 204 with
 /// `Allow` to OPTIONS (a CORS preflight from a configured origin is answered before this).
 struct KnownRoutesMiddleware<Context: RequestContext>: RouterMiddleware {
@@ -491,10 +515,16 @@ struct CORSOriginsMiddleware<Context: RequestContext>: RouterMiddleware {
     let origins: Set<String>
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let origin = request.headers[.origin], origins.contains(origin) else { return try await next(request, context) }
+        guard let origin = request.headers[.origin], origins.contains(origin) else {
+            // The answer depends on Origin either way: a shared cache must not give this one to an allowed origin.
+            var response = try await next(request, context)
+            response.headers[.vary] = "Origin"
+            return response
+        }
         var response: Response
         if request.method == .options {
             response = Response(status: .noContent)
+            if let methods = routeMethods[request.uri.path] { response.headers[.allow] = (methods + [.options]).map(\.rawValue).joined(separator: ", ") }
             response.headers[.accessControlAllowMethods] = "GET, POST, OPTIONS"
             response.headers[.accessControlAllowHeaders] = "Authorization, Content-Type"
             response.headers[.accessControlMaxAge] = "600"

@@ -6,9 +6,11 @@ enum OpenAPIDocument {
     static func json(_ configuration: ServerConfiguration) -> String {
         // With keys the API needs one; without, it needs none.
         let security = configuration.apiKeys.isEmpty ? "[{}]" : #"[{"bearer": []}]"#
-        // What any request may get besides its own answers: its head too slow (408), the service
-        // draining after SIGTERM (503); and every path answers OPTIONS with its methods (204).
-        let common = ##""408": {"$ref": "#/components/responses/Error"}, "503": {"$ref": "#/components/responses/Error"}"##
+        // What any request may get besides its own answers: a request the parser cannot read or
+        // HTTP/1.1 without Host (400), an expectation other than 100-continue (417), its head too
+        // slow (408), the service draining after SIGTERM (503); and every path answers OPTIONS with
+        // its methods (204).
+        let common = ##""400": {"$ref": "#/components/responses/Error"}, "408": {"$ref": "#/components/responses/Error"}, "417": {"$ref": "#/components/responses/Error"}, "503": {"$ref": "#/components/responses/Error"}"##
         let get = "GET, HEAD, OPTIONS"
         func options(_ allow: String) -> String {
             #""options": {"summary": "The methods this path answers (also a CORS preflight)", "security": [{}], "responses": {"204": {"description": "No content", "headers": {"Allow": {"required": true, "schema": {"type": "string", "const": "\#(allow)"}}}}, "#
@@ -18,7 +20,7 @@ enum OpenAPIDocument {
     {
       "openapi": "3.1.0",
       "info": {"title": "clipdetect", "version": "\#(clipdetectVersion)",
-               "description": "Tells whether an image was made by a generative model (frozen CLIP features and a light head: the paper's linear head, UnivFD's or RINE's). A path not listed here gets 404 (NotFound), a method a path does not answer 405 (MethodNotAllowed, with Allow); every request may get 408 (its head did not arrive within \#(configuration.connections.headerTimeout)) and 503 while the service shuts down."},
+               "description": "Tells whether an image was made by a generative model (frozen CLIP features and a light head: the paper's linear head, UnivFD's or RINE's). A path not listed here gets 404 (NotFound), a method a path does not answer 405 (MethodNotAllowed, with Allow); every request may get 400 (not HTTP/1.1 the server reads, or no Host), 408 (its head did not arrive within \#(configuration.connections.headerTimeout)), 417 (an Expect other than 100-continue) and 503 while the service shuts down."},
       "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {
@@ -83,6 +85,7 @@ enum OpenAPIDocument {
               "408": {"$ref": "#/components/responses/Error"},
               "413": {"$ref": "#/components/responses/Error"},
               "415": {"$ref": "#/components/responses/Error"},
+              "417": {"$ref": "#/components/responses/Error"},
               "429": {"$ref": "#/components/responses/Overloaded"},
               "501": {"$ref": "#/components/responses/Error"},
               "503": {"$ref": "#/components/responses/Error"}

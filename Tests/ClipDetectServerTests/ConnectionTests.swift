@@ -258,4 +258,43 @@ import Testing
             #expect(answer.text.hasPrefix("HTTP/1.1 204") && answer.text.contains("Allow: GET, HEAD, POST, OPTIONS"), "\(answer.text)")
         }
     }
+
+    /// Expect: 100-continue is answered before the body (curl waits a second for it otherwise);
+    /// another expectation gets 417; HTTP/1.1 without Host 400; a length past any limit 413 at once,
+    /// with the close (the body is not read).
+    @Test func expectationsHostAndHugeLengths() async throws {
+        try await Self.withConnection { socket, _, _ in
+            Self.send(socket, "POST /v1/detect HTTP/1.1\r\nHost: t\r\nContent-Type: image/jpeg\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+            let interim = await Self.readToEnd(socket, until: "\r\n\r\n")
+            #expect(interim.text.hasPrefix("HTTP/1.1 100 Continue"), "\(interim.text)")
+            Self.send(socket, "abc")
+            let final = await Self.readToEnd(socket, until: "}]")
+            #expect(final.text.contains("HTTP/1.1 200") && final.text.contains("not an image"), "\(final.text)")
+        }
+        let cases: [(String, String, String)] = [
+            ("GET /healthz HTTP/1.1\r\nHost: t\r\nExpect: 200-ok\r\nConnection: close\r\n\r\n", "HTTP/1.1 417", "malformed_request"),
+            ("GET /healthz HTTP/1.1\r\n\r\n", "HTTP/1.1 400", "needs a Host header"),
+            ("POST /v1/detect HTTP/1.1\r\nHost: t\r\nContent-Type: image/jpeg\r\nContent-Length: 9223372036854775808\r\n\r\nabc", "HTTP/1.1 413", "too_large"),
+        ]
+        for (request, status, needle) in cases {
+            try await Self.withConnection { socket, _, _ in
+                Self.send(socket, request)
+                let answer = await Self.readToEnd(socket)
+                #expect(answer.closed && answer.text.hasPrefix(status) && answer.text.contains(needle), "\(request.prefix(50)): \(answer.text)")
+                #expect(answer.text.components(separatedBy: "HTTP/1.1 ").count == 2, "one answer: \(answer.text)")
+            }
+        }
+    }
+
+    /// CORS: a preflight from an allowed origin carries Allow (the contract says every 204 does);
+    /// every answer says it varies by Origin, so a shared cache keeps them apart.
+    @Test func corsPreflightHasAllowAndAnswersVaryByOrigin() async throws {
+        try await Self.withConnection({ $0.corsOrigins = ["https://ok.example"] }) { socket, base, client in
+            Self.send(socket, "OPTIONS /v1/detect HTTP/1.1\r\nHost: t\r\nOrigin: https://ok.example\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n")
+            let preflight = await Self.readToEnd(socket)
+            #expect(preflight.text.hasPrefix("HTTP/1.1 204") && preflight.text.contains("Allow: POST, OPTIONS"), "\(preflight.text)")
+            let other = try await ServerTests.send(client, base + "/healthz", headers: [("Origin", "https://evil.example")])
+            #expect(other.headers["Vary"].contains("Origin") && other.headers["Access-Control-Allow-Origin"].isEmpty, "\(other.headers)")
+        }
+    }
 }

@@ -321,7 +321,7 @@ import Testing
                 #expect(answer.status == 200, "\(type): \(answer.text)")
             }
             let statuses = Set((detect["responses"] as? [String: Any])?.keys.map { $0 } ?? [])
-            #expect(statuses == ["200", "400", "401", "408", "413", "415", "429", "501", "503"])
+            #expect(statuses == ["200", "400", "401", "408", "413", "415", "417", "429", "501", "503"])
             for (path, operations) in paths {
                 let preflight = try #require(operations["options"] as? [String: Any], "\(path)")
                 #expect((preflight["responses"] as? [String: Any])?["204"] != nil, "\(path)")

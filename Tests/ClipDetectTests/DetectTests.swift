@@ -125,8 +125,13 @@ import Testing
         let listed = try Inputs.collect([], csv: folder.appendingPathComponent("list.csv").path)
         #expect(listed.map(\.name) == ["a.jpg", "sub/b.dat"])
         #expect(listed[1].path == folder.appendingPathComponent("sub/b.dat").path)
-        var lines = ["x.jpg", "", "y.png"].makeIterator()
-        #expect(try Inputs.collect(["-"], standardInput: { lines.next() }).map(\.name) == ["x.jpg", "y.png"])
+        #expect(try Inputs.collect(["-"], standardInput: { Data("x.jpg\n\n y.png \r\n".utf8) }).map(\.name) == ["x.jpg", "y.png"])
+        // NUL-separated (find -print0): every name, exactly; a newline or space in one is kept.
+        #expect(try Inputs.collect(["-"], standardInput: { Data("a b.jpg\0c\nd.png\0".utf8) }).map(\.name) == ["a b.jpg", "c\nd.png"])
+        // Names that are not UTF-8 keep their bytes.
+        let stray = try Inputs.collect(["-"], standardInput: { Data([0x61, 0xFF, 0x2E, 0x6A, 0x0A]) })
+        #expect(stray.count == 1 && PathName.bytes(stray[0].path) == [0x61, 0xFF, 0x2E, 0x6A])
+        #expect(throws: ReportError.self) { try Inputs.collect(["-"], standardInput: { Data(repeating: 0x61, count: 5000) }) }
     }
 }
 

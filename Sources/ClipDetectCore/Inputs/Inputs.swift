@@ -32,8 +32,9 @@ public struct LabeledImage: Sendable, Equatable {
 /// files whose first bytes are an image, a CSV's `filename` column (relative to the CSV's folder,
 /// as the reference reads it), and `-` for paths on standard input.
 public enum Inputs {
+    /// `standardInput`: its bytes, read when `-` is named (bounded as a list is).
     public static func collect(_ arguments: [String], csv: String? = nil,
-                               standardInput: () -> String? = { readLine(strippingNewline: true) }) throws -> [InputItem] {
+                               standardInput: () throws -> Data = { try Files.readStandardInput(limit: CSVTable.maxBytes) }) throws -> [InputItem] {
         var items: [InputItem] = []
         if let csv {
             let table = try CSVTable(path: csv)
@@ -46,10 +47,7 @@ public enum Inputs {
         }
         for argument in arguments {
             if argument == "-" {
-                while let line = standardInput() {
-                    let path = line.trimmingCharacters(in: .whitespaces)
-                    if !path.isEmpty { items.append(InputItem(name: path, path: path)) }
-                }
+                items += try paths(standardInput()).map { InputItem(name: $0, path: $0) }
                 continue
             }
             if FileKind(argument) == .directory {
@@ -60,6 +58,23 @@ public enum Inputs {
             }
         }
         return items
+    }
+
+    /// Paths one per line, or separated by NUL bytes when there is one (`find -print0`, as `xargs -0`
+    /// reads them: names kept exactly); lines are trimmed of spaces, empty ones skipped. A line longer
+    /// than a path can be is refused: it is not a list of paths.
+    static func paths(_ data: Data) throws -> [String] {
+        let separator: UInt8 = data.contains(0) ? 0 : 10
+        var paths: [String] = []
+        for (number, line) in data.split(separator: separator, omittingEmptySubsequences: false).enumerated() {
+            guard line.count <= Int(PATH_MAX) else {
+                throw ReportError.invalid("standard input \(separator == 0 ? "entry" : "line") \(number + 1) is \(line.count) bytes long: not a path (at most \(PATH_MAX))")
+            }
+            let name = PathName.decode(line)
+            let path = separator == 0 ? name : name.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
+            if !path.isEmpty { paths.append(path) }
+        }
+        return paths
     }
 
     /// The reference's list: a CSV with `filename` and `typ` (real, or the generator's name), paths

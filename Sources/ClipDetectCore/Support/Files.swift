@@ -127,6 +127,19 @@ public enum Files {
         return data
     }
 
+    /// Standard input to its end, refused above `limit` bytes.
+    public static func readStandardInput(limit: Int) throws -> Data {
+        var data = Data(), buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let got = Glibc.read(0, &buffer, buffer.count)
+            if got < 0, errno == EINTR { continue }
+            guard got >= 0 else { throw FileError("cannot read standard input: \(String(cString: strerror(errno)))") }
+            if got == 0 { return data }
+            data.append(contentsOf: buffer[0..<got])
+            guard data.count <= limit else { throw FileError("standard input is above \(limit) bytes: give the list as a file") }
+        }
+    }
+
     /// The first `count` bytes of a regular file (fewer when it is shorter).
     package static func prefix(_ path: String, count: Int) throws -> Data {
         let fd = PathName.withCString(path) { open($0, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
