@@ -69,8 +69,8 @@ struct CalibrateCommand: ParsableCommand {
         let images = try Inputs.labeled(csv: nil, real: real, fake: fake)
         try refuseOverwritingInputs(output, heads + real + fake + images.map(\.item.path) + modelOptions.files)
         let progress = Progress(total: images.count, label: "calibrate", quiet: progressOptions.quiet)
-        let data = CalibrationData.score(images, with: detector) { count in
-            while progress.done < count { progress.advance() }
+        let data = CalibrationData.score(images, with: detector) { done, failed in
+            while progress.done < done { progress.advance(failed: progress.failed < failed) }
         }
         progress.finish()
         for failure in data.failures { printError("skipped \(failure.name): \(failure.error)") }

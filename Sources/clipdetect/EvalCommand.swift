@@ -45,6 +45,7 @@ struct EvalCommand: ParsableCommand {
         // Before any scoring: a report that cannot be written is known now, not after the last image.
         for path in [report, saveTab].compactMap({ $0 }) { try checkWritable(path) }
         let list = try Inputs.labeled(csv: csv)
+        guard !list.isEmpty else { throw CommandError("\(PathName.display(csv)) lists no image: give rows of filename,typ") }
         let inputs = [csv] + (scores.map { [$0, DetectionWriter.identityPath($0) ?? $0 + ".detector"] } ?? []) + heads + list.map(\.item.path)
             + modelOptions.files + cacheOptions.files
         if let report, let saveTab { try refuseOverwritingInputs(saveTab, [report], option: "--save-tab") }
@@ -84,6 +85,10 @@ struct EvalCommand: ParsableCommand {
                 tables.append(table)
             }
         }
+        // Nothing printed or written for nothing: an empty table would read as a result.
+        if tables.allSatisfy({ $0.rows.isEmpty }) {
+            throw CommandError("nothing was evaluated: no generator has both real and fake images with finite scores")
+        }
         print(render(tables, showCondition: conditions.count > 1))
         if tables.count > 1 {
             // Detectors (and conditions) side by side, on the average over generators.
@@ -117,9 +122,6 @@ struct EvalCommand: ParsableCommand {
                                                          list: URL(fileURLWithPath: csv).lastPathComponent)
             let html = EvaluationReport(list: list, runs: runs, provenance: provenance, thumbnails: !noThumbnails).html()
             try Files.write(Data(html.utf8), to: report)
-        }
-        if tables.allSatisfy({ $0.rows.isEmpty }) {
-            throw CommandError("nothing was evaluated: no generator has both real and fake images with finite scores")
         }
     }
 

@@ -19,11 +19,16 @@ struct ImpairCommand: ParsableCommand {
     @Option(name: [.customShort("o"), .long], help: "Output file.") var output: String
 
     func run() throws {
-        try refuseOverwritingInputs(output, [image] + storeFiles)
         let chain = try ImpairmentChain(parsing: operations, seed: seed)
-        let decoded = try ImageDecoder.decode(path: image)
-        let (result, encoded) = try ImageFileError.naming(image) { try chain.apply(decoded) }
         let ext = URL(fileURLWithPath: output).pathExtension.lowercased()
+        guard ["png", "jpg", "jpeg", "webp"].contains(ext) else {
+            throw CommandError("-o \(output): the format is the file's extension: .png, or .jpg/.webp after a jpeg/webp step")
+        }
+        try checkWritable(output)
+        // The image first: a missing one is said to be missing, not to be the output.
+        let decoded = try ImageDecoder.decode(path: image)
+        try refuseOverwritingInputs(output, [image] + storeFiles)
+        let (result, encoded) = try ImageFileError.naming(image) { try chain.apply(decoded) }
         switch (ext, chain.operations.last) {
         case ("png", _):
             try PNGEncoder.write(result, to: output)

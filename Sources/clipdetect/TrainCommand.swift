@@ -44,7 +44,11 @@ struct TrainCommand: ParsableCommand {
         return options
     }
 
+    var headName: String { name ?? URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent }
+
     func run() throws {
+        // Before any work: the name is the score column of every later run.
+        try Head.validate(name: headName, source: "--name")
         let listed = try Inputs.labeled(csv: csv, real: real, fake: fake)
         try refuseOverwritingInputs(output, (csv.map { [$0] } ?? []) + real + fake + listed.map(\.item.path) + modelOptions.files + cacheOptions.files)
         let (images, duplicates) = try TrainingSet.distinct(listed, limits: DecodeLimits())
@@ -66,7 +70,6 @@ struct TrainCommand: ParsableCommand {
 
         let options = self.options
         let feature = Head.Feature(encoder: loaded.encoder, backbone: loaded.backbone)
-        let headName = name ?? URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent
         let provenance = "trained by clipdetect: \(classifier.rawValue), \(data.negatives) real + \(data.positives) fake"
         let (head, report) = try Trainer.train(data, options: options, name: headName, feature: feature, provenance: provenance)
         for (c, auc) in report.search { print(String(format: "C = %-8g  CV AUC %.4f", c, auc)) }

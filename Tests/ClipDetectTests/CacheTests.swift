@@ -27,10 +27,12 @@ import Testing
         #expect(try FeatureCache(path: path).stats().entries == 3)
         // Plant a marker under every key: a second run that returns it read the cache and computed nothing.
         let pool = try DatabasePool(path: path)
-        let marker = Data(repeating: 0, count: first[0].count * 4)
+        // (A unit vector: the features are normalised, and a stored one that is not is taken for damage.)
+        let unit = [Float(1)] + [Float](repeating: 0, count: first[0].count - 1)
+        let marker = unit.withUnsafeBytes { Data($0) }
         try pool.write { try $0.execute(sql: "UPDATE features SET vector = ?", arguments: [marker]) }
         let second = try run(extractor)
-        #expect(second.allSatisfy { $0.allSatisfy { $0 == 0 } })
+        #expect(second.allSatisfy { $0 == unit })
         // Another backbone setting is another key.
         extractor.settings.normalize = false
         #expect(try run(extractor) != second)
@@ -77,6 +79,13 @@ import Testing
         #expect(try cache.feature("k", width: 3) == [1, 2, 3])
         #expect(try cache.feature("k", width: 4) == nil)
         #expect(try cache.feature("k", width: 3) == nil)
+        // A normalised entry that is not a unit vector per crop (zeroed, or scaled) is damage: dropped.
+        let unit: [Float] = [0.6, 0.8, 0, 1]
+        try cache.store([("unit", unit), ("zero", [0, 0, 0, 0]), ("scaled", unit.map { $0 * 1e30 }), ("inf", [Float.infinity, 0, 0, 1])])
+        #expect(try cache.feature("unit", width: 4, unitCrops: 2) == unit)
+        #expect(try cache.feature("zero", width: 4, unitCrops: 2) == nil && cache.feature("zero", width: 4) == nil, "dropped on the first read")
+        #expect(try cache.feature("scaled", width: 4, unitCrops: 2) == nil)
+        #expect(try cache.feature("inf", width: 4) == nil, "not finite, whatever the feature")
     }
 
     @Test func twoHandlesShareOneFile() throws {

@@ -264,6 +264,24 @@ import Testing
         try oneLine(detect + ["--csv", image], "is a JPEG image, not a CSV list: give images as arguments")
         try oneLine(detect + ["--csv", Fixtures.path("images")], "is a folder, not a CSV list")
         try oneLine(["eval", "--model", DetectTests.backbone, "--head", head, "--csv", image], "is a JPEG image, not a CSV list")
+        // impair: the format from the extension, a missing image said to be missing.
+        try oneLine(["impair", image, "--op", "jpeg:q=50", "-o", folder.path + "/"], "the format is the file's extension")
+        try oneLine(["impair", folder.appendingPathComponent("none.jpg").path, "--op", "jpeg:q=50", "-o", folder.appendingPathComponent("none.jpg").path], "no such file")
+        // train refuses a name no column can take before any work; eval a list with no image.
+        try oneLine(["train", "--model", DetectTests.backbone, "--real", image, "--fake", Fixtures.path("images", "png_rgba.png"), "--name", "a\u{1B}[31mb",
+                     "-o", folder.appendingPathComponent("t.safetensors").path], #"may not be named "a\u{1B}[31mb""#)
+        let empty = folder.appendingPathComponent("empty.csv").path
+        try "filename,typ\n".write(toFile: empty, atomically: true, encoding: .utf8)
+        let nothing = try cli.run(["eval", "--model", DetectTests.backbone, "--head", head, "--csv", empty])
+        #expect(nothing.status != 0 && nothing.stdout.isEmpty && nothing.stderr.contains("lists no image"), "\(nothing.stdout) \(nothing.stderr)")
+        // A head whose metadata lacks a field says which, in one line (not Swift's decoding dump).
+        let file = try Checkpoint.open(head)
+        var metadata = try #require(try JSONSerialization.jsonObject(with: Data(file.metadata["clipdetect.head"]!.utf8)) as? [String: Any])
+        metadata["feature"] = nil
+        let broken = folder.appendingPathComponent("broken.safetensors").path
+        try SafeTensorsWriter.write(try Head.read(head).entries(prefix: ""),
+                                    metadata: ["clipdetect.head": String(decoding: try JSONSerialization.data(withJSONObject: metadata), as: UTF8.self)], to: broken)
+        try oneLine(detect.dropLast(2) + ["--head", broken, image], "metadata is not valid (feature is missing)")
         // model accept on a file of another shape says what it is, and suggests no option it lacks.
         let home = try Fixtures.temporaryDirectory()
         let place = home.appendingPathComponent("models/laion--CLIP-ViT-L-14-CommonPool.XL-s13B-b90K")

@@ -241,7 +241,7 @@ public enum Files {
     }
 
     /// The folder part of a path ("." for a bare name).
-    static func folder(of path: String) -> String {
+    public static func folder(of path: String) -> String {
         let parent = (path as NSString).deletingLastPathComponent
         return parent.isEmpty ? "." : parent
     }

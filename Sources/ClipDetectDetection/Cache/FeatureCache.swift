@@ -22,8 +22,11 @@ public final class FeatureCache: Sendable {
     /// file and is refused. A damaged cache is moved aside (never deleted) and started afresh.
     public init(path: String, owned: Bool = false) throws {
         self.path = path
-        let folder = (path as NSString).deletingLastPathComponent
-        try Files.makeDirectory(folder.isEmpty ? "." : folder, for: "feature cache")
+        let folder = Files.folder(of: path)
+        // Its own folder is made; a folder a user named must be there (a typo is not a new folder).
+        if owned { try Files.makeDirectory(folder, for: "feature cache") } else if FileKind(folder) != .directory {
+            throw FileError("feature cache \(PathName.display(path)): the folder \(PathName.display(folder)) does not exist")
+        }
         var damaged = false
         switch FileKind(path) {
         case .missing: break
@@ -111,15 +114,32 @@ public final class FeatureCache: Sendable {
     }
 
     /// The stored feature, or nil; an entry of the wrong size is dropped, not returned.
-    public func feature(_ key: String, width: Int) throws -> [Float]? {
+    /// `unitCrops`: for an L2-normalised feature, how many unit vectors it joins (one per crop).
+    /// An entry that cannot be what was stored (another width, a value not finite, a normalised
+    /// vector whose norm is not 1: a damaged file) is dropped and computed again, never returned.
+    public func feature(_ key: String, width: Int, unitCrops: Int? = nil) throws -> [Float]? {
         let row = try pool.read { db in try Row.fetchOne(db, sql: "SELECT width, vector FROM features WHERE key = ?", arguments: [key]) }
         guard let row else { return nil }
         let stored: Int = row["width"], blob: Data = row["vector"]
-        guard stored == width, blob.count == width * 4 else {
+        let values = stored == width && blob.count == width * 4
+            ? blob.withUnsafeBytes { raw in (0..<width).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) } }
+            : nil
+        guard let values, values.allSatisfy(\.isFinite), unitCrops.map({ Self.isUnit(values, crops: $0) }) ?? true else {
             try pool.write { try $0.execute(sql: "DELETE FROM features WHERE key = ?", arguments: [key]) }
             return nil
         }
-        return blob.withUnsafeBytes { raw in (0..<width).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) } }
+        return values
+    }
+
+    /// Each of `crops` equal parts has norm 1, to float precision. (A zero vector, which normalising
+    /// leaves as it is, fails: it is computed again each time, which costs time, not results.)
+    static func isUnit(_ values: [Float], crops: Int) -> Bool {
+        guard crops > 0, values.count % crops == 0 else { return false }
+        let part = values.count / crops
+        return (0..<crops).allSatisfy { crop in
+            let norm = values[(crop * part)..<((crop + 1) * part)].reduce(0.0) { $0 + Double($1) * Double($1) }
+            return abs(norm - 1) < 1e-4
+        }
     }
 
     public func store(_ entries: [(key: String, feature: [Float])]) throws {

@@ -37,8 +37,12 @@ extension Head {
         public func validate() throws(CalibrationError) {
             switch self {
             case .platt(let a, let b):
-                guard a.isFinite, b.isFinite, a > 0, a < 1e6 else {
-                    throw .invalid("Platt calibration a = \(a), b = \(b) does not rise with the score (a must be in (0, 1e6))")
+                guard a.isFinite, b.isFinite, a > 0 else {
+                    throw .invalid("Platt calibration a = \(a), b = \(b) does not rise with the score (a must be a number above 0)")
+                }
+                // A slope this steep is a threshold, and its probabilities are 0 or 1: a fit gone wrong.
+                guard a < 1e6, abs(b) < 1e12 else {
+                    throw .invalid("Platt calibration a = \(a), b = \(b) is out of range (a below 1e6, |b| below 1e12)")
                 }
             case .isotonic(let map): try map.validate()
             }

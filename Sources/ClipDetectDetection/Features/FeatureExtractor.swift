@@ -252,7 +252,8 @@ public struct FeatureExtractor: Sendable {
         var features: [[Float]] = []
         for (key, request) in zip(keys, requests) {
             let width = request.encoder.featureWidth(request.output.kind) * request.view.crops
-            guard let key, let feature = try? cache.feature(key, width: width) else { return nil }
+            guard let key, let feature = try? cache.feature(key, width: width, unitCrops: request.output.normalize ? request.view.crops : nil)
+            else { return nil }
             features.append(feature)
         }
         return features

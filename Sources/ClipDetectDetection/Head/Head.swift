@@ -130,10 +130,15 @@ public struct Head: Sendable, Equatable {
     public func validate(_ source: String = "head") throws {
         guard weights.allSatisfy(\.isFinite), bias.isFinite else { throw HeadError.invalid("\(source): weights that are not finite") }
         do { try decision.validate() } catch { throw HeadError.invalid("\(source): \(error)") }
-        let name = metadata.name.trimmingCharacters(in: .whitespaces)
-        guard !name.isEmpty, !Self.reservedNames.contains(name), !name.contains(where: \.isNewline) else {
-            throw HeadError.invalid("\(source): a head may not be named '\(metadata.name)'")
-        }
+        try Self.validate(name: metadata.name, source: source)
+    }
+
+    /// Refuses a name no score column can take: empty, one of the other columns, or with a control
+    /// character (a newline breaks the row, an escape sequence reaches whoever prints the table).
+    public static func validate(name: String, source: String = "head") throws {
+        let trimmed = name.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty, !reservedNames.contains(trimmed), !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        else { throw HeadError.invalid("\(source): a head may not be named \(name.debugDescription)") }
     }
 
     /// Refuses an encoder the head was not made for (its weights, or the feature it takes).

@@ -68,7 +68,7 @@ extension Head {
         }
         let metadata: Metadata
         do { metadata = try JSONDecoder().decode(Metadata.self, from: Data(text.utf8)) } catch {
-            throw HeadError.invalid("\(path): \(metadataKey) metadata is not valid (\(error))")
+            throw HeadError.invalid("\(path): \(metadataKey) metadata is not valid (\(describeDecoding(error)))")
         }
         let (head, count) = try read(file.tensors, prefix: "", metadata: metadata, source: path)
         guard file.tensors.count == count else { throw HeadError.invalid("\(path): tensors that the head does not name") }

@@ -44,7 +44,7 @@ public struct HeadSet: Sendable, Equatable {
         let path = PathName.display(file.path)
         let stored: Stored
         do { stored = try JSONDecoder().decode(Stored.self, from: Data(text.utf8)) } catch {
-            throw HeadError.invalid("\(path): \(metadataKey) metadata is not valid (\(error))")
+            throw HeadError.invalid("\(path): \(metadataKey) metadata is not valid (\(describeDecoding(error)))")
         }
         guard (2...maxHeads).contains(stored.heads.count) else { throw HeadError.invalid("\(path): a head set holds 2…\(maxHeads) heads, not \(stored.heads.count)") }
         var heads: [Head] = [], named = 0

@@ -248,7 +248,8 @@ public struct CalibrationData: Sendable {
 
     /// Reads each image once (its bytes give both the digest and the score), a batch at a time.
     /// `progress` is called after each image.
-    public static func score(_ images: [LabeledImage], with detector: Detector, progress: (Int) -> Void = { _ in }) -> CalibrationData {
+    /// `progress`: images done so far, and how many of them failed.
+    public static func score(_ images: [LabeledImage], with detector: Detector, progress: (_ done: Int, _ failed: Int) -> Void = { _, _ in }) -> CalibrationData {
         var data = CalibrationData()
         var seen: [String: Bool] = [:]
         let limits = detector.extractor.settings.limits, batch = detector.extractor.settings.batchSize
@@ -275,7 +276,7 @@ public struct CalibrationData: Sendable {
                 }
             }
             start += slice.count
-            progress(start)
+            progress(start, data.failures.count)
         }
         return data
     }
