@@ -688,7 +688,10 @@ import Testing
         #expect(table.rows == [["a,b.jpg", "real", "he said \"hi\""], ["two\nlines.png", "gan", ""]])
         #expect(try table.values("filename") == ["a,b.jpg", "two\nlines.png"])
         // A quote that does not open a field is a character of it; text after a closing quote joins the field (as Python's csv).
-        #expect(try CSVTable(text: "h\nab\"c,\"x\"y\n").rows == [["ab\"c", "xy"]])
+        #expect(try CSVTable(text: "h,i\nab\"c,\"x\"y\n").rows == [["ab\"c", "xy"]])
+        // More fields than the header: a comma in a name not quoted, refused (each column after it would be off by one).
+        #expect(throws: ReportError.self) { try CSVTable(text: "filename,typ\na,b.jpg,real\n") }
+        #expect(try CSVTable(text: "filename,typ\na.jpg\n").rows == [["a.jpg"]], "fewer fields read as empty")
         // A doubled quote alone is one quote; a quoted CR LF stays in the field.
         #expect(try CSVTable(text: "h\n\"\"\"\"\n\"a\r\nb\"\n").rows == [["\""], ["a\r\nb"]])
         // What line() writes, parse() reads back.

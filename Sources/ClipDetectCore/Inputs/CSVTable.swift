@@ -45,6 +45,12 @@ public struct CSVTable: Sendable {
         guard let first = records.first else { throw ReportError.invalid("\(PathName.display(name)) is empty") }
         header = first.map { $0.trimmingCharacters(in: .whitespaces) }
         rows = records.dropFirst().filter { $0 != [""] }
+        // More fields than the header is a comma in a name that was not quoted: every column after
+        // it would be read from the wrong field (a path read as the label).
+        if let row = records.indices.dropFirst().first(where: { records[$0].count > header.count }) {
+            throw ReportError.invalid("\(PathName.display(name)) record \(row + 1) has \(records[row].count) fields, the header \(header.count): "
+                                      + "quote a name that holds a comma")
+        }
     }
 
     public func column(_ name: String) -> Int? { header.firstIndex(of: name) }
