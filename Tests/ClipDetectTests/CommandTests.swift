@@ -354,11 +354,12 @@ import Testing
         #expect(try stats(["--cache", cache]) == 3)
         #expect(try FeatureCache(path: cache).stats().entries == 3)
 
-        // detect reads the cache: with every stored vector replaced by zeros, each score is the bias.
-        let width = 32
-        try DatabasePool(path: cache).write { try $0.execute(sql: "UPDATE features SET vector = ?", arguments: [Data(count: width * 4)]) }
-        let bias = Double(try Head.read(head).bias)
-        #expect(try detect().values.allSatisfy { Double($0) == bias })
+        // detect reads the cache: with every stored vector replaced by the same unit vector (a
+        // normalised feature), each score is what the head gives that vector.
+        let unit = [Float(1)] + [Float](repeating: 0, count: 31)
+        try DatabasePool(path: cache).write { try $0.execute(sql: "UPDATE features SET vector = ?", arguments: [unit.withUnsafeBytes { Data($0) }]) }
+        let expected = try Head.read(head).score(unit)
+        #expect(try detect().values.allSatisfy { Double($0) == expected })
 
         let cleared = try cli.run(["cache", "clear", "--cache", cache], environment: environment)
         #expect(cleared.status == 0 && cleared.stdout == "cleared \(cache)\n", "\(cleared.stdout) \(cleared.stderr)")
