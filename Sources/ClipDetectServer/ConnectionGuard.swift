@@ -129,6 +129,8 @@ final class ConnectionClock {
     var sayKeepAlive = false
     /// Why the parser refused what came before any request: the 400 Hummingbird then sends says it.
     var parseError: HTTPParserError?
+    /// The answer being written says `Connection: close`: the connection closes after it.
+    var closesAfter = false
 
     init(limits: ConnectionLimits, book: ConnectionBook) {
         self.limits = limits
@@ -215,9 +217,9 @@ final class RequestWatch: ChannelDuplexHandler, RemovableChannelHandler {
         // What only this layer sees (the version) is refused by the router, told through a header
         // only this layer sets.
         head.headers.remove(name: Refusal.header)
-        if head.version == .http1_1, !head.headers.contains(name: "host") { head.headers.add(name: Refusal.header, value: Refusal.missingHost) }
-        // curl and others wait a second for this before sending a large body.
-        if head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+        if let refusal = Refusal.of(head) { head.headers.add(name: Refusal.header, value: refusal.rawValue) }
+        // curl and others wait a second for this before sending a large body (HTTP/1.1 only).
+        if head.version == .http1_1, head.headers["expect"].map({ $0.lowercased() }) == ["100-continue"] {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
         if !head.isKeepAlive || clock.book.isDraining {
@@ -250,9 +252,21 @@ final class RequestWatch: ChannelDuplexHandler, RemovableChannelHandler {
             default: break
             }
         }
-        if case .head(var head) = unwrapOutboundIn(data), clock.sayKeepAlive, !clock.book.isDraining {
-            head.headers.replaceOrAdd(name: "connection", value: "keep-alive")
-            return context.write(wrapOutboundOut(.head(head)), promise: promise)
+        if case .head(var head) = unwrapOutboundIn(data), head.status.code >= 200 {
+            // An answer that says it closes the connection does (Hummingbird closes only when the request asked).
+            clock.closesAfter = head.headers["connection"].contains { $0.lowercased() == "close" }
+            if clock.sayKeepAlive, !clock.book.isDraining, !clock.closesAfter {
+                head.headers.replaceOrAdd(name: "connection", value: "keep-alive")
+                return context.write(wrapOutboundOut(.head(head)), promise: promise)
+            }
+        }
+        if case .end = unwrapOutboundIn(data), clock.closesAfter {
+            clock.closesAfter = false
+            let written = context.eventLoop.makePromise(of: Void.self)
+            written.futureResult.cascade(to: promise)
+            context.writeAndFlush(data, promise: written)
+            if clock.inProgress > 0 { clock.inProgress -= 1; clock.book.ended() }
+            return closeAfter(written.futureResult, context)
         }
         guard case .end = unwrapOutboundIn(data), clock.inProgress > 0 else { return context.write(data, promise: promise) }
         clock.inProgress -= 1
@@ -290,10 +304,22 @@ final class RequestWatch: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
-/// What `RequestWatch` passes to the router to refuse (`RefusalMiddleware`).
-enum Refusal {
+/// What `RequestWatch` passes to the router to refuse (`RefusalMiddleware`): what only its layer
+/// sees (the version, headers as sent), told through a header only it sets.
+enum Refusal: String {
     static let header = "clipdetect-refusal"
-    static let missingHost = "missing-host"
+    /// HTTP/1.1 without exactly one valid Host (RFC 9112 §3.2).
+    case host
+    /// A transfer coding whose last is not chunked: the body's length cannot be known (RFC 9112 §6.3).
+    case unframed
+
+    static func of(_ head: HTTPRequestHead) -> Refusal? {
+        let hosts = head.headers["host"]
+        if head.version == .http1_1, hosts.count != 1 || hosts[0].contains(where: { $0 == " " || $0 == "/" || $0 == "\t" }) { return .host }
+        let codings = head.headers["transfer-encoding"].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        if !codings.isEmpty, codings.last != "chunked" { return .unframed }
+        return nil
+    }
 }
 
 /// Closes the connection once `write` is done (written or failed), on the connection's loop.

@@ -287,7 +287,7 @@ public struct DetectionServer: Sendable {
             do {
                 guard wanted() else { throw CancellationError() }
                 let decoded = try ImageDecoder.decode(data, limits: settings.limits, applyOrientation: settings.applyOrientation)
-                let (draws, failures) = check.draws(of: decoded, maxPixels: settings.limits.maxPixels)
+                let (draws, failures) = try check.draws(of: decoded, maxPixels: settings.limits.maxPixels, wanted: wanted)
                 prepared.spans.append((prepared.sources.count, failures))
                 prepared.sources += [.bytes(data)] + draws
             } catch {
@@ -428,8 +428,12 @@ struct DrainMiddleware<Context: RequestContext>: RouterMiddleware {
 /// an expectation other than 100-continue (417, RFC 9110 §10.1.1).
 struct RefusalMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if let name = HTTPFields.Element.Name(Refusal.header), request.headers[name] == Refusal.missingHost {
-            var response = DetectionServer.error(.badRequest, .malformedRequest, "an HTTP/1.1 request needs a Host header")
+        if let name = HTTPFields.Element.Name(Refusal.header), let refusal = request.headers[name].flatMap(Refusal.init(rawValue:)) {
+            let why = switch refusal {
+            case .host: "an HTTP/1.1 request needs one Host header, a host and optional port"
+            case .unframed: "Transfer-Encoding must end with chunked, or the body's length cannot be known"
+            }
+            var response = DetectionServer.error(.badRequest, .malformedRequest, why)
             response.headers[.connection] = "close"
             return response
         }
@@ -515,7 +519,8 @@ struct CORSOriginsMiddleware<Context: RequestContext>: RouterMiddleware {
     let origins: Set<String>
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let origin = request.headers[.origin], origins.contains(origin) else {
+        // A preflight for a path that does not exist is that path's 404.
+        guard let origin = request.headers[.origin], origins.contains(origin), routeMethods[request.uri.path] != nil else {
             // The answer depends on Origin either way: a shared cache must not give this one to an allowed origin.
             var response = try await next(request, context)
             response.headers[.vary] = "Origin"

@@ -271,15 +271,20 @@ import Testing
             let final = await Self.readToEnd(socket, until: "}]")
             #expect(final.text.contains("HTTP/1.1 200") && final.text.contains("not an image"), "\(final.text)")
         }
+        // Each closes as soon as it is answered (the idle timeout is far away; the read's guard is
+        // below it): an answer that says Connection: close does close.
         let cases: [(String, String, String)] = [
             ("GET /healthz HTTP/1.1\r\nHost: t\r\nExpect: 200-ok\r\nConnection: close\r\n\r\n", "HTTP/1.1 417", "malformed_request"),
-            ("GET /healthz HTTP/1.1\r\n\r\n", "HTTP/1.1 400", "needs a Host header"),
+            ("GET /healthz HTTP/1.1\r\n\r\n", "HTTP/1.1 400", "needs one Host header"),
+            ("GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "HTTP/1.1 400", "needs one Host header"),
+            ("GET /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\nabc", "HTTP/1.1 400", "must end with chunked"),
             ("POST /v1/detect HTTP/1.1\r\nHost: t\r\nContent-Type: image/jpeg\r\nContent-Length: 9223372036854775808\r\n\r\nabc", "HTTP/1.1 413", "too_large"),
+            ("POST /v1/detect HTTP/1.1\r\nHost: t\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "HTTP/1.1 501", "unsupported_encoding"),
         ]
         for (request, status, needle) in cases {
-            try await Self.withConnection { socket, _, _ in
+            try await Self.withConnection({ $0.connections.idleTimeout = .seconds(600) }) { socket, _, _ in
                 Self.send(socket, request)
-                let answer = await Self.readToEnd(socket)
+                let answer = await Self.readToEnd(socket, guardSeconds: 30)
                 #expect(answer.closed && answer.text.hasPrefix(status) && answer.text.contains(needle), "\(request.prefix(50)): \(answer.text)")
                 #expect(answer.text.components(separatedBy: "HTTP/1.1 ").count == 2, "one answer: \(answer.text)")
             }
@@ -295,6 +300,8 @@ import Testing
             #expect(preflight.text.hasPrefix("HTTP/1.1 204") && preflight.text.contains("Allow: POST, OPTIONS"), "\(preflight.text)")
             let other = try await ServerTests.send(client, base + "/healthz", headers: [("Origin", "https://evil.example")])
             #expect(other.headers["Vary"].contains("Origin") && other.headers["Access-Control-Allow-Origin"].isEmpty, "\(other.headers)")
+            let nowhere = try await ServerTests.send(client, base + "/nope", method: .OPTIONS, headers: [("Origin", "https://ok.example"), ("Access-Control-Request-Method", "POST")])
+            #expect(nowhere.status == 404, "a preflight for no path: \(nowhere.status)")
         }
     }
 }

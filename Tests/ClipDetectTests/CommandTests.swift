@@ -682,6 +682,24 @@ import Testing
 
     // MARK: 7. CSVTable
 
+    /// The folder a file is written beside, for every spelling (Foundation's own traps on some
+    /// one-character names); a one-character output path is writable like any other.
+    @Test func foldersOfPaths() throws {
+        #expect(Files.folder(of: "a") == "." && Files.folder(of: "-") == "." && Files.folder(of: "/a") == "/")
+        #expect(Files.folder(of: "a/b") == "a" && Files.folder(of: "a//b") == "a" && Files.folder(of: "a/b/") == "a" && Files.folder(of: "/") == "/")
+        #expect(try Files.writeTarget("b") == "b")
+    }
+
+    /// A stability check asks before each draw whether it is still wanted, and stops when not.
+    @Test func stabilityDrawsStopWhenNoLongerWanted() throws {
+        let check = try StabilityCheck(draws: 6, chain: ImpairmentChain(condition: "reshare"))
+        let image = RGBImage(width: 64, height: 64, pixels: [UInt8](repeating: 128, count: 64 * 64 * 3))
+        var asked = 0
+        #expect(throws: CancellationError.self) { try check.draws(of: image, maxPixels: 1 << 20) { asked += 1; return asked <= 2 } }
+        #expect(asked == 3, "no draw after the first refusal")
+        #expect(try check.draws(of: image, maxPixels: 1 << 20).sources.count == 6)
+    }
+
     @Test func csvQuotedFieldsCommasQuotesAndNewlines() throws {
         let text = "filename,typ,note\n\"a,b.jpg\",real,\"he said \"\"hi\"\"\"\n\"two\nlines.png\",gan,\"\"\n"
         let table = try CSVTable(text: text)

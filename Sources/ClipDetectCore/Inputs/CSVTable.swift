@@ -48,7 +48,7 @@ public struct CSVTable: Sendable {
         // More fields than the header is a comma in a name that was not quoted: every column after
         // it would be read from the wrong field (a path read as the label).
         if let row = records.indices.dropFirst().first(where: { records[$0].count > header.count }) {
-            throw ReportError.invalid("\(PathName.display(name)) record \(row + 1) has \(records[row].count) fields, the header \(header.count): "
+            throw ReportError.invalid("\(PathName.display(name)) row \(row) has \(records[row].count) fields, the header \(header.count): "
                                       + "quote a name that holds a comma")
         }
     }

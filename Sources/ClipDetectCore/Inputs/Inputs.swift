@@ -67,8 +67,9 @@ public enum Inputs {
         let separator: UInt8 = data.contains(0) ? 0 : 10
         var paths: [String] = []
         for (number, line) in data.split(separator: separator, omittingEmptySubsequences: false).enumerated() {
-            guard line.count <= Int(PATH_MAX) else {
-                throw ReportError.invalid("standard input \(separator == 0 ? "entry" : "line") \(number + 1) is \(line.count) bytes long: not a path (at most \(PATH_MAX))")
+            // PATH_MAX counts the NUL that ends a path.
+            guard line.count < Int(PATH_MAX) else {
+                throw ReportError.invalid("standard input \(separator == 0 ? "entry" : "line") \(number + 1) is \(line.count) bytes long: not a path (at most \(PATH_MAX - 1))")
             }
             let name = PathName.decode(line)
             let path = separator == 0 ? name : name.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))

@@ -241,9 +241,14 @@ public enum Files {
     }
 
     /// The folder part of a path ("." for a bare name).
+    /// (By hand: Foundation's `deletingLastPathComponent` traps on some one-character names.)
     public static func folder(of path: String) -> String {
-        let parent = (path as NSString).deletingLastPathComponent
-        return parent.isEmpty ? "." : parent
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        var parent = trimmed[..<slash]
+        while parent.count > 1, parent.hasSuffix("/") { parent = parent.dropLast() }
+        return parent.isEmpty ? "/" : String(parent)
     }
 
     /// What a symbolic link says, unresolved.

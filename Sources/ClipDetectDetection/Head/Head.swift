@@ -134,11 +134,15 @@ public struct Head: Sendable, Equatable {
     }
 
     /// Refuses a name no score column can take: empty, one of the other columns, or with a control
-    /// character (a newline breaks the row, an escape sequence reaches whoever prints the table).
+    /// or format character (a newline breaks the row, an escape sequence reaches whoever prints the
+    /// table, a right-to-left override makes it read as another name).
     public static func validate(name: String, source: String = "head") throws {
+        func hidden(_ scalar: Unicode.Scalar) -> Bool { [.control, .format].contains(scalar.properties.generalCategory) }
         let trimmed = name.trimmingCharacters(in: .whitespaces)
-        guard !trimmed.isEmpty, !reservedNames.contains(trimmed), !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-        else { throw HeadError.invalid("\(source): a head may not be named \(name.debugDescription)") }
+        guard !trimmed.isEmpty, !reservedNames.contains(trimmed), !name.unicodeScalars.contains(where: hidden) else {
+            let shown = name.unicodeScalars.map { hidden($0) ? "\\u{\(String($0.value, radix: 16, uppercase: true))}" : String($0) }.joined()
+            throw HeadError.invalid("\(source): a head may not be named \"\(shown)\"")
+        }
     }
 
     /// Refuses an encoder the head was not made for (its weights, or the feature it takes).

@@ -46,7 +46,7 @@ public struct StabilityCheck: Sendable, Equatable {
         var next = 0
         repeat {
             let first = clean == nil ? 1 : 0
-            let made = self.draws(of: image, indices: next..<min(draws, next + batch - first), maxPixels: maxPixels)
+            let made = try self.draws(of: image, indices: next..<min(draws, next + batch - first), maxPixels: maxPixels)
             next = min(draws, next + batch - first)
             failures += made.failures
             let results = detector.detect((first == 1 ? [.decoded(image)] : []) + made.sources)
@@ -57,13 +57,15 @@ public struct StabilityCheck: Sendable, Equatable {
     }
 
     /// The impaired copies to score (a front end may batch them with others), and why the others could not be made.
-    public func draws(of image: RGBImage, maxPixels: Int) -> (sources: [ImageSource], failures: [String]) {
-        draws(of: image, indices: 0..<draws, maxPixels: maxPixels)
+    /// `wanted`: asked before each draw; once false, no more are made (and `CancellationError` is thrown).
+    public func draws(of image: RGBImage, maxPixels: Int, wanted: () -> Bool = { true }) throws -> (sources: [ImageSource], failures: [String]) {
+        try draws(of: image, indices: 0..<draws, maxPixels: maxPixels, wanted: wanted)
     }
 
-    func draws(of image: RGBImage, indices: Range<Int>, maxPixels: Int) -> (sources: [ImageSource], failures: [String]) {
+    func draws(of image: RGBImage, indices: Range<Int>, maxPixels: Int, wanted: () -> Bool = { true }) throws -> (sources: [ImageSource], failures: [String]) {
         var sources: [ImageSource] = [], failures: [String] = []
         for j in indices {
+            guard wanted() else { throw CancellationError() }
             do { sources.append(.decoded(try chain.apply(image, index: j, maxPixels: maxPixels).0)) } catch { failures.append("\(error)") }
         }
         return (sources, failures)

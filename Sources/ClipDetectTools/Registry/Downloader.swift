@@ -66,7 +66,7 @@ public struct Downloader: Sendable {
     @discardableResult
     public func fetch(_ file: RemoteFile, to destination: String) throws -> String {
         let part = destination + ".part"
-        try Files.makeDirectory((destination as NSString).deletingLastPathComponent, for: "download folder")
+        try Files.makeDirectory(Files.folder(of: destination), for: "download folder")
         // A part that holds bytes is kept to be resumed; an empty one is only litter.
         defer {
             if (try? FileManager.default.attributesOfItem(atPath: part)[.size] as? Int) == 0 { try? FileManager.default.removeItem(atPath: part) }
@@ -256,7 +256,7 @@ struct FoundationLitter {
         // Innermost first, so that a folder is empty when its parent is tried.
         let candidates = [urlCache.map { "\($0)/\(ProcessInfo.processInfo.processName)" }, urlCache, caches,
                           data.map { "\($0)/\(Bundle.main.bundleURL.lastPathComponent)" }, data,
-                          data.map { ($0 as NSString).deletingLastPathComponent }].compactMap { $0 }
+                          data.map { Files.folder(of: $0) }].compactMap { $0 }
         made = candidates.filter { !files.fileExists(atPath: $0) }
     }
 

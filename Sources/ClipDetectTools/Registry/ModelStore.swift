@@ -108,7 +108,7 @@ public struct ModelStore: Sendable {
         case .cozzolino:
             let config = "\(home)/heads/\(model.name)/config.yaml"
             if !FileManager.default.fileExists(atPath: config) {
-                try Files.makeDirectory((config as NSString).deletingLastPathComponent, for: "model cache (CLIPDETECT_HOME)")
+                try Files.makeDirectory(Files.folder(of: config), for: "model cache (CLIPDETECT_HOME)")
                 try Files.write(Data("arch: \(reference.arch ?? "")\nnorm_type: clip\npatch_size: Clip224\n".utf8), to: config)
             }
             return try Head.importReference(checkpoint: raw, config: config, name: model.name, backbone: backbone)

@@ -83,7 +83,7 @@ extension ModelStore {
     static func hubBlobHash(_ path: String) -> String? {
         guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: path) else { return nil }
         let name = (target as NSString).lastPathComponent
-        guard (target as NSString).deletingLastPathComponent.hasSuffix("blobs"), name.count == 64, name.allSatisfy(\.isHexDigit) else { return nil }
+        guard Files.folder(of: target).hasSuffix("blobs"), name.count == 64, name.allSatisfy(\.isHexDigit) else { return nil }
         return name.lowercased()
     }
 
