@@ -26,11 +26,8 @@ public struct DetectionServer: Sendable {
     /// `models` names each of `detector.encoders`.
     public init(detector: Detector, models: [String], configuration: ServerConfiguration, logger: Logger) {
         precondition(models.count == detector.encoders.count, "one model name per encoder")
-        var detector = detector
-        detector.extractor.settings.limits = configuration.limits
-        detector.extractor.settings.applyOrientation = configuration.applyOrientation
-        detector.extractor.settings.batchSize = configuration.maxBatch
-        self.detector = detector
+        // The service's limits, orientation and batch size, on the detector it was given.
+        self.detector = detector.with(limits: configuration.limits, applyOrientation: configuration.applyOrientation, batchSize: configuration.maxBatch)
         self.models = models
         self.configuration = configuration
         self.logger = logger
@@ -163,7 +160,7 @@ public struct DetectionServer: Sendable {
         var prepared = Prepared(sources: images.map { .bytes($0.data) }, spans: images.indices.map { ($0, []) }, decodeErrors: [:])
         if let check {
             if let full = await scheduler.refusal(adding: images.count * (check.draws + 1)) { return queueFull(full) }
-            let bodies = images.map(\.data), settings = detector.extractor.settings, deadline = ContinuousClock.now + configuration.deadline
+            let bodies = images.map(\.data), settings = detector.settings, deadline = ContinuousClock.now + configuration.deadline
             prepared = await withCheckedContinuation { continuation in
                 Self.preparing.async {
                     continuation.resume(returning: Self.prepare(bodies, check: check, settings: settings) {

@@ -64,11 +64,12 @@ import Testing
         #expect(tables.count == 1 && tables[0].rows.map(\.generator) == ["gen", "AVG"] && tables[0].evaluated == 4)
 
         var features: [[Float]] = []
-        try detector.extractor.run(paths: labelled.map(\.item.path)) { _, result in features.append(try result.get()) }
+        let encoder = detector.encoders[0]
+        try FeatureExtractor(encoder: encoder).run(paths: labelled.map(\.item.path)) { _, result in features.append(try result.get()) }
         var options = TrainingOptions()
         options.C = 1
         let (head, _) = try Trainer.train(TrainingSet(features: features, labels: labelled.map(\.isSynthetic)), options: options,
-                                          name: "trained", feature: Head.Feature(encoder: detector.extractor.encoder), provenance: nil)
+                                          name: "trained", feature: Head.Feature(encoder: encoder), provenance: nil)
         let path = folder.appendingPathComponent("trained.safetensors").path
         try head.write(to: path)
         #expect(try Head.read(path) == head)
@@ -133,11 +134,11 @@ import Testing
         let columns = try Evaluation.score(list, with: detector)
         let tables = Evaluation.tables(list, columns: columns)
         #expect(tables.count == 1 && tables[0].rows.map(\.generator) == ["gen", "AVG"])
-        let provenance = EvaluationReport.Provenance(source: "computed here with the fixture tower", architecture: detector.extractor.encoder.description.architecture,
-                                                     fingerprint: detector.extractor.encoder.fingerprint, list: "four fixtures")
+        let provenance = EvaluationReport.Provenance(source: "computed here with the fixture tower", architecture: detector.encoders[0].description.architecture,
+                                                     fingerprint: detector.encoders[0].fingerprint, list: "four fixtures")
         let html = EvaluationReport(list: list, runs: [.init(condition: "clean", columns: columns, tables: tables)], provenance: provenance,
                                     thumbnails: false).html()
-        #expect(html.hasPrefix("<!DOCTYPE html>") && html.contains("id=\"reliability-0\"") && html.contains(detector.extractor.encoder.fingerprint))
+        #expect(html.hasPrefix("<!DOCTYPE html>") && html.contains("id=\"reliability-0\"") && html.contains(detector.encoders[0].fingerprint))
         #expect(html.contains("data-value=\"\(String(tables[0].rows[0].auc))\""))
         #expect(!html.contains("<img"))
     }

@@ -70,8 +70,6 @@ public struct FeatureExtractor: Sendable {
     public var settings: ExtractionSettings
     /// Features computed before are read from here instead of computed again.
     public var cache: FeatureCache?
-    /// Applied in memory after decoding, with each image's index in the run (features are then not cached).
-    public var impairment: ImpairmentChain?
     /// Features computed beside the settings' own, from the same decoded images: other kinds, views
     /// or encoders (`ExtractedFeature.outputs[1...]`, in this order).
     public var alongside: [FeatureRequest] = []
@@ -126,15 +124,16 @@ public struct FeatureExtractor: Sendable {
     }
 
     /// Calls `emit` once per source, in input order, as soon as its batch is done.
-    /// `wanted`: whether the image at an index is still wanted; one that is not when its turn comes
-    /// is neither decoded nor encoded (its result is a `CancellationError`).
-    public func run(_ sources: [ImageSource], wanted: (@Sendable (Int) -> Bool)? = nil,
+    /// `impairment`: applied in memory after decoding, with each image's index in the run (its
+    /// features are then not cached). `wanted`: whether the image at an index is still wanted; one
+    /// that is not when its turn comes is neither decoded nor encoded (its result is a `CancellationError`).
+    public func run(_ sources: [ImageSource], impairment: ImpairmentChain? = nil, wanted: (@Sendable (Int) -> Bool)? = nil,
                     emit: (Int, Result<ExtractedFeature, Error>) throws -> Void) throws {
         let requests = self.requests, passes = Self.passes(requests)
         var start = 0
         while start < sources.count {
             let batch = Array(sources[start..<min(start + settings.batchSize, sources.count)])
-            for (offset, result) in extract(batch, first: start, requests: requests, passes: passes, wanted: wanted).enumerated() {
+            for (offset, result) in extract(batch, first: start, requests: requests, passes: passes, impairment: impairment, wanted: wanted).enumerated() {
                 try emit(start + offset, result)
             }
             start += batch.count
@@ -149,9 +148,9 @@ public struct FeatureExtractor: Sendable {
         return results
     }
 
-    private func extract(_ batch: [ImageSource], first: Int, requests: [FeatureRequest], passes: [Pass],
+    private func extract(_ batch: [ImageSource], first: Int, requests: [FeatureRequest], passes: [Pass], impairment: ImpairmentChain?,
                          wanted: (@Sendable (Int) -> Bool)?) -> [Result<ExtractedFeature, Error>] {
-        let inputs = prepare(batch, first: first, requests: requests, passes: passes, wanted: wanted)
+        let inputs = prepare(batch, first: first, requests: requests, passes: passes, impairment: impairment, wanted: wanted)
         let pending = inputs.enumerated().compactMap { index, input -> (index: Int, pixels: [[Float]], keys: [String?])? in
             if case .success(.pixels(let pixels, let keys, _, _)) = input { return (index, pixels, keys) }
             return nil
@@ -196,10 +195,10 @@ public struct FeatureExtractor: Sendable {
     }
 
     /// Reads, looks up, decodes and preprocesses a batch on all cores.
-    private func prepare(_ sources: [ImageSource], first: Int, requests: [FeatureRequest], passes: [Pass],
+    private func prepare(_ sources: [ImageSource], first: Int, requests: [FeatureRequest], passes: [Pass], impairment: ImpairmentChain?,
                          wanted: (@Sendable (Int) -> Bool)?) -> [Result<Prepared, Error>] {
         guard !sources.isEmpty else { return [] }
-        let settings = self.settings, impairment = self.impairment
+        let settings = self.settings
         let cache = impairment == nil ? self.cache : nil
         // Each slot is initialised exactly once, so the array owns (and frees) every image's pixels.
         return [Result<Prepared, Error>](unsafeUninitializedCapacity: sources.count) { buffer, initialized in

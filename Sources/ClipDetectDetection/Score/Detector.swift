@@ -64,8 +64,9 @@ public struct Detector: Sendable {
         }
     }
 
-    /// Computes every feature the heads read (`requests`), each image decoded once.
-    public var extractor: FeatureExtractor
+    /// Computes every feature the heads read (`requests`), each image decoded once. Set once, when
+    /// the detector is built: what a run varies is an argument of the run.
+    private(set) var extractor: FeatureExtractor
     public let heads: [Head]
     /// For each head, the index of its feature in `extractor.requests`.
     public let inputs: [Int]
@@ -191,14 +192,27 @@ public struct Detector: Sendable {
         return detection
     }
 
-    /// Calls `emit` once per source, in order, as each batch finishes.
-    public func run(_ sources: [ImageSource], emit: (Int, Result<Detection, Error>) throws -> Void) throws {
-        try extractor.run(sources) { index, result in try emit(index, result.flatMap { feature in Result { try detection(feature) } }) }
+    /// How images are read, decoded and batched (from the configuration it was built with).
+    public var settings: ExtractionSettings { extractor.settings }
+
+    /// The same heads with other limits, orientation and batch size: a new detector, this one unchanged.
+    public func with(limits: DecodeLimits, applyOrientation: Bool, batchSize: Int) -> Detector {
+        var copy = self
+        copy.extractor.settings.limits = limits
+        copy.extractor.settings.applyOrientation = applyOrientation
+        copy.extractor.settings.batchSize = max(1, batchSize)
+        return copy
+    }
+
+    /// Calls `emit` once per source, in order, as each batch finishes. `impairment`: each image is
+    /// impaired in memory first (see `FeatureExtractor.run`).
+    public func run(_ sources: [ImageSource], impairment: ImpairmentChain? = nil, emit: (Int, Result<Detection, Error>) throws -> Void) throws {
+        try extractor.run(sources, impairment: impairment) { index, result in try emit(index, result.flatMap { feature in Result { try detection(feature) } }) }
     }
 
     /// Calls `emit` once per path, in order, as each batch finishes.
-    public func run(paths: [String], emit: (Int, Result<Detection, Error>) throws -> Void) throws {
-        try run(paths.map(ImageSource.file), emit: emit)
+    public func run(paths: [String], impairment: ImpairmentChain? = nil, emit: (Int, Result<Detection, Error>) throws -> Void) throws {
+        try run(paths.map(ImageSource.file), impairment: impairment, emit: emit)
     }
 
     /// Verdicts on a few images (files, bytes or decoded images), one result each, in order; an image

@@ -41,7 +41,7 @@ public struct StabilityCheck: Sendable, Equatable {
     /// seed and j, so an image gets the same draws wherever it is in a list. The clean pass and the
     /// draws share forward passes a batch at a time, so at most a batch of copies is in memory.
     public func check(_ image: RGBImage, with detector: Detector) throws -> (Detection, Result) {
-        let batch = detector.extractor.settings.batchSize, maxPixels = detector.extractor.settings.limits.maxPixels
+        let batch = detector.settings.batchSize, maxPixels = detector.settings.limits.maxPixels
         var clean: Detection?, scored: [Swift.Result<Detection, Error>] = [], failures: [String] = []
         var next = 0
         repeat {
@@ -95,7 +95,7 @@ public struct StabilityCheck: Sendable, Equatable {
 
     /// The same for sources (files, bytes): decoded once with the detector's settings.
     public func check(_ source: ImageSource, with detector: Detector) throws -> (Detection, Result) {
-        let settings = detector.extractor.settings
+        let settings = detector.settings
         let image: RGBImage
         switch source {
         case .decoded(let decoded): image = decoded

@@ -252,7 +252,7 @@ public struct CalibrationData: Sendable {
     public static func score(_ images: [LabeledImage], with detector: Detector, progress: (_ done: Int, _ failed: Int) -> Void = { _, _ in }) -> CalibrationData {
         var data = CalibrationData()
         var seen: [String: Bool] = [:]
-        let limits = detector.extractor.settings.limits, batch = detector.extractor.settings.batchSize
+        let limits = detector.settings.limits, batch = detector.settings.batchSize
         var start = 0
         while start < images.count {
             let slice = Array(images[start..<min(start + batch, images.count)])

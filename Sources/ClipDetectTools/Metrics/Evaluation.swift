@@ -42,10 +42,8 @@ public enum Evaluation {
     /// sees every image's result as it is computed; failed images have no score.
     public static func score(_ list: [LabeledImage], with detector: Detector, impairment: ImpairmentChain? = nil,
                              progress: (Int, Result<Detection, Error>) -> Void = { _, _ in }) throws -> [ScoreColumn] {
-        var detector = detector
-        detector.extractor.impairment = impairment
         var columns = detector.columns.map { ScoreColumn(detector: $0.name, scores: [:], decision: $0.decision) }
-        try detector.run(paths: list.map(\.item.path)) { index, result in
+        try detector.run(paths: list.map(\.item.path), impairment: impairment) { index, result in
             progress(index, result)
             guard case .success(let detection) = result else { return }
             let name = list[index].item.name
