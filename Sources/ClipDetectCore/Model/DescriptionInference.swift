@@ -115,8 +115,8 @@ extension ModelDescription {
             throw ModelError.badConfig("layer_norm_eps \(eps) is not in (0, 0.1)")
         }
         guard heads <= width else { throw ModelError.badConfig("\(heads) heads for width \(width)") }
-        guard grid * patch[2] <= Preprocessor.maxSize else {
-            throw ModelError.unsupported("image size \(grid * patch[2]) is above \(Preprocessor.maxSize) pixels")
+        guard grid * patch[2] <= ModelDescription.maxImageSize else {
+            throw ModelError.unsupported("image size \(grid * patch[2]) is above \(ModelDescription.maxImageSize) pixels")
         }
         for (name, values) in [("mean", stated.mean), ("std", stated.std)] {
             guard let values else { continue }

@@ -1,5 +1,8 @@
 /// What a CLIP vision tower is, as numbers: every tower (B/32 … H/14) differs only here.
 public struct ModelDescription: Codable, Sendable, Equatable {
+    /// The largest input side a tower may take (CLIP towers use 224 to 448).
+    public static let maxImageSize = 4096
+
     public enum Activation: String, Codable, Sendable, CaseIterable {
         case gelu
         case quickGELU = "quick_gelu"

@@ -21,8 +21,8 @@ public struct Preprocessor: Sendable {
     public let mean: [Float]
     public let std: [Float]
 
-    /// The largest model input side accepted (CLIP towers use 224 to 448).
-    public static let maxSize = 4096
+    /// The largest model input side accepted (`ModelDescription.maxImageSize`).
+    public static let maxSize = ModelDescription.maxImageSize
 
     public init(size: Int, mean: [Float] = ModelDescription.clipMean, std: [Float] = ModelDescription.clipStd) {
         precondition((1...Self.maxSize).contains(size), "model input size \(size) outside 1…\(Self.maxSize)")

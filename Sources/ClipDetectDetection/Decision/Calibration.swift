@@ -2,58 +2,56 @@ import ClipDetectCore
 import ClipDetectEncoder
 import Foundation
 
-extension Head {
-    /// How a head's score reads as P(synthetic): Platt scaling, or an isotonic (monotone, piecewise
-    /// linear) map fitted on labelled images.
-    public enum Calibration: Sendable, Equatable {
-        /// P = sigmoid(a · score + b), as scikit-learn's sigmoid calibration.
-        case platt(a: Double, b: Double)
-        /// scikit-learn's `IsotonicRegression(out_of_bounds='clip')`: linear between the knots,
-        /// constant beyond the first and last.
-        case isotonic(IsotonicRegression)
+/// How a head's score reads as P(synthetic): Platt scaling, or an isotonic (monotone, piecewise
+/// linear) map fitted on labelled images.
+public enum Calibration: Sendable, Equatable {
+    /// P = sigmoid(a · score + b), as scikit-learn's sigmoid calibration.
+    case platt(a: Double, b: Double)
+    /// scikit-learn's `IsotonicRegression(out_of_bounds='clip')`: linear between the knots,
+    /// constant beyond the first and last.
+    case isotonic(IsotonicRegression)
 
-        /// Platt scaling with slope `a` and offset `b`.
-        public init(a: Double, b: Double) { self = .platt(a: a, b: b) }
+    /// Platt scaling with slope `a` and offset `b`.
+    public init(a: Double, b: Double) { self = .platt(a: a, b: b) }
 
-        public func probability(_ score: Double) -> Double {
-            switch self {
-            case .platt(let a, let b): Logistic.sigmoid(a * score + b)
-            case .isotonic(let map): map.predict(score)
-            }
+    public func probability(_ score: Double) -> Double {
+        switch self {
+        case .platt(let a, let b): Logistic.sigmoid(a * score + b)
+        case .isotonic(let map): map.predict(score)
         }
+    }
 
-        /// log(p / (1 − p)). An isotonic map can give exactly 0 or 1; where a logit is needed
-        /// (NLL, fusion of probabilities) those read as 1e-12 and 1 − 1e-12.
-        public func logit(_ score: Double) -> Double {
-            switch self {
-            case .platt(let a, let b): return a * score + b
-            case .isotonic(let map):
-                let p = min(max(map.predict(score), 1e-12), 1 - 1e-12)
-                return log(p) - log1p(-p)
-            }
+    /// log(p / (1 − p)). An isotonic map can give exactly 0 or 1; where a logit is needed
+    /// (NLL, fusion of probabilities) those read as 1e-12 and 1 − 1e-12.
+    public func logit(_ score: Double) -> Double {
+        switch self {
+        case .platt(let a, let b): return a * score + b
+        case .isotonic(let map):
+            let p = min(max(map.predict(score), 1e-12), 1 - 1e-12)
+            return log(p) - log1p(-p)
         }
+    }
 
-        /// Refuses a map that would not rise with the score or is not made of numbers.
-        public func validate() throws(CalibrationError) {
-            switch self {
-            case .platt(let a, let b):
-                guard a.isFinite, b.isFinite, a > 0 else {
-                    throw .invalid("Platt calibration a = \(a), b = \(b) does not rise with the score (a must be a number above 0)")
-                }
-                // A slope this steep is a threshold, and its probabilities are 0 or 1: a fit gone wrong.
-                guard a < 1e6, abs(b) < 1e12 else {
-                    throw .invalid("Platt calibration a = \(a), b = \(b) is out of range (a below 1e6, |b| below 1e12)")
-                }
-            case .isotonic(let map): try map.validate()
+    /// Refuses a map that would not rise with the score or is not made of numbers.
+    public func validate() throws(CalibrationError) {
+        switch self {
+        case .platt(let a, let b):
+            guard a.isFinite, b.isFinite, a > 0 else {
+                throw .invalid("Platt calibration a = \(a), b = \(b) does not rise with the score (a must be a number above 0)")
             }
+            // A slope this steep is a threshold, and its probabilities are 0 or 1: a fit gone wrong.
+            guard a < 1e6, abs(b) < 1e12 else {
+                throw .invalid("Platt calibration a = \(a), b = \(b) is out of range (a below 1e6, |b| below 1e12)")
+            }
+        case .isotonic(let map): try map.validate()
         }
+    }
 
-        /// One line for people: what the probability is.
-        public var summary: String {
-            switch self {
-            case .platt(let a, let b): String(format: "Platt: P = sigmoid(%.6g · score %@ %.6g)", a, b < 0 ? "−" : "+", abs(b))
-            case .isotonic(let map): "isotonic: \(map.x.count) knots on scores \(String(format: "%.4g", map.x.first ?? 0))…\(String(format: "%.4g", map.x.last ?? 0))"
-            }
+    /// One line for people: what the probability is.
+    public var summary: String {
+        switch self {
+        case .platt(let a, let b): String(format: "Platt: P = sigmoid(%.6g · score %@ %.6g)", a, b < 0 ? "−" : "+", abs(b))
+        case .isotonic(let map): "isotonic: \(map.x.count) knots on scores \(String(format: "%.4g", map.x.first ?? 0))…\(String(format: "%.4g", map.x.last ?? 0))"
         }
     }
 }
@@ -71,7 +69,7 @@ public enum CalibrationError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-extension Head.Calibration: Codable {
+extension Calibration: Codable {
     enum Keys: String, CodingKey { case method, a, b, x, y }
 
     /// Files written before isotonic maps existed hold `{"a", "b"}` alone: Platt.

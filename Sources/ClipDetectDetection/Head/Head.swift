@@ -121,7 +121,13 @@ public struct Head: Sendable, Equatable {
     }
 
     /// Columns of a detection table that are not scores (`eval` reads every other column as one).
-    public static let nonScoreColumns = Set(["filename", "probability", "label", "verdict", "error"] + StabilityCheck.columns)
+    public static let nonScoreColumns = Set(["filename", "probability", "label", "verdict", "error"] + stabilityColumns)
+
+    /// The columns a stability check adds to a detection table, after the verdict (`StabilityCheck`).
+    public static let stabilityColumns = ["agreement", "score_min", "score_median", "score_max", "stability"]
+
+    /// How a head's score reads as P(synthetic) (`Calibration`, in the decision rules).
+    public typealias Calibration = ClipDetectDetection.Calibration
     /// Column names of the output that a head may not take (the fused score's, and a list's label).
     public static let reservedNames = nonScoreColumns.union(["fusion", "typ"])
 

@@ -14,7 +14,7 @@ public struct StabilityCheck: Sendable, Equatable {
 
     public static let maxDraws = 256
     /// The columns a stability check adds to a detection table, after the verdict.
-    public static let columns = ["agreement", "score_min", "score_median", "score_max", "stability"]
+    public static let columns = Head.stabilityColumns
 
     public init(draws: Int, chain: ImpairmentChain, minimumAgreement: Double = 1) throws(CalibrationError) {
         guard (1...Self.maxDraws).contains(draws) else { throw .invalid("stability draws must be 1…\(Self.maxDraws), not \(draws)") }

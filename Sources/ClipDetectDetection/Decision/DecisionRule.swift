@@ -5,14 +5,14 @@ import ClipDetectEncoder
 /// definition that `detect`, `eval` and the service share.
 public struct DecisionRule: Sendable, Equatable, Codable {
     /// Platt or isotonic calibration of the score; nil: the score itself is the logit.
-    public var calibration: Head.Calibration?
+    public var calibration: Calibration?
     /// An explicit operating point on the score (e.g. chosen for a false-positive rate); nil: synthetic
     /// when the probability exceeds 1/2, so label and probability always agree.
     public var threshold: Double?
     /// Where the verdict is `uncertain`; nil: the verdict is the label.
     public var band: UncertaintyBand?
 
-    public init(calibration: Head.Calibration? = nil, threshold: Double? = nil, band: UncertaintyBand? = nil) {
+    public init(calibration: Calibration? = nil, threshold: Double? = nil, band: UncertaintyBand? = nil) {
         self.calibration = calibration
         self.threshold = threshold
         self.band = band
