@@ -217,7 +217,7 @@ final class RequestWatch: ChannelDuplexHandler, RemovableChannelHandler {
         // What only this layer sees (the version) is refused by the router, told through a header
         // only this layer sets.
         head.headers.remove(name: Refusal.header)
-        if let refusal = Refusal.of(head) { head.headers.add(name: Refusal.header, value: refusal.rawValue) }
+        if let refusal = Refusal.of(head) { head.headers.add(name: Refusal.header, value: refusal.value) }
         // curl and others wait a second for this before sending a large body (HTTP/1.1 only).
         if head.version == .http1_1, head.headers["expect"].map({ $0.lowercased() }) == ["100-continue"] {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
@@ -306,19 +306,41 @@ final class RequestWatch: ChannelDuplexHandler, RemovableChannelHandler {
 
 /// What `RequestWatch` passes to the router to refuse (`RefusalMiddleware`): what only its layer
 /// sees (the version, headers as sent), told through a header only it sets.
-enum Refusal: String {
+enum Refusal: Equatable {
     static let header = "clipdetect-refusal"
     /// HTTP/1.1 without exactly one valid Host (RFC 9112 §3.2).
     case host
     /// A transfer coding whose last is not chunked: the body's length cannot be known (RFC 9112 §6.3).
     case unframed
+    /// Transfer codings before chunked, which are not decoded here (501, RFC 9112 §6.1).
+    case coded(String)
 
     static func of(_ head: HTTPRequestHead) -> Refusal? {
         let hosts = head.headers["host"]
         if head.version == .http1_1, hosts.count != 1 || hosts[0].contains(where: { $0 == " " || $0 == "/" || $0 == "\t" }) { return .host }
-        let codings = head.headers["transfer-encoding"].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        let codings = head.headers["transfer-encoding"].flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
         if !codings.isEmpty, codings.last != "chunked" { return .unframed }
+        if codings.count > 1 { return .coded(codings.joined(separator: ", ")) }
         return nil
+    }
+
+    /// As the header carries it.
+    var value: String {
+        switch self {
+        case .host: "host"
+        case .unframed: "unframed"
+        case .coded(let codings): "coded:" + codings
+        }
+    }
+
+    init?(header: String) {
+        switch header {
+        case "host": self = .host
+        case "unframed": self = .unframed
+        case let text where text.hasPrefix("coded:"): self = .coded(String(text.dropFirst(6)))
+        default: return nil
+        }
     }
 }
 

@@ -211,22 +211,11 @@ public struct DetectionServer: Sendable {
         return Self.encoded(DetectResponse(model: modelName, images: verdicts))
     }
 
-    /// A body whose bytes are not the image as sent: a transfer coding besides chunked (501, RFC 9112
-    /// §6.1) or a content coding (415, RFC 9110 §8.4.1). Read as they are, they would be scored as
-    /// an image or refused as a wrong one, never decoded.
+    /// A body in a content coding (415, RFC 9110 §8.4.1): read as it is, it would be scored as an
+    /// image or refused as a wrong one, never decoded. (Transfer codings: `Refusal`.)
     static func encodingRefusal(_ headers: HTTPFields) -> Response? {
-        func codings(_ name: HTTPFields.Element.Name) -> [String] {
-            headers[values: name].flatMap { $0.split(separator: ",") }
-                .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
-        }
-        let transfer = codings(.transferEncoding)
-        if !transfer.isEmpty, transfer != ["chunked"] {
-            var response = error(.notImplemented, .unsupportedEncoding,
-                                 "Transfer-Encoding: \(transfer.joined(separator: ", ")) is not decoded here: send the body as it is, or chunked only")
-            response.headers[.connection] = "close"
-            return response
-        }
-        let content = codings(.contentEncoding).filter { $0 != "identity" }
+        let content = headers[values: .contentEncoding].flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty && $0 != "identity" }
         guard content.isEmpty else {
             return error(.unsupportedMediaType, .unsupportedEncoding,
                          "Content-Encoding: \(content.joined(separator: ", ")) is not decoded here: send the image's own bytes")
@@ -425,12 +414,14 @@ struct DrainMiddleware<Context: RequestContext>: RouterMiddleware {
 /// an expectation other than 100-continue (417, RFC 9110 §10.1.1).
 struct RefusalMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if let name = HTTPFields.Element.Name(Refusal.header), let refusal = request.headers[name].flatMap(Refusal.init(rawValue:)) {
-            let why = switch refusal {
-            case .host: "an HTTP/1.1 request needs one Host header, a host and optional port"
-            case .unframed: "Transfer-Encoding must end with chunked, or the body's length cannot be known"
+        if let name = HTTPFields.Element.Name(Refusal.header), let refusal = request.headers[name].flatMap(Refusal.init(header:)) {
+            var response = switch refusal {
+            case .host: DetectionServer.error(.badRequest, .malformedRequest, "an HTTP/1.1 request needs one Host header, a host and optional port")
+            case .unframed: DetectionServer.error(.badRequest, .malformedRequest, "Transfer-Encoding must end with chunked, or the body's length cannot be known")
+            case .coded(let codings):
+                DetectionServer.error(.notImplemented, .unsupportedEncoding,
+                                      "Transfer-Encoding: \(codings) is not decoded here: send the body as it is, or chunked only")
             }
-            var response = DetectionServer.error(.badRequest, .malformedRequest, why)
             response.headers[.connection] = "close"
             return response
         }

@@ -688,6 +688,10 @@ import Testing
         #expect(Files.folder(of: "a") == "." && Files.folder(of: "-") == "." && Files.folder(of: "/a") == "/")
         #expect(Files.folder(of: "a/b") == "a" && Files.folder(of: "a//b") == "a" && Files.folder(of: "a/b/") == "a" && Files.folder(of: "/") == "/")
         #expect(try Files.writeTarget("b") == "b")
+        // A FIFO nobody reads is refused at once, not waited on.
+        let fifo = try Fixtures.temporaryDirectory().appendingPathComponent("out").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        #expect(throws: FileError("cannot write \(fifo): nothing reads it (a FIFO without a reader)")) { try Files.write(Data("x".utf8), to: fifo) }
     }
 
     /// A stability check asks before each draw whether it is still wanted, and stops when not.

@@ -218,9 +218,11 @@ public enum Files {
         switch FileKind(target) {
         case .directory: throw failure("it is a folder")
         case .other:
-            let fd = PathName.withCString(target) { open($0, O_WRONLY | O_CLOEXEC) }
-            guard fd >= 0 else { throw failure(String(cString: strerror(errno))) }
+            // Non-blocking open: a FIFO nobody reads is refused instead of waited on for ever.
+            let fd = PathName.withCString(target) { open($0, O_WRONLY | O_NONBLOCK | O_CLOEXEC) }
+            guard fd >= 0 else { throw failure(errno == ENXIO ? "nothing reads it (a FIFO without a reader)" : String(cString: strerror(errno))) }
             defer { close(fd) }
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
             try writeAll(fd)
         case .regular, .missing:
             let temporary = target + ".part-\(getpid())"
