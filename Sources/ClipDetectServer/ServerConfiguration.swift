@@ -59,36 +59,33 @@ public struct ServerConfiguration: Sendable {
     /// A file, a device such as /dev/null (empty) or a pipe (`--api-keys <(vault read …)`); a pipe
     /// whose writer says nothing within `wait` is refused, so the start cannot hang on it.
     public static func apiKeys(file path: String, wait: Duration = .seconds(10)) throws -> [String] {
-        let data = try readKeys(path, wait: wait)
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw FileError("the API key file \(path) is not UTF-8 text")
-        }
+        let data: Data
+        do throws(FileError) {
+            let fd = PathName.withCString(path) { open($0, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
+            guard fd >= 0 else { throw FileError(.read, path, errno == ENOENT ? .missing : .system(errno)) }
+            defer { close(fd) }
+            data = try Files.readAll(fd, limit: 1 << 20, wait: wait, naming: path)
+        } catch { throw error.naming(purpose: "API key file") }
+        guard let text = String(data: data, encoding: .utf8) else { throw ConfigurationError.keysNotText(path) }
         let keys = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
-        guard !keys.isEmpty else { throw FileError("the API key file \(path) holds no key") }
+        guard !keys.isEmpty else { throw ConfigurationError.noKeys(path) }
         return keys
     }
 }
 
-/// At most 1 MiB from `path`, each read waiting at most `wait` (a FIFO without a writer never answers).
-private func readKeys(_ path: String, wait: Duration) throws -> Data {
-    let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-    guard fd >= 0 else { throw FileError("cannot open the API key file \(path): \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
-    var data = Data(), buffer = [UInt8](repeating: 0, count: 64 << 10)
-    while true {
-        var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        let polled = poll(&ready, 1, Int32(wait.seconds * 1000))
-        if polled < 0, errno == EINTR { continue }
-        guard polled > 0 else { throw FileError("the API key file \(path) sent nothing within \(wait) (a pipe with no writer?)") }
-        let got = read(fd, &buffer, buffer.count)
-        if got < 0, errno == EAGAIN || errno == EINTR { continue }
-        guard got >= 0 else { throw FileError("cannot read the API key file \(path): \(String(cString: strerror(errno)))") }
-        if got == 0 { break }
-        data.append(contentsOf: buffer[0..<got])
-        guard data.count <= 1 << 20 else { throw FileError("the API key file \(path) is above 1 MiB: it is not a list of keys") }
+/// A service setting that cannot be taken as given.
+public enum ConfigurationError: Error, Equatable, CustomStringConvertible, ClassifiedError {
+    case keysNotText(String)
+    case noKeys(String)
+
+    public var description: String {
+        switch self {
+        case .keysNotText(let path): "the API key file \(PathName.display(path)) is not UTF-8 text"
+        case .noKeys(let path): "the API key file \(PathName.display(path)) holds no key"
+        }
     }
-    return data
+    public var kind: FailureKind { .invalidInput }
 }
 
 extension Duration {

@@ -115,7 +115,14 @@ struct CalibrateCommand: ParsableCommand {
             print(String(format: "coverage %.1f%% of these images decided", 100 * coverage)
                   + (report.coveredAccuracy.map { String(format: ", balanced accuracy %.3f on those", $0) } ?? ""))
         }
-        for note in report.notes { printError("note: \(note)") }
+        for note in report.notes {
+            let hint = switch note {
+            case .thresholdDropped: " (give --target-fpr to set one)"
+            case .bandDropped: ": give --band or --band-error for a new one"
+            case .bandWidened: ""
+            }
+            printError("note: \(note)\(hint)")
+        }
         try write()
         print("wrote \(output)" + (fused ? " (a head set: give it alone as --head)" : ""))
     }

@@ -34,11 +34,27 @@ struct ClipDetectCommand: AsyncParsableCommand {
         }
     }
 
-    /// What the library cannot know: the named model whose reference head an LFS pointer stands for.
+    /// The library's error with what only the command line knows: the command or option that helps.
     static func explained(_ error: Error) -> Error {
-        guard let error = error as? CheckpointError, case .lfsPointer(let sha256, _) = error.underlying,
-              let model = NamedModel.all.first(where: { $0.head?.sha256 == sha256 }) else { return error }
-        return CommandError("\(error), or `clipdetect model fetch \(model.name)`, which downloads that file (its SHA-256 is pinned)")
+        commandHint(for: error).map { CommandError("\(error)\($0)") } ?? error
+    }
+
+    static func commandHint(for error: Error) -> String? {
+        switch error {
+        case let error as CheckpointError:
+            guard case .lfsPointer(let sha256, _) = error.underlying, let model = NamedModel.all.first(where: { $0.head?.sha256 == sha256 }) else { return nil }
+            return ", or `clipdetect model fetch \(model.name)`, which downloads that file (its SHA-256 is pinned)"
+        case HeadError.noMetadata: return "; import reference heads with `clipdetect head import`"
+        case HeadError.sameName: return " (import or train one with another --name)"
+        case ResolutionError.noHead: return " (import the reference's with `clipdetect head import`)"
+        case ResolutionError.backboneNotFound: return " with --model (every head then runs on it: score heads of other backbones in another run)"
+        case ResolutionError.offlineMissing(let model, _):
+            return " (--model CHECKPOINT with --head FILE made by `clipdetect head import`); a file without a SHA-256 is taken by `clipdetect model accept \(model)`"
+        case FeatureCacheError.notSQLite: return " (remove it, or name another --cache)"
+        case VerificationError.unverified(let model, _), DownloadError.offline(_, _, _, let model?):
+            return " (`clipdetect model accept \(model)`)"
+        default: return nil
+        }
     }
 
     /// What print() buffered must reach its destination: a full disk behind stdout is a failure.

@@ -90,7 +90,7 @@ struct CacheOptions: ParsableArguments {
             }
             return opened
         } catch {
-            printError("feature cache unavailable (\(error)); computing every feature")
+            printError("feature cache unavailable (\(error)\(ClipDetectCommand.commandHint(for: error) ?? "")); computing every feature")
             return nil
         }
     }

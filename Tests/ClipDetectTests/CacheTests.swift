@@ -53,7 +53,7 @@ import Testing
         try DatabaseQueue(path: foreign).write { try $0.execute(sql: "CREATE TABLE features (key TEXT, vector BLOB)") }
 
         // A file that is not SQLite, at a path a user named, is somebody's file: refused, left as it is.
-        #expect(throws: FileError.self) { try FeatureCache(path: garbage) }
+        #expect(throws: FeatureCacheError.notSQLite(garbage)) { try FeatureCache(path: garbage) }
         #expect(try String(contentsOfFile: garbage, encoding: .utf8) == "not a database at all")
         // At the cache's own path it is a damaged cache (zeros from a crash, say): moved aside, kept, rebuilt.
         let owned = try cachePath()

@@ -103,7 +103,7 @@ import Testing
         let (strict, strictReport) = try Calibrator.calibrate(rule: plain, realScores: reals, fakeScores: fakes,
                                                               options: Calibrator.Options(method: .platt, targetFPR: 0.0, band: .errorRate(0.45)))
         let boundary = strict.probability(strict.threshold!)
-        #expect(strict.band!.low <= boundary && boundary <= strict.band!.high && strictReport.notes.contains { $0.contains("widened") })
+        #expect(strict.band!.low <= boundary && boundary <= strict.band!.high && strictReport.notes == [.bandWidened(strict.band!)])
         #expect(throws: CalibrationError.self) {
             try Calibrator.calibrate(rule: plain, realScores: reals, fakeScores: fakes, options: Calibrator.Options(band: .errorRate(0.1)))
         }
@@ -126,7 +126,7 @@ import Testing
         let options = Calibrator.Options(method: .isotonic, band: .probabilities(low: 0.25, high: 0.75))
         let (calibrated, report) = try Calibrator.calibrate(head, realScores: reals, fakeScores: fakes, options: options, set: set)
         guard case .isotonic = calibrated.metadata.calibration else { Issue.record("no isotonic map"); return }
-        #expect(calibrated.metadata.threshold == nil && report.notes.contains { $0.contains("threshold was dropped") })
+        #expect(calibrated.metadata.threshold == nil && report.notes == [.thresholdDropped])
         #expect(calibrated.metadata.calibrationSet?.method == "isotonic" && calibrated.metadata.calibrationSet?.reals == 120)
         #expect(calibrated.weights == head.weights && calibrated.bias == head.bias)
         let (before, after) = (try #require(report.before), try #require(report.after))

@@ -68,7 +68,7 @@ import Testing
             let error = #expect(throws: CheckpointError.self) { try Checkpoint.open(path) }
             #expect(error.map { !"\($0)".contains("\n") } ?? false)
         }
-        #expect(throws: CheckpointError.self) { try Checkpoint.open("/nonexistent/model.safetensors") }
+        #expect(throws: FileError(.read, "/nonexistent/model.safetensors", .missing)) { try Checkpoint.open("/nonexistent/model.safetensors") }
     }
 
     @Test func missingUnexpectedAndMisshapenTensorsAreNamed() throws {

@@ -312,7 +312,7 @@ import Testing
         let missing = try cli.run(["head", "info", folder.appendingPathComponent("none.safetensors").path])
         #expect(missing.status != 0 && missing.stdout.isEmpty)
         let notAHead = try cli.run(["head", "info", Self.backbone])
-        #expect(notAHead.status != 0 && notAHead.stderr.contains("no clipdetect.head metadata"), "\(notAHead.stderr)")
+        #expect(notAHead.status != 0 && notAHead.stderr.contains("no clipdetect.head metadata; import reference heads with `clipdetect head import`"), "\(notAHead.stderr)")
     }
 
     // MARK: 2. cache stats / clear
@@ -691,7 +691,7 @@ import Testing
         // A FIFO nobody reads is refused at once, not waited on.
         let fifo = try Fixtures.temporaryDirectory().appendingPathComponent("out").path
         #expect(mkfifo(fifo, 0o600) == 0)
-        #expect(throws: FileError("cannot write \(fifo): nothing reads it (a FIFO without a reader)")) { try Files.write(Data("x".utf8), to: fifo) }
+        #expect(throws: FileError(.write, fifo, .noReader)) { try Files.write(Data("x".utf8), to: fifo) }
     }
 
     /// A stability check asks before each draw whether it is still wanted, and stops when not.

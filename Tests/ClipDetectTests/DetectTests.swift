@@ -30,15 +30,15 @@ import Testing
         // A copy that no longer records its backbone is still the same head on this encoder.
         renamed.metadata.feature.fingerprint = nil
         renamed.metadata.feature.backbonePath = nil
-        #expect(throws: HeadError.invalid("tiny and tiny2 are the same head (same weights on the same feature): it would count twice in the fusion")) {
+        #expect(throws: HeadError.givenTwice("tiny", alias: "tiny2")) {
             try Detector(encoder: encoder, heads: [head, renamed])
         }
-        #expect(throws: HeadError.invalid("tiny is given twice: it would count twice in the fusion")) {
+        #expect(throws: HeadError.givenTwice("tiny", alias: nil)) {
             try Detector(encoder: encoder, heads: [head, head])
         }
         var other = head
         other.bias += 1
-        #expect(throws: HeadError.invalid("two heads are named tiny: each needs its own column (import or train one with another --name)")) {
+        #expect(throws: HeadError.sameName("tiny")) {
             try Detector(encoder: encoder, heads: [head, other])
         }
         other.metadata.name = "tiny3"
@@ -708,7 +708,7 @@ import Testing
                 // Not a file at all: one line, not a trap.
                 try FileManager.default.removeItem(atPath: cached)
                 try FileManager.default.createDirectory(atPath: cached, withIntermediateDirectories: false)
-                #expect { try offline.head(named, backbone: nil) } throws: { error in "\(error)".contains("not a regular file") }
+                #expect { try offline.head(named, backbone: nil) } throws: { error in (error as? FileError)?.reason == .folder }
             } else {
                 #expect(throws: (any Error).self) { try store.head(named, backbone: nil) }
                 #expect(store.cachedHead(named) == nil)
@@ -868,8 +868,10 @@ import Testing
                                   proj1: [.init(weight: .init(repeating: 0.1, count: trunk.dim * 16), bias: .init(repeating: 0, count: trunk.dim),
                                                 inputs: 16, outputs: trunk.dim)] + trunk.proj1.dropFirst(),
                                   proj2: trunk.proj2, hidden: trunk.hidden)
-        #expect(throws: HeadError.mismatch("rine's network takes 4 blocks of 16, not the backbone's 2 of 32")) {
+        #expect(throws: HeadError.mismatch(head: "rine", .trunk(blocks: 4, width: 16, backboneBlocks: 2, backboneWidth: 32))) {
             try Detector(encoder: encoder, heads: [resplit])
         }
+        #expect("\(HeadError.mismatch(head: "rine", .trunk(blocks: 4, width: 16, backboneBlocks: 2, backboneWidth: 32)))"
+                == "head does not fit: rine's network takes 4 blocks of 16, not the backbone's 2 of 32")
     }
 }

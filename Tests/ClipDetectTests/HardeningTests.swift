@@ -422,7 +422,7 @@ import Testing
         // A file that is not a feature cache is never moved aside.
         let notes = try write(Data("my notes".utf8), "notes.txt", in: folder)
         let detect = try cli.run(["detect", "--model", DetectTests.backbone, "--head", link, "--cache", notes, Fixtures.path("images", "jpeg_420.jpg")])
-        #expect(detect.status == 0 && detect.stderr.contains("not a SQLite file"), "\(detect.stderr)")
+        #expect(detect.status == 0 && detect.stderr.contains("not a SQLite file; refusing to replace it (remove it, or name another --cache)"), "\(detect.stderr)")
         #expect(try String(contentsOfFile: notes, encoding: .utf8) == "my notes")
         // A refused resume leaves the file exactly as it was, cut last line included.
         let other = try write(Data("notes\nlast line".utf8), "other.csv", in: folder)

@@ -96,9 +96,10 @@ import Testing
     @Test func limitsAreCheckedBeforeDecoding() throws {
         let path = Fixtures.path("images", "size_4000x3000.jpg")
         #expect(throws: ImageFileError.self) { try ImageDecoder.decode(path: path, limits: DecodeLimits(maxPixels: 1_000_000)) }
-        #expect(throws: ImageFileError.self) { try ImageDecoder.decode(path: path, limits: DecodeLimits(maxBytes: 1000)) }
-        #expect(throws: ImageFileError.self) { try ImageDecoder.decode(path: "/nonexistent.jpg") }
-        #expect(throws: ImageFileError.self) { try ImageDecoder.decode(path: Fixtures.root.path) }
+        #expect(throws: FileError(.read, path, .tooLarge(size: 210_705, limit: 1000))) { try ImageDecoder.decode(path: path, limits: DecodeLimits(maxBytes: 1000)) }
+        let missing = #expect(throws: FileError(.read, "/nonexistent.jpg", .missing)) { try ImageDecoder.decode(path: "/nonexistent.jpg") }
+        #expect(missing?.kind == .notFound)
+        #expect(throws: FileError(.read, Fixtures.root.path, .folder)) { try ImageDecoder.decode(path: Fixtures.root.path) }
     }
 }
 

@@ -77,7 +77,7 @@ enum BMPDecoder {
                 }
             }
             return RGBImage(width: width, height: rows, pixels: pixels)
-        } catch WeightsError.malformed {
+        } catch is ByteReader.Overrun {
             throw ImageError.corrupt("BMP file is truncated")
         }
     }

@@ -77,7 +77,6 @@ public struct DecodeLimits: Sendable, Equatable {
 }
 
 public enum ImageError: Error, CustomStringConvertible, Equatable {
-    case unreadable(String)
     case empty
     case notAnImage
     case unsupported(String)
@@ -87,7 +86,6 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case .unreadable(let why): "cannot read file: \(why)"
         case .empty: "file is empty"
         case .notAnImage: "not an image (unknown signature)"
         case .unsupported(let what): "unsupported image: \(what)"
@@ -117,7 +115,6 @@ public struct ImageFileError: Error, CustomStringConvertible {
 extension ImageError: ClassifiedError {
     public var kind: FailureKind {
         switch self {
-        case .unreadable(let why): why == "no such file" ? .notFound : .unreadable
         case .empty, .notAnImage, .corrupt: .invalidInput
         case .unsupported: .unsupported
         case .tooLarge: .tooLarge

@@ -44,7 +44,7 @@ public enum Impairment: Sendable, Equatable {
         let sides = 1...Double(Self.maxSide)
         func checkLimits(_ limits: ClosedRange<Int>) throws {
             guard limits.lowerBound >= 1, limits.upperBound <= Self.maxSide else {
-                throw ImpairmentError.invalid("crop min/max \(limits.lowerBound)…\(limits.upperBound) is outside 1…\(Self.maxSide)")
+                throw ImpairmentError.cropLimits(limits)
             }
         }
         switch self {
@@ -158,10 +158,56 @@ public enum Impairment: Sendable, Equatable {
     }
 }
 
-public enum ImpairmentError: Error, CustomStringConvertible, Equatable {
-    case invalid(String)
-    public var description: String {
-        switch self { case .invalid(let why): "invalid impairment: \(why)" }
+/// Why an impairment, as written, cannot be run; each case carries what was given.
+public enum ImpairmentError: Error, Equatable, Sendable {
+    case notKeyValue(String, spec: String)
+    case givenTwice(key: String, spec: String)
+    /// Keys that mean the same (`q`, `quality`), both given.
+    case synonyms([String], spec: String)
+    /// An operation that takes exactly one of `keys`.
+    case oneOf(operation: String, keys: [String])
+    case choice(key: String, value: String, options: [String])
+    case cropMinAboveMax
+    case placedAndRandom
+    case halfPlacement
+    case missing(operation: String, key: String)
+    case unknownOperation(String)
+    case unknownParameter(operation: String, key: String)
+    case notNumber(key: String, text: String)
+    case notFinite(key: String?, text: String)
+    case backwards(low: Double, high: Double)
+    case outside(key: String, value: Parameter, bounds: ClosedRange<Double>, open: Bool)
+    case notWhole(key: String, value: Parameter)
+    case emptyCondition
+    case cropLimits(ClosedRange<Int>)
+}
+
+extension ImpairmentError: CustomStringConvertible {
+    public var description: String { "invalid impairment: \(problem)" }
+
+    private var problem: String {
+        switch self {
+        case .notKeyValue(let pair, let spec): "\(pair) in \(spec) is not key=value"
+        case .givenTwice(let key, let spec): "\(key) is given twice in \(spec)"
+        case .synonyms(let keys, let spec): "\(keys.joined(separator: " and ")) mean the same in \(spec): give one"
+        case .oneOf(let operation, let keys): "\(operation) takes one of \(keys.map { $0 + "=" }.joined(separator: ", "))"
+        case .choice(let key, let value, let options):
+            "\(key)=\(value): use \(options.dropLast().joined(separator: ", ")) or \(options.last ?? "")"
+        case .cropMinAboveMax: "crop min= is above max="
+        case .placedAndRandom: "x=, y= place the crop: drop mode=random"
+        case .halfPlacement: "crop takes both x= and y=, or neither"
+        case .missing(let operation, let key): "\(operation) takes \(key)="
+        case .unknownOperation(let name): "unknown operation \(name) (jpeg, webp, resize, crop, blur, noise)"
+        case .unknownParameter(let operation, let key): "\(operation) has no parameter \(key)"
+        case .notNumber(let key, let text): "\(key)=\(text) is neither a number nor a range low..high"
+        case .notFinite(let key, let text): (key.map { "\($0)=" } ?? "") + "\(text) is not a finite number"
+        case .backwards(let low, let high): "range \(low)..\(high) runs backwards"
+        case .outside(let key, let value, let bounds, let open):
+            "\(key)=\(value) is outside \(open ? "(" : "[")\(Parameter.format(bounds.lowerBound)), \(Parameter.format(bounds.upperBound))]"
+        case .notWhole(let key, let value): "\(key)=\(value) must be a whole number"
+        case .emptyCondition: "an empty condition"
+        case .cropLimits(let limits): "crop min/max \(limits.lowerBound)…\(limits.upperBound) is outside 1…\(Impairment.maxSide)"
+        }
     }
 }
 

@@ -34,7 +34,7 @@ public struct ImpairmentChain: Sendable, Equatable {
     /// A condition of `eval --impair`: a named chain, or operations joined by `+`.
     public init(condition: String, seed: UInt64 = 0) throws {
         try self.init(parsing: condition.split(separator: "+", omittingEmptySubsequences: false).map(String.init), seed: seed)
-        guard !operations.isEmpty else { throw ImpairmentError.invalid("an empty condition") }
+        guard !operations.isEmpty else { throw ImpairmentError.emptyCondition }
     }
 
     /// The impaired image, and the encoded bytes when the last operation is a lossy encoder.

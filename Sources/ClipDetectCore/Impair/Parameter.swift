@@ -6,8 +6,8 @@ public struct Parameter: Sendable, Equatable, CustomStringConvertible {
 
     public init(_ low: Double, _ high: Double? = nil) throws {
         let high = high ?? low
-        guard low.isFinite, high.isFinite else { throw ImpairmentError.invalid("\(low)..\(high) is not a finite number") }
-        guard low <= high else { throw ImpairmentError.invalid("range \(low)..\(high) runs backwards") }
+        guard low.isFinite, high.isFinite else { throw ImpairmentError.notFinite(key: nil, text: "\(low)..\(high)") }
+        guard low <= high else { throw ImpairmentError.backwards(low: low, high: high) }
         self.low = low
         self.high = high
     }
@@ -15,9 +15,9 @@ public struct Parameter: Sendable, Equatable, CustomStringConvertible {
     init(parsing text: String, key: String) throws {
         let parts = text.components(separatedBy: "..")
         guard (1...2).contains(parts.count), let low = Numbers.decimal(parts[0]), let high = Numbers.decimal(parts.last!) else {
-            throw ImpairmentError.invalid("\(key)=\(text) is neither a number nor a range low..high")
+            throw ImpairmentError.notNumber(key: key, text: text)
         }
-        guard low.isFinite, high.isFinite else { throw ImpairmentError.invalid("\(key)=\(text) is not a finite number") }
+        guard low.isFinite, high.isFinite else { throw ImpairmentError.notFinite(key: key, text: text) }
         try self.init(low, high)
     }
 
@@ -25,10 +25,10 @@ public struct Parameter: Sendable, Equatable, CustomStringConvertible {
     func check(_ key: String, in bounds: ClosedRange<Double>, integer: Bool = false, open: Bool = false) throws {
         let inside = bounds.contains(low) && bounds.contains(high) && !(open && low == bounds.lowerBound)
         guard inside else {
-            throw ImpairmentError.invalid("\(key)=\(self) is outside \(open ? "(" : "[")\(Self.format(bounds.lowerBound)), \(Self.format(bounds.upperBound))]")
+            throw ImpairmentError.outside(key: key, value: self, bounds: bounds, open: open)
         }
         if integer, low != low.rounded() || high != high.rounded() {
-            throw ImpairmentError.invalid("\(key)=\(self) must be a whole number")
+            throw ImpairmentError.notWhole(key: key, value: self)
         }
     }
 

@@ -99,69 +99,91 @@ public enum FileKind: Sendable, Equatable {
 public enum Files {
     /// A regular file's bytes, refused above `limit` before reading. A FIFO, socket or device is
     /// refused, never opened for a blocking read.
-    public static func read(_ path: String, limit: Int) throws -> Data {
-        let fd = PathName.withCString(path) { open($0, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
-        guard fd >= 0 else {
-            throw ImageError.unreadable(errno == ENOENT ? "no such file" : String(cString: strerror(errno)))
-        }
+    public static func read(_ path: String, limit: Int) throws(FileError) -> Data {
+        let (fd, size) = try openRegular(path)
         defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw ImageError.unreadable(String(cString: strerror(errno))) }
-        switch info.st_mode & S_IFMT {
-        case S_IFREG: break
-        case S_IFDIR: throw ImageError.unreadable("is a directory")
-        default: throw ImageError.unreadable("not a regular file")
-        }
-        let size = Int(info.st_size)
-        guard size <= limit else { throw ImageError.tooLarge("\(size) bytes > \(limit)") }
+        guard size <= limit else { throw FileError(.read, path, .tooLarge(size: size, limit: limit)) }
         var data = Data(count: size)
         var done = 0
-        try data.withUnsafeMutableBytes { (buffer: UnsafeMutableRawBufferPointer) in
+        let failure: FileError.Reason? = data.withUnsafeMutableBytes { (buffer: UnsafeMutableRawBufferPointer) in
             while done < size {
                 let got = Glibc.read(fd, buffer.baseAddress! + done, size - done)
                 if got < 0, errno == EINTR { continue }
-                guard got > 0 else { throw ImageError.unreadable(got == 0 ? "file shrank while read" : String(cString: strerror(errno))) }
+                guard got > 0 else { return got == 0 ? .shrank : .system(errno) }
                 done += got
             }
+            return nil
         }
+        if let failure { throw FileError(.read, path, failure) }
         return data
     }
 
+    /// An open descriptor of the regular file `path` and its size; anything else is refused
+    /// without a blocking open. The caller closes it.
+    package static func openRegular(_ path: String) throws(FileError) -> (fd: Int32, size: Int) {
+        let fd = PathName.withCString(path) { open($0, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
+        guard fd >= 0 else { throw FileError(.read, path, errno == ENOENT ? .missing : .system(errno)) }
+        var info = stat()
+        let reason: FileError.Reason? = if fstat(fd, &info) != 0 { .system(errno) } else {
+            switch info.st_mode & S_IFMT {
+            case S_IFREG: nil
+            case S_IFDIR: .folder
+            default: .notRegular
+            }
+        }
+        if let reason {
+            close(fd)
+            throw FileError(.read, path, reason)
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return (fd, Int(info.st_size))
+    }
+
     /// Standard input to its end, refused above `limit` bytes.
-    public static func readStandardInput(limit: Int) throws -> Data {
+    public static func readStandardInput(limit: Int) throws(FileError) -> Data {
+        try readAll(0, limit: limit, wait: nil, naming: FileError.standardInput)
+    }
+
+    /// Everything `fd` gives until its end, refused above `limit` bytes; with `wait`, a read that
+    /// waits longer than that (a pipe whose writer says nothing) is refused instead of waited on.
+    package static func readAll(_ fd: Int32, limit: Int, wait: Duration?, naming path: String) throws(FileError) -> Data {
         var data = Data(), buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            let got = Glibc.read(0, &buffer, buffer.count)
-            if got < 0, errno == EINTR { continue }
-            guard got >= 0 else { throw FileError("cannot read standard input: \(String(cString: strerror(errno)))") }
+            if let wait {
+                var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let milliseconds = wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000
+                let polled = poll(&ready, 1, Int32(clamping: milliseconds))
+                if polled < 0, errno == EINTR { continue }
+                guard polled > 0 else { throw FileError(.read, path, .silent(wait)) }
+            }
+            let got = Glibc.read(fd, &buffer, buffer.count)
+            if got < 0, errno == EINTR || errno == EAGAIN { continue }
+            guard got >= 0 else { throw FileError(.read, path, .system(errno)) }
             if got == 0 { return data }
             data.append(contentsOf: buffer[0..<got])
-            guard data.count <= limit else { throw FileError("standard input is above \(limit) bytes: give the list as a file") }
+            guard data.count <= limit else { throw FileError(.read, path, .tooLarge(size: nil, limit: limit)) }
         }
     }
 
     /// The first `count` bytes of a regular file (fewer when it is shorter).
-    package static func prefix(_ path: String, count: Int) throws -> Data {
-        let fd = PathName.withCString(path) { open($0, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
-        guard fd >= 0 else { throw ImageError.unreadable(String(cString: strerror(errno))) }
+    package static func prefix(_ path: String, count: Int) throws(FileError) -> Data {
+        let (fd, _) = try openRegular(path)
         defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw ImageError.unreadable("not a regular file") }
         var data = Data(count: count)
         let got = data.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, count) }
         return data.prefix(max(got, 0))
     }
 
     /// Creates a folder (and its parents) the library needs, or says in one line why it cannot.
-    public static func makeDirectory(_ path: String, for purpose: String) throws {
+    public static func makeDirectory(_ path: String, for purpose: String) throws(FileError) {
         switch FileKind(path) {
         case .directory: return
-        case .regular, .other: throw FileError("\(purpose): \(PathName.display(path)) exists and is not a folder")
+        case .regular, .other: throw FileError(.create, path, .notAFolder, purpose: purpose)
         case .missing: break
         }
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-            let reason = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError).map { String(cString: strerror(Int32($0.code))) }
-            throw FileError("\(purpose): cannot create \(PathName.display(path))" + (reason.map { " (\($0))" } ?? ""))
+            let code = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError).map { Int32($0.code) } ?? EIO
+            throw FileError(.create, path, .system(code), purpose: purpose)
         }
     }
 
@@ -169,8 +191,8 @@ public enum Files {
     /// is written where it points, as a shell would), or the path itself when it opens but names
     /// no file (/dev/stdout on a pipe). A folder, a link into no folder, a missing folder and a
     /// folder that takes no file are refused here, before any work.
-    public static func writeTarget(_ path: String) throws -> String {
-        func failure(_ what: String) -> FileError { FileError("cannot write \(PathName.display(path)): \(what)") }
+    public static func writeTarget(_ path: String) throws(FileError) -> String {
+        func failure(_ reason: FileError.Reason) -> FileError { FileError(.write, path, reason) }
         var target = path
         if FileKind.isLink(path) {
             if let resolved = PathName.resolved(path) {
@@ -179,21 +201,19 @@ public enum Files {
                 let pointee = linkTarget(path)
                 let absolute = pointee.hasPrefix("/") ? pointee : folder(of: path) + "/" + pointee
                 guard FileKind(folder(of: absolute)) == .directory else {
-                    throw failure("it is a link to \(PathName.display(pointee)), whose folder does not exist")
+                    throw failure(.linkIntoNothing(pointee))
                 }
                 target = absolute
             }
         }
         switch FileKind(target) {
-        case .directory: throw failure("it is a folder")
-        case .other: guard PathName.withCString(target, { access($0, W_OK) }) == 0 else { throw failure(String(cString: strerror(errno))) }
+        case .directory: throw failure(.folder)
+        case .other: guard PathName.withCString(target, { access($0, W_OK) }) == 0 else { throw failure(.system(errno)) }
         case .regular, .missing:
             // The file is made beside its place: what stops that is the folder, not the file.
             let place = folder(of: target)
-            guard FileKind(place) == .directory else { throw failure("the folder \(PathName.display(place)) does not exist") }
-            guard PathName.withCString(place, { access($0, W_OK) }) == 0 else {
-                throw failure("no file can be made in \(PathName.display(place)) (\(String(cString: strerror(errno))))")
-            }
+            guard FileKind(place) == .directory else { throw failure(.noFolder(place)) }
+            guard PathName.withCString(place, { access($0, W_OK) }) == 0 else { throw failure(.cannotMakeIn(place, errno)) }
         }
         return target
     }
@@ -201,41 +221,42 @@ public enum Files {
     /// Writes a whole file so a reader never sees half of it (a temporary file beside it, renamed
     /// into place). A symbolic link is followed; a device or FIFO is written into, never replaced;
     /// a folder is refused.
-    public static func write(_ data: Data, to path: String) throws {
+    public static func write(_ data: Data, to path: String) throws(FileError) {
         let target = try writeTarget(path)
-        func failure(_ what: String) -> FileError { FileError("cannot write \(PathName.display(path)): \(what)") }
-        func writeAll(_ fd: Int32) throws {
-            try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+        func failure(_ reason: FileError.Reason) -> FileError { FileError(.write, path, reason) }
+        func writeAll(_ fd: Int32) throws(FileError) {
+            let code: Int32? = data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
                 var done = 0
                 while done < raw.count {
                     let wrote = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
                     if wrote < 0, errno == EINTR { continue }
-                    guard wrote > 0 else { throw failure(String(cString: strerror(errno))) }
+                    guard wrote > 0 else { return errno }
                     done += wrote
                 }
+                return nil
             }
+            if let code { throw failure(.system(code)) }
         }
         switch FileKind(target) {
-        case .directory: throw failure("it is a folder")
+        case .directory: throw failure(.folder)
         case .other:
             // Non-blocking open: a FIFO nobody reads is refused instead of waited on for ever.
             let fd = PathName.withCString(target) { open($0, O_WRONLY | O_NONBLOCK | O_CLOEXEC) }
-            guard fd >= 0 else { throw failure(errno == ENXIO ? "nothing reads it (a FIFO without a reader)" : String(cString: strerror(errno))) }
+            guard fd >= 0 else { throw failure(errno == ENXIO ? .noReader : .system(errno)) }
             defer { close(fd) }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
             try writeAll(fd)
         case .regular, .missing:
             let temporary = target + ".part-\(getpid())"
             let fd = PathName.withCString(temporary) { open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
-            guard fd >= 0 else { throw failure("no file can be made in \(PathName.display(folder(of: target))) (\(String(cString: strerror(errno))))") }
-            do {
+            guard fd >= 0 else { throw failure(.cannotMakeIn(folder(of: target), errno)) }
+            do throws(FileError) {
+                defer { close(fd) }
                 try writeAll(fd)
-                guard fsync(fd) == 0 || errno == EINVAL else { throw failure(String(cString: strerror(errno))) }
-                close(fd)
+                guard fsync(fd) == 0 || errno == EINVAL else { throw failure(.system(errno)) }
                 let renamed = PathName.withCString(temporary) { from in PathName.withCString(target) { to in rename(from, to) } }
-                guard renamed == 0 else { throw failure(String(cString: strerror(errno))) }
+                guard renamed == 0 else { throw failure(.system(errno)) }
             } catch {
-                close(fd)
                 _ = PathName.withCString(temporary) { unlink($0) }
                 throw error
             }
@@ -275,10 +296,85 @@ public enum Files {
     }
 }
 
-/// A file-system problem, in one line.
-public struct FileError: Error, CustomStringConvertible, Equatable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+/// A file-system problem: what was being done, to which path, and why.
+public struct FileError: Error, Equatable, Sendable {
+    public enum Action: Sendable, Equatable { case read, write, create }
+    public enum Reason: Sendable, Equatable {
+        case missing
+        /// What the system said (an `errno`).
+        case system(Int32)
+        /// A folder where a file was wanted.
+        case folder
+        /// A FIFO, socket or device where a regular file was wanted.
+        case notRegular
+        /// Something other than a folder where a folder was wanted.
+        case notAFolder
+        /// The folder a new file would go in does not exist.
+        case noFolder(String)
+        /// A link whose target would go in a folder that does not exist.
+        case linkIntoNothing(String)
+        /// The folder takes no new file (an `errno`).
+        case cannotMakeIn(String, Int32)
+        /// A FIFO without a reader.
+        case noReader
+        /// Above `limit` bytes (`size` when known before reading).
+        case tooLarge(size: Int?, limit: Int)
+        case shrank
+        /// A pipe whose writer said nothing for that long.
+        case silent(Duration)
+    }
+
+    /// How standard input is named as a path.
+    public static let standardInput = "-"
+
+    public let action: Action
+    public let path: String
+    public let reason: Reason
+    /// What the file is to the library ("feature cache"), when that helps a reader.
+    public let purpose: String?
+
+    public init(_ action: Action, _ path: String, _ reason: Reason, purpose: String? = nil) {
+        (self.action, self.path, self.reason, self.purpose) = (action, path, reason, purpose)
+    }
+
+    /// The same failure, saying what the file is to the library.
+    public func naming(purpose: String) -> FileError { FileError(action, path, reason, purpose: purpose) }
 }
 
-extension FileError: ClassifiedError { public var kind: FailureKind { .unreadable } }
+extension FileError: CustomStringConvertible {
+    public var description: String {
+        let name = path == Self.standardInput ? "standard input" : PathName.display(path)
+        let verb = switch action { case .read: "cannot read"; case .write: "cannot write"; case .create: "cannot create" }
+        return (purpose.map { "\($0): " } ?? "") + "\(verb) \(name): \(reason)"
+    }
+}
+
+extension FileError.Reason: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .missing: "no such file"
+        case .system(let code): String(cString: strerror(code))
+        case .folder: "it is a folder"
+        case .notRegular: "not a regular file"
+        case .notAFolder: "it exists and is not a folder"
+        case .noFolder(let folder): "the folder \(PathName.display(folder)) does not exist"
+        case .linkIntoNothing(let target): "it is a link to \(PathName.display(target)), whose folder does not exist"
+        case .cannotMakeIn(let folder, let code): "no file can be made in \(PathName.display(folder)) (\(String(cString: strerror(code))))"
+        case .noReader: "nothing reads it (a FIFO without a reader)"
+        case .tooLarge(let size?, let limit): "\(size) bytes, above the limit of \(limit)"
+        case .tooLarge(nil, let limit): "above \(limit) bytes"
+        case .shrank: "the file shrank while it was read"
+        case .silent(let wait): "nothing came within \(wait) (a pipe with no writer?)"
+        }
+    }
+}
+
+extension FileError: ClassifiedError {
+    public var kind: FailureKind {
+        switch reason {
+        case .missing, .noFolder, .linkIntoNothing: .notFound
+        case .tooLarge: .tooLarge
+        default: .unreadable
+        }
+    }
+}

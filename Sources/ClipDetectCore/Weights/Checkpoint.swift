@@ -29,14 +29,16 @@ public struct Checkpoint: Sendable {
     private static func read(_ file: MappedFile) throws -> Checkpoint {
         do {
             let bytes = file.bytes
-            if ZipArchive.looksLike(bytes) { return try TorchCheckpoint.read(file) }
+            if ZipArchive.looksLike(bytes) {
+                do { return try TorchCheckpoint.read(file) } catch let overrun as ByteReader.Overrun { throw WeightsError.malformed("\(overrun)") }
+            }
             if SafeTensors.looksLike(bytes) { return try SafeTensors.read(file) }
             if TorchCheckpoint.looksLikeLegacy(bytes) {
-                throw WeightsError.unreadable("legacy (pre-1.6) PyTorch format; re-save it with torch.save from a current PyTorch")
+                throw WeightsError.legacyPyTorch
             }
             if let (sha256, size) = lfsPointer(bytes) { throw WeightsError.lfsPointer(sha256: sha256, size: size) }
         }
-        throw WeightsError.unreadable("neither safetensors nor a PyTorch zip checkpoint")
+        throw WeightsError.unknownFormat
     }
 
     /// The object a Git LFS pointer names: `version https://git-lfs.github.com/spec/v1`, then

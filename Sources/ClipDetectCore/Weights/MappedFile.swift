@@ -22,19 +22,14 @@ public final class MappedFile: ByteOwner, @unchecked Sendable {
     public init(path: String) throws {
         self.path = path
         mapped = true
-        let fd = PathName.withCString(path) { open($0, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
-        guard fd >= 0 else { throw WeightsError.unreadable(String(cString: strerror(errno))) }
+        let (fd, size) = try Files.openRegular(path)
         defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw WeightsError.unreadable(String(cString: strerror(errno))) }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw WeightsError.unreadable("not a regular file") }
-        let size = Int(info.st_size)
         if size == 0 {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
             return
         }
         guard let map = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), map != MAP_FAILED else {
-            throw WeightsError.unreadable("mmap failed: \(String(cString: strerror(errno)))")
+            throw FileError(.read, path, .system(errno))
         }
         bytes = UnsafeRawBufferPointer(start: map, count: size)
     }

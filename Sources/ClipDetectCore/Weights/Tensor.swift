@@ -156,7 +156,10 @@ public struct Tensor: @unchecked Sendable {
 }
 
 public enum WeightsError: Error, CustomStringConvertible, Equatable {
-    case unreadable(String)
+    /// Neither safetensors nor a PyTorch zip checkpoint.
+    case unknownFormat
+    /// PyTorch's format before 1.6 (a bare pickle stream).
+    case legacyPyTorch
     case malformed(String)
     case refused(String)
     case unsupportedDType(String)
@@ -167,7 +170,8 @@ public enum WeightsError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .lfsPointer(let sha256, let size):
             "this is a Git LFS pointer to a \(size)-byte file (sha256 \(sha256.prefix(16))…), not the file itself: run `git lfs pull` in the repository it came from"
-        case .unreadable(let why): "cannot read checkpoint: \(why)"
+        case .unknownFormat: "not a checkpoint: neither safetensors nor a PyTorch zip checkpoint"
+        case .legacyPyTorch: "legacy (pre-1.6) PyTorch format; re-save it with torch.save from a current PyTorch"
         case .malformed(let why): "malformed checkpoint: \(why)"
         case .refused(let why): "refused checkpoint: \(why)"
         case .unsupportedDType(let dtype): "tensor dtype \(dtype) cannot be used as weights (need F32, F16, BF16 or F64)"
@@ -178,8 +182,8 @@ public enum WeightsError: Error, CustomStringConvertible, Equatable {
 extension WeightsError: ClassifiedError {
     public var kind: FailureKind {
         switch self {
-        case .unreadable(let why): why.contains("No such file") ? .notFound : .unreadable
-        case .malformed, .lfsPointer: .invalidInput
+        case .unknownFormat, .malformed, .lfsPointer: .invalidInput
+        case .legacyPyTorch: .unsupported
         case .refused: .refused
         case .unsupportedDType: .unsupported
         }

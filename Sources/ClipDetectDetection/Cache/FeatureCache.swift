@@ -25,7 +25,7 @@ public final class FeatureCache: Sendable {
         let folder = Files.folder(of: path)
         // Its own folder is made; a folder a user named must be there (a typo is not a new folder).
         if owned { try Files.makeDirectory(folder, for: "feature cache") } else if FileKind(folder) != .directory {
-            throw FileError("feature cache \(PathName.display(path)): the folder \(PathName.display(folder)) does not exist")
+            throw FileError(.write, path, .noFolder(folder), purpose: "feature cache")
         }
         var damaged = false
         switch FileKind(path) {
@@ -33,11 +33,11 @@ public final class FeatureCache: Sendable {
         case .regular:
             if !Self.isSQLiteOrEmpty(path) {
                 guard owned else {
-                    throw FileError("feature cache: \(PathName.display(path)) is not a SQLite file; refusing to replace it (remove it, or name another --cache)")
+                    throw FeatureCacheError.notSQLite(path)
                 }
                 damaged = true
             }
-        default: throw FileError("feature cache: \(PathName.display(path)) is not a regular file")
+        default: throw FileError(.write, path, .notRegular, purpose: "feature cache")
         }
         var aside: String?
         if damaged {
@@ -169,4 +169,16 @@ public final class FeatureCache: Sendable {
     }
 
     enum CacheError: Error { case corrupt, foreign }
+}
+
+/// A file named as the feature cache that is something else; it is kept as it is.
+public enum FeatureCacheError: Error, Equatable, CustomStringConvertible, ClassifiedError {
+    case notSQLite(String)
+
+    public var description: String {
+        switch self {
+        case .notSQLite(let path): "feature cache: \(PathName.display(path)) is not a SQLite file; refusing to replace it"
+        }
+    }
+    public var kind: FailureKind { .invalidInput }
 }

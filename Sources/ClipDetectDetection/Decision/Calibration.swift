@@ -69,6 +69,15 @@ public enum CalibrationError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+extension CalibrationError: ClassifiedError {
+    public var kind: FailureKind {
+        switch self {
+        case .invalid: .invalidInput
+        case .tooFew: .tooSmall
+        }
+    }
+}
+
 extension Calibration: Codable {
     enum Keys: String, CodingKey { case method, a, b, x, y }
 

@@ -134,8 +134,8 @@ public struct Head: Sendable, Equatable {
     /// Refuses numbers that would give a wrong verdict silently: non-finite weights, a calibration
     /// that does not rise with the score, a threshold that is not a number, a name that is a column.
     public func validate(_ source: String = "head") throws {
-        guard weights.allSatisfy(\.isFinite), bias.isFinite else { throw HeadError.invalid("\(source): weights that are not finite") }
-        do { try decision.validate() } catch { throw HeadError.invalid("\(source): \(error)") }
+        guard weights.allSatisfy(\.isFinite), bias.isFinite else { throw HeadError.notFinite(source: source) }
+        do { try decision.validate() } catch { throw HeadError.badDecision(source: source, error) }
         try Self.validate(name: metadata.name, source: source)
     }
 
@@ -147,41 +147,123 @@ public struct Head: Sendable, Equatable {
         let trimmed = name.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty, !reservedNames.contains(trimmed), !name.unicodeScalars.contains(where: hidden) else {
             let shown = name.unicodeScalars.map { hidden($0) ? "\\u{\(String($0.value, radix: 16, uppercase: true))}" : String($0) }.joined()
-            throw HeadError.invalid("\(source): a head may not be named \"\(shown)\"")
+            throw HeadError.badName(source: source, shown: shown)
         }
     }
 
     /// Refuses an encoder the head was not made for (its weights, or the feature it takes).
     public func check(encoder: ImageEncoder) throws {
         let f = metadata.feature
+        func mismatch(_ why: HeadError.Mismatch) -> HeadError { .mismatch(head: metadata.name, why) }
         if f.architecture != encoder.description.architecture {
-            throw HeadError.mismatch("\(metadata.name) was made for a \(f.architecture) backbone, not \(encoder.description.architecture)")
+            throw mismatch(.architecture(head: f.architecture, backbone: encoder.description.architecture))
         }
-        if let expected = f.fingerprint, expected != encoder.fingerprint {
-            throw HeadError.mismatch("\(metadata.name) was made for backbone weights \(expected.prefix(12))…, not \(encoder.fingerprint.prefix(12))…")
-        }
-        if f.kind == .projected, encoder.description.projectionDim == nil {
-            throw HeadError.mismatch("\(metadata.name) takes projected features, and this backbone has no projection")
-        }
-        if f.width != encoder.featureWidth(f.kind) {
-            throw HeadError.mismatch("\(metadata.name) takes \(f.normalized ? "normalised" : "raw") \(f.kind.rawValue) features of width \(f.width), "
-                                     + "not the backbone's \(encoder.featureWidth(f.kind))")
-        }
+        if let expected = f.fingerprint, expected != encoder.fingerprint { throw mismatch(.fingerprint(head: expected, backbone: encoder.fingerprint)) }
+        if f.kind == .projected, encoder.description.projectionDim == nil { throw mismatch(.noProjection) }
+        if f.width != encoder.featureWidth(f.kind) { throw mismatch(.feature(f, backboneWidth: encoder.featureWidth(f.kind))) }
         if let trunk, trunk.blocks != encoder.description.layers || trunk.tokenWidth != encoder.description.width {
-            throw HeadError.mismatch("\(metadata.name)'s network takes \(trunk.blocks) blocks of \(trunk.tokenWidth), "
-                                     + "not the backbone's \(encoder.description.layers) of \(encoder.description.width)")
+            throw mismatch(.trunk(blocks: trunk.blocks, width: trunk.tokenWidth, backboneBlocks: encoder.description.layers,
+                                  backboneWidth: encoder.description.width))
         }
     }
 }
 
-public enum HeadError: Error, CustomStringConvertible, Equatable {
-    case mismatch(String)
-    case invalid(String)
+/// Why a head, or a choice of heads, cannot be used. `source` names the file (and the head within a set).
+public enum HeadError: Error, Equatable, Sendable {
+    case noHead
+    /// One head given twice, or two names for the same weights on the same feature.
+    case givenTwice(String, alias: String?)
+    /// Two heads would share one score column.
+    case sameName(String)
+    /// A fusion asked of fewer than two heads (the one there, if any).
+    case fusionOfOne(Fusion, head: String?)
+    case setFusion(calibrated: Fusion, asked: Fusion)
+    /// A head set is calibrated as a whole and scores alone.
+    case setNotAlone
+    case noMetadata(path: String)
+    case badMetadata(path: String, reason: String)
+    case setSize(path: String, count: Int)
+    case unnamedTensors(path: String)
+    case badDecision(source: String, CalibrationError)
+    case notFinite(source: String)
+    case badName(source: String, shown: String)
+    /// Tensors missing or of the wrong shape: what was found and what the format takes.
+    case tensors(source: String, found: String, expected: String)
+    /// RINE's network on a feature it does not take.
+    case rineFeature(source: String, takes: Int, given: Head.Feature)
+    case notRINE(source: String, reason: String)
+    case rineResized
+    case unknownArchitecture(String)
+    case unsupportedNorm(String)
+    case backboneUnnamed
+    /// A head that does not fit the backbone it is given (`head` when it has a name yet).
+    case mismatch(head: String?, Mismatch)
 
+    public enum Mismatch: Equatable, Sendable {
+        case architecture(head: String, backbone: String)
+        case fingerprint(head: String, backbone: String)
+        case noProjection
+        case feature(Head.Feature, backboneWidth: Int)
+        case trunk(blocks: Int, width: Int, backboneBlocks: Int, backboneWidth: Int)
+        case width(head: Int, backbone: Int, feature: FeatureKind)
+        /// The reference's config names a backbone of another architecture than the one given.
+        case referenceArch(arch: String, model: String, architecture: String, given: String, givenArchitecture: String)
+    }
+}
+
+extension HeadError: CustomStringConvertible {
     public var description: String {
         switch self {
-        case .mismatch(let why): "head does not fit: \(why)"
-        case .invalid(let why): "invalid head: \(why)"
+        case .mismatch(let head, let why):
+            if case .trunk = why { "head does not fit: " + (head.map { "\($0)'s " } ?? "its ") + "\(why)" } else {
+                "head does not fit: " + (head.map { "\($0) " } ?? "") + "\(why)"
+            }
+        default: "invalid head: \(problem)"
+        }
+    }
+
+    private var problem: String {
+        switch self {
+        case .noHead: "no head given"
+        case .givenTwice(let name, nil): "\(name) is given twice: it would count twice in the fusion"
+        case .givenTwice(let name, let alias?): "\(name) and \(alias) are the same head (same weights on the same feature): it would count twice in the fusion"
+        case .sameName(let name): "two heads are named \(name): each needs its own column"
+        case .fusionOfOne(let fusion, let head): "\(fusion.rawValue) fusion needs two or more heads, not \(head.map { "only \($0)" } ?? "none")"
+        case .setFusion(let calibrated, let asked): "the head set was calibrated for \(calibrated.rawValue) fusion, not \(asked.rawValue)"
+        case .setNotAlone: "a head set is calibrated as a whole: give it alone, not with other heads or sets"
+        case .noMetadata(let path): "\(PathName.display(path)) has no \(Head.metadataKey) metadata"
+        case .badMetadata(let path, let reason): "\(PathName.display(path)): metadata is not valid (\(reason))"
+        case .setSize(let path, let count): "\(PathName.display(path)): a head set holds 2…\(HeadSet.maxHeads) heads, not \(count)"
+        case .unnamedTensors(let path): "\(PathName.display(path)): tensors that no head names"
+        case .badDecision(let source, let error): "\(source): \(error)"
+        case .notFinite(let source): "\(source): weights that are not finite"
+        case .badName(let source, let shown): "\(source): a head may not be named \"\(shown)\""
+        case .tensors(let source, let found, let expected): "\(source): \(found), expected \(expected)"
+        case .rineFeature(let source, let takes, let given):
+            "\(source): RINE's network takes the raw blocks feature (\(takes) values) of the crop or ten-crop view; "
+                + "the metadata says \(given.normalized ? "normalised" : "raw") \(given.kind.rawValue) (\(given.width)) of the \(given.inputView.rawValue) view"
+        case .notRINE(let source, let reason): "\(source): not RINE's network: \(reason)"
+        case .rineResized: "RINE is evaluated on a crop or ten crops, not resized"
+        case .unknownArchitecture(let arch): "config arch \(arch) is not a known CLIP backbone; give the backbone checkpoint"
+        case .unsupportedNorm(let norm): "config norm_type \(norm) is not supported (clip)"
+        case .backboneUnnamed: "nothing says which backbone this head needs: give the backbone checkpoint or the reference's config.yaml"
+        case .mismatch: ""
+        }
+    }
+}
+
+extension HeadError.Mismatch: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .architecture(let head, let backbone): "was made for a \(head) backbone, not \(backbone)"
+        case .fingerprint(let head, let backbone): "was made for backbone weights \(head.prefix(12))…, not \(backbone.prefix(12))…"
+        case .noProjection: "takes projected features, and this backbone has no projection"
+        case .feature(let f, let width): "takes \(f.normalized ? "normalised" : "raw") \(f.kind.rawValue) features of width \(f.width), not the backbone's \(width)"
+        case .trunk(let blocks, let width, let backboneBlocks, let backboneWidth):
+            "network takes \(blocks) blocks of \(width), not the backbone's \(backboneBlocks) of \(backboneWidth)"
+        case .width(let head, let backbone, let kind): "takes \(head)-d \(kind.rawValue) features, and the backbone gives \(backbone)"
+        case .referenceArch(let arch, let model, let architecture, let given, let givenArchitecture):
+            "config arch \(arch) is a head for \(model) (\(architecture)); \(given) is a \(givenArchitecture)"
         }
     }
 }
@@ -190,7 +272,8 @@ extension HeadError: ClassifiedError {
     public var kind: FailureKind {
         switch self {
         case .mismatch: .mismatch
-        case .invalid: .invalidInput
+        case .unsupportedNorm: .unsupported
+        default: .invalidInput
         }
     }
 }

@@ -44,12 +44,10 @@ extension Head {
         let trunk = hasTrunk ? try RINETrunk.read(tensors, prefix: prefix + "trunk.", lastLayer: false, source: source).trunk : nil
         let width = trunk?.dim ?? metadata.feature.width
         guard let weight = tensors[prefix + "weight"], let bias = tensors[prefix + "bias"], weight.shape == [1, width], bias.shape == [1]
-        else { throw HeadError.invalid("\(source): expected weight [1, \(width)] and bias [1]") }
+        else { throw HeadError.tensors(source: source, found: "weight \(tensors[prefix + "weight"]?.shape ?? []) and bias \(tensors[prefix + "bias"]?.shape ?? [])", expected: "weight [1, \(width)] and bias [1]") }
         if let trunk, trunk.inputWidth != metadata.feature.width || metadata.feature.kind != .blocks || metadata.feature.normalized
             || ![.crop, .tenCrop].contains(metadata.feature.inputView) {
-            throw HeadError.invalid("\(source): RINE's network takes the raw blocks feature (\(trunk.inputWidth) values) of the crop or ten-crop view; "
-                                    + "the metadata says \(metadata.feature.normalized ? "normalised" : "raw") \(metadata.feature.kind.rawValue) "
-                                    + "(\(metadata.feature.width)) of the \(metadata.feature.inputView.rawValue) view")
+            throw HeadError.rineFeature(source: source, takes: trunk.inputWidth, given: metadata.feature)
         }
         let head = Head(weights: try weight.floats().values, bias: try bias.floats()[0], metadata: metadata, trunk: trunk)
         try head.validate(source)
@@ -62,16 +60,14 @@ extension Head {
 
     /// A head from a checkpoint already read (a file, or bytes in memory).
     public static func read(_ file: Checkpoint) throws -> Head {
-        let path = PathName.display(file.path)
-        guard let text = file.metadata[metadataKey] else {
-            throw HeadError.invalid("\(path) has no \(metadataKey) metadata; import reference heads with `clipdetect head import`")
-        }
+        let path = file.path
+        guard let text = file.metadata[metadataKey] else { throw HeadError.noMetadata(path: path) }
         let metadata: Metadata
         do { metadata = try JSONDecoder().decode(Metadata.self, from: Data(text.utf8)) } catch {
-            throw HeadError.invalid("\(path): \(metadataKey) metadata is not valid (\(describeDecoding(error)))")
+            throw HeadError.badMetadata(path: path, reason: describeDecoding(error))
         }
-        let (head, count) = try read(file.tensors, prefix: "", metadata: metadata, source: path)
-        guard file.tensors.count == count else { throw HeadError.invalid("\(path): tensors that the head does not name") }
+        let (head, count) = try read(file.tensors, prefix: "", metadata: metadata, source: PathName.display(path))
+        guard file.tensors.count == count else { throw HeadError.unnamedTensors(path: path) }
         return head
     }
 }

@@ -41,20 +41,20 @@ public struct HeadSet: Sendable, Equatable {
     }
 
     static func read(_ file: Checkpoint, text: String) throws -> HeadSet {
-        let path = PathName.display(file.path)
+        let path = file.path
         let stored: Stored
         do { stored = try JSONDecoder().decode(Stored.self, from: Data(text.utf8)) } catch {
-            throw HeadError.invalid("\(path): \(metadataKey) metadata is not valid (\(describeDecoding(error)))")
+            throw HeadError.badMetadata(path: path, reason: describeDecoding(error))
         }
-        guard (2...maxHeads).contains(stored.heads.count) else { throw HeadError.invalid("\(path): a head set holds 2…\(maxHeads) heads, not \(stored.heads.count)") }
+        guard (2...maxHeads).contains(stored.heads.count) else { throw HeadError.setSize(path: path, count: stored.heads.count) }
         var heads: [Head] = [], named = 0
         for (index, metadata) in stored.heads.enumerated() {
-            let (head, count) = try Head.read(file.tensors, prefix: "heads.\(index).", metadata: metadata, source: "\(path) head \(index)")
+            let (head, count) = try Head.read(file.tensors, prefix: "heads.\(index).", metadata: metadata, source: "\(PathName.display(path)) head \(index)")
             heads.append(head)
             named += count
         }
-        guard file.tensors.count == named else { throw HeadError.invalid("\(path): tensors that no head of the set names") }
-        do { try stored.decision.validate() } catch { throw HeadError.invalid("\(path): \(error)") }
+        guard file.tensors.count == named else { throw HeadError.unnamedTensors(path: path) }
+        do { try stored.decision.validate() } catch { throw HeadError.badDecision(source: PathName.display(path), error) }
         return HeadSet(heads: heads, fusion: stored.fusion, decision: stored.decision, calibrationSet: stored.calibrationSet)
     }
 }
@@ -82,7 +82,7 @@ public struct HeadSelection: Sendable, Equatable {
         }
         guard let set = sets.first else { return HeadSelection(heads: heads) }
         guard sets.count == 1, heads.isEmpty else {
-            throw HeadError.invalid("a head set is calibrated as a whole: give it alone, not with other heads or sets")
+            throw HeadError.setNotAlone
         }
         return HeadSelection(heads: set.heads, set: set)
     }

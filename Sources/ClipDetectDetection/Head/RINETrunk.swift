@@ -69,7 +69,7 @@ public struct RINETrunk: Sendable, Equatable {
     /// keeps it as its weight and bias). Any other name under the prefix, or shape, is refused.
     package static func read(_ tensors: [String: Tensor], prefix: String, lastLayer: Bool, source: String) throws
         -> (trunk: RINETrunk, last: (weight: [Float], bias: Float)?) {
-        func fail(_ why: String) -> HeadError { .invalid("\(source): not RINE's network: \(why)") }
+        func fail(_ why: String) -> HeadError { .notRINE(source: source, reason: why) }
         // Every name is accounted for, and the sizes bounded, before any value is copied.
         let mine = tensors.keys.filter { $0.hasPrefix(prefix) }
         guard mine.count <= 2 * (2 * maxProjections + 3) + 1 else { throw fail("\(mine.count) tensors") }

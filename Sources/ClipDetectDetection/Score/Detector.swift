@@ -83,18 +83,16 @@ public struct Detector: Sendable {
     /// Each image is decoded once; each encoder runs one pass per view its heads take, which gives all
     /// their features. Checks that every head fits its encoder, and that no head is given twice.
     public init(heads assigned: [(head: Head, encoder: ImageEncoder)], configuration: Configuration = Configuration()) throws {
-        guard !assigned.isEmpty else { throw HeadError.invalid("no head given") }
+        guard !assigned.isEmpty else { throw HeadError.noHead }
         // The same scores, under any name, would count twice in the fusion.
         for (index, (head, encoder)) in assigned.enumerated() {
             if let same = assigned[..<index].first(where: { $0.head.scoresLike(head) && $0.encoder.computesLike(encoder) }) {
-                let names = same.head.metadata.name == head.metadata.name ? "\(head.metadata.name) is given twice"
-                    : "\(same.head.metadata.name) and \(head.metadata.name) are the same head (same weights on the same feature)"
-                throw HeadError.invalid("\(names): it would count twice in the fusion")
+                throw HeadError.givenTwice(same.head.metadata.name, alias: same.head.metadata.name == head.metadata.name ? nil : head.metadata.name)
             }
         }
         var names = Set<String>()
         for (head, _) in assigned where !names.insert(head.metadata.name).inserted {
-            throw HeadError.invalid("two heads are named \(head.metadata.name): each needs its own column (import or train one with another --name)")
+            throw HeadError.sameName(head.metadata.name)
         }
         var encoders: [ImageEncoder] = [], requests: [FeatureRequest] = [], inputs: [Int] = []
         for (head, given) in assigned {

@@ -9,13 +9,13 @@ extension HeadSelection {
         var configuration = configuration
         guard let set else {
             if let fusionGiven, heads.count < 2 {
-                throw HeadError.invalid("\(fusionGiven.rawValue) fusion needs two or more heads, not \(heads.isEmpty ? "none" : "only \(heads[0].metadata.name)")")
+                throw HeadError.fusionOfOne(fusionGiven, head: heads.first?.metadata.name)
             }
             configuration.fusion = fusionGiven ?? configuration.fusion
             return configuration
         }
         if let fusionGiven, fusionGiven != set.fusion {
-            throw HeadError.invalid("the head set was calibrated for \(set.fusion.rawValue) fusion, not \(fusionGiven.rawValue)")
+            throw HeadError.setFusion(calibrated: set.fusion, asked: fusionGiven)
         }
         configuration.fusion = set.fusion
         configuration.fusedDecision = set.decision

@@ -92,7 +92,25 @@ public enum Calibrator {
         /// Share of the calibration images outside the band, and the balanced accuracy of their verdicts.
         public var coverage: Double?
         public var coveredAccuracy: Double?
-        public var notes: [String] = []
+        public var notes: [Note] = []
+    }
+
+    /// What calibration changed beyond what was asked.
+    public enum Note: Equatable, Sendable, CustomStringConvertible {
+        /// A fitted probability replaced the head's threshold (synthetic is now P > 1/2).
+        case thresholdDropped
+        /// An error-rate band widened to hold the threshold's probability.
+        case bandWidened(UncertaintyBand)
+        /// The head's band no longer held the new boundary.
+        case bandDropped(UncertaintyBand)
+
+        public var description: String {
+            switch self {
+            case .thresholdDropped: "the head's old threshold was dropped: with the new probability, synthetic means P > 1/2"
+            case .bandWidened(let band): "the band was widened to P in (\(band.low), \(band.high)) to hold the threshold's probability"
+            case .bandDropped(let band): "the head's uncertain band (\(band.low), \(band.high)) no longer holds the decision boundary and was dropped"
+            }
+        }
     }
 
     /// The head with its new rule. `realScores` and `fakeScores` are the head's raw scores on the
@@ -139,7 +157,7 @@ public enum Calibrator {
             }
             rule.calibration = try fit(method, scores: scores, labels: labels)
             if rule.threshold != nil, options.targetFPR == nil {
-                report.notes.append("the head's old threshold was dropped: with the new probability, synthetic means P > 1/2 (give --target-fpr to set one)")
+                report.notes.append(.thresholdDropped)
                 rule.threshold = nil
             }
             if options.folds >= 2, realScores.count >= options.folds, fakeScores.count >= options.folds {
@@ -168,14 +186,14 @@ public enum Calibrator {
                 let boundary = rule.threshold.map(rule.probability)
                 band.low = min(band.low, boundary?.nextDown ?? 0.5)
                 band.high = max(band.high, (boundary ?? 0.5).nextUp)
-                report.notes.append("the band was widened to P in (\(band.low), \(band.high)) to hold the threshold's probability")
+                report.notes.append(.bandWidened(band))
             }
             rule.band = band
         case nil:
             // A band the head carried may no longer hold the new boundary: dropped, not kept wrong.
             if let band = rule.band, !band.holds(rule) {
                 rule.band = nil
-                report.notes.append("the head's uncertain band (\(band.low), \(band.high)) no longer holds the decision boundary and was dropped: give --band or --band-error for a new one")
+                report.notes.append(.bandDropped(band))
             }
         }
         try rule.validate()

@@ -13,36 +13,37 @@ extension Head {
                                        backbone: ImageEncoder?) throws -> Head {
         let file = try Checkpoint.open(path)
         guard let weight = file.tensors["fc.weight"], let bias = file.tensors["fc.bias"] else {
-            throw HeadError.invalid("\(path) has no fc.weight / fc.bias (found: \(file.tensors.keys.sorted().prefix(6).joined(separator: ", ")))")
+            throw HeadError.tensors(source: PathName.display(path), found: "tensors \(file.tensors.keys.sorted().prefix(6).joined(separator: ", "))", expected: "fc.weight and fc.bias")
         }
         guard weight.shape.count == 2, weight.shape[0] == 1, bias.elementCount == 1 else {
-            throw HeadError.invalid("\(path): fc.weight has shape \(weight.shape), expected [1, D]")
+            throw HeadError.tensors(source: PathName.display(path), found: "fc.weight \(weight.shape)", expected: "[1, D]")
         }
         let width = weight.shape[1]
         let settings = try config.map(ReferenceConfig.init(path:)) ?? ReferenceConfig()
         let known = settings.arch.flatMap(NamedModel.forReferenceArch)
         if let arch = settings.arch, known == nil, backbone == nil {
-            throw HeadError.invalid("config arch \(arch) is not a known CLIP backbone; give the backbone checkpoint")
+            throw HeadError.unknownArchitecture(arch)
         }
         if settings.arch != nil, settings.normType != nil, settings.normType != "clip" {
-            throw HeadError.invalid("config norm_type \(settings.normType!) is not supported (clip)")
+            throw HeadError.unsupportedNorm(settings.normType!)
         }
         if let known, let backbone, backbone.description.architecture != known.architecture {
             let given = backbone.path.map { URL(fileURLWithPath: $0).lastPathComponent } ?? "the backbone given"
-            throw HeadError.mismatch("config arch \(settings.arch!) is a head for \(known.name) (\(known.architecture)); \(given) is a \(backbone.description.architecture)")
+            throw HeadError.mismatch(head: nil, .referenceArch(arch: settings.arch!, model: known.name, architecture: known.architecture,
+                                                               given: given, givenArchitecture: backbone.description.architecture))
         }
         if known != nil, backbone == nil, width != 1024 {
-            throw HeadError.mismatch("head width \(width) does not fit \(settings.arch!), whose pooled feature is 1024-d")
+            throw HeadError.mismatch(head: nil, .width(head: width, backbone: 1024, feature: .pooled))
         }
         let architecture = backbone?.description.architecture ?? known?.architecture
         guard let architecture else {
-            throw HeadError.invalid("nothing says which backbone this head needs: give the backbone checkpoint or the reference's config.yaml")
+            throw HeadError.backboneUnnamed
         }
         let feature = Feature(architecture: architecture, fingerprint: backbone?.fingerprint,
                               backbone: known?.backbone.repository, kind: .pooled, normalized: true, width: width,
                               backbonePath: backbone?.path.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
         if let backbone, backbone.featureWidth(.pooled) != width {
-            throw HeadError.mismatch("head width \(width) differs from the backbone's pooled width \(backbone.featureWidth(.pooled))")
+            throw HeadError.mismatch(head: nil, .width(head: width, backbone: backbone.featureWidth(.pooled), feature: .pooled))
         }
         let provenance = "imported from \(URL(fileURLWithPath: path).lastPathComponent)" + (settings.arch.map { " (arch \($0))" } ?? "")
         return Head(weights: try weight.floats().values, bias: try bias.floats()[0],
@@ -59,16 +60,16 @@ extension Head {
     public static func importUnivFD(checkpoint path: String, name: String, backbone: ImageEncoder?) throws -> Head {
         let file = try Checkpoint.open(path)
         guard Set(file.tensors.keys) == ["weight", "bias"], let weight = file.tensors["weight"], let bias = file.tensors["bias"] else {
-            throw HeadError.invalid("\(path) is not UnivFD's fc_weights.pth: it holds \(file.tensors.keys.sorted().prefix(6).joined(separator: ", ")), not weight and bias")
+            throw HeadError.tensors(source: "\(PathName.display(path)) (UnivFD's fc_weights.pth)",
+                                    found: "tensors \(file.tensors.keys.sorted().prefix(6).joined(separator: ", "))", expected: "weight and bias")
         }
         guard weight.shape.count == 2, weight.shape[0] == 1, bias.shape == [1] else {
-            throw HeadError.invalid("\(path): weight \(weight.shape) and bias \(bias.shape), expected [1, D] and [1]")
+            throw HeadError.tensors(source: PathName.display(path), found: "weight \(weight.shape) and bias \(bias.shape)", expected: "[1, D] and [1]")
         }
         let openAI = NamedModel.named("openai-vit-l14")!
         let projection = backbone.map { $0.description.projectionDim } ?? 768
         guard let projection, projection == weight.shape[1] else {
-            throw HeadError.mismatch("UnivFD's layer takes \(weight.shape[1])-d projected features; "
-                                     + (backbone == nil ? "OpenAI's ViT-L/14 gives 768" : "this backbone's projection gives \(projection.map { "\($0)" } ?? "none")"))
+            throw HeadError.mismatch(head: "UnivFD's layer", projection.map { .width(head: weight.shape[1], backbone: $0, feature: .projected) } ?? .noProjection)
         }
         let feature = Feature(architecture: backbone?.description.architecture ?? openAI.architecture, fingerprint: backbone?.fingerprint,
                               backbone: backbone == nil ? openAI.backbone.repository : nil,
@@ -88,14 +89,13 @@ extension Head {
     /// whose blocks and width match, else it names that tower (`openai-vit-l14`). `view` is how the
     /// network was evaluated: `crop`, or `tenCrop` for the LDM checkpoint.
     public static func importRINE(checkpoint path: String, name: String, backbone: ImageEncoder?, view: InputView = .crop) throws -> Head {
-        guard view != .resizeCrop else { throw HeadError.invalid("RINE is evaluated on a crop or ten crops, not resized") }
+        guard view != .resizeCrop else { throw HeadError.rineResized }
         let file = try Checkpoint.open(path)
         let (trunk, last) = try RINETrunk.read(file.tensors, prefix: "", lastLayer: true, source: path)
         let openAI = NamedModel.named("openai-vit-l14")!
         let (layers, width) = backbone.map { ($0.description.layers, $0.description.width) } ?? (24, 1024)
         guard trunk.blocks == layers, trunk.tokenWidth == width else {
-            throw HeadError.mismatch("RINE's network takes \(trunk.blocks) blocks of \(trunk.tokenWidth); "
-                                     + (backbone == nil ? "OpenAI's ViT-L/14 has 24 of 1024" : "this backbone has \(layers) of \(width)"))
+            throw HeadError.mismatch(head: "RINE", .trunk(blocks: trunk.blocks, width: trunk.tokenWidth, backboneBlocks: layers, backboneWidth: width))
         }
         let feature = Feature(architecture: backbone?.description.architecture ?? openAI.architecture, fingerprint: backbone?.fingerprint,
                               backbone: backbone == nil ? openAI.backbone.repository : nil, kind: .blocks, normalized: false,
@@ -118,8 +118,8 @@ struct ReferenceConfig {
     init() {}
 
     init(path: String) throws {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw HeadError.invalid("cannot read \(path)")
+        guard let text = String(data: try Files.read(path, limit: 1 << 20), encoding: .utf8) else {
+            throw HeadError.badMetadata(path: path, reason: "config.yaml is not UTF-8 text")
         }
         for line in text.split(whereSeparator: \.isNewline) {
             let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }

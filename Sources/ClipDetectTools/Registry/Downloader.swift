@@ -41,7 +41,7 @@ public enum DownloadError: Error, CustomStringConvertible, Equatable {
         case .network(let url, let why): "cannot download \(url.absoluteString): \(why)"
         case .offline(let url, let destination, let sha256, let accept):
             "offline: download \(url.absoluteString) yourself and put it at \(destination)" + (sha256.map { " (its SHA-256 must be \($0))" } ?? "")
-                + (accept.map { ", then run `clipdetect model accept \($0)`" } ?? "")
+                + (accept.map { ", then accept it as \($0)" } ?? "")
         case .badEndpoint(let setting, let value): "\(setting) = '\(value)' is not an http(s) URL"
         case .altered(let path, let expected, let found):
             "\(path) is not the published file (sha256 \(found), pinned \(expected)): remove it to download it again, or put the published file there"
@@ -113,21 +113,16 @@ public struct Downloader: Sendable {
     }
 
     /// A regular file's SHA-256; anything else (a folder, a device) or a failed read is one line.
-    public static func sha256(ofFile path: String) throws -> String {
-        func failure(_ why: String) -> FileError { FileError("cannot read \(PathName.display(path)): \(why)") }
-        switch FileKind(path) {
-        case .regular: break
-        case .missing: throw failure("no such file")
-        case .directory, .other: throw failure("not a regular file")
-        }
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw failure("permission denied or unreadable") }
-        defer { try? handle.close() }
-        var hash = SHA256()
+    public static func sha256(ofFile path: String) throws(FileError) -> String {
+        let (fd, _) = try Files.openRegular(path)
+        defer { close(fd) }
+        var hash = SHA256(), buffer = [UInt8](repeating: 0, count: 4 << 20)
         while true {
-            let chunk: Data
-            do { chunk = try handle.read(upToCount: 4 << 20) ?? Data() } catch { throw failure("\(error.localizedDescription)") }
-            if chunk.isEmpty { break }
-            hash.update(data: chunk)
+            let got = read(fd, &buffer, buffer.count)
+            if got < 0, errno == EINTR { continue }
+            guard got >= 0 else { throw FileError(.read, path, .system(errno)) }
+            if got == 0 { break }
+            hash.update(data: buffer[0..<got])
         }
         return hash.finalize().hex
     }

@@ -63,15 +63,15 @@ public enum ResolutionError: Error, CustomStringConvertible, Equatable {
         case .unknownModel(let name, let known):
             "\(name) is neither a file nor a named model" + (Self.closest(to: name, in: known).map { ": did you mean \($0)?" } ?? "")
                 + " (named models: \(known.joined(separator: ", ")))"
-        case .noHead(let name): "\(name) is a backbone without a head: give a head file (import the reference's with `clipdetect head import`)"
+        case .noHead(let name): "\(name) is a backbone without a head: give a head file"
         case .backboneNotFound(let head, let architecture, let path):
             "\(head) was made on a local \(architecture) backbone" + (path.map { " at \($0), which is not there" } ?? "")
-                + ": put that checkpoint back there, or give it as --model (every head then runs on it: score heads of other backbones in another run)"
+                + ": put that checkpoint back there, or name the checkpoint it runs on"
         case .offlineMissing(let model, let files):
             "offline, and \(model) needs " + files.map { file in
-                "\(file.url) at \(PathName.display(file.destination))" + (file.sha256.map { " (SHA-256 \($0))" } ?? " (then `clipdetect model accept \(model)`)")
+                "\(file.url) at \(PathName.display(file.destination))" + (file.sha256.map { " (SHA-256 \($0))" } ?? " (no SHA-256 pinned: accept it once there)")
             }.joined(separator: " and ")
-                + ": download them elsewhere and put them there, or work from local files: --model CHECKPOINT with --head FILE made by `clipdetect head import`"
+                + ": download them elsewhere and put them there, or work from local files"
         case .noWeightsInFolder(let folder):
             "\(folder) holds none of \(ModelResolution.folderFiles.joined(separator: ", "))"
         }
@@ -154,7 +154,7 @@ public enum ModelResolution {
         }
         let fromFiles = try HeadSelection.read(files)
         if fromFiles.set != nil, !named.isEmpty {
-            throw HeadError.invalid("a head set is calibrated as a whole: give it alone, not with other heads or sets")
+            throw HeadError.setNotAlone
         }
         var next = fromFiles.heads.makeIterator()
         var heads: [Head] = [], models: [String?] = []

@@ -26,7 +26,7 @@ public enum VerificationError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .unverified(let model, let path):
             "\(PathName.display(path)) was not downloaded by clipdetect and no published hash is known to check it: if it is the file you meant, "
-                + "run `clipdetect model accept \(model)` (its SHA-256 is recorded), else remove it to download \(model) again"
+                + "accept it as \(model) (its SHA-256 is recorded), else remove it to download \(model) again"
         case .nothingToAccept(let model, let destination):
             "no backbone file of \(model) to accept: put it at \(PathName.display(destination)) first"
         }

@@ -351,7 +351,7 @@ public struct EvaluationReport: Sendable {
         let scored = list.compactMap { image in column.scores[image.item.name].flatMap { $0.isFinite ? (image, $0) : nil } }
         let reals = scored.filter { !$0.0.isSynthetic }.sorted { $0.1 > $1.1 }.prefix(mistakes)
         let fakes = scored.filter { $0.0.isSynthetic }.sorted { $0.1 < $1.1 }.prefix(mistakes)
-        if !thumbnails { out += "<p class=\"note\">Thumbnails were left out (<code>--no-thumbnails</code>): no image is in this file.</p>" }
+        if !thumbnails { out += "<p class=\"note\">Thumbnails were left out: no image is in this file.</p>" }
         for (title, group) in [("Real images scored most synthetic", Array(reals)), ("Synthetic images scored most real", Array(fakes))] {
             out += "<h3>\(HTML.escape(title))</h3><ul class=\"mistakes\">"
             for (image, score) in group {
