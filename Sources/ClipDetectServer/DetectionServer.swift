@@ -157,15 +157,15 @@ public struct DetectionServer: Sendable {
         // time, so only one full-size image is held outside the queue) and sent with its draws:
         // one request, one batch. The deadline counts from here.
         let started = ContinuousClock.now
-        var prepared = Prepared(sources: images.map { .bytes($0.data) }, spans: images.indices.map { ($0, []) }, decodeErrors: [:])
+        var plan: StabilityPlan?, sources = images.map { ImageSource.bytes($0.data) }
         if let check {
             if let full = await scheduler.refusal(adding: images.count * (check.draws + 1)) { return queueFull(full) }
-            let bodies = images.map(\.data), settings = detector.settings, deadline = ContinuousClock.now + configuration.deadline
-            prepared = await withCheckedContinuation { continuation in
+            let settings = detector.settings, deadline = ContinuousClock.now + configuration.deadline, given = sources
+            (plan, sources) = await withCheckedContinuation { continuation in
                 Self.preparing.async {
-                    continuation.resume(returning: Self.prepare(bodies, check: check, settings: settings) {
-                        ContinuousClock.now < deadline && channel.isActive
-                    })
+                    var plan = StabilityPlan(given, check: check, settings: settings, holdDecoded: false)
+                    let all = plan.next(upTo: .max) { ContinuousClock.now < deadline && channel.isActive }
+                    continuation.resume(returning: (plan, all))
                 }
             }
         }
@@ -173,7 +173,6 @@ public struct DetectionServer: Sendable {
         guard deadline > .zero else {
             return Self.error(.serviceUnavailable, .deadlineExceeded, "the verdicts were not ready within \(configuration.deadline)")
         }
-        let (sources, spans, decodeErrors) = (prepared.sources, prepared.spans, prepared.decodeErrors)
         let ticket = await scheduler.ticket()
         let timer = channel.eventLoop.scheduleTask(in: TimeAmount(deadline)) { Task { await scheduler.expire(ticket) } }
         // A client that has gone needs no verdicts: its images still queued or in a pass are dropped.
@@ -194,19 +193,13 @@ public struct DetectionServer: Sendable {
         if scored.contains(where: { if case .failure(let error) = $0 { error is BatchScheduler.DeadlineExceeded } else { false } }) {
             return Self.error(.serviceUnavailable, .deadlineExceeded, "the verdicts were not ready within \(configuration.deadline)")
         }
-        var results: [Result<Detection, Error>] = [], stabilities: [StabilityCheck.Result?] = []
-        for (index, span) in spans.enumerated() {
-            guard let span else { results.append(.failure(decodeErrors[index]!)); stabilities.append(nil); continue }
-            results.append(scored[span.start])
-            if let check, case .success(let clean) = scored[span.start] {
-                let draws = Array(scored[(span.start + 1)..<(span.start + 1 + check.draws - span.failures.count)])
-                stabilities.append(check.summary(clean: clean, draws: draws, failures: span.failures))
-            } else {
-                stabilities.append(nil)
-            }
+        var outcomes = scored.map { ($0, StabilityCheck.Result?.none) }
+        if var plan {
+            plan.record(scored)
+            outcomes = plan.finished().map(\.outcome)
         }
-        let verdicts = zip(images, results).enumerated().map { index, pair in
-            ImageVerdict(index: index, name: pair.0.name, result: pair.1, detector: detector, stability: stabilities[index])
+        let verdicts = zip(images, outcomes).enumerated().map { index, pair in
+            ImageVerdict(index: index, name: pair.0.name, result: pair.1.0, detector: detector, stability: pair.1.1)
         }
         return Self.encoded(DetectResponse(model: modelName, images: verdicts))
     }
@@ -253,36 +246,9 @@ public struct DetectionServer: Sendable {
         }
     }
 
-    /// What goes to the scheduler: per image, where its clean pass starts and why draws could not
-    /// be made, or its decoding error.
-    struct Prepared: Sendable {
-        var sources: [ImageSource]
-        var spans: [(start: Int, failures: [String])?]
-        var decodeErrors: [Int: Error]
-    }
-
-    /// Stability requests are prepared one at a time.
+    /// Stability requests are prepared one at a time, off the server's threads: each image is
+    /// decoded there for its draws, and its clean pass goes as bytes, decoded again in the pass.
     static let preparing = DispatchQueue(label: "clipdetect.stability-draws", qos: .userInitiated)
-
-    /// The clean pass goes as bytes (decoded again in the pass, as a request without draws is): the
-    /// full-size image is not held while it waits; the draws are at most 1440 pixels a side.
-    /// `wanted`: false once the request expired or its client left; the images after are not decoded.
-    static func prepare(_ images: [Data], check: StabilityCheck, settings: ExtractionSettings, wanted: () -> Bool) -> Prepared {
-        var prepared = Prepared(sources: [], spans: [], decodeErrors: [:])
-        for (index, data) in images.enumerated() {
-            do {
-                guard wanted() else { throw CancellationError() }
-                let decoded = try ImageDecoder.decode(data, limits: settings.limits, applyOrientation: settings.applyOrientation)
-                let (draws, failures) = try check.draws(of: decoded, maxPixels: settings.limits.maxPixels, wanted: wanted)
-                prepared.spans.append((prepared.sources.count, failures))
-                prepared.sources += [.bytes(data)] + draws
-            } catch {
-                prepared.decodeErrors[index] = error
-                prepared.spans.append(nil)
-            }
-        }
-        return prepared
-    }
 
     /// 429 with Retry-After: the queue is full now, or what it holds would not be done within the
     /// deadline; Retry-After is when enough of it should be.

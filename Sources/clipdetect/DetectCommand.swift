@@ -75,13 +75,19 @@ struct DetectCommand: ParsableCommand {
             progress.advance(failed: (try? result.get()) == nil)
         }
         if let check {
-            // One image at a time: its clean pass and its draws share forward passes.
-            for (index, item) in items.enumerated() {
-                let result = Result { try check.check(.file(item.path), with: detector) }
-                if let stable = try? result.get().1, stable.failedDraws > 0, let why = stable.failure {
-                    printError("\(PathName.display(item.path)): \(stable.failedDraws) of \(check.draws) stability draws failed (\(why))")
+            // A batch at a time: images' clean passes and draws share forward passes; a row is
+            // written once all of its image's passes are in.
+            var plan = StabilityPlan(items.map { .file($0.path) }, check: check, settings: detector.settings)
+            while true {
+                let batch = plan.next(upTo: detector.settings.batchSize)
+                if !batch.isEmpty { plan.record(detector.detect(batch)) }
+                for (index, (result, stable)) in plan.finished() {
+                    if let stable, stable.failedDraws > 0, let why = stable.failure {
+                        printError("\(PathName.display(items[index].path)): \(stable.failedDraws) of \(check.draws) stability draws failed (\(why))")
+                    }
+                    try record(index, result, stable)
                 }
-                try record(index, result.map(\.0), try? result.get().1)
+                if batch.isEmpty { break }
             }
         } else {
             try detector.run(paths: items.map(\.path)) { index, result in try record(index, result, nil) }

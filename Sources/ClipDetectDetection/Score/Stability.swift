@@ -37,42 +37,26 @@ public struct StabilityCheck: Sendable, Equatable {
         public var failure: String?
     }
 
-    /// The clean verdict and its stability, for an image already decoded. Draw j uses the chain's
-    /// seed and j, so an image gets the same draws wherever it is in a list. The clean pass and the
-    /// draws share forward passes a batch at a time, so at most a batch of copies is in memory.
-    public func check(_ image: RGBImage, with detector: Detector) throws -> (Detection, Result) {
-        let batch = detector.settings.batchSize, maxPixels = detector.settings.limits.maxPixels
-        var clean: Detection?, scored: [Swift.Result<Detection, Error>] = [], failures: [String] = []
-        var next = 0
-        repeat {
-            let first = clean == nil ? 1 : 0
-            let made = try self.draws(of: image, indices: next..<min(draws, next + batch - first), maxPixels: maxPixels)
-            next = min(draws, next + batch - first)
-            failures += made.failures
-            let results = detector.detect((first == 1 ? [.decoded(image)] : []) + made.sources)
-            if clean == nil { clean = try results[0].get() }
-            scored += results.dropFirst(first)
-        } while next < draws
-        return (clean!, summary(clean: clean!, draws: scored, failures: failures))
-    }
-
-    /// The impaired copies to score (a front end may batch them with others), and why the others could not be made.
-    /// `wanted`: asked before each draw; once false, no more are made (and `CancellationError` is thrown).
-    public func draws(of image: RGBImage, maxPixels: Int, wanted: () -> Bool = { true }) throws -> (sources: [ImageSource], failures: [String]) {
-        try draws(of: image, indices: 0..<draws, maxPixels: maxPixels, wanted: wanted)
-    }
-
-    func draws(of image: RGBImage, indices: Range<Int>, maxPixels: Int, wanted: () -> Bool = { true }) throws -> (sources: [ImageSource], failures: [String]) {
-        var sources: [ImageSource] = [], failures: [String] = []
-        for j in indices {
-            guard wanted() else { throw CancellationError() }
-            do { sources.append(.decoded(try chain.apply(image, index: j, maxPixels: maxPixels).0)) } catch { failures.append("\(error)") }
+    /// The clean verdict and its stability, for an image already decoded or a source (decoded once
+    /// with the detector's settings). Draw j uses the chain's seed and j, so an image gets the same
+    /// draws wherever it is in a list. A batch at a time: at most a batch of copies is in memory.
+    public func check(_ source: ImageSource, with detector: Detector) throws -> (Detection, Result) {
+        var plan = StabilityPlan([source], check: self, settings: detector.settings)
+        while true {
+            let batch = plan.next(upTo: detector.settings.batchSize)
+            if batch.isEmpty { break }
+            plan.record(detector.detect(batch))
         }
-        return (sources, failures)
+        let (detection, stability) = plan.finished()[0].outcome
+        return (try detection.get(), stability!)
+    }
+
+    public func check(_ image: RGBImage, with detector: Detector) throws -> (Detection, Result) {
+        try check(.decoded(image), with: detector)
     }
 
     /// Agreement and score spread of the draws' verdicts against the clean one.
-    public func summary(clean: Detection, draws results: [Swift.Result<Detection, Error>], failures: [String]) -> Result {
+    func summary(clean: Detection, draws results: [Swift.Result<Detection, Error>], failures: [String]) -> Result {
         var failures = failures
         var drawn: [Detection] = []
         for result in results {
@@ -92,23 +76,128 @@ public struct StabilityCheck: Sendable, Equatable {
         return Result(agreement: agreement, minScore: scores[0], medianScore: median, maxScore: scores[n - 1],
                       isStable: agreement >= minimumAgreement, failedDraws: failures.count, failure: failures.first)
     }
+}
 
-    /// The same for sources (files, bytes): decoded once with the detector's settings.
-    public func check(_ source: ImageSource, with detector: Detector) throws -> (Detection, Result) {
-        let settings = detector.settings
-        let image: RGBImage
-        switch source {
-        case .decoded(let decoded): image = decoded
-        case .file(let path):
-            let data = try ImageDecoder.read(path: path, limits: settings.limits)
-            image = try ImageDecoder.decode(data, path: path, limits: settings.limits, applyOrientation: settings.applyOrientation)
-        case .bytes(let data):
-            image = try ImageDecoder.decode(data, limits: settings.limits, applyOrientation: settings.applyOrientation)
+/// Images with their stability draws, laid out for scoring in passes of any size, and their
+/// verdicts read back as each image's last pass comes in. One plan serves a command line that
+/// scores a batch at a time (memory: one decoded image and a batch of copies) and a service that
+/// sends a request's images and draws to its queue at once.
+public struct StabilityPlan: Sendable {
+    public let check: StabilityCheck
+    private let settings: ExtractionSettings
+    private let holdDecoded: Bool
+    private var items: [Item]
+    /// The image the next source comes from, and what the last `next` handed out (image, clean?).
+    private var cursor = 0
+    private var handedOut: [(item: Int, clean: Bool)] = []
+    private var reported = 0
+
+    // Errors are kept as the values they are; a plan is used by one thread at a time.
+    private struct Item: @unchecked Sendable {
+        var source: ImageSource
+        var image: RGBImage?
+        var nextDraw = 0
+        var failures: [String] = []
+        var error: Error?
+        var clean: Swift.Result<Detection, Error>?
+        var drawn: [Swift.Result<Detection, Error>] = []
+        var expected = 0
+        var sent = false
+    }
+
+    /// `holdDecoded`: the clean pass goes as the image decoded for the draws (decoded once); false,
+    /// as given (a file or bytes, decoded again in the pass, so that the full-size image is not
+    /// held while it waits in a queue).
+    public init(_ sources: [ImageSource], check: StabilityCheck, settings: ExtractionSettings, holdDecoded: Bool = true) {
+        self.check = check
+        self.settings = settings
+        self.holdDecoded = holdDecoded
+        items = sources.map { Item(source: $0) }
+    }
+
+    /// The next at most `count` sources to score, in order (an image's clean pass, then its draws);
+    /// empty when every image is out. An image is decoded when its turn comes and let go once its
+    /// draws are made. `wanted` is asked before each image and draw: once false, no more are made
+    /// and the images not finished fail with `CancellationError`.
+    public mutating func next(upTo count: Int, wanted: () -> Bool = { true }) -> [ImageSource] {
+        precondition(handedOut.isEmpty, "record the last sources' results first")
+        var sources: [ImageSource] = []
+        while sources.count < count, cursor < items.count {
+            guard wanted() else {
+                for index in cursor..<items.count { (items[index].error, items[index].image) = (CancellationError(), nil) }
+                cursor = items.count
+                break
+            }
+            var item = items[cursor]
+            if item.image == nil && !item.sent {
+                do { item.image = try item.source.decoded(with: settings) } catch {
+                    item.error = error
+                    items[cursor] = item
+                    cursor += 1
+                    continue
+                }
+            }
+            if !item.sent {
+                item.sent = true
+                sources.append(holdDecoded ? .decoded(item.image!) : item.source)
+                handedOut.append((cursor, true))
+            } else if item.nextDraw < check.draws {
+                let j = item.nextDraw
+                item.nextDraw += 1
+                do {
+                    sources.append(.decoded(try check.chain.apply(item.image!, index: j, maxPixels: settings.limits.maxPixels).0))
+                    handedOut.append((cursor, false))
+                    item.expected += 1
+                } catch { item.failures.append("\(error)") }
+            }
+            if item.nextDraw == check.draws {
+                item.image = nil
+                items[cursor] = item
+                cursor += 1
+            } else {
+                items[cursor] = item
+            }
         }
-        // A file's image errors (too small for a crop) name it.
-        let scored = { try self.check(image, with: detector) }
-        var (detection, result) = if case .file(let path) = source { try ImageFileError.naming(path, scored) } else { try scored() }
-        (detection.imageWidth, detection.imageHeight) = (image.width, image.height)
-        return (detection, result)
+        return sources
+    }
+
+    /// The results of the sources the last `next` gave, in their order.
+    public mutating func record(_ scored: [Swift.Result<Detection, Error>]) {
+        precondition(scored.count == handedOut.count, "one result per source given out")
+        for ((item, clean), result) in zip(handedOut, scored) {
+            if clean { items[item].clean = result } else { items[item].drawn.append(result) }
+        }
+        handedOut = []
+    }
+
+    /// The images done since the last call, in order: every pass of theirs recorded (or their
+    /// decoding failed), each with its clean result and stability (nil when the clean pass failed).
+    public mutating func finished() -> [(index: Int, outcome: (Swift.Result<Detection, Error>, StabilityCheck.Result?))] {
+        var done: [(index: Int, outcome: (Swift.Result<Detection, Error>, StabilityCheck.Result?))] = []
+        while reported < items.count {
+            let item = items[reported]
+            if let error = item.error {
+                done.append((reported, (.failure(error), nil)))
+            } else if reported < cursor, let clean = item.clean, item.drawn.count == item.expected {
+                done.append((reported, (clean, try? check.summary(clean: clean.get(), draws: item.drawn, failures: item.failures))))
+            } else {
+                break
+            }
+            items[reported].drawn = []
+            reported += 1
+        }
+        return done
+    }
+}
+
+extension ImageSource {
+    /// The image, decoded with `settings` (a file's errors name it).
+    func decoded(with settings: ExtractionSettings) throws -> RGBImage {
+        switch self {
+        case .decoded(let image): image
+        case .file(let path): try ImageDecoder.decode(ImageDecoder.read(path: path, limits: settings.limits), path: path,
+                                                       limits: settings.limits, applyOrientation: settings.applyOrientation)
+        case .bytes(let data): try ImageDecoder.decode(data, limits: settings.limits, applyOrientation: settings.applyOrientation)
+        }
     }
 }
