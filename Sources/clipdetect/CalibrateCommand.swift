@@ -18,8 +18,7 @@ struct CalibrateCommand: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var progressOptions: ProgressOptions
-    @Option(name: .customLong("head"), help: "The head to calibrate (repeat to calibrate the fused score of several).") var heads: [String] = []
-    @Option(help: "How several heads' scores are combined (default soft_or_prob, or the head set's).") var fusion: Fusion?
+    @OptionGroup var headOptions: HeadOptions
     @Option(help: "Real images from your own source: a folder, a CSV with a filename column, or a text list (repeatable).") var real: [String] = []
     @Option(help: "Synthetic images: a folder, a CSV or a text list (repeatable).") var fake: [String] = []
     @Option(help: "Set the threshold so that at most this share of the real images is called synthetic.") var targetFpr: Double?
@@ -32,7 +31,7 @@ struct CalibrateCommand: ParsableCommand {
     @Option(name: [.customShort("o"), .long], help: "Output head (.safetensors).") var output: String
 
     func validate() throws {
-        if heads.isEmpty { throw ValidationError("give --head: the head (or heads) to calibrate") }
+        if headOptions.heads.isEmpty { throw ValidationError("give --head: the head (or heads) to calibrate") }
         if !(1...256).contains(batch) { throw ValidationError("--batch takes 1…256") }
         if real.isEmpty { throw ValidationError("give --real: images from your own source") }
         if let targetFpr, !(targetFpr >= 0 && targetFpr < 1) { throw ValidationError("--target-fpr takes a rate in [0, 1)") }
@@ -60,14 +59,14 @@ struct CalibrateCommand: ParsableCommand {
 
     func run() throws {
         let options = try self.options
-        let detector = try modelOptions.loadDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(batchSize: batch)).detector
+        let detector = try modelOptions.loadDetector(headOptions, configuration: Detector.Configuration(batchSize: batch)).detector
         let fused = detector.heads.count > 1
         // Checked before any image is scored: without synthetic images no probability is fitted.
         if bandError != nil, fake.isEmpty, detector.decision.calibration == nil {
             throw CommandError("--band-error reads the calibrated probability: give --fake images (a method is fitted), or a head already calibrated, or --band")
         }
         let images = try Inputs.labeled(csv: nil, real: real, fake: fake)
-        try refuseOverwritingInputs(output, heads + real + fake + images.map(\.item.path) + modelOptions.files)
+        try refuseOverwritingInputs(output, headOptions.heads + real + fake + images.map(\.item.path) + modelOptions.files)
         let progress = Progress(total: images.count, label: "calibrate", quiet: progressOptions.quiet)
         let data = CalibrationData.score(images, with: detector) { done, failed in
             while progress.done < done { progress.advance(failed: progress.failed < failed) }

@@ -15,9 +15,7 @@ struct DetectCommand: ParsableCommand {
     @OptionGroup var cacheOptions: CacheOptions
     @OptionGroup var verdictOptions: VerdictOptions
     @OptionGroup var progressOptions: ProgressOptions
-    @Option(name: .customLong("head"), help: "Head file (repeat for several detectors; their scores are fused). Default: the named model's head.")
-    var heads: [String] = []
-    @Option(help: "How several heads' scores are combined (default soft_or_prob, or the head set's).") var fusion: Fusion?
+    @OptionGroup var headOptions: HeadOptions
     @Option(help: "A CSV with a filename column (paths relative to its folder, as the reference).") var csv: String?
     @Option(help: "csv (the reference's columns plus probability, label, verdict, error), jsonl or table.") var format: Format = .csv
     @Option(help: "full, or reference: the reference's file exactly (filename, one score per head, fusion when fused; a failed image is an empty line, which its compute_metrics.py skips). CSV only.")
@@ -48,10 +46,10 @@ struct DetectCommand: ParsableCommand {
     func run() throws {
         if let output { try checkWritable(output) }
         let check = try stability.map { try StabilityCheck(draws: $0, chain: ImpairmentChain(condition: chain, seed: seed)) }
-        let detector = try modelOptions.loadDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(
+        let detector = try modelOptions.loadDetector(headOptions, configuration: Detector.Configuration(
             batchSize: batch, applyOrientation: exifOrientation, cache: cacheOptions.open(), band: verdictOptions.parsedBand())).detector
         var items = try Inputs.collect(inputs, csv: csv)
-        let inputs = items.map(\.path) + (csv.map { [$0] } ?? []) + heads + modelOptions.files + cacheOptions.files
+        let inputs = items.map(\.path) + (csv.map { [$0] } ?? []) + headOptions.heads + modelOptions.files + cacheOptions.files
         try refuseOverwritingInputs(output, inputs)
         if let output, let record = DetectionWriter.identityPath(output) {
             // The record is written too: never through a link, never over an input or another output's record.

@@ -15,8 +15,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "The list: columns filename and typ (real, or the generator's name).") var csv: String
     @Option(help: "Scores from detect (or the reference's main.py); without it the listed images are scored here.") var scores: String?
     @OptionGroup var modelOptions: ModelOptions
-    @Option(name: .customLong("head"), help: "Head file(s) (default: the named model's head).") var heads: [String] = []
-    @Option(help: "How several heads' scores are combined (default soft_or_prob, or the head set's).") var fusion: Fusion?
+    @OptionGroup var headOptions: HeadOptions
     @Option(help: "Also write the table as CSV.") var saveTab: String?
     @Option(help: "long (one row per detector and generator, every metric) or reference (compute_metrics.py's: detectors × generators + AVG, one metric).")
     var tabFormat: TabFormat = .long
@@ -46,7 +45,7 @@ struct EvalCommand: ParsableCommand {
         for path in [report, saveTab].compactMap({ $0 }) { try checkWritable(path) }
         let list = try Inputs.labeled(csv: csv)
         guard !list.isEmpty else { throw CommandError("\(PathName.display(csv)) lists no image: give rows of filename,typ") }
-        let inputs = [csv] + (scores.map { [$0, DetectionWriter.identityPath($0) ?? $0 + ".detector"] } ?? []) + heads + list.map(\.item.path)
+        let inputs = [csv] + (scores.map { [$0, DetectionWriter.identityPath($0) ?? $0 + ".detector"] } ?? []) + headOptions.heads + list.map(\.item.path)
             + modelOptions.files + cacheOptions.files
         if let report, let saveTab { try refuseOverwritingInputs(saveTab, [report], option: "--save-tab") }
         try refuseOverwritingInputs(report, inputs, option: "--report")
@@ -56,7 +55,7 @@ struct EvalCommand: ParsableCommand {
         var tables: [EvaluationTable] = [], runs: [EvaluationReport.Run] = [], reference = ""
         let (detector, modelName) = scores == nil ? try makeDetector() : (nil, nil)
         let scoreTable = try scores.map { try CSVTable(path: $0) }
-        let rules = scores == nil || heads.isEmpty ? nil : try ModelResolution.heads(heads, store: modelOptions.store).selection
+        let rules = scores == nil || headOptions.heads.isEmpty ? nil : try ModelResolution.heads(headOptions.heads, store: modelOptions.store).selection
         for condition in conditions {
             var columns = try scoreTable.map { try Self.readScores($0, name: scores!, rules: rules) }
                 ?? scoreHere(detector!, list: list, impairment: condition.chain)
@@ -187,7 +186,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     private func makeDetector() throws -> (Detector, String) {
-        let (detector, models) = try modelOptions.loadDetector(heads: heads, fusion: fusion, configuration: Detector.Configuration(cache: cacheOptions.open()))
+        let (detector, models) = try modelOptions.loadDetector(headOptions, configuration: Detector.Configuration(cache: cacheOptions.open()))
         return (detector, models.joined(separator: " + "))
     }
 

@@ -52,10 +52,10 @@ struct ModelOptions: ParsableArguments {
     /// The heads to score with (head files, a head set, or named models; none: the model's own) on
     /// --model or the backbones they record, with a head set's fusion and fused rule; `fusion` is
     /// what the command line asked for, if anything. With the models' names (named or paths).
-    func loadDetector(heads files: [String], fusion: Fusion? = nil, configuration: Detector.Configuration) throws -> (detector: Detector, models: [String]) {
+    func loadDetector(_ heads: HeadOptions, configuration: Detector.Configuration) throws -> (detector: Detector, models: [String]) {
         let (detector, models) = try namingFlags {
-            try ModelResolution.detector(heads: files, model: explicitModel, hints: hints, store: store, precision: precision,
-                                         configuration: configuration, fusion: fusion)
+            try ModelResolution.detector(heads: heads.heads, model: explicitModel, hints: hints, store: store, precision: precision,
+                                         configuration: configuration, fusion: heads.fusion)
         }
         if let note = models.first?.encoder.backend.note { printError("note: \(note)") }
         return (detector, models.map(\.name))
@@ -204,4 +204,11 @@ func refuseOverwritingInputs(_ output: String?, _ inputs: [String], option: Stri
             throw CommandError("\(option) \(output) is also an input (\(PathName.display(input))): it would be overwritten before it is read")
         }
     }
+}
+
+/// The heads a command scores with, and how their scores are combined.
+struct HeadOptions: ParsableArguments {
+    @Option(name: .customLong("head"), help: "Head file or named model (repeat for several: their scores are fused). Default: the named model's head.")
+    var heads: [String] = []
+    @Option(help: "How several heads' scores are combined (default soft_or_prob, or the head set's).") var fusion: Fusion?
 }

@@ -15,9 +15,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var verdictOptions: VerdictOptions
-    @Option(name: .customLong("head"), help: "Head file (repeat for several detectors; their scores are fused). Default: the named model's head.")
-    var heads: [String] = []
-    @Option(help: "How several heads' scores are combined (default soft_or_prob, or the head set's).") var fusion: Fusion?
+    @OptionGroup var headOptions: HeadOptions
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port (0: any free port, printed at start).") var port = 8080
     @Option(help: "Largest request body, in bytes.") var maxBodyBytes = 64 << 20
@@ -84,7 +82,7 @@ struct ServeCommand: AsyncParsableCommand {
             guard !key.isEmpty else { throw CommandError("--api-key-env \(apiKeyEnv): the variable is not set or holds only blanks") }
             keys.append(key)
         }
-        let (detector, models) = try modelOptions.loadDetector(heads: heads, fusion: fusion,
+        let (detector, models) = try modelOptions.loadDetector(headOptions,
                                                                configuration: Detector.Configuration(band: verdictOptions.parsedBand()))
         var configuration = ServerConfiguration(
             host: host, port: port, maxBodyBytes: maxBodyBytes, maxImagesPerRequest: maxImages,
