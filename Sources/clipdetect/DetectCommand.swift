@@ -102,14 +102,9 @@ struct DetectCommand: ParsableCommand {
 final class DetectionWriter {
     private let out: OutputStream
     private let format: DetectCommand.Format
-    private let heads: [String]
+    private let table: DetectionTable
     /// Names already in the file this run appends to (--resume).
     let done: Set<String>
-
-    static let numericColumns: Set<String> = ["probability", "agreement", "score_min", "score_median", "score_max"]
-
-    /// Columns of `--stability`, after the verdict.
-    static let stabilityColumns = StabilityCheck.columns
 
     /// `identity`: the detector's (`Detector.identity`), kept beside a file output as
     /// `<output>.detector` so that --resume appends only rows of the same detector.
@@ -117,8 +112,8 @@ final class DetectionWriter {
     init(path: String?, format: DetectCommand.Format, heads: [String], append: Bool, stability: Bool = false, reference: Bool = false,
          identity: String) throws {
         self.format = format
-        self.heads = heads
-        self.reference = reference
+        let table = DetectionTable(heads: heads, stability: stability, reference: reference)
+        self.table = table
         // A file to resume that cannot be read is refused: taken as absent, it would be overwritten.
         let previous: Data?
         do { previous = append ? try path.flatMap { FileKind($0) == .regular ? try Files.read($0, limit: CSVTable.maxBytes) : nil } : nil } catch {
@@ -126,18 +121,14 @@ final class DetectionWriter {
         }
         // An empty file (a run killed before its header) starts afresh.
         let resuming = previous.map { !$0.isEmpty } ?? false
-        let columns = ["filename"] + heads + (heads.count > 1 ? ["fusion"] : [])
-            + (reference ? [] : ["probability", "label", "verdict"] + (stability ? Self.stabilityColumns : []) + ["error"])
-        self.columns = columns
+        let columns = table.columns
         if resuming, let path, let previous {
             // A row cut short by a crash or a full disk is not done. What is there is checked first:
             // a file that is refused is left exactly as it was.
-            // Names may be any bytes, but a NUL or a run of bytes that is no UTF-8 at all is no file of ours.
-            guard !previous.contains(0), format != .jsonl || String(data: previous, encoding: .utf8) != nil else {
-                throw CommandError("\(path) is not a file that detect wrote (it is not text): write to another file")
+            let complete: Int
+            do { (done, complete) = try table.resume(previous, path: path, jsonLines: format == .jsonl) } catch {
+                throw CommandError(Self.resumeMessage(error))
             }
-            let complete = previous.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
-            done = try Self.namesIn(previous.prefix(complete), path: path, format: format, columns: columns)
             if try !Self.checkIdentity(identity, of: path), let record = Self.identityPath(path) {
                 // From now on the rows appended are this detector's: later resumes are checked.
                 try Files.write(Data(identity.utf8), to: record)
@@ -159,39 +150,18 @@ final class DetectionWriter {
         if format == .table { try out.write(zip(columns, Self.widths(columns)).map { Self.pad($0, $1) }.joined() + "\n") }
     }
 
-    /// The reference's contract: filename, one column per detector, fusion when several; then ours.
-    let columns: [String]
-    private let reference: Bool
+    var columns: [String] { table.columns }
     private var appending = false
 
     func write(name: String, _ result: Result<Detection, Error>, stability: StabilityCheck.Result? = nil) throws {
-        var values: [String]
-        let stabilityCells = columns.contains("stability")
-            ? stability.map { [$0.agreement, $0.minScore, $0.medianScore, $0.maxScore].map { $0.map { String($0) } ?? "" }
-                    + [$0.isStable.map { $0 ? "stable" : "unstable" } ?? "untested"] }
-                ?? Array(repeating: "", count: Self.stabilityColumns.count)
-            : []
-        switch result {
-        case .success(let d):
-            values = [name] + d.scores.map { String($0) } + (d.fused.map { [String($0)] } ?? [])
-                + [String(d.probability), d.isSynthetic ? "synthetic" : "real", d.verdict.rawValue] + stabilityCells + [""]
-        case .failure(let error):
-            values = [name] + Array(repeating: "", count: heads.count + (heads.count > 1 ? 1 : 0)) + ["", "", ""] + stabilityCells + ["\(error)"]
-        }
-        if reference {
-            // The reference's script takes every column but filename for a finite score: a failed
-            // image is an empty line, which pandas skips.
-            // On a resume the failed image's empty line is already there.
-            guard case .success = result else { return appending ? () : try out.write("\n") }
-            values = Array(values.prefix(columns.count))
-        }
+        // The reference's layout: a failed image is an empty line (on a resume, already there).
+        guard let values = table.cells(name: name, result, stability: stability) else { return appending ? () : try out.write("\n") }
         switch format {
         case .csv: try out.write(Data(PathName.bytes(CSVTable.line(values))))  // names as their own bytes
         case .jsonl:
             var object: [String: Any] = [:]
             for (index, (column, value)) in zip(columns, values).enumerated() where !value.isEmpty {
-                let isScore = index > 0 && index <= heads.count + (heads.count > 1 ? 1 : 0) || Self.numericColumns.contains(column)
-                object[column] = isScore ? Double(value).flatMap { $0.isFinite ? $0 : nil } ?? value as Any : value
+                object[column] = table.isNumeric(index) ? Double(value).flatMap { $0.isFinite ? $0 : nil } ?? value as Any : value
             }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             try out.write(String(decoding: data, as: UTF8.self) + "\n")
@@ -246,58 +216,26 @@ final class DetectionWriter {
         do { data = try Files.read(record, limit: 1 << 20) } catch {
             throw CommandError("\(PathName.display(record)), the record of the detector that wrote \(output), cannot be read (\(error)): remove it to resume on the columns alone")
         }
-        guard data != Data(identity.utf8) else { return true }
-        guard let before = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any], before["heads"] != nil else {
-            throw CommandError("\(PathName.display(record)) is not a record clipdetect wrote: remove it to resume on the columns alone")
+        let differing: [DetectionTable.IdentityField]
+        do { differing = try DetectionTable.differences(record: data, identity: identity, recordPath: record) } catch {
+            throw CommandError("\(error): remove it to resume on the columns alone")
         }
-        let now = (try? JSONSerialization.jsonObject(with: Data(identity.utf8))) as? [String: Any] ?? [:]
-        let names = ["heads": "heads", "encoders": "backbone or precision", "fusion": "fusion", "decision": "calibration, threshold or band",
-                     "exifOrientation": "--exif-orientation", "stability": "--stability draws, chain or seed"]
-        let differing = names.keys.sorted().filter { key in
-            func canonical(_ value: Any?) -> Data? { value.flatMap { try? JSONSerialization.data(withJSONObject: [$0], options: .sortedKeys) } }
-            return canonical(before[key]) != canonical(now[key])
-        }.map { names[$0]! }
-        // A record of an earlier version, equal on every key it has: the same detector.
         if differing.isEmpty { return true }
-        throw CommandError("\(output) was written by another detector (\(differing.isEmpty ? "its record differs" : "other " + differing.joined(separator: ", "))): "
+        let names: [DetectionTable.IdentityField: String] = [
+            .heads: "heads", .encoders: "backbone or precision", .fusion: "fusion", .decision: "calibration, threshold or band",
+            .exifOrientation: "--exif-orientation", .stability: "--stability draws, chain or seed"]
+        throw CommandError("\(output) was written by another detector (other \(differing.map { names[$0]! }.joined(separator: ", "))): "
                            + "resume with the same, or write to another file")
     }
 
-    /// Names already written to an earlier output, for --resume; refuses a file written for other heads.
-    static func namesIn(_ data: Data, path: String, format: DetectCommand.Format, columns: [String]) throws -> Set<String> {
-        switch format {
-        case .csv, .table:
-            guard !data.isEmpty else { throw CommandError("\(path) holds no complete row: resume with the same heads, or write to another file") }
-            let table = try CSVTable(text: PathName.decode(data), name: path)
-            guard table.header == columns else {
-                let stability = Set(stabilityColumns)
-                let had = !stability.isDisjoint(with: table.header), has = !stability.isDisjoint(with: columns)
-                if table.header.first == "filename", had != has {
-                    throw CommandError("\(path) was written \(had ? "with" : "without") --stability, this run is \(has ? "with" : "without"): resume with the same --stability, or write to another file")
-                }
-                func shown(_ names: [String]) -> String {
-                    let text = names.map(PathName.display).joined(separator: ",")
-                    return text.count <= 160 ? text : String(text.prefix(160)) + "…"
-                }
-                throw CommandError("\(path) has columns \(shown(table.header)), this run writes \(shown(columns)): resume with the same heads and options, or write to another file")
-            }
-            return Set(try table.values("filename"))
-        case .jsonl:
-            let text = String(decoding: data, as: UTF8.self)
-            var names = Set<String>()
-            let scoreColumns = Set(columns[1..<(columns.firstIndex(of: "probability") ?? 1)])
-            for (number, line) in text.split(separator: "\n").enumerated() {
-                guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-                      let name = object["filename"] as? String else {
-                    throw CommandError("\(path) line \(number + 1) is not a detect row")
-                }
-                let scores = Set(object.keys).subtracting(Set(columns).subtracting(scoreColumns))
-                if object["error"] == nil, scores != scoreColumns {
-                    throw CommandError("\(path) holds scores of \(scores.sorted().joined(separator: ",")), this run writes \(scoreColumns.sorted().joined(separator: ",")): resume with the same heads, or write to another file")
-                }
-                names.insert(name)
-            }
-            return names
+    /// A resume refused, with the options that would make it work.
+    static func resumeMessage(_ error: DetectionTable.ResumeError) -> String {
+        switch error {
+        case .stability(let path, let had):
+            "\(path) was written \(had ? "with" : "without") --stability, this run is \(had ? "without" : "with"): resume with the same --stability, or write to another file"
+        case .noCompleteRow, .scores: "\(error): resume with the same heads, or write to another file"
+        case .columns: "\(error): resume with the same heads and options, or write to another file"
+        default: "\(error): write to another file"
         }
     }
 }
