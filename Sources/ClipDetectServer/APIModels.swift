@@ -1,5 +1,7 @@
 import ClipDetect
 import Foundation
+import HTTPTypes
+import Hummingbird
 
 /// One image's verdict, or its error: the other images of the request are not affected.
 struct ImageVerdict: Encodable {
@@ -98,6 +100,34 @@ enum ErrorKind: Sendable, Equatable {
 }
 
 struct ErrorResponse: Encodable { var error: ErrorBody }
+
+/// A refused request as a value: its status, kind and message, and whether the connection closes
+/// (a body left unread cannot be followed by another request). Helpers throw it; the route turns it
+/// into the JSON answer, so middlewares see a response either way.
+struct APIError: HTTPResponseError {
+    let status: HTTPResponse.Status
+    let kind: ErrorKind
+    let message: String
+    var closes = false
+    var retryAfter: Int?
+
+    init(_ status: HTTPResponse.Status, _ kind: ErrorKind, _ message: String, closes: Bool = false, retryAfter: Int? = nil) {
+        (self.status, self.kind, self.message, self.closes, self.retryAfter) = (status, kind, message, closes, retryAfter)
+    }
+
+    init(_ status: HTTPResponse.Status, _ kind: FailureKind, _ message: String, closes: Bool = false) {
+        self.init(status, .failure(kind), message, closes: closes)
+    }
+
+    var response: Response {
+        var response = DetectionServer.error(status, kind, message)
+        if closes { response.headers[.connection] = "close" }
+        if let retryAfter { response.headers[.retryAfter] = "\(retryAfter)" }
+        return response
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response { response }
+}
 
 struct DetectResponse: Encodable {
     var model: String

@@ -90,92 +90,130 @@ public struct DetectionServer: Sendable {
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: contract)))
         }
         router.get("/v1/models") { _, _ in Self.encoded(ModelsResponse(self)) }
-        router.post("/v1/detect") { request, context in try await self.detect(request, channel: context.channel, scheduler: scheduler) }
+        router.post("/v1/detect") { request, context in
+            do { return try await self.detect(request, channel: context.channel, scheduler: scheduler) } catch let refusal as APIError { return refusal.response }
+        }
     }
 
-    /// Images from the body, their verdicts from the scheduler, one JSON object back.
+    /// Images from the body, their verdicts from the scheduler, one JSON object back; a refusal
+    /// on the way is thrown as an `APIError`.
     func detect(_ request: Request, channel: any Channel, scheduler: BatchScheduler) async throws -> Response {
-        // (Digits past Int's range are a length above any limit too.)
-        if let length = request.headers[.contentLength], !length.isEmpty, length.allSatisfy({ $0.isASCII && $0.isNumber }),
-           Int(length).map({ $0 > configuration.maxBodyBytes }) ?? true {
-            var response = Self.error(.contentTooLarge, .tooLarge, "body of \(length) bytes is above the limit of \(configuration.maxBodyBytes)")
-            response.headers[.connection] = "close"
-            return response
+        try checkLength(request.headers)
+        try Self.checkEncoding(request.headers)
+        try await admit(1, scheduler)
+        let images = try images(in: try await body(of: request, channel: channel), contentType: request.headers[.contentType] ?? "")
+        let check = try stabilityCheck(request, images: images.count)
+        // The deadline counts from here: preparing stability draws spends it.
+        let started = ContinuousClock.now
+        var (plan, sources) = try await prepare(images.map { ImageSource.bytes($0.data) }, check: check, scheduler: scheduler, channel: channel)
+        let scored = try await score(sources, within: configuration.deadline - (ContinuousClock.now - started), scheduler: scheduler, channel: channel)
+        sources = []  // (the draws, decoded, are let go before the answer is built)
+        var outcomes = scored.map { ($0, StabilityCheck.Result?.none) }
+        if plan != nil {
+            plan!.record(scored)
+            outcomes = plan!.finished().map(\.outcome)
         }
-        if let refusal = Self.encodingRefusal(request.headers) { return refusal }
-        if let full = await scheduler.refusal(adding: 1) { return queueFull(full) }
-        let body: ByteBuffer
+        let verdicts = zip(images, outcomes).enumerated().map { index, pair in
+            ImageVerdict(index: index, name: pair.0.name, result: pair.1.0, detector: detector, stability: pair.1.1)
+        }
+        return Self.encoded(DetectResponse(model: modelName, images: verdicts))
+    }
+
+    /// A declared length above the limit is refused before the body is read (digits past Int's
+    /// range are a length above any limit too).
+    func checkLength(_ headers: HTTPFields) throws(APIError) {
+        if let length = headers[.contentLength], !length.isEmpty, length.allSatisfy({ $0.isASCII && $0.isNumber }),
+           Int(length).map({ $0 > configuration.maxBodyBytes }) ?? true {
+            throw APIError(.contentTooLarge, .tooLarge, "body of \(length) bytes is above the limit of \(configuration.maxBodyBytes)", closes: true)
+        }
+    }
+
+    /// A body in a content coding (415, RFC 9110 §8.4.1): read as it is, it would be scored as an
+    /// image or refused as a wrong one, never decoded. (Transfer codings: `Refusal`.)
+    static func checkEncoding(_ headers: HTTPFields) throws(APIError) {
+        let content = headers[values: .contentEncoding].flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty && $0 != "identity" }
+        guard content.isEmpty else {
+            throw APIError(.unsupportedMediaType, .unsupportedEncoding,
+                           "Content-Encoding: \(content.joined(separator: ", ")) is not decoded here: send the image's own bytes")
+        }
+    }
+
+    /// Refused (429) when `images` more would overfill the queue or miss the deadline.
+    func admit(_ images: Int, _ scheduler: BatchScheduler) async throws(APIError) {
+        if let full = await scheduler.refusal(adding: images) { throw queueFull(full) }
+    }
+
+    /// The whole body, or the refusal that says why not.
+    func body(of request: Request, channel: any Channel) async throws(APIError) -> Data {
         switch await Self.collect(request, upTo: configuration.maxBodyBytes, within: configuration.bodyTimeout, channel: channel) {
-        case .success(let collected): body = collected
+        case .success(let collected): return Data(buffer: collected)
         case .failure(.tooLarge):
             // The rest of the body is not read: the connection cannot carry another request.
-            var response = Self.error(.contentTooLarge, .tooLarge, "body is above the limit of \(configuration.maxBodyBytes) bytes")
-            response.headers[.connection] = "close"
-            return response
+            throw APIError(.contentTooLarge, .tooLarge, "body is above the limit of \(configuration.maxBodyBytes) bytes", closes: true)
         case .failure(.tooSlow):
-            var response = Self.error(.requestTimeout, .bodyTimeout, "the body did not arrive within \(configuration.bodyTimeout)")
-            response.headers[.connection] = "close"
-            return response
+            throw APIError(.requestTimeout, .bodyTimeout, "the body did not arrive within \(configuration.bodyTimeout)", closes: true)
         case .failure(.broken):
-            return Self.error(.badRequest, .invalidInput, "the connection broke before the body was whole")
+            throw APIError(.badRequest, .invalidInput, "the connection broke before the body was whole")
         case .failure(.malformed(let why)):
-            var response = Self.error(.badRequest, .malformedRequest, "malformed request body (\(why)): the connection is closed")
-            response.headers[.connection] = "close"
-            return response
+            throw APIError(.badRequest, .malformedRequest, "malformed request body (\(why)): the connection is closed", closes: true)
         }
-        let data = Data(buffer: body)
-        let contentType = request.headers[.contentType] ?? ""
-        var images: [(name: String?, data: Data)] = []
+    }
+
+    /// The images of a form's `media` fields (with their file names), or the one raw image.
+    func images(in data: Data, contentType: String) throws(APIError) -> [(name: String?, data: Data)] {
+        let images: [(name: String?, data: Data)]
         if let boundary = Multipart.boundary(contentType: contentType) {
             do {
                 let parts = try Multipart.parse(data, boundary: boundary, maxParts: configuration.maxImagesPerRequest * 2 + 8)
                 images = parts.filter { $0.name == "media" }.map { ($0.filename, $0.body) }
             } catch let tooMany as Multipart.TooManyParts {
-                return Self.error(.badRequest, .tooLarge, "more than \(tooMany.limit) form fields in one request (at most \(configuration.maxImagesPerRequest) images)")
+                throw APIError(.badRequest, .tooLarge, "more than \(tooMany.limit) form fields in one request (at most \(configuration.maxImagesPerRequest) images)")
             } catch {
-                return Self.error(.badRequest, .invalidInput, "\(error)")
+                throw APIError(.badRequest, .invalidInput, "\(error)")
             }
-            guard !images.isEmpty else { return Self.error(.badRequest, .invalidInput, "no `media` field in the form") }
+            guard !images.isEmpty else { throw APIError(.badRequest, .invalidInput, "no `media` field in the form") }
         } else if contentType.lowercased().hasPrefix("multipart/form-data") {
-            return Self.error(.badRequest, .invalidInput, "multipart/form-data needs a boundary parameter of 1 to 70 characters")
+            throw APIError(.badRequest, .invalidInput, "multipart/form-data needs a boundary parameter of 1 to 70 characters")
         } else if Self.isRawImage(contentType) {
-            guard !data.isEmpty else { return Self.error(.badRequest, .invalidInput, "empty body: send an image") }
+            guard !data.isEmpty else { throw APIError(.badRequest, .invalidInput, "empty body: send an image") }
             images = [(nil, data)]
         } else {
-            return Self.error(.unsupportedMediaType, .invalidInput,
-                              "content type \(contentType.isEmpty ? "(none)" : contentType): send multipart/form-data with `media` fields, or one image as image/* or application/octet-stream")
+            throw APIError(.unsupportedMediaType, .invalidInput,
+                           "content type \(contentType.isEmpty ? "(none)" : contentType): send multipart/form-data with `media` fields, or one image as image/* or application/octet-stream")
         }
         guard images.count <= configuration.maxImagesPerRequest else {
-            return Self.error(.badRequest, .tooLarge, "\(images.count) images in one request; the limit is \(configuration.maxImagesPerRequest)")
+            throw APIError(.badRequest, .tooLarge, "\(images.count) images in one request; the limit is \(configuration.maxImagesPerRequest)")
         }
-        let check: StabilityCheck?
-        switch stabilityCheck(request, images: images.count) {
-        case .success(let value): check = value
-        case .failure(let refusal): return refusal.response
-        }
-        // With ?stability, each image is decoded here (off the server's threads, one request at a
-        // time, so only one full-size image is held outside the queue) and sent with its draws:
-        // one request, one batch. The deadline counts from here.
-        let started = ContinuousClock.now
-        var plan: StabilityPlan?, sources = images.map { ImageSource.bytes($0.data) }
-        if let check {
-            if let full = await scheduler.refusal(adding: images.count * (check.draws + 1)) { return queueFull(full) }
-            let settings = detector.settings, deadline = ContinuousClock.now + configuration.deadline, given = sources
-            (plan, sources) = await withCheckedContinuation { continuation in
-                Self.preparing.async {
-                    var plan = StabilityPlan(given, check: check, settings: settings, holdDecoded: false)
-                    let all = plan.next(upTo: .max) { ContinuousClock.now < deadline && channel.isActive }
-                    continuation.resume(returning: (plan, all))
-                }
+        return images
+    }
+
+    /// With ?stability, each image is decoded here (off the server's threads, one request at a
+    /// time, so only one full-size image is held outside the queue) and sent with its draws: one
+    /// request, one batch. Without, the images go as they came.
+    func prepare(_ sources: [ImageSource], check: StabilityCheck?, scheduler: BatchScheduler,
+                 channel: any Channel) async throws(APIError) -> (StabilityPlan?, [ImageSource]) {
+        guard let check else { return (nil, sources) }
+        try await admit(sources.count * (check.draws + 1), scheduler)
+        let settings = detector.settings, deadline = ContinuousClock.now + configuration.deadline
+        return await withCheckedContinuation { continuation in
+            Self.preparing.async {
+                var plan = StabilityPlan(sources, check: check, settings: settings, holdDecoded: false)
+                let all = plan.next(upTo: .max) { ContinuousClock.now < deadline && channel.isActive }
+                continuation.resume(returning: (plan, all))
             }
         }
-        let deadline = configuration.deadline - (ContinuousClock.now - started)
-        guard deadline > .zero else {
-            return Self.error(.serviceUnavailable, .deadlineExceeded, "the verdicts were not ready within \(configuration.deadline)")
-        }
+    }
+
+    /// Scores from the scheduler within what is left of the deadline; a client that has gone needs
+    /// no verdicts, so its images still queued or in a pass are dropped.
+    func score(_ sources: [ImageSource], within deadline: Duration, scheduler: BatchScheduler,
+               channel: any Channel) async throws(APIError) -> [Result<Detection, Error>] {
+        let late = APIError(.serviceUnavailable, .deadlineExceeded, "the verdicts were not ready within \(configuration.deadline)")
+        guard deadline > .zero else { throw late }
+        guard !sources.isEmpty else { return [] }
         let ticket = await scheduler.ticket()
         let timer = channel.eventLoop.scheduleTask(in: TimeAmount(deadline)) { Task { await scheduler.expire(ticket) } }
-        // A client that has gone needs no verdicts: its images still queued or in a pass are dropped.
         let watch = channel.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) { task in
             guard !channel.isActive else { return }
             task.cancel()
@@ -184,36 +222,15 @@ public struct DetectionServer: Sendable {
         defer { timer.cancel(); watch.cancel() }
         let scored: [Result<Detection, Error>]
         do {
-            scored = sources.isEmpty ? [] : try await scheduler.detect(sources, ticket: ticket)
+            scored = try await scheduler.detect(sources, ticket: ticket)
         } catch let full as Full {
-            return queueFull(full)
-        } catch BatchScheduler.Refusal.shuttingDown {
-            return Self.error(.serviceUnavailable, .shuttingDown, "the service is shutting down")
+            throw queueFull(full)
+        } catch {
+            // (The scheduler's only other refusal.)
+            throw APIError(.serviceUnavailable, .shuttingDown, "the service is shutting down")
         }
-        if scored.contains(where: { if case .failure(let error) = $0 { error is BatchScheduler.DeadlineExceeded } else { false } }) {
-            return Self.error(.serviceUnavailable, .deadlineExceeded, "the verdicts were not ready within \(configuration.deadline)")
-        }
-        var outcomes = scored.map { ($0, StabilityCheck.Result?.none) }
-        if var plan {
-            plan.record(scored)
-            outcomes = plan.finished().map(\.outcome)
-        }
-        let verdicts = zip(images, outcomes).enumerated().map { index, pair in
-            ImageVerdict(index: index, name: pair.0.name, result: pair.1.0, detector: detector, stability: pair.1.1)
-        }
-        return Self.encoded(DetectResponse(model: modelName, images: verdicts))
-    }
-
-    /// A body in a content coding (415, RFC 9110 §8.4.1): read as it is, it would be scored as an
-    /// image or refused as a wrong one, never decoded. (Transfer codings: `Refusal`.)
-    static func encodingRefusal(_ headers: HTTPFields) -> Response? {
-        let content = headers[values: .contentEncoding].flatMap { $0.split(separator: ",") }
-            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty && $0 != "identity" }
-        guard content.isEmpty else {
-            return error(.unsupportedMediaType, .unsupportedEncoding,
-                         "Content-Encoding: \(content.joined(separator: ", ")) is not decoded here: send the image's own bytes")
-        }
-        return nil
+        if scored.contains(where: { if case .failure(let error) = $0 { error is BatchScheduler.DeadlineExceeded } else { false } }) { throw late }
+        return scored
     }
 
     enum BodyFailure: Error { case tooLarge, tooSlow, broken, malformed(String) }
@@ -252,50 +269,46 @@ public struct DetectionServer: Sendable {
 
     /// 429 with Retry-After: the queue is full now, or what it holds would not be done within the
     /// deadline; Retry-After is when enough of it should be.
-    func queueFull(_ refusal: Full) -> Response {
+    func queueFull(_ refusal: Full) -> APIError {
         let why = switch refusal.reason {
         case .queueLimit(let adding):
             "the queue is full: \(refusal.queued) images are waiting and \(adding) more would pass its limit of \(configuration.maxQueuedImages)"
         case .deadline:
             "at the pace of recent passes the images ahead (\(refusal.queued) waiting, more being encoded) leave no time for these within the deadline of \(configuration.deadline)"
         }
-        var response = Self.error(.tooManyRequests, .overloaded, "\(why): try again shortly")
-        response.headers[.retryAfter] = "\(refusal.retryAfter)"
-        return response
+        return APIError(.tooManyRequests, .overloaded, "\(why): try again shortly", retryAfter: refusal.retryAfter)
     }
-
-    struct Refusal: Error { let response: Response }
 
     /// `?stability=N[&chain=reshare|social|paper]`: named chains only, so a client cannot ask for
     /// an operation of its own; N draws per image must fit in the queue.
-    func stabilityCheck(_ request: Request, images: Int) -> Result<StabilityCheck?, Refusal> {
+    func stabilityCheck(_ request: Request, images: Int) throws(APIError) -> StabilityCheck? {
         let query = request.uri.queryParameters
         // Only what the contract names, each once: a misspelt or repeated parameter is not guessed at.
         if let unknown = query.first(where: { $0.key != "stability" && $0.key != "chain" }) {
-            return .failure(Refusal(response: Self.error(.badRequest, .invalidInput, "unknown query parameter \(unknown.key): /v1/detect takes stability and chain")))
+            throw APIError(.badRequest, .invalidInput, "unknown query parameter \(unknown.key): /v1/detect takes stability and chain")
         }
         for name in ["stability", "chain"] where query[values: name[...]].count > 1 {
-            return .failure(Refusal(response: Self.error(.badRequest, .invalidInput, "\(name) is given more than once")))
+            throw APIError(.badRequest, .invalidInput, "\(name) is given more than once")
         }
         guard let text = query["stability"].map(String.init) else {
-            if query["chain"] != nil { return .failure(Refusal(response: Self.error(.badRequest, .invalidInput, "chain= needs stability=N"))) }
-            return .success(nil)
+            if query["chain"] != nil { throw APIError(.badRequest, .invalidInput, "chain= needs stability=N") }
+            return nil
         }
         guard let draws = Int(text), draws >= 1, draws <= configuration.maxStabilityDraws else {
-            return .failure(Refusal(response: Self.error(.badRequest, .invalidInput,
+            throw APIError(.badRequest, .invalidInput,
                 configuration.maxStabilityDraws == 0 ? "this server does not run stability checks"
-                    : "stability takes 1…\(configuration.maxStabilityDraws) draws, not \(text)")))
+                    : "stability takes 1…\(configuration.maxStabilityDraws) draws, not \(text)")
         }
         let name = query["chain"].map(String.init) ?? "reshare"
         guard ImpairmentChain.named[name] != nil, let chain = try? ImpairmentChain(condition: name) else {
-            return .failure(Refusal(response: Self.error(.badRequest, .invalidInput,
-                "chain takes \(ImpairmentChain.named.keys.sorted().joined(separator: ", "))")))
+            throw APIError(.badRequest, .invalidInput,
+                "chain takes \(ImpairmentChain.named.keys.sorted().joined(separator: ", "))")
         }
         guard images * (draws + 1) <= configuration.maxQueuedImages else {
-            return .failure(Refusal(response: Self.error(.badRequest, .tooLarge,
-                "\(images) images × \(draws + 1) passes is more than the queue holds (\(configuration.maxQueuedImages)): send fewer images or draws")))
+            throw APIError(.badRequest, .tooLarge,
+                "\(images) images × \(draws + 1) passes is more than the queue holds (\(configuration.maxQueuedImages)): send fewer images or draws")
         }
-        return .success(try? StabilityCheck(draws: draws, chain: chain))
+        return try? StabilityCheck(draws: draws, chain: chain)
     }
 
     static func isRawImage(_ contentType: String) -> Bool {
