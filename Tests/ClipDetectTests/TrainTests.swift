@@ -76,7 +76,7 @@ import Testing
         let (a, b) = PlattScaling.fit(scores: outOfFold, labels: data.labels)
         #expect(report.calibration == .platt(a: a, b: b) && head.metadata.calibration == report.calibration)
         let labels = Self.fixture.test_y.map { $0 == 1 }
-        let scores = Self.fixture.test_x.map(head.score)
+        let scores = Self.fixture.test_x.map { head.score($0) }
         let raw = Metrics.expectedCalibrationError(labels: labels, probabilities: scores.map(Logistic.sigmoid))
         let calibrated = Metrics.expectedCalibrationError(labels: labels, probabilities: scores.map(head.probability))
         #expect(calibrated < raw, "ECE raw \(raw), calibrated \(calibrated)")

@@ -103,6 +103,15 @@ public struct Head: Sendable, Equatable {
         return sum
     }
 
+    /// The score of one image in this head's view. A view of several crops gives the crops'
+    /// features one after another (`FeatureExtractor`, the cache, `embed`); the image's score is the
+    /// mean of theirs, as RINE averages its ten crops' logits.
+    public func score(image feature: [Float]) -> Double {
+        let crops = metadata.feature.inputView.crops, width = feature.count / crops
+        guard crops > 1 else { return score(feature) }
+        return (0..<crops).reduce(0.0) { $0 + score(Array(feature[($1 * width)..<(($1 + 1) * width)])) } / Double(crops)
+    }
+
     /// How this head's scores read as probabilities and labels.
     public var decision: DecisionRule { DecisionRule(calibration: metadata.calibration, threshold: metadata.threshold, band: metadata.band) }
 

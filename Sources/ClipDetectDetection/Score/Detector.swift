@@ -170,12 +170,7 @@ public struct Detector: Sendable {
 
     /// The verdict from an image's features, one per `extractor.requests`.
     public func detect(features: [[Float]]) -> Detection {
-        let scores = zip(heads, inputs).map { head, input in
-            // Several crops: the mean of their scores (RINE averages its ten crops' logits).
-            let crops = head.metadata.feature.inputView.crops, feature = features[input], width = feature.count / crops
-            return crops == 1 ? head.score(feature)
-                : (0..<crops).reduce(0.0) { $0 + head.score(Array(feature[($1 * width)..<(($1 + 1) * width)])) } / Double(crops)
-        }
+        let scores = zip(heads, inputs).map { head, input in head.score(image: features[input]) }
         let fused = heads.count > 1 ? fuse(scores) : nil
         let score = fused ?? scores[0]
         return Detection(scores: scores, fused: fused, probability: decision.probability(score), isSynthetic: decision.isSynthetic(score),
