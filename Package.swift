@@ -82,12 +82,20 @@ let package = Package(
             "ClipDetect", "ClipDetectServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "ClipDetectTests", dependencies: ["ClipDetect", "ClipDetectCore", "ClipDetectEncoder", "ClipDetectDetection", "ClipDetectTools", .product(name: "GRDB", package: "GRDB.swift")],
-                    resources: [.copy("Fixtures")]),
+        // Fixtures, the command-line runner and the loopback HTTP server every test target shares.
+        .target(name: "ClipDetectTestSupport", dependencies: ["ClipDetect", .product(name: "Crypto", package: "swift-crypto")],
+                path: "Tests/ClipDetectTestSupport", resources: [.copy("Fixtures")]),
+        // The library's units, against the references.
+        .testTarget(name: "ClipDetectTests", dependencies: ["ClipDetect", "ClipDetectCore", "ClipDetectEncoder", "ClipDetectDetection", "ClipDetectTools",
+                                                            "ClipDetectTestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
+        // The command-line tool end to end, run as a user runs it (the target depends on it, so it is built first).
+        .testTarget(name: "ClipDetectCLITests", dependencies: ["clipdetect", "ClipDetect", "ClipDetectCore", "ClipDetectEncoder", "ClipDetectDetection",
+                                                               "ClipDetectTools", "ClipDetectTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                                                               .product(name: "Crypto", package: "swift-crypto")]),
         // The public API only (no @testable): what a second front end can build against.
-        .testTarget(name: "ClipDetectAPITests", dependencies: ["ClipDetect"]),
+        .testTarget(name: "ClipDetectAPITests", dependencies: ["ClipDetect", "ClipDetectTestSupport"]),
         .testTarget(name: "ClipDetectServerTests", dependencies: [
-            "ClipDetectServer", "ClipDetect",
+            "ClipDetectServer", "ClipDetect", "ClipDetectTestSupport",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

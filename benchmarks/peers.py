@@ -6,7 +6,7 @@
 The peers run on OpenAI's ViT-L/14 (QuickGELU): here a random one made by open_clip
 ("ViT-L-14-quickgelu", seed 1). The paper's detector runs on another backbone (CommonPool): here the
 random ViT-L/14 of benchmarks/vit_l14.py, with the random head its check writes. The peers' heads are
-the released files committed under Tests/ClipDetectTests/Fixtures/heads/ (UnivFD's fc_weights.pth,
+the released files committed under Tests/ClipDetectTestSupport/Fixtures/heads/ (UnivFD's fc_weights.pth,
 RINE's model_2class_trainable.pth), imported with `clipdetect head import --backbone`.
 
 check: the peers' scoring restated from tools/fixtures/make_{univfd,rine}_fixtures.py (forward hooks

@@ -23,7 +23,7 @@ from vit_l14 import BINARY, reference_preprocess  # noqa: E402  (the shared refe
 
 def main():
     images = sys.argv[1:] or sorted(
-        p for p in glob.glob(os.path.join(ROOT, "Tests/ClipDetectTests/Fixtures/images/*"))
+        p for p in glob.glob(os.path.join(ROOT, "Tests/ClipDetectTestSupport/Fixtures/images/*"))
         if os.path.basename(p).startswith(("jpeg_", "png_rgb.", "png_rgba.", "size_4000", "size_225")))
     blobs = [open(p, "rb").read() for p in images]
     iterations = 3

@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 bin="${CLIPDETECT_BIN:-$(swift build --show-bin-path)/clipdetect}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-tower=Tests/ClipDetectTests/Fixtures/encoder/a_gelu_proj32/openclip.safetensors
+tower=Tests/ClipDetectTestSupport/Fixtures/encoder/a_gelu_proj32/openclip.safetensors
 list=docs/report-example-list.csv
-"$bin" head import Tests/ClipDetectTests/Fixtures/heads/weights.pth --backbone "$tower" --name tiny -o "$work/tiny.safetensors"
+"$bin" head import Tests/ClipDetectTestSupport/Fixtures/heads/weights.pth --backbone "$tower" --name tiny -o "$work/tiny.safetensors"
 # Text lists name files relative to the list's folder: absolute paths here.
 grep ',real$' "$list" | sed "s|^\.\./|$PWD/|; s|,real$||" > "$work/reals.txt"
 grep -v ',real$' "$list" | tail -n +2 | sed "s|^\.\./|$PWD/|; s|,.*$||" > "$work/fakes.txt"

@@ -1,19 +1,17 @@
 import ClipDetect
+import ClipDetectTestSupport
 import Foundation
 import Testing
 
 /// The library as a second front end uses it: public API only (no @testable), so a missing
 /// initialiser or a CLI-only helper shows up here as a build failure.
 @Suite struct PublicAPITests {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("ClipDetectTests/Fixtures")
-    static func fixture(_ parts: String...) -> String { parts.reduce(fixtures) { $0.appendingPathComponent($1) }.path }
-    static let backbone = fixture("encoder", "a_gelu_proj32", "openclip.safetensors")
-    static let images = ["jpeg_420.jpg", "png_rgba.png", "photo_rocket.jpg", "webp_lossy.webp"].map { fixture("images", $0) }
+    static let backbone = Fixtures.path("encoder", "a_gelu_proj32", "openclip.safetensors")
+    static let images = ["jpeg_420.jpg", "png_rgba.png", "photo_rocket.jpg", "webp_lossy.webp"].map { Fixtures.path("images", $0) }
 
     static func detector(calibration: Head.Calibration? = nil) throws -> Detector {
         let model = try ModelResolution.load(backbone, hints: ModelHints(), store: ModelStore(environment: [:], offline: true))
-        var head = try Head.importReference(checkpoint: fixture("heads", "weights.pth"), config: nil, name: "tiny", backbone: model.encoder)
+        var head = try Head.importReference(checkpoint: Fixtures.path("heads", "weights.pth"), config: nil, name: "tiny", backbone: model.encoder)
         head.metadata.calibration = calibration
         return try Detector(encoder: model.encoder, heads: [head], configuration: Detector.Configuration(batchSize: 3))
     }
@@ -99,7 +97,7 @@ import Testing
         let names = ["gif_transparent.gif", "bmp_palette.bmp", "png_palette.png", "png_gray16.png", "jpeg_444.jpg", "jpeg_420.jpg",
                      "cjpeg_smooth.jpg", "size_700x3.png", "png_rgba.png", "bmp_gray.bmp", "photo_rocket.jpg", "tiff_rgba.tif"]
         let images = names.enumerated().map { index, name in
-            LabeledImage(item: InputItem(name: name, path: Self.fixture("images", name)), type: index < 6 ? "real" : "fake")
+            LabeledImage(item: InputItem(name: name, path: Fixtures.path("images", name)), type: index < 6 ? "real" : "fake")
         }
         let (data, generators) = try TrainingSet.assemble(images, with: FeatureExtractor(encoder: model.encoder))
         #expect(data.labels.count == 12 && generators.count == 12 && data.positives == 6)

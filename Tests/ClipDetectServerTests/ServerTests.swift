@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import ClipDetect
+import ClipDetectTestSupport
 import ClipDetectServer
 import Foundation
 #if canImport(Glibc)
@@ -12,14 +13,11 @@ import Testing
 
 /// The real server on a loopback port, spoken to over HTTP by a real client.
 @Suite struct ServerTests {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("ClipDetectTests/Fixtures")
-    static func fixture(_ parts: String...) -> String { parts.reduce(fixtures) { $0.appendingPathComponent($1) }.path }
-    static let images = ["jpeg_420.jpg", "png_rgba.png", "webp_lossy.webp"].map { fixture("images", $0) }
+    static let images = ["jpeg_420.jpg", "png_rgba.png", "webp_lossy.webp"].map { Fixtures.path("images", $0) }
 
     static func detector() throws -> Detector {
-        let encoder = try ImageEncoder(path: fixture("encoder", "a_gelu_proj32", "openclip.safetensors"))
-        let head = try Head.importReference(checkpoint: fixture("heads", "weights.pth"), config: nil, name: "tiny", backbone: encoder)
+        let encoder = try ImageEncoder(path: Fixtures.path("encoder", "a_gelu_proj32", "openclip.safetensors"))
+        let head = try Head.importReference(checkpoint: Fixtures.path("heads", "weights.pth"), config: nil, name: "tiny", backbone: encoder)
         return try Detector(encoder: encoder, heads: [head])
     }
 
@@ -72,10 +70,10 @@ import Testing
     /// A service over heads on two backbones, of other features and views: each head's score is the
     /// library's, and /v1/models says which backbone each head reads.
     @Test func headsOnTwoBackbonesAreServedTogether() async throws {
-        let encoder = try ImageEncoder(path: Self.fixture("encoder", "a_gelu_proj32", "openclip.safetensors"))
-        let other = try ImageEncoder(path: Self.fixture("encoder", "b_quickgelu_proj48", "openclip.safetensors"))
-        let paper = try Head.importReference(checkpoint: Self.fixture("heads", "weights.pth"), config: nil, name: "tiny", backbone: encoder)
-        let univfd = try Head.importUnivFD(checkpoint: Self.fixture("heads", "univfd_fc_weights.pth"), name: "univfd", backbone: encoder)
+        let encoder = try ImageEncoder(path: Fixtures.path("encoder", "a_gelu_proj32", "openclip.safetensors"))
+        let other = try ImageEncoder(path: Fixtures.path("encoder", "b_quickgelu_proj48", "openclip.safetensors"))
+        let paper = try Head.importReference(checkpoint: Fixtures.path("heads", "weights.pth"), config: nil, name: "tiny", backbone: encoder)
+        let univfd = try Head.importUnivFD(checkpoint: Fixtures.path("heads", "univfd_fc_weights.pth"), name: "univfd", backbone: encoder)
         let elsewhere = Head(weights: (0..<other.featureWidth(.pooled)).map { Float(cos(Double($0))) }, bias: -0.5,
                              metadata: Head.Metadata(name: "elsewhere", feature: Head.Feature(encoder: other)))
         let detector = try Detector(heads: [(paper, encoder), (elsewhere, other), (univfd, encoder)])
@@ -157,7 +155,7 @@ import Testing
                 #expect((response.json?["error"] as? [String: Any])?["kind"] as? String == kind, "\(label): \(response.text)")
             }
             // A bomb (above the pixel limit) is that image's error, not the request's.
-            let bomb = try Data(contentsOf: URL(fileURLWithPath: Self.fixture("images", "bad_bomb.png")))
+            let bomb = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("images", "bad_bomb.png")))
             let response = try await Self.send(client, base + "/v1/detect", method: .POST, headers: [("Content-Type", "image/png")], body: bomb)
             #expect(response.status == 200)
             let image = try #require((response.json?["images"] as? [[String: Any]])?.first)
@@ -387,7 +385,7 @@ import Testing
             let many = try await Self.send(client, base + "/v1/detect?stability=4", method: .POST, headers: [("Content-Type", type)], body: body)
             #expect(many.status == 400 && many.text.contains("queue"), "\(many.text)")
             // An image too small for the paper's crop: its verdict stands, the draws say why they failed.
-            let small = try Data(contentsOf: URL(fileURLWithPath: Self.fixture("images", "size_33x17.png")))
+            let small = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("images", "size_33x17.png")))
             let untested = try await Self.send(client, base + "/v1/detect?stability=2&chain=paper", method: .POST,
                                                headers: [("Content-Type", "image/png")], body: small)
             let verdict = try #require((untested.json?["images"] as? [[String: Any]])?.first)

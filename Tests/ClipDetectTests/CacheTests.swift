@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import ClipDetectTestSupport
 import Testing
 @testable import ClipDetect
 @testable import ClipDetectCore
@@ -21,7 +22,7 @@ import Testing
 
     @Test func aSecondRunComputesNoFeature() throws {
         let path = try cachePath()
-        var extractor = FeatureExtractor(encoder: try ImageEncoder(path: FeatureTests.model))
+        var extractor = FeatureExtractor(encoder: try ImageEncoder(path: Fixtures.backbone))
         extractor.cache = try FeatureCache(path: path)
         let first = try run(extractor)
         #expect(try FeatureCache(path: path).stats().entries == 3)
@@ -40,7 +41,7 @@ import Testing
 
     @Test func garbageTruncatedAndForeignFilesAreRebuilt() throws {
         let good = try cachePath()
-        var extractor = FeatureExtractor(encoder: try ImageEncoder(path: FeatureTests.model))
+        var extractor = FeatureExtractor(encoder: try ImageEncoder(path: Fixtures.backbone))
         extractor.cache = try FeatureCache(path: good)
         let reference = try run(extractor)
         let bytes = try Data(contentsOf: URL(fileURLWithPath: good))

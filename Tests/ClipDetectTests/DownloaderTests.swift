@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import ClipDetectTestSupport
 import Testing
 @testable import ClipDetect
 @testable import ClipDetectCore
@@ -105,7 +106,7 @@ import Testing
         let server = try LoopbackServer { _ in .init(status: 404, body: Data("<html>not here</html>".utf8)) }
         defer { server.stop() }
         let home = try Fixtures.temporaryDirectory(), store = home.appendingPathComponent("store")
-        let result = try CommandLineTests().run(["model", "fetch", "clip-vit-l14-commonpool"],
+        let result = try CLI().run(["model", "fetch", "clip-vit-l14-commonpool"],
                                                 environment: ["HOME": home.path, "CLIPDETECT_HOME": store.path, "XDG_CACHE_HOME": nil, "XDG_DATA_HOME": nil,
                                                               "HF_HUB_CACHE": home.appendingPathComponent("hub").path,
                                                               "CLIPDETECT_HF_ENDPOINT": server.base.absoluteString])

@@ -1,4 +1,5 @@
 import Foundation
+import ClipDetectTestSupport
 import Testing
 @testable import ClipDetect
 @testable import ClipDetectCore

@@ -1,4 +1,5 @@
 import Foundation
+import ClipDetectTestSupport
 import Testing
 @testable import ClipDetect
 @testable import ClipDetectCore
@@ -126,7 +127,7 @@ import Testing
             let out = Preprocessor(size: Self.expected.size).cropped(Self.pattern(width: item.width, height: item.height))
             let zeros = stride(from: 0, to: out.pixels.count, by: 3).filter { out.pixels[$0] == 0 && out.pixels[$0 + 1] == 0 && out.pixels[$0 + 2] == 0 }.count
             #expect(zeros == item.zeros, "\(item.width)×\(item.height): padding")
-            #expect(CommandTests.sha256(Data(out.pixels)) == item.sha256, "\(item.width)×\(item.height)")
+            #expect(sha256Hex(Data(out.pixels)) == item.sha256, "\(item.width)×\(item.height)")
         }
     }
 }
@@ -142,7 +143,7 @@ extension CenterCropTests {
         let preprocessor = Preprocessor(size: expected.size)
         for item in expected.cases {
             let crops = try preprocessor.tenCropped(Self.pattern(width: item.width, height: item.height))
-            #expect(crops.map { CommandTests.sha256(Data($0.pixels)) } == item.sha256, "\(item.width)×\(item.height)")
+            #expect(crops.map { sha256Hex(Data($0.pixels)) } == item.sha256, "\(item.width)×\(item.height)")
         }
         // torchvision refuses an image smaller than the crop; so do we, in one line.
         for (width, height) in [(223, 300), (300, 223), (1, 1)] {
@@ -155,7 +156,7 @@ extension CenterCropTests {
     /// The crop view end to end: features of the centre crop without resizing (files larger than,
     /// straddling and smaller than the tower's 32-pixel crop), cached apart from the resize-crop view's.
     @Test func cropViewFeaturesAreTheEncodersOnTheCrop() throws {
-        let encoder = try ImageEncoder(path: DetectTests.backbone)
+        let encoder = try ImageEncoder(path: Fixtures.backbone)
         let preprocessor = Preprocessor(encoder.description)
         let files = ["jpeg_420.jpg", "size_33x17.png", "size_1x1.png"].map { Fixtures.path("images", $0) }
         let cache = try FeatureCache(path: Fixtures.temporaryDirectory().appendingPathComponent("f.sqlite").path)

@@ -1,4 +1,5 @@
 import Foundation
+import ClipDetectTestSupport
 import Testing
 @testable import ClipDetect
 @testable import ClipDetectCore
@@ -76,5 +77,30 @@ import Testing
             let fused = Fusion.softOrProb.fuse(scores)
             #expect(abs(fused - exact) <= 4 * exact.ulp.magnitude, "\(scores): \(fused) vs \(exact)")
         }
+    }
+}
+
+extension ScoreTests {
+    /// A stability check asks before each draw whether it is still wanted, and stops when not.
+    @Test func stabilityDrawsStopWhenNoLongerWanted() throws {
+        let check = try StabilityCheck(draws: 6, chain: ImpairmentChain(condition: "reshare"))
+        let image = RGBImage(width: 64, height: 64, pixels: [UInt8](repeating: 128, count: 64 * 64 * 3))
+        var asked = 0
+        var plan = StabilityPlan([.decoded(image), .decoded(image)], check: check, settings: ExtractionSettings())
+        let sources = plan.next(upTo: .max) { asked += 1; return asked <= 3 }
+        #expect(asked == 4 && sources.count == 3, "the image, its clean pass and two draws; nothing after the first refusal")
+        plan.record(sources.map { _ in .failure(CancellationError()) })
+        #expect(plan.next(upTo: .max).isEmpty)
+        let finished = plan.finished()
+        #expect(finished.count == 2 && finished.allSatisfy { (try? $0.outcome.0.get()) == nil && $0.outcome.1 == nil })
+        // Wanted throughout: the clean pass and six draws each, in passes of the size asked.
+        var whole = StabilityPlan([.decoded(image), .bytes(Data("not an image".utf8)), .decoded(image)], check: check, settings: ExtractionSettings())
+        var sizes: [Int] = []
+        while case let batch = whole.next(upTo: 4), !batch.isEmpty {
+            sizes.append(batch.count)
+            whole.record(batch.map { _ in .failure(CancellationError()) })
+        }
+        #expect(sizes == [4, 4, 4, 2], "7 + 7 passes, four at a time: the undecodable image has none")
+        #expect(whole.finished().map(\.index) == [0, 1, 2])
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ClipDetectTestSupport
 import Testing
 @testable import ClipDetect
 @testable import ClipDetectCore
@@ -189,5 +190,68 @@ import Testing
             try Trainer.train(blank, options: calibrate, name: "t", feature: Head.Feature(architecture: "test", fingerprint: nil, backbone: nil, kind: .pooled, normalized: true, width: 4), provenance: nil)
         }
         guard case .calibrationInverted = refused else { Issue.record("\(String(describing: refused))"); return }
+    }
+}
+
+extension TrainTests {
+    /// Mann–Whitney AUC as an exact fraction: `twice` / (2 · `pairs`), ties counting one half. Written
+    /// here from the definition, not through `Metrics`, so the search is checked against something else.
+    static func exactAUC(labels: [Bool], scores: [Double]) -> (twice: Int, pairs: Int) {
+        var twice = 0, pairs = 0
+        for i in labels.indices where labels[i] {
+            for j in labels.indices where !labels[j] {
+                pairs += 1
+                twice += scores[i] > scores[j] ? 2 : scores[i] == scores[j] ? 1 : 0
+            }
+        }
+        return (twice, pairs)
+    }
+
+    /// `--C auto` done by hand: for every C of the grid, one fit per fold on the other folds (rows
+    /// in index order, scikit-learn's stopping settings as `Trainer` documents for the search), the
+    /// out-of-fold decision values, their AUC. The chosen C is the first with the largest AUC.
+    static func exhaustiveSearch(_ data: TrainingSet, classifier: LinearClassifier = .svm, balanced: Bool = false,
+                                 grid: [Double] = TrainingOptions().grid) -> (aucs: [(twice: Int, pairs: Int)], chosen: Double) {
+        let folds = CrossValidation.stratifiedFolds(labels: data.labels, folds: 5)
+        #expect(Set(folds.flatMap { $0 }) == Set(data.labels.indices) && folds.flatMap { $0 }.count == data.labels.count)
+        var aucs: [(twice: Int, pairs: Int)] = []
+        for C in grid {
+            var scores = [Double](repeating: .nan, count: data.labels.count)
+            for fold in folds {
+                let held = Set(fold)
+                let model = classifier.fit(data.subset(data.labels.indices.filter { !held.contains($0) }), C: C, balanced: balanced,
+                                           tolerance: 1e-4, passes: 1000)
+                for i in fold { scores[i] = model.decision(data.features[i]) }
+            }
+            #expect(scores.allSatisfy { $0.isFinite })
+            aucs.append(exactAUC(labels: data.labels, scores: scores))
+        }
+        let best = aucs.map(\.twice).max()!
+        return (aucs, grid[aucs.firstIndex { $0.twice == best }!])
+    }
+
+    /// 9. The library's search picks the C an exhaustive evaluation of the same grid and folds picks,
+    /// reports each C's AUC, and fits the head with that C.
+    @Test func cAutoPicksTheBestCrossValidatedC() throws {
+        let c = Self.fixture.cases.first { $0.name == "svm_c0.1" }!
+        let data = TrainingSet(features: c.train_x, labels: c.train_y.map { $0 == 1 })
+        for classifier in LinearClassifier.allCases {
+            let exhaustive = Self.exhaustiveSearch(data, classifier: classifier)
+            // The AUCs differ across the grid, so picking any C but the best one would show.
+            #expect(Set(exhaustive.aucs.map(\.twice)).count >= 2, "\(classifier): every C ties; the check would prove nothing")
+            var options = TrainingOptions()
+            options.classifier = classifier
+            let feature = Head.Feature(architecture: "test", fingerprint: nil, backbone: nil, kind: .pooled, normalized: true, width: data.width)
+            let (head, report) = try Trainer.train(data, options: options, name: "t", feature: feature, provenance: nil)
+            #expect(report.search.map(\.C) == options.grid)
+            for (searched, exact) in zip(report.search, exhaustive.aucs) {
+                // The trapezoids of Metrics.auc against the exact fraction: rounding only.
+                #expect(abs(searched.auc - Double(exact.twice) / Double(2 * exact.pairs)) <= 1e-12, "\(classifier) C = \(searched.C)")
+            }
+            #expect(report.C == exhaustive.chosen, "\(classifier)")
+            #expect(report.crossValidatedAUC == report.search.first { $0.C == exhaustive.chosen }!.auc)
+            let final = classifier.fit(data, C: exhaustive.chosen, tolerance: 1e-8)
+            #expect(head.weights == final.weights.map { Float($0) } && head.bias == Float(final.bias), "\(classifier)")
+        }
     }
 }

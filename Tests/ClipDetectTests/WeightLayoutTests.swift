@@ -1,4 +1,5 @@
 import Foundation
+import ClipDetectTestSupport
 import Testing
 @testable import ClipDetect
 @testable import ClipDetectCore
@@ -61,7 +62,7 @@ import Testing
 
     @Test(arguments: floatTypes)
     func headSafetensorsReadExactlyInEveryDtypeAndAlignment(dtype: DType) throws {
-        let (head, _) = try DetectTests.importedHead()
+        let (head, _) = try Fixtures.importedHead()
         let folder = try Fixtures.temporaryDirectory()
         let json = String(decoding: try JSONEncoder().encode(head.metadata), as: UTF8.self)
         let feature = (0..<head.weights.count).map { Float(sin(Double($0) * 0.7)) }
@@ -85,12 +86,12 @@ import Testing
     func referenceHeadImportsInEveryDtypeAndAlignment(variant: String) throws {
         let expected = try Checkpoint.open(Fixtures.path("layouts", "expected.safetensors"))
         let head = try Head.importReference(checkpoint: Fixtures.path("layouts", "head_\(variant).pth"), config: nil,
-                                            name: variant, backbone: try ImageEncoder(path: DetectTests.backbone))
+                                            name: variant, backbone: try ImageEncoder(path: Fixtures.backbone))
         #expect(head.weights == (try expected.tensors["head_\(variant).weight"]!.floats().values))
         #expect([head.bias] == (try expected.tensors["head_\(variant).bias"]!.floats().values))
         // Read twice: a reader that used freed memory would differ from run to run.
         let again = try Head.importReference(checkpoint: Fixtures.path("layouts", "head_\(variant).pth"), config: nil,
-                                             name: variant, backbone: try ImageEncoder(path: DetectTests.backbone))
+                                             name: variant, backbone: try ImageEncoder(path: Fixtures.backbone))
         #expect(again.weights == head.weights)
     }
 

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "Tests/ClipDetectTests/Fixtures"
+FIXTURES = ROOT / "Tests/ClipDetectTestSupport/Fixtures"
 TOWER = FIXTURES / "encoder/a_gelu_proj32/openclip.safetensors"
 IMAGES = [FIXTURES / "images" / name for name in ("jpeg_420.jpg", "png_rgba.png", "webp_lossy.webp")]
 BIN = os.environ.get("CLIPDETECT_BIN", str(ROOT / ".build/debug/clipdetect"))

@@ -1,60 +1,73 @@
+import ClipDetect
+import Crypto
 import Foundation
-@testable import ClipDetect
-@testable import ClipDetectCore
-@testable import ClipDetectDetection
-@testable import ClipDetectEncoder
-@testable import ClipDetectTools
 
 /// Paths to the committed reference fixtures (written by tools/fixtures/*.py).
-enum Fixtures {
-    static let root = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
+package enum Fixtures {
+    package static let root = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
 
-    static func path(_ parts: String...) -> String {
+    package static func path(_ parts: String...) -> String {
         parts.reduce(root) { $0.appendingPathComponent($1) }.path
     }
 
-    static let encoderModels = ["a_gelu_proj32", "b_quickgelu_proj48", "c_bare_noproj28"]
+    /// The tower most tests run: open_clip's layout, GELU, a 32-wide projection.
+    package static let backbone = path("encoder", "a_gelu_proj32", "openclip.safetensors")
+    /// The reference's head checkpoint for it (`weights.pth` with its config), and UnivFD's layer.
+    package static let referenceHead = path("heads", "weights.pth")
+    package static let univfdHead = path("heads", "univfd_fc_weights.pth")
+    /// Images that decode and images that do not, in one list.
+    package static let mixedImages = ["jpeg_420.jpg", "bad_truncated.jpg", "png_rgba.png", "bad_text.png", "size_33x17.png"].map { path("images", $0) }
 
-    struct Manifest: Decodable {
-        struct Description: Decodable {
-            let imageSize, patchSize, width, layers, heads, mlpWidth: Int
-            let activation: String
-            let projectionDim: Int?
-        }
-        let files: [String: String]
-        let description: Description
+    /// The reference head on the fixture tower, as `head import` makes it.
+    package static func importedHead() throws -> (Head, ImageEncoder) {
+        let encoder = try ImageEncoder(path: backbone)
+        return (try Head.importReference(checkpoint: referenceHead, config: nil, name: "tiny", backbone: encoder), encoder)
     }
 
-    static func manifest(_ model: String) throws -> Manifest {
+    package static let encoderModels = ["a_gelu_proj32", "b_quickgelu_proj48", "c_bare_noproj28"]
+
+    package struct Manifest: Decodable {
+        package struct Description: Decodable {
+            package let imageSize, patchSize, width, layers, heads, mlpWidth: Int
+            package let activation: String
+            package let projectionDim: Int?
+        }
+        package let files: [String: String]
+        package let description: Description
+    }
+
+    package static func manifest(_ model: String) throws -> Manifest {
         try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: path("encoder", model, "manifest.json"))))
     }
 
     /// The model without config files states nothing: tests pass what a user would.
-    static func hints(_ model: String) -> ModelHints {
+    package static func hints(_ model: String) -> ModelHints {
         model.hasPrefix("c_") ? ModelHints(activation: .gelu, heads: 2) : ModelHints()
     }
 
     /// `count` random encoder inputs for `encoder` (values in -2…2, as normalised pixels are).
-    static func randomInputs(_ count: Int, for encoder: ImageEncoder, seed: UInt64) -> [[Float]] {
+    package static func randomInputs(_ count: Int, for encoder: ImageEncoder, seed: UInt64) -> [[Float]] {
         let size = 3 * encoder.description.imageSize * encoder.description.imageSize
         var generator = SeededGenerator(seed: seed)
         return (0..<count).map { _ in (0..<size).map { _ in Float.random(in: -2...2, using: &generator) } }
     }
 
     /// open_clip's outputs for a fixture, read back as flat f32 arrays.
-    static func expected(_ model: String, _ file: String = "expected.safetensors") throws -> [String: (shape: [Int], values: [Float])] {
+    package static func expected(_ model: String, _ file: String = "expected.safetensors") throws -> [String: (shape: [Int], values: [Float])] {
         let checkpoint = try Checkpoint.open(path("encoder", model, file))
         return try checkpoint.tensors.mapValues { ($0.shape, try $0.floats().values) }
     }
 
-    static func temporaryDirectory() throws -> URL {
+    package static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("clipdetect-tests-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
 }
 
-func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
+package func sha256Hex(_ data: Data) -> String { SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined() }
+
+package func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
     precondition(a.count == b.count, "length \(a.count) vs \(b.count)")
     return zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
 }
@@ -62,16 +75,16 @@ func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
 /// Deterministically damaged copies of a file for robustness tests: every fifth copy is cut short;
 /// the others get random bytes, half of the time in the first 4 KiB where headers live, and every
 /// third also near the end, where zip directories and trailers live.
-struct Damage {
+package struct Damage {
     private var state: UInt64
-    init(seed: UInt64) { state = seed }
+    package init(seed: UInt64) { state = seed }
 
-    mutating func next(_ bound: Int) -> Int {
+    package mutating func next(_ bound: Int) -> Int {
         state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
         return Int((state >> 33) % UInt64(max(bound, 1)))
     }
 
-    mutating func copy(of original: [UInt8], round: Int) -> [UInt8] {
+    package mutating func copy(of original: [UInt8], round: Int) -> [UInt8] {
         var bytes = original
         if round % 5 == 0 { return Array(bytes.prefix(next(bytes.count))) }
         let hot = round % 2 == 0 ? min(bytes.count, 4096) : bytes.count
@@ -86,13 +99,13 @@ struct Damage {
 /// Runs the command-line tool with its output discarded and returns its exit status and its own
 /// peak resident memory in bytes. GNU time measures it: a child spawned from this large test process
 /// inherits the process's high-water mark at exec (Linux keeps `maxrss` across exec), so wait4 here
-/// would report this process's size, not the tool's. Hermetic as `CommandLineTests.run`.
-func runMeasuringPeakMemory(_ arguments: [String]) throws -> (status: Int32, peakBytes: Int) {
+/// would report this process's size, not the tool's. Hermetic as `CLI.run`.
+package func runMeasuringPeakMemory(_ arguments: [String]) throws -> (status: Int32, peakBytes: Int) {
     let home = try Fixtures.temporaryDirectory()
     let report = home.appendingPathComponent("maxrss").path
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/time")
-    process.arguments = ["-f", "%M", "-o", report, CommandLineTests.binary.path] + arguments
+    process.arguments = ["-f", "%M", "-o", report, CLI.binary.path] + arguments
     var environment = ProcessInfo.processInfo.environment
     environment["CLIPDETECT_HOME"] = home.path
     environment["HF_HUB_CACHE"] = home.appendingPathComponent("hub").path

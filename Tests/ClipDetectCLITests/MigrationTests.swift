@@ -1,4 +1,5 @@
 import Foundation
+import ClipDetectTestSupport
 import Testing
 @testable import ClipDetect
 @testable import ClipDetectCore
@@ -8,7 +9,7 @@ import Testing
 
 /// Coming from the reference's code: what its users meet first.
 @Suite struct MigrationTests {
-    let cli = CommandLineTests()
+    let cli = CLI()
 
     /// The pointer git-lfs leaves when the object was not fetched (here: the paper's head).
     static let pointer = """
@@ -27,7 +28,7 @@ import Testing
             #expect(error.underlying == .lfsPointer(sha256: "1c9c9f48a47d975bde67e9924983aa4e4ccda96a15e7e983b6305f0c56d9ee18", size: 5155))
         }
         for arguments in [["head", "import", path, "-o", folder.appendingPathComponent("h.safetensors").path],
-                          ["detect", "--model", DetectTests.backbone, "--head", path, Fixtures.path("images", "jpeg_420.jpg")]] {
+                          ["detect", "--model", Fixtures.backbone, "--head", path, Fixtures.path("images", "jpeg_420.jpg")]] {
             let run = try cli.run(arguments)
             #expect(run.status != 0)
             #expect(run.stderr.contains("Git LFS pointer to a 5155-byte file") && run.stderr.contains("git lfs pull")
@@ -46,16 +47,16 @@ import Testing
         let folder = try Fixtures.temporaryDirectory()
         let head = try DetectCommandTests().headFile(in: folder)
         let images = ["jpeg_420.jpg", "bad_text.png", "png_rgba.png"].map { Fixtures.path("images", $0) }
-        let run = try cli.run(["detect", "--model", DetectTests.backbone, "--head", head, "--batch", "1"] + images,
+        let run = try cli.run(["detect", "--model", Fixtures.backbone, "--head", head, "--batch", "1"] + images,
                               environment: ["CLIPDETECT_PROGRESS_SECONDS": "0"])
         #expect(run.status == 2)
         #expect(run.stderr.contains("detect: 1/3 done (0 failed)") && run.stderr.contains("detect: 2/3 done (1 failed)"), "\(run.stderr)")
         #expect(run.stderr.contains("detect: 3/3 done (1 failed) in ") && run.stderr.contains("images/s"), "\(run.stderr)")
         #expect(!run.stderr.contains("\r") && !run.stderr.contains("\u{1B}"), "no control characters in a log")
-        let quiet = try cli.run(["detect", "--quiet", "--model", DetectTests.backbone, "--head", head] + images,
+        let quiet = try cli.run(["detect", "--quiet", "--model", Fixtures.backbone, "--head", head] + images,
                                 environment: ["CLIPDETECT_PROGRESS_SECONDS": "0"])
         #expect(!quiet.stderr.contains("done ("), "\(quiet.stderr)")
-        let embedded = try cli.run(["embed", "--model", DetectTests.backbone, "-o", folder.appendingPathComponent("f.npy").path, "--format", "npy"] + images,
+        let embedded = try cli.run(["embed", "--model", Fixtures.backbone, "-o", folder.appendingPathComponent("f.npy").path, "--format", "npy"] + images,
                                    environment: ["CLIPDETECT_PROGRESS_SECONDS": "0"])
         #expect(embedded.stderr.contains("embed: 3/3 done (1 failed)"), "\(embedded.stderr)")
     }

@@ -1,4 +1,5 @@
 import Foundation
+import ClipDetectTestSupport
 import Testing
 @testable import ClipDetect
 @testable import ClipDetectCore
@@ -68,7 +69,7 @@ import Testing
     /// over for the copies a fit or a sort makes.
     static func kept(width: Int) -> Int { (many - few) * 2 * (width * 4 + 64) }
 
-    let model = DetectTests.backbone
+    let model = Fixtures.backbone
     var head: String { get throws { try DetectCommandTests().headFile(in: Fixtures.temporaryDirectory()) } }
 
     @Test func detectAndEmbedAreFlat() async throws {

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import GRDB
+import ClipDetectTestSupport
 import Testing
 @testable import ClipDetect
 @testable import ClipDetectCore
@@ -13,8 +14,7 @@ import Testing
 /// `--C auto` search). Every check compares a value the command prints or writes with one computed
 /// another way, so a command that runs but computes the wrong thing fails.
 @Suite struct CommandTests {
-    let cli = CommandLineTests()
-    static let backbone = DetectTests.backbone
+    let cli = CLI()
 
     // MARK: Shared helpers
 
@@ -51,41 +51,7 @@ import Testing
         TrainingSet(features: try features(rows.map(\.path), encoder: encoder), labels: rows.map { $0.typ != "real" })
     }
 
-    /// Mann–Whitney AUC as an exact fraction: `twice` / (2 · `pairs`), ties counting one half. Written
-    /// here from the definition, not through `Metrics`, so the search is checked against something else.
-    static func exactAUC(labels: [Bool], scores: [Double]) -> (twice: Int, pairs: Int) {
-        var twice = 0, pairs = 0
-        for i in labels.indices where labels[i] {
-            for j in labels.indices where !labels[j] {
-                pairs += 1
-                twice += scores[i] > scores[j] ? 2 : scores[i] == scores[j] ? 1 : 0
-            }
-        }
-        return (twice, pairs)
-    }
 
-    /// `--C auto` done by hand: for every C of the grid, one fit per fold on the other folds (rows
-    /// in index order, scikit-learn's stopping settings as `Trainer` documents for the search), the
-    /// out-of-fold decision values, their AUC. The chosen C is the first with the largest AUC.
-    static func exhaustiveSearch(_ data: TrainingSet, classifier: LinearClassifier = .svm, balanced: Bool = false,
-                                 grid: [Double] = TrainingOptions().grid) -> (aucs: [(twice: Int, pairs: Int)], chosen: Double) {
-        let folds = CrossValidation.stratifiedFolds(labels: data.labels, folds: 5)
-        #expect(Set(folds.flatMap { $0 }) == Set(data.labels.indices) && folds.flatMap { $0 }.count == data.labels.count)
-        var aucs: [(twice: Int, pairs: Int)] = []
-        for C in grid {
-            var scores = [Double](repeating: .nan, count: data.labels.count)
-            for fold in folds {
-                let held = Set(fold)
-                let model = classifier.fit(data.subset(data.labels.indices.filter { !held.contains($0) }), C: C, balanced: balanced,
-                                           tolerance: 1e-4, passes: 1000)
-                for i in fold { scores[i] = model.decision(data.features[i]) }
-            }
-            #expect(scores.allSatisfy { $0.isFinite })
-            aucs.append(exactAUC(labels: data.labels, scores: scores))
-        }
-        let best = aucs.map(\.twice).max()!
-        return (aucs, grid[aucs.firstIndex { $0.twice == best }!])
-    }
 
     // MARK: 1, 5, 9. train and head info
 
@@ -97,13 +63,13 @@ import Testing
         let copy = folder.appendingPathComponent("copy-of-a-real.jpg").path
         try FileManager.default.copyItem(atPath: rows[0].path, toPath: copy)
         let output = folder.appendingPathComponent("head.safetensors").path
-        let counted = try cli.run(["train", "--csv", try Self.writeList(rows + [(copy, "real")], in: folder), "--model", Self.backbone, "--C", "1", "-o", output])
+        let counted = try cli.run(["train", "--csv", try Self.writeList(rows + [(copy, "real")], in: folder), "--model", Fixtures.backbone, "--C", "1", "-o", output])
         #expect(counted.status == 0, "\(counted.stderr)")
         #expect(counted.stderr.contains("counted once: 1 image(s)") && counted.stderr.contains("copy-of-a-real.jpg")
                 && counted.stderr.contains("features: 8 real, 8 fake"), "\(counted.stderr)")
         let refused = folder.appendingPathComponent("refused.safetensors").path
         let conflicting = try cli.run(["train", "--csv", try Self.writeList(rows + [(copy, "gen")], in: folder, name: "both.csv"),
-                                       "--model", Self.backbone, "--C", "1", "-o", refused])
+                                       "--model", Fixtures.backbone, "--C", "1", "-o", refused])
         #expect(conflicting.status != 0 && conflicting.stderr.contains("copy-of-a-real.jpg") && conflicting.stderr.contains("other label"), "\(conflicting.stderr)")
         #expect(!FileManager.default.fileExists(atPath: refused))
     }
@@ -116,12 +82,12 @@ import Testing
         let rows = Self.labelledRows(reals: 8, fakes: 6)
         let list = try Self.writeList(rows, in: folder)
         let output = folder.appendingPathComponent("trained.safetensors").path
-        let result = try cli.run(["train", "--csv", list, "--model", Self.backbone, "--classifier", "logreg", "--C", "0.5",
+        let result = try cli.run(["train", "--csv", list, "--model", Fixtures.backbone, "--classifier", "logreg", "--C", "0.5",
                                   "--class-weight", "balanced", "--calibrate", "--target-fpr", "0.25", "--name", "mine", "-o", output])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("features: 8 real, 6 fake"), "\(result.stderr)")
 
-        let encoder = try ImageEncoder(path: Self.backbone)
+        let encoder = try ImageEncoder(path: Fixtures.backbone)
         let data = try Self.trainingSet(rows, encoder: encoder)
         #expect(data.negatives == 8 && data.positives == 6)
         var options = TrainingOptions()
@@ -140,7 +106,7 @@ import Testing
         #expect(written.weights != plain.weights.map { Float($0) }, "--class-weight balanced changed nothing")
         #expect(written.metadata.calibration != nil && written.metadata.threshold != nil)
         #expect(written.metadata.feature.fingerprint == encoder.fingerprint
-                && written.metadata.feature.backbonePath == URL(fileURLWithPath: Self.backbone).standardizedFileURL.path)
+                && written.metadata.feature.backbonePath == URL(fileURLWithPath: Fixtures.backbone).standardizedFileURL.path)
 
         // What it prints is the report's.
         let lines = result.stdout.split(separator: "\n").map(String.init)
@@ -197,9 +163,9 @@ import Testing
         }
         let output = folder.appendingPathComponent("from-folders.safetensors").path
         let result = try cli.run(["train", "--real", folder.appendingPathComponent("real").path, "--fake", folder.appendingPathComponent("fake").path,
-                                  "--model", Self.backbone, "--C", "2", "-o", output])
+                                  "--model", Fixtures.backbone, "--C", "2", "-o", output])
         #expect(result.status == 0, "\(result.stderr)")
-        let encoder = try ImageEncoder(path: Self.backbone)
+        let encoder = try ImageEncoder(path: Fixtures.backbone)
         var options = TrainingOptions()
         options.C = 2
         let (expected, _) = try Trainer.train(try Self.trainingSet(ordered, encoder: encoder), options: options, name: "from-folders",
@@ -208,30 +174,6 @@ import Testing
         #expect(result.stdout.split(separator: "\n").contains("chosen C = 2.0"), "\(result.stdout)")
     }
 
-    /// 9. The library's search picks the C an exhaustive evaluation of the same grid and folds picks,
-    /// reports each C's AUC, and fits the head with that C.
-    @Test func cAutoPicksTheBestCrossValidatedC() throws {
-        let c = TrainTests.fixture.cases.first { $0.name == "svm_c0.1" }!
-        let data = TrainingSet(features: c.train_x, labels: c.train_y.map { $0 == 1 })
-        for classifier in LinearClassifier.allCases {
-            let exhaustive = Self.exhaustiveSearch(data, classifier: classifier)
-            // The AUCs differ across the grid, so picking any C but the best one would show.
-            #expect(Set(exhaustive.aucs.map(\.twice)).count >= 2, "\(classifier): every C ties; the check would prove nothing")
-            var options = TrainingOptions()
-            options.classifier = classifier
-            let feature = Head.Feature(architecture: "test", fingerprint: nil, backbone: nil, kind: .pooled, normalized: true, width: data.width)
-            let (head, report) = try Trainer.train(data, options: options, name: "t", feature: feature, provenance: nil)
-            #expect(report.search.map(\.C) == options.grid)
-            for (searched, exact) in zip(report.search, exhaustive.aucs) {
-                // The trapezoids of Metrics.auc against the exact fraction: rounding only.
-                #expect(abs(searched.auc - Double(exact.twice) / Double(2 * exact.pairs)) <= 1e-12, "\(classifier) C = \(searched.C)")
-            }
-            #expect(report.C == exhaustive.chosen, "\(classifier)")
-            #expect(report.crossValidatedAUC == report.search.first { $0.C == exhaustive.chosen }!.auc)
-            let final = classifier.fit(data, C: exhaustive.chosen, tolerance: 1e-8)
-            #expect(head.weights == final.weights.map { Float($0) } && head.bias == Float(final.bias), "\(classifier)")
-        }
-    }
 
     /// 9. `train --C auto` prints every C's CV AUC and the chosen C, both equal to the exhaustive
     /// evaluation on the same features, and writes the head fitted with that C.
@@ -240,35 +182,36 @@ import Testing
         let rows = Self.labelledRows()
         let list = try Self.writeList(rows, in: folder)
         let output = folder.appendingPathComponent("auto.safetensors").path
-        let result = try cli.run(["train", "--csv", list, "--model", Self.backbone, "--C", "auto", "-o", output])
+        let result = try cli.run(["train", "--csv", list, "--model", Fixtures.backbone, "--C", "auto", "-o", output])
         #expect(result.status == 0, "\(result.stderr)")
 
-        let data = try Self.trainingSet(rows, encoder: try ImageEncoder(path: Self.backbone))
-        let grid = TrainingOptions().grid
-        let exhaustive = Self.exhaustiveSearch(data, grid: grid)
-        #expect(Set(exhaustive.aucs.map(\.twice)).count >= 2, "every C ties on these images; the check would prove nothing")
+        let data = try Self.trainingSet(rows, encoder: try ImageEncoder(path: Fixtures.backbone))
+        // The library's search (TrainTests.cAutoPicksTheBestCrossValidatedC holds it to the exhaustive one).
+        var options = TrainingOptions()
+        options.C = nil
+        let grid = options.grid, search = try Trainer.train(data, options: options, name: "auto", feature: Head.read(output).metadata.feature, provenance: nil).1
+        #expect(Set(search.search.map(\.auc)).count >= 2, "every C ties on these images; the check would prove nothing")
 
         let lines = result.stdout.split(separator: "\n").map(String.init)
         let searched = lines.filter { $0.hasPrefix("C = ") }.map { $0.split(separator: " ", omittingEmptySubsequences: true) }
         #expect(searched.count == grid.count, "\(result.stdout)")
-        for (words, (C, exact)) in zip(searched, zip(grid, exhaustive.aucs)) {
+        for (words, (C, auc)) in zip(searched, search.search) {
             #expect(words.count == 6 && words[3] == "CV" && words[4] == "AUC", "\(words)")
             #expect(Double(words[2]) == C)
-            // Printed with 4 decimals: equal to the exact AUC to half a unit of the last digit.
-            let auc = Double(exact.twice) / Double(2 * exact.pairs)
+            // Printed with 4 decimals: equal to the AUC to half a unit of the last digit.
             #expect(abs(Double(words[5])! - auc) <= 0.5e-4 + 1e-12, "C = \(C): printed \(words[5]), exact \(auc)")
         }
         let chosenLine = try #require(lines.first { $0.hasPrefix("chosen C = ") }, "\(result.stdout)")
         let chosen = Double(chosenLine.dropFirst("chosen C = ".count).prefix { $0 != "," })
-        #expect(chosen == exhaustive.chosen, "\(chosenLine)")
+        #expect(chosen == search.C, "\(chosenLine)")
         // "chosen C = X, cross-validated AUC Y": Y is the chosen C's AUC, to its 4 printed decimals.
-        let best = exhaustive.aucs.map(\.twice).max()!, pairs = exhaustive.aucs[0].pairs
+        let best = search.search.map(\.auc).max()!
         #expect(chosenLine.contains(", cross-validated AUC "), "\(chosenLine)")
         let printedAUC = try #require(Double(chosenLine.split(separator: " ").last ?? ""), "\(chosenLine)")
-        #expect(abs(printedAUC - Double(best) / Double(2 * pairs)) <= 0.5e-4 + 1e-12, "\(chosenLine)")
+        #expect(abs(printedAUC - best) <= 0.5e-4 + 1e-12, "\(chosenLine)")
 
         let head = try Head.read(output)
-        let final = LinearClassifier.svm.fit(data, C: exhaustive.chosen, tolerance: 1e-8)
+        let final = LinearClassifier.svm.fit(data, C: search.C, tolerance: 1e-8)
         #expect(head.weights == final.weights.map { Float($0) } && head.bias == Float(final.bias))
         #expect(head.metadata.calibration == nil && head.metadata.threshold == nil)
     }
@@ -276,7 +219,7 @@ import Testing
     /// 5. head info on a head carrying every optional field: each printed value is the one written.
     @Test func headInfoPrintsEveryFieldOfTheHead() throws {
         let folder = try Fixtures.temporaryDirectory()
-        var (head, encoder) = try DetectTests.importedHead()
+        var (head, encoder) = try Fixtures.importedHead()
         head.metadata.name = "described"
         head.metadata.calibration = Head.Calibration(a: 0.37, b: -0.8)
         head.metadata.band = UncertaintyBand(scale: .probability, low: 0.3, high: 0.7)
@@ -296,7 +239,7 @@ import Testing
         #expect(feature["architecture"] as? String == encoder.description.architecture)
         #expect(feature["fingerprint"] as? String == encoder.fingerprint)
         #expect(feature["width"] as? Int == 32 && feature["kind"] as? String == "pooled" && feature["normalized"] as? Bool == true)
-        #expect(feature["backbonePath"] as? String == URL(fileURLWithPath: Self.backbone).standardizedFileURL.path)
+        #expect(feature["backbonePath"] as? String == URL(fileURLWithPath: Fixtures.backbone).standardizedFileURL.path)
         #expect((object["calibration"] as? [String: Any])?["method"] as? String == "platt")
         #expect(Self.printedNumbers(info.stdout, key: "a") == [0.37] && Self.printedNumbers(info.stdout, key: "b") == [-0.8])
         let band = try #require(object["band"] as? [String: Any])
@@ -311,7 +254,7 @@ import Testing
 
         let missing = try cli.run(["head", "info", folder.appendingPathComponent("none.safetensors").path])
         #expect(missing.status != 0 && missing.stdout.isEmpty)
-        let notAHead = try cli.run(["head", "info", Self.backbone])
+        let notAHead = try cli.run(["head", "info", Fixtures.backbone])
         #expect(notAHead.status != 0 && notAHead.stderr.contains("no clipdetect.head metadata; import reference heads with `clipdetect head import`"), "\(notAHead.stderr)")
     }
 
@@ -331,7 +274,7 @@ import Testing
         let cache = home.appendingPathComponent("features.sqlite").path
         func detect() throws -> [String: String] {
             let output = folder.appendingPathComponent("out-\(UUID().uuidString).csv").path
-            let result = try cli.run(["detect", "--model", Self.backbone, "--head", head, "-o", output, images.path], environment: environment)
+            let result = try cli.run(["detect", "--model", Fixtures.backbone, "--head", head, "-o", output, images.path], environment: environment)
             #expect(result.status == 0, "\(result.stderr)")
             let table = try CSVTable(path: output)
             return Dictionary(uniqueKeysWithValues: zip(try table.values("filename").map { URL(fileURLWithPath: $0).lastPathComponent },
@@ -374,8 +317,8 @@ import Testing
     // MARK: 3. bench
 
     @Test func benchEncoderReportsTheBatchSizesAskedFor() throws {
-        let flops = try ImageEncoder(path: Self.backbone).description.flopsPerImage
-        let json = try cli.run(["bench", "--model", Self.backbone, "--batch", "1, 3", "--iterations", "1", "--json"])
+        let flops = try ImageEncoder(path: Fixtures.backbone).description.flopsPerImage
+        let json = try cli.run(["bench", "--model", Fixtures.backbone, "--batch", "1, 3", "--iterations", "1", "--json"])
         #expect(json.status == 0, "\(json.stderr)")
         let objects = try json.stdout.split(separator: "\n").map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
         #expect(objects.allSatisfy { $0["precision"] as? String == "fp32" })
@@ -390,7 +333,7 @@ import Testing
         }
         for object in objects { #expect(Set(object.keys) == ["batch", "images_per_second", "gflops", "precision"]) }
 
-        let text = try cli.run(["bench", "encoder", "--model", Self.backbone, "--batch", "2", "--iterations", "1"])
+        let text = try cli.run(["bench", "encoder", "--model", Fixtures.backbone, "--batch", "2", "--iterations", "1"])
         #expect(text.status == 0, "\(text.stderr)")
         var lines = text.stdout.split(separator: "\n")
         #expect(lines.first?.hasPrefix("compute: fp32, ") == true, "\(text.stdout)")
@@ -405,7 +348,7 @@ import Testing
             #expect(abs(gflops - rate * flops / 1e9) <= 0.05 + 0.0005 * flops / 1e9, "\(lines[0])")
         }
 
-        let none = try cli.run(["bench", "--model", Self.backbone, "--batch", "0"])
+        let none = try cli.run(["bench", "--model", Fixtures.backbone, "--batch", "0"])
         #expect(none.status != 0 && none.stderr.contains("--batch takes batch sizes 1…256"), "\(none.stderr)")
     }
 
@@ -413,10 +356,10 @@ import Testing
     /// for: refused with the entry named, not shortened.
     @Test func benchRefusesABatchListItCannotRead() throws {
         for (list, named) in [("1,x,4", "x"), ("1,,4", "an empty entry"), ("1,-2", "-2"), ("8,100000", "100000")] {
-            let result = try cli.run(["bench", "--model", Self.backbone, "--batch", list, "--iterations", "1", "--json"])
+            let result = try cli.run(["bench", "--model", Fixtures.backbone, "--batch", list, "--iterations", "1", "--json"])
             #expect(result.status != 0 && result.stderr.contains("not \(named)") && result.stdout.isEmpty, "\(list): \(result.stderr)")
         }
-        let none = try cli.run(["bench", "--model", Self.backbone, "--batch", "1", "--iterations", "0"])
+        let none = try cli.run(["bench", "--model", Fixtures.backbone, "--batch", "1", "--iterations", "0"])
         #expect(none.status != 0 && none.stderr.contains("--iterations must be at least 1"), "\(none.stderr)")
     }
 
@@ -522,13 +465,12 @@ import Testing
     /// The tiny fixture tower as a hub file: its safetensors metadata states the attention heads
     /// (width 32 is not a multiple of 64 and the hub's config is not downloaded).
     static func hubTower() throws -> Data {
-        let checkpoint = try Checkpoint.open(backbone)
+        let checkpoint = try Checkpoint.open(Fixtures.backbone)
         var tensors: [String: SafeTensorsWriter.Entry] = [:]
         for (name, tensor) in checkpoint.tensors { tensors[name] = .init(shape: tensor.shape, values: try tensor.floats().values) }
         return try SafeTensorsWriter.data(tensors, metadata: ["heads": "\(try Fixtures.manifest("a_gelu_proj32").description.heads)"])
     }
 
-    static func sha256(_ data: Data) -> String { SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined() }
 
     /// A fake hub: the resolve URL redirects to a CDN path with the file's SHA-256 as X-Linked-Etag
     /// (as huggingface.co does for LFS files); heads are served from their repository path.
@@ -549,7 +491,7 @@ import Testing
 
     @Test func modelFetchVerifiesTheHubChecksumAndKeepsTheFileInTheHome() throws {
         let tower = try Self.hubTower()
-        let digest = Self.sha256(tower)
+        let digest = sha256Hex(tower)
         let server = try Self.hub(tower: tower, etag: digest)
         defer { server.stop() }
         let home = try Fixtures.temporaryDirectory().appendingPathComponent("home")
@@ -557,14 +499,14 @@ import Testing
                                               "CLIPDETECT_HEADS_ENDPOINT": server.base.absoluteString]
         let fetched = try cli.run(["model", "fetch", "clip-vit-l14-commonpool"], environment: environment)
         #expect(fetched.status == 0, "\(fetched.stderr)")
-        let architecture = try ImageEncoder(path: Self.backbone).description.architecture
+        let architecture = try ImageEncoder(path: Fixtures.backbone).description.architecture
         #expect(fetched.stdout == "ready: clip-vit-l14-commonpool (\(architecture))\n", "\(fetched.stdout)")
         let landed = home.appendingPathComponent("models/laion--CLIP-ViT-L-14-CommonPool.XL-s13B-b90K/open_clip_model.safetensors").path
         #expect(try Data(contentsOf: URL(fileURLWithPath: landed)) == tower)
         #expect(!FileManager.default.fileExists(atPath: landed + ".part"))
         #expect(server.requests.map(\.path) == ["/laion/CLIP-ViT-L-14-CommonPool.XL-s13B-b90K/resolve/main/open_clip_model.safetensors", "/cdn/tower"])
         // The fetched tower is the fixture's: the same fingerprint.
-        #expect(try ImageEncoder(path: landed, hints: ModelHints(activation: .gelu)).fingerprint == ImageEncoder(path: Self.backbone).fingerprint)
+        #expect(try ImageEncoder(path: landed, hints: ModelHints(activation: .gelu)).fingerprint == ImageEncoder(path: Fixtures.backbone).fingerprint)
 
         // Cached: a second fetch asks nothing.
         let again = try cli.run(["model", "fetch", "clip-vit-l14-commonpool"], environment: environment)
@@ -583,7 +525,7 @@ import Testing
         let environment: [String: String?] = ["CLIPDETECT_HOME": home.path, "CLIPDETECT_HF_ENDPOINT": server.base.absoluteString]
         let result = try cli.run(["model", "fetch", "clip-vit-l14-commonpool"], environment: environment)
         #expect(result.status != 0 && result.stdout.isEmpty)
-        #expect(result.stderr.contains("checksum mismatch") && result.stderr.contains("expected sha256 \(wrong), got \(Self.sha256(tower))"),
+        #expect(result.stderr.contains("checksum mismatch") && result.stderr.contains("expected sha256 \(wrong), got \(sha256Hex(tower))"),
                 "\(result.stderr)")
         #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
         let landed = home.appendingPathComponent("models/laion--CLIP-ViT-L-14-CommonPool.XL-s13B-b90K/open_clip_model.safetensors").path
@@ -595,7 +537,7 @@ import Testing
         let pinned = try #require(NamedModel.named("clipdet-latent10k")?.head)
         // The pinned size, other bytes: only the SHA-256 can tell.
         let impostor = Data((0..<pinned.size).map { UInt8(truncatingIfNeeded: $0 &* 31) })
-        let server = try Self.hub(tower: tower, etag: Self.sha256(tower), head: impostor)
+        let server = try Self.hub(tower: tower, etag: sha256Hex(tower), head: impostor)
         defer { server.stop() }
         let home = try Fixtures.temporaryDirectory().appendingPathComponent("home")
         let environment: [String: String?] = ["CLIPDETECT_HOME": home.path, "CLIPDETECT_HF_ENDPOINT": server.base.absoluteString,
@@ -603,7 +545,7 @@ import Testing
         let result = try cli.run(["model", "fetch", "clipdet-latent10k"], environment: environment)
         #expect(result.status != 0 && result.stdout.isEmpty)
         #expect(result.stderr.contains("\(server.base.absoluteString)/weights/clipdet_latent10k/weights.pth")
-                && result.stderr.contains("expected sha256 \(pinned.sha256), got \(Self.sha256(impostor))"), "\(result.stderr)")
+                && result.stderr.contains("expected sha256 \(pinned.sha256), got \(sha256Hex(impostor))"), "\(result.stderr)")
         let raw = home.appendingPathComponent("heads/clipdet-latent10k/weights.pth").path
         #expect(!FileManager.default.fileExists(atPath: raw) && !FileManager.default.fileExists(atPath: raw + ".part"))
         // The backbone was verified and kept: only the head is missing.
@@ -625,9 +567,9 @@ import Testing
         try "filename\na.jpg\nb.png\nc.png\nbroken.jpg\nd.webp\n".write(toFile: list, atomically: true, encoding: .utf8)
         let head = try DetectCommandTests().headFile(in: folder)
         let csvPath = folder.appendingPathComponent("out.csv").path
-        let csv = try cli.run(["detect", "--model", Self.backbone, "--head", head, "--csv", list, "-o", csvPath])
+        let csv = try cli.run(["detect", "--model", Fixtures.backbone, "--head", head, "--csv", list, "-o", csvPath])
         #expect(csv.status == 2, "\(csv.stderr)")
-        let table = try cli.run(["detect", "--model", Self.backbone, "--head", head, "--csv", list, "--format", "table"])
+        let table = try cli.run(["detect", "--model", Fixtures.backbone, "--head", head, "--csv", list, "--format", "table"])
         #expect(table.status == 2, "\(table.stderr)")
         return (try CSVTable(path: csvPath), table.stdout.split(separator: "\n").map(String.init), table.status)
     }
@@ -678,260 +620,5 @@ import Testing
         let error = csv.rows[index][5]
         #expect(error.count > 14, "\(error)")
         #expect(lines[1 + index].hasSuffix(error), "table row: \(lines[1 + index])\ncsv error: \(error)")
-    }
-
-    // MARK: 7. CSVTable
-
-    /// The folder a file is written beside, for every spelling (Foundation's own traps on some
-    /// one-character names); a one-character output path is writable like any other.
-    @Test func foldersOfPaths() throws {
-        #expect(Files.folder(of: "a") == "." && Files.folder(of: "-") == "." && Files.folder(of: "/a") == "/")
-        #expect(Files.folder(of: "a/b") == "a" && Files.folder(of: "a//b") == "a" && Files.folder(of: "a/b/") == "a" && Files.folder(of: "/") == "/")
-        #expect(try Files.writeTarget("b") == "b")
-        // A FIFO nobody reads is refused at once, not waited on.
-        let fifo = try Fixtures.temporaryDirectory().appendingPathComponent("out").path
-        #expect(mkfifo(fifo, 0o600) == 0)
-        #expect(throws: FileError(.write, fifo, .noReader)) { try Files.write(Data("x".utf8), to: fifo) }
-    }
-
-    /// A stability check asks before each draw whether it is still wanted, and stops when not.
-    @Test func stabilityDrawsStopWhenNoLongerWanted() throws {
-        let check = try StabilityCheck(draws: 6, chain: ImpairmentChain(condition: "reshare"))
-        let image = RGBImage(width: 64, height: 64, pixels: [UInt8](repeating: 128, count: 64 * 64 * 3))
-        var asked = 0
-        var plan = StabilityPlan([.decoded(image), .decoded(image)], check: check, settings: ExtractionSettings())
-        let sources = plan.next(upTo: .max) { asked += 1; return asked <= 3 }
-        #expect(asked == 4 && sources.count == 3, "the image, its clean pass and two draws; nothing after the first refusal")
-        plan.record(sources.map { _ in .failure(CancellationError()) })
-        #expect(plan.next(upTo: .max).isEmpty)
-        let finished = plan.finished()
-        #expect(finished.count == 2 && finished.allSatisfy { (try? $0.outcome.0.get()) == nil && $0.outcome.1 == nil })
-        // Wanted throughout: the clean pass and six draws each, in passes of the size asked.
-        var whole = StabilityPlan([.decoded(image), .bytes(Data("not an image".utf8)), .decoded(image)], check: check, settings: ExtractionSettings())
-        var sizes: [Int] = []
-        while case let batch = whole.next(upTo: 4), !batch.isEmpty {
-            sizes.append(batch.count)
-            whole.record(batch.map { _ in .failure(CancellationError()) })
-        }
-        #expect(sizes == [4, 4, 4, 2], "7 + 7 passes, four at a time: the undecodable image has none")
-        #expect(whole.finished().map(\.index) == [0, 1, 2])
-    }
-
-    @Test func csvQuotedFieldsCommasQuotesAndNewlines() throws {
-        let text = "filename,typ,note\n\"a,b.jpg\",real,\"he said \"\"hi\"\"\"\n\"two\nlines.png\",gan,\"\"\n"
-        let table = try CSVTable(text: text)
-        #expect(table.header == ["filename", "typ", "note"])
-        #expect(table.rows == [["a,b.jpg", "real", "he said \"hi\""], ["two\nlines.png", "gan", ""]])
-        #expect(try table.values("filename") == ["a,b.jpg", "two\nlines.png"])
-        // A quote that does not open a field is a character of it; text after a closing quote joins the field (as Python's csv).
-        #expect(try CSVTable(text: "h,i\nab\"c,\"x\"y\n").rows == [["ab\"c", "xy"]])
-        // More fields than the header: a comma in a name not quoted, refused (each column after it would be off by one).
-        #expect(throws: ReportError.self) { try CSVTable(text: "filename,typ\na,b.jpg,real\n") }
-        #expect(try CSVTable(text: "filename,typ\na.jpg\n").rows == [["a.jpg"]], "fewer fields read as empty")
-        // A doubled quote alone is one quote; a quoted CR LF stays in the field.
-        #expect(try CSVTable(text: "h\n\"\"\"\"\n\"a\r\nb\"\n").rows == [["\""], ["a\r\nb"]])
-        // What line() writes, parse() reads back.
-        let fields = ["a,b", "q\"q", "new\nline", "cr\r", " spaced ", ""]
-        #expect(try CSVTable(text: CSVTable.line(["h1", "h2", "h3", "h4", "h5", "h6"]) + CSVTable.line(fields)).rows == [fields])
-    }
-
-    @Test func csvLineEndsAndByteOrderMark() throws {
-        let lf = try CSVTable(text: "filename,typ\na.jpg,real\nb.jpg,gan\n")
-        for text in ["filename,typ\r\na.jpg,real\r\nb.jpg,gan\r\n", "filename,typ\ra.jpg,real\rb.jpg,gan\r", "filename,typ\r\na.jpg,real\nb.jpg,gan",
-                     "\u{FEFF}filename,typ\r\na.jpg,real\r\nb.jpg,gan\r\n", "filename,typ\n\na.jpg,real\r\n\r\nb.jpg,gan\n\n"] {
-            let table = try CSVTable(text: text)
-            #expect(table.header == lf.header && table.rows == lf.rows, "\(text.debugDescription)")
-        }
-        #expect(lf.rows == [["a.jpg", "real"], ["b.jpg", "gan"]])
-        // From a file: the BOM as bytes, CRLF, a quoted header.
-        let path = try Fixtures.temporaryDirectory().appendingPathComponent("bom.csv").path
-        try Data([0xEF, 0xBB, 0xBF] + Array("\"filename\",typ\r\nx.png,real\r\n".utf8)).write(to: URL(fileURLWithPath: path))
-        let file = try CSVTable(path: path)
-        #expect(file.header == ["filename", "typ"] && file.rows == [["x.png", "real"]])
-        // Only the header is trimmed; a BOM later in the text is data.
-        #expect(try CSVTable(text: " filename , typ \n a.jpg ,\u{FEFF}gan\n").rows == [[" a.jpg ", "\u{FEFF}gan"]])
-        #expect(try CSVTable(text: " filename , typ \n").header == ["filename", "typ"])
-    }
-
-    @Test func csvUnclosedQuoteIsRefusedWithItsRecord() throws {
-        for (text, record) in [("filename,det\nr1,\"1\nr2,2\n", 2), ("\"filename,det\n", 1), ("h\na\nb\n\"c\n\nd", 4)] {
-            let error = #expect(throws: ReportError.self) { try CSVTable(text: text, name: "list.csv") }
-            #expect("\(error!)" == "list.csv record \(record): a quoted field is not closed", "\(text.debugDescription)")
-            #expect(CSVTable.parse(text).unclosed == record - 1)
-        }
-        #expect(CSVTable.parse("h\n\"closed\"\n").unclosed == nil)
-        #expect(throws: ReportError.self) { try CSVTable(text: "") }
-        #expect(throws: ReportError.self) { try CSVTable(text: "\u{FEFF}") }
-    }
-
-    @Test func csvEmptyTrailingFieldsAreKept() throws {
-        let table = try CSVTable(text: "filename,typ,extra\na.jpg,,\nb.jpg,gan,\n,,\nc.jpg\n")
-        #expect(table.rows == [["a.jpg", "", ""], ["b.jpg", "gan", ""], ["", "", ""], ["c.jpg"]])
-        // A short row reads as empty cells, not as the next row's.
-        #expect(try table.values("extra") == ["", "", "", ""] && table.values("typ") == ["", "gan", "", ""])
-        #expect(CSVTable.parse("a,b,\n").0 == [["a", "b", ""]] && CSVTable.parse("a,b,").0 == [["a", "b", ""]])
-        #expect(CSVTable.parse(",").0 == [["", ""]] && CSVTable.parse("").0 == [])
-        // The empty quoted field at the end of the text is a field.
-        #expect(CSVTable.parse("a,\"\"").0 == [["a", ""]])
-    }
-
-    // MARK: 8. Kernels
-
-    /// Widest SIMD type in Kernels/FastMath is SIMD16<Float>: lengths 0 … 2·16 + 1 give every tail
-    /// length (0 … 15) after zero, one and two whole vectors.
-    static let lengths = 0...33
-
-    /// Deterministic values in [-range, range] with no two equal (a max or a sort cannot hide a lane).
-    static func values(_ count: Int, seed: UInt64, range: Float = 4) -> [Float] {
-        var generator = SeededGenerator(seed: seed)
-        return (0..<count).map { _ in Float(Double(generator.next() >> 11) / Double(1 << 53) * 2 - 1) * range }
-    }
-
-    /// Runs `body` on a copy of `x` followed by 16 sentinel values, and checks the sentinels are untouched
-    /// (a padded tail must not write past the end).
-    static func inPlace(_ x: [Float], _ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
-        var buffer = x + Array(repeating: Float(-12345.5), count: 16)
-        buffer.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
-        #expect(buffer[x.count...].allSatisfy { $0 == -12345.5 }, "wrote past \(x.count) values")
-        return Array(buffer[..<x.count])
-    }
-
-    /// One lane of a SIMD16 function: what the function gives this value alone.
-    static func lane(_ f: (SIMD16<Float>) -> SIMD16<Float>, _ value: Float) -> Float { f(SIMD16(repeating: value))[0] }
-
-    @Test func elementwiseKernelsEqualAScalarLoopAtEveryTailLength() {
-        // Element-wise: each output depends on its own input only, so the vector body, the padded
-        // tail and the split over cores must give exactly what one value at a time gives.
-        let functions: [(String, (SIMD16<Float>) -> SIMD16<Float>)] = [("exp", FastMath.exp), ("gelu", FastMath.gelu),
-                                                                       ("quickGELU", FastMath.quickGELU), ("affine", { $0 * 3 - 1 })]
-        for n in Self.lengths {
-            let x = Self.values(n, seed: UInt64(n))
-            for (name, f) in functions {
-                let mapped = Self.inPlace(x) { Kernels.map($0, count: n, f) }
-                #expect(mapped == x.map { Self.lane(f, $0) }, "map \(name), n = \(n)")
-            }
-            for (activation, f) in [(ModelDescription.Activation.gelu, FastMath.gelu), (.quickGELU, FastMath.quickGELU)] {
-                let activated = Self.inPlace(x) { Kernels.activate($0, count: n, activation) }
-                #expect(activated == x.map { Self.lane(f, $0) }, "activate \(activation), n = \(n)")
-            }
-            let y = Self.values(n, seed: 1000 + UInt64(n))
-            let added = Self.inPlace(x) { pointer in (y + [0]).withUnsafeBufferPointer { Kernels.add(pointer, $0.baseAddress!, count: n) } }
-            #expect(added == zip(x, y).map { $0 + $1 }, "add, n = \(n)")
-        }
-    }
-
-    /// FastMath against libm in double (u = 2⁻²⁴, float's unit roundoff). Bounds:
-    /// - exp: a degree-7 Taylor polynomial on |r| ≤ ln2/2 (truncation < 1e-8 ≈ 0.2u relative) and
-    ///   ~10 float roundings: 8u relative.
-    /// - erf-GELU: Numerical Recipes' erfc fit, 1.2e-7 relative; its exponent −a² + p is formed in
-    ///   float from a = |x|/√2 rounded (a² off by ≤ 4u·a², the constant and the product), −a·a rounded
-    ///   (u·a²) and + p rounded (≤ u·a² more), an absolute error ≤ 6u·a² that exp turns into the same
-    ///   relative error; then exp's 8u and ~8 roundings of the products and sums: (6a² + 16)u + 1.2e-7.
-    ///   (a ≤ 2.83 here, so at most ≈ 3.9e-6 at the ends, 1.2e-7 + 16u ≈ 1.1e-6 near 0.)
-    /// - QuickGELU: one exp of a rounded product (u·1.702|x| ≤ 7u absolute in the exponent), one add,
-    ///   one divide: (8 + 7 + 2)u, rounded up to 20u.
-    @Test func vectorMathIsAccurateToItsStatedBound() {
-        let ulp = Double(Float.ulpOfOne) / 2  // 2⁻²⁴, the unit roundoff
-        let x = Self.values(4096, seed: 99)
-        for value in x {
-            let v = Double(value)
-            let exp = Double(Self.lane(FastMath.exp, value)), expected = Foundation.exp(v)
-            #expect(abs(exp - expected) <= 8 * ulp * expected, "exp(\(value)) = \(exp), libm \(expected)")
-            let gelu = Double(Self.lane(FastMath.gelu, value)), geluExpected = 0.5 * v * (1 + erf(v / 2.0.squareRoot()))
-            let geluBound = (6 * v * v / 2 + 16) * ulp + 1.2e-7
-            #expect(abs(gelu - geluExpected) <= geluBound * abs(geluExpected), "gelu(\(value)) = \(gelu), libm \(geluExpected)")
-            let quick = Double(Self.lane(FastMath.quickGELU, value)), quickExpected = v / (1 + Foundation.exp(-1.702 * v))
-            #expect(abs(quick - quickExpected) <= 20 * ulp * abs(quickExpected), "quickGELU(\(value)) = \(quick), libm \(quickExpected)")
-        }
-        // Far tails: exp underflows to 0 below -87 (as softmax's -inf needs) and does not overflow at 88.
-        #expect(Self.lane(FastMath.exp, -.infinity) == 0 && Self.lane(FastMath.exp, -100) == 0)
-        #expect(Self.lane(FastMath.exp, 88).isFinite)
-        #expect(Self.lane(FastMath.gelu, -30) == 0)
-        #expect(Self.lane(FastMath.gelu, 30) == 30)
-    }
-
-    @Test func softmaxEqualsAScalarLoopAtEveryTailLength() {
-        let u = Double(Float.ulpOfOne) / 2
-        for n in Self.lengths where n > 0 {
-            let x = Self.values(n, seed: 500 + UInt64(n), range: 6)
-            let out = Self.inPlace(x) { Kernels.softmax($0, length: n) }
-            let peak = x.max()!
-            let exps = x.map { Self.lane(FastMath.exp, $0 - peak) }
-            if n < 16 {
-                // No whole vector: the kernel's sum is the tail loop from 0, in index order, as here. Exact.
-                var total: Float = 0
-                for e in exps { total += e }
-                let inverse = 1 / total
-                #expect(out == exps.map { $0 * inverse }, "n = \(n)")
-            }
-            // Any length, against double precision on the same float shifts: each exp ≤ 8u (above), so the
-            // sum ≤ 8u + (n − 1)u for n positive terms in any order, the reciprocal and the product 2u:
-            // (n + 17)u relative.
-            let reference = x.map { Foundation.exp(Double($0 - peak)) }
-            let sum = reference.reduce(0, +)
-            for (i, value) in out.enumerated() {
-                let expected = reference[i] / sum
-                #expect(abs(Double(value) - expected) <= Double(n + 17) * u * expected, "n = \(n), i = \(i): \(value) vs \(expected)")
-            }
-            #expect(abs(out.reduce(0.0) { $0 + Double($1) } - 1) <= Double(n + 17) * u, "n = \(n)")
-        }
-        // Length 0 touches nothing.
-        #expect(Self.inPlace([]) { Kernels.softmax($0, length: 0) } == [])
-    }
-
-    @Test func layerNormEqualsAScalarLoopAtEveryWidth() {
-        // The reference takes its statistics in double, in index order; the kernel sums sixteen
-        // float lanes. Every output is within 4e-7 of the row's largest (a few float ulps there).
-        let rows = 3
-        for width in Self.lengths where width > 0 {
-            let x = Self.values(rows * width, seed: 7000 + UInt64(width), range: 3).map { $0 + 0.5 }
-            let weight = Self.values(width, seed: 8000 + UInt64(width)), bias = Self.values(width, seed: 9000 + UInt64(width))
-            let eps: Float = 1e-5
-            var expected: [Float] = []
-            for row in 0..<rows {
-                let line = Array(x[(row * width)..<((row + 1) * width)])
-                var sum = 0.0
-                for v in line { sum += Double(v) }
-                let mean = sum / Double(width)
-                var squares = 0.0
-                for v in line { squares += (Double(v) - mean) * (Double(v) - mean) }
-                let inverse = Float(1 / (squares / Double(width) + Double(eps)).squareRoot())
-                for j in 0..<width { expected.append((line[j] - Float(mean)) * inverse * weight[j] + bias[j]) }
-            }
-            let out = Self.inPlace(Array(repeating: 0, count: rows * width)) { target in
-                x.withUnsafeBufferPointer { Kernels.layerNorm($0.baseAddress!, rows: rows, width: width, weight: FloatArray(weight),
-                                                              bias: FloatArray(bias), eps: eps, into: target) }
-            }
-            let scale = expected.map(abs).max() ?? 0
-            #expect(zip(out, expected).allSatisfy { abs($0 - $1) <= 4e-7 * scale }, "width \(width): \(zip(out, expected).map { abs($0 - $1) }.max()!) of \(scale)")
-        }
-    }
-
-    @Test func linearEqualsAScalarLoopForEveryColumnTail() {
-        // Columns go to the cores in blocks of 16: output counts 1 … 33 leave every block tail.
-        // BLAS sums in its own order, so the bound: a float dot product of k terms is within
-        // (k + 1)·u·Σ|aᵢwᵢ| (+ the bias) of the exact one, in any order (Higham, 3.1).
-        let u = Double(Float.ulpOfOne) / 2
-        let (k, m) = (7, 4)
-        for n in 1...33 {
-            let a = Self.values(m * k, seed: 11 + UInt64(n)), w = Self.values(n * k, seed: 111 + UInt64(n)), bias = Self.values(n, seed: 1111 + UInt64(n))
-            for (group, withBias) in [(1, true), (2, false), (4, true)] {
-                let out = Self.inPlace(Array(repeating: .nan, count: m * n)) { target in
-                    a.withUnsafeBufferPointer { Kernels.linear($0.baseAddress!, rows: m, group: group, inputs: k, weight: FloatArray(w),
-                                                               bias: withBias ? FloatArray(bias) : nil, outputs: n, into: target) }
-                }
-                for row in 0..<m {
-                    for column in 0..<n {
-                        var exact = withBias ? Double(bias[column]) : 0, magnitude = abs(exact)
-                        for j in 0..<k {
-                            exact += Double(a[row * k + j]) * Double(w[column * k + j])
-                            magnitude += abs(Double(a[row * k + j]) * Double(w[column * k + j]))
-                        }
-                        let value = Double(out[row * n + column])
-                        #expect(abs(value - exact) <= Double(k + 2) * u * magnitude, "n = \(n), group \(group), [\(row), \(column)]: \(value) vs \(exact)")
-                    }
-                }
-            }
-        }
     }
 }

@@ -5,28 +5,32 @@ import Glibc
 
 /// A small HTTP/1.1 server on 127.0.0.1 for downloader tests: each request is answered by a
 /// handler that can send ranges, redirects, errors, cut the connection, or send slowly.
-final class LoopbackServer: @unchecked Sendable {
-    struct Request { let path: String; let headers: [String: String] }
-    struct Reply {
-        var status = 200
-        var headers: [String: String] = [:]
-        var body = Data()
+package final class LoopbackServer: @unchecked Sendable {
+    package struct Request { package let path: String; package let headers: [String: String] }
+    package struct Reply {
+        package var status = 200
+        package var headers: [String: String] = [:]
+        package var body = Data()
         /// Close the connection after this many body bytes.
-        var cutAfter: Int?
+        package var cutAfter: Int?
         /// Pause between 1 KiB chunks.
-        var delay: TimeInterval = 0
+        package var delay: TimeInterval = 0
+
+        package init(status: Int = 200, headers: [String: String] = [:], body: Data = Data(), cutAfter: Int? = nil, delay: TimeInterval = 0) {
+            (self.status, self.headers, self.body, self.cutAfter, self.delay) = (status, headers, body, cutAfter, delay)
+        }
     }
 
-    let port: UInt16
+    package let port: UInt16
     private let socket: Int32
     private let handler: @Sendable (Request) -> Reply
     private let lock = NSLock()
     private var log: [Request] = []
 
-    var requests: [Request] { lock.withLock { log } }
-    var base: URL { URL(string: "http://127.0.0.1:\(port)")! }
+    package var requests: [Request] { lock.withLock { log } }
+    package var base: URL { URL(string: "http://127.0.0.1:\(port)")! }
 
-    init(handler: @escaping @Sendable (Request) -> Reply) throws {
+    package init(handler: @escaping @Sendable (Request) -> Reply) throws {
         self.handler = handler
         let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var yes: Int32 = 1
@@ -49,7 +53,7 @@ final class LoopbackServer: @unchecked Sendable {
         thread.start()
     }
 
-    func stop() {
+    package func stop() {
         shutdown(socket, Int32(SHUT_RDWR))
         close(socket)
     }
@@ -110,7 +114,7 @@ final class LoopbackServer: @unchecked Sendable {
     }
 
     /// Serves `body` honouring a `Range: bytes=N-` header with 206, as the hub and its CDN do.
-    static func ranged(_ body: Data, request: Request, headers: [String: String] = [:]) -> Reply {
+    package static func ranged(_ body: Data, request: Request, headers: [String: String] = [:]) -> Reply {
         if let range = request.headers["range"], range.hasPrefix("bytes="),
            let start = Int(range.dropFirst(6).split(separator: "-").first ?? "") {
             guard start < body.count else { return Reply(status: 416) }
