@@ -37,7 +37,7 @@ public final class ImageEncoder: Sendable {
     private let tower: any TowerPass
 
     /// `precision` is what the caller asks for; `backend` says what runs (bf16 only where the CPU has it).
-    public convenience init(checkpoint: Checkpoint, description: ModelDescription, precision: Precision = .fp32) throws {
+    package convenience init(checkpoint: Checkpoint, description: ModelDescription, precision: Precision = .fp32) throws {
         let (kind, note) = ComputeBackend.choose(precision)
         try self.init(checkpoint: checkpoint, description: description, kind: kind, note: note)
     }
@@ -109,18 +109,27 @@ public final class ImageEncoder: Sendable {
         }
     }
 
-    /// Intermediate activations a test may observe: the tokens after ln_pre and after each block.
-    public enum Stage: Hashable, Sendable { case afterPreNorm, afterBlock(Int) }
-
     /// Features for `count` images laid out N×3×S×S.
-    public func encode(_ pixels: [Float], count: Int, kind: FeatureKind = .pooled, normalize: Bool = true,
-                       observe: ((Stage, UnsafeBufferPointer<Float>) -> Void)? = nil) throws -> [[Float]] {
-        try encode(pixels, count: count, outputs: [FeatureOutput(kind: kind, normalize: normalize)], observe: observe)[0]
+    public func encode(_ pixels: [Float], count: Int, kind: FeatureKind = .pooled, normalize: Bool = true) throws -> [[Float]] {
+        try encode(pixels, count: count, outputs: [FeatureOutput(kind: kind, normalize: normalize)], observe: nil)[0]
     }
 
     /// Several features of the same images from one forward pass: `[output][image]`.
-    public func encode(_ pixels: [Float], count: Int, outputs: [FeatureOutput],
-                       observe: ((Stage, UnsafeBufferPointer<Float>) -> Void)? = nil) throws -> [[[Float]]] {
+    public func encode(_ pixels: [Float], count: Int, outputs: [FeatureOutput]) throws -> [[[Float]]] {
+        try encode(pixels, count: count, outputs: outputs, observe: nil)
+    }
+
+    /// Intermediate activations the tests compare with the reference's, block by block: the tokens
+    /// after ln_pre and after each block.
+    package enum Stage: Hashable, Sendable { case afterPreNorm, afterBlock(Int) }
+
+    package func encode(_ pixels: [Float], count: Int, kind: FeatureKind = .pooled, normalize: Bool = true,
+                        observe: @escaping (Stage, UnsafeBufferPointer<Float>) -> Void) throws -> [[Float]] {
+        try encode(pixels, count: count, outputs: [FeatureOutput(kind: kind, normalize: normalize)], observe: observe)[0]
+    }
+
+    package func encode(_ pixels: [Float], count: Int, outputs: [FeatureOutput],
+                        observe: ((Stage, UnsafeBufferPointer<Float>) -> Void)?) throws -> [[[Float]]] {
         let d = description
         let s = d.imageSize
         guard pixels.count == count * 3 * s * s else {

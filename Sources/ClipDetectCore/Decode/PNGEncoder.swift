@@ -2,8 +2,8 @@ import CPNG
 import Foundation
 
 /// Lossless 8-bit RGB PNG through libpng's simplified API (so a user can look at what the encoder sees).
-public enum PNGEncoder {
-    public static func data(_ image: RGBImage) throws -> Data {
+package enum PNGEncoder {
+    package static func data(_ image: RGBImage) throws -> Data {
         var png = png_image()
         png.version = UInt32(PNG_IMAGE_VERSION)
         png.width = UInt32(image.width)
@@ -25,7 +25,7 @@ public enum PNGEncoder {
         return out.prefix(size)
     }
 
-    public static func write(_ image: RGBImage, to path: String) throws {
+    package static func write(_ image: RGBImage, to path: String) throws {
         try Files.write(data(image), to: path)
     }
 }

@@ -1,19 +1,19 @@
 import Foundation
 
 /// A CSV file (RFC 4180: quoted fields, doubled quotes, CRLF or LF) with a header row.
-public struct CSVTable: Sendable {
-    public var header: [String]
-    public var rows: [[String]]
+package struct CSVTable: Sendable {
+    package var header: [String]
+    package var rows: [[String]]
 
-    public init(header: [String], rows: [[String]]) {
+    package init(header: [String], rows: [[String]]) {
         self.header = header
         self.rows = rows
     }
 
     /// Lists larger than this are refused (a million rows of paths is about 100 MB).
-    public static let maxBytes = 1 << 30
+    package static let maxBytes = 1 << 30
 
-    public init(path: String) throws {
+    package init(path: String) throws {
         let data: Data
         switch FileKind(path) {
         case .regular:
@@ -38,7 +38,7 @@ public struct CSVTable: Sendable {
     }
 
     /// A table from text; `name` is used in errors.
-    public init(text: String, name: String = "<text>") throws {
+    package init(text: String, name: String = "<text>") throws {
         // A UTF-8 byte-order mark (spreadsheets write one) is not part of the first column's name.
         let (records, unclosed) = Self.parse(text.unicodeScalars.first == "\u{FEFF}" ? String(text.unicodeScalars.dropFirst()) : text)
         if let row = unclosed { throw ReportError.invalid("\(PathName.display(name)) record \(row + 1): a quoted field is not closed") }
@@ -53,9 +53,9 @@ public struct CSVTable: Sendable {
         }
     }
 
-    public func column(_ name: String) -> Int? { header.firstIndex(of: name) }
+    package func column(_ name: String) -> Int? { header.firstIndex(of: name) }
 
-    public func values(_ name: String) throws -> [String] {
+    package func values(_ name: String) throws -> [String] {
         guard let index = column(name) else { throw ReportError.invalid("no \(name) column (columns: \(header.joined(separator: ", ")))") }
         guard header.lastIndex(of: name) == index else { throw ReportError.invalid("two \(name) columns") }
         return rows.map { index < $0.count ? $0[index] : "" }
@@ -96,7 +96,7 @@ public struct CSVTable: Sendable {
     /// One CSV field, quoted when it has to be.
     /// Scalars, not characters: a quote or comma followed by a combining mark is one Character but
     /// still a quote or comma to the reader.
-    public static func field(_ text: String) -> String {
+    package static func field(_ text: String) -> String {
         let special: Set<Unicode.Scalar> = [",", "\"", "\n", "\r"]
         guard text.unicodeScalars.contains(where: special.contains) else { return text }
         var out = String.UnicodeScalarView()
@@ -109,14 +109,14 @@ public struct CSVTable: Sendable {
         return String(out)
     }
 
-    public static func line(_ fields: [String]) -> String { fields.map(field).joined(separator: ",") + "\n" }
+    package static func line(_ fields: [String]) -> String { fields.map(field).joined(separator: ",") + "\n" }
 }
 
-public enum ReportError: Error, CustomStringConvertible {
+package enum ReportError: Error, CustomStringConvertible {
     case unreadable(String)
     case invalid(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unreadable(let path): "cannot read \(PathName.display(path))"
         case .invalid(let why): why
@@ -125,7 +125,7 @@ public enum ReportError: Error, CustomStringConvertible {
 }
 
 extension ReportError: ClassifiedError {
-    public var kind: FailureKind {
+    package var kind: FailureKind {
         switch self {
         case .unreadable: .unreadable
         case .invalid: .invalidInput

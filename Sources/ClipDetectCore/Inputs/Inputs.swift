@@ -32,9 +32,9 @@ public struct LabeledImage: Sendable, Equatable {
 /// files whose first bytes are an image, a CSV's `filename` column (relative to the CSV's folder,
 /// as the reference reads it), and `-` for paths on standard input.
 public enum Inputs {
-    /// `standardInput`: its bytes, read when `-` is named (bounded as a list is).
-    public static func collect(_ arguments: [String], csv: String? = nil,
-                               standardInput: () throws -> Data = { try Files.readStandardInput(limit: CSVTable.maxBytes) }) throws -> [InputItem] {
+    /// `standardInput`: its bytes, read when `-` is named (nil: the process's, bounded as a list is).
+    public static func collect(_ arguments: [String], csv: String? = nil, standardInput: (() throws -> Data)? = nil) throws -> [InputItem] {
+        let standardInput = standardInput ?? { try Files.readStandardInput(limit: CSVTable.maxBytes) }
         var items: [InputItem] = []
         if let csv {
             let table = try CSVTable(path: csv)

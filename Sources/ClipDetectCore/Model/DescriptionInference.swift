@@ -63,7 +63,7 @@ extension ModelDescription {
     /// (which win: the user's word), the checkpoint's safetensors metadata, the config files beside
     /// it, and last `defaults` (what a head recorded of its backbone: it fills gaps, but never
     /// overrides what the checkpoint states, or a head would decide how its own backbone runs).
-    public static func infer(from checkpoint: Checkpoint, hints: ModelHints = ModelHints(),
+    package static func infer(from checkpoint: Checkpoint, hints: ModelHints = ModelHints(),
                              defaults: ModelHints = ModelHints()) throws -> ModelDescription {
         let tensors = checkpoint.tensors
         let naming: TensorNaming

@@ -6,10 +6,10 @@ import Glibc
 /// File names as Linux stores them: bytes, not always UTF-8. A name that is not valid UTF-8 keeps
 /// each stray byte as a private-use scalar (U+10FD00 + byte), so it survives as a `String` and
 /// opens again as the same bytes.
-public enum PathName {
+package enum PathName {
     static let escapeBase: UInt32 = 0x10_FD00
 
-    public static func decode<Bytes: Collection>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+    package static func decode<Bytes: Collection>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
         if let text = String(validating: bytes, as: UTF8.self) { return text }
         var scalars = String.UnicodeScalarView()
         var rest = Array(bytes)[...]
@@ -33,7 +33,7 @@ public enum PathName {
     }
 
     /// The bytes a decoded name stands for.
-    public static func bytes(_ name: String) -> [UInt8] {
+    package static func bytes(_ name: String) -> [UInt8] {
         var out: [UInt8] = []
         for scalar in name.unicodeScalars {
             if (escapeBase...(escapeBase + 0xFF)).contains(scalar.value) {
@@ -46,28 +46,28 @@ public enum PathName {
     }
 
     /// Stray bytes shown as `\xNN`, for messages and tables.
-    public static func display(_ name: String) -> String {
+    package static func display(_ name: String) -> String {
         String(name.unicodeScalars.map { scalar -> String in
             (escapeBase...(escapeBase + 0xFF)).contains(scalar.value) ? String(format: "\\x%02X", scalar.value - escapeBase) : String(scalar)
         }.joined())
     }
 
     /// The path with every link and `.`/`..` resolved (`realpath`); nil when it does not exist.
-    public static func resolved(_ name: String) -> String? {
+    package static func resolved(_ name: String) -> String? {
         guard let resolved = withCString(name, { realpath($0, nil) }) else { return nil }
         defer { free(resolved) }
         return decode(UnsafeBufferPointer(start: UnsafeRawPointer(resolved).assumingMemoryBound(to: UInt8.self), count: strlen(resolved)))
     }
 
     /// Calls `body` with the name as a C string of its bytes.
-    public static func withCString<R>(_ name: String, _ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
+    package static func withCString<R>(_ name: String, _ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
         try (bytes(name) + [0]).withUnsafeBufferPointer { buffer in
             try buffer.withMemoryRebound(to: CChar.self) { try body($0.baseAddress!) }
         }
     }
 
     /// The command line with each argument decoded from its bytes (Swift's own decoding would replace stray bytes).
-    public static var arguments: [String] {
+    package static var arguments: [String] {
         (0..<Int(CommandLine.argc)).map { index in
             guard let argument = CommandLine.unsafeArgv[index] else { return "" }
             return decode(UnsafeBufferPointer(start: UnsafeRawPointer(argument).assumingMemoryBound(to: UInt8.self), count: strlen(argument)))
@@ -76,16 +76,16 @@ public enum PathName {
 }
 
 /// What kind of thing a path names, following symbolic links.
-public enum FileKind: Sendable, Equatable {
+package enum FileKind: Sendable, Equatable {
     case missing, regular, directory, other
 
     /// Whether `path` itself is a symbolic link (not followed).
-    public static func isLink(_ path: String) -> Bool {
+    package static func isLink(_ path: String) -> Bool {
         var info = stat()
         return PathName.withCString(path, { lstat($0, &info) }) == 0 && info.st_mode & S_IFMT == S_IFLNK
     }
 
-    public init(_ path: String) {
+    package init(_ path: String) {
         var info = stat()
         guard PathName.withCString(path, { stat($0, &info) }) == 0 else { self = .missing; return }
         switch info.st_mode & S_IFMT {
@@ -96,10 +96,10 @@ public enum FileKind: Sendable, Equatable {
     }
 }
 
-public enum Files {
+package enum Files {
     /// A regular file's bytes, refused above `limit` before reading. A FIFO, socket or device is
     /// refused, never opened for a blocking read.
-    public static func read(_ path: String, limit: Int) throws(FileError) -> Data {
+    package static func read(_ path: String, limit: Int) throws(FileError) -> Data {
         let (fd, size) = try openRegular(path)
         defer { close(fd) }
         guard size <= limit else { throw FileError(.read, path, .tooLarge(size: size, limit: limit)) }
@@ -140,7 +140,7 @@ public enum Files {
     }
 
     /// Standard input to its end, refused above `limit` bytes.
-    public static func readStandardInput(limit: Int) throws(FileError) -> Data {
+    package static func readStandardInput(limit: Int) throws(FileError) -> Data {
         try readAll(0, limit: limit, wait: nil, naming: FileError.standardInput)
     }
 
@@ -175,7 +175,7 @@ public enum Files {
     }
 
     /// Creates a folder (and its parents) the library needs, or says in one line why it cannot.
-    public static func makeDirectory(_ path: String, for purpose: String) throws(FileError) {
+    package static func makeDirectory(_ path: String, for purpose: String) throws(FileError) {
         switch FileKind(path) {
         case .directory: return
         case .regular, .other: throw FileError(.create, path, .notAFolder, purpose: purpose)
@@ -191,7 +191,7 @@ public enum Files {
     /// is written where it points, as a shell would), or the path itself when it opens but names
     /// no file (/dev/stdout on a pipe). A folder, a link into no folder, a missing folder and a
     /// folder that takes no file are refused here, before any work.
-    public static func writeTarget(_ path: String) throws(FileError) -> String {
+    package static func writeTarget(_ path: String) throws(FileError) -> String {
         func failure(_ reason: FileError.Reason) -> FileError { FileError(.write, path, reason) }
         var target = path
         if FileKind.isLink(path) {
@@ -221,7 +221,7 @@ public enum Files {
     /// Writes a whole file so a reader never sees half of it (a temporary file beside it, renamed
     /// into place). A symbolic link is followed; a device or FIFO is written into, never replaced;
     /// a folder is refused.
-    public static func write(_ data: Data, to path: String) throws(FileError) {
+    package static func write(_ data: Data, to path: String) throws(FileError) {
         let target = try writeTarget(path)
         func failure(_ reason: FileError.Reason) -> FileError { FileError(.write, path, reason) }
         func writeAll(_ fd: Int32) throws(FileError) {
@@ -265,7 +265,7 @@ public enum Files {
 
     /// The folder part of a path ("." for a bare name).
     /// (By hand: Foundation's `deletingLastPathComponent` traps on some one-character names.)
-    public static func folder(of path: String) -> String {
+    package static func folder(of path: String) -> String {
         var trimmed = Substring(path)
         while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
         guard let slash = trimmed.lastIndex(of: "/") else { return "." }

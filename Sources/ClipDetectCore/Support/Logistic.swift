@@ -1,13 +1,13 @@
 import Foundation
 
 /// The logistic function and its logarithm, stable for any finite input.
-public enum Logistic {
+package enum Logistic {
     /// log(sigmoid(x)) = -softplus(-x), without overflow.
-    public static func logSigmoid(_ x: Double) -> Double {
+    package static func logSigmoid(_ x: Double) -> Double {
         x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x))
     }
 
-    public static func sigmoid(_ x: Double) -> Double {
+    package static func sigmoid(_ x: Double) -> Double {
         x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x))
     }
 }

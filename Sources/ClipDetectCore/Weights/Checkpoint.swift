@@ -1,26 +1,26 @@
 import Foundation
 
 /// The tensors of one weights file, whatever its format, read in place from a memory map.
-public struct Checkpoint: Sendable {
-    public enum Format: String, Sendable { case safetensors, pytorch }
+package struct Checkpoint: Sendable {
+    package enum Format: String, Sendable { case safetensors, pytorch }
 
-    public let format: Format
-    public let tensors: [String: Tensor]
+    package let format: Format
+    package let tensors: [String: Tensor]
     /// safetensors `__metadata__`; empty for PyTorch files.
-    public let metadata: [String: String]
+    package let metadata: [String: String]
     package let storage: MappedFile
 
-    public var path: String { storage.path }
+    package var path: String { storage.path }
 
     /// Opens a checkpoint, telling the format from its bytes, never from its name.
-    public static func open(_ path: String) throws -> Checkpoint {
+    package static func open(_ path: String) throws -> Checkpoint {
         do { return try read(MappedFile(path: path)) } catch let error as WeightsError {
             throw CheckpointError(path: path, underlying: error)
         }
     }
 
     /// Reads a checkpoint held in memory (an upload, a fuzzer's input); the bytes are copied once.
-    public static func read(_ data: Data, name: String = "<memory>") throws -> Checkpoint {
+    package static func read(_ data: Data, name: String = "<memory>") throws -> Checkpoint {
         do { return try read(MappedFile(copying: data, name: name)) } catch let error as WeightsError {
             throw CheckpointError(path: name, underlying: error)
         }
@@ -61,7 +61,7 @@ public struct Checkpoint: Sendable {
     }
 
     /// True when the tensor reads the checkpoint's mapped bytes in place.
-    public func isMapped(_ array: FloatArray) -> Bool { array.isView(of: storage) }
+    package func isMapped(_ array: FloatArray) -> Bool { array.isView(of: storage) }
 }
 
 /// A checkpoint error that names the file.

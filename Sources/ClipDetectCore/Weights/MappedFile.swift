@@ -5,9 +5,9 @@ import Glibc
 
 /// A read-only memory map of a whole file; checkpoints are read in place from it. Bytes held in
 /// memory are copied into an aligned block of its own instead.
-public final class MappedFile: ByteOwner, @unchecked Sendable {
-    public let path: String
-    public let bytes: UnsafeRawBufferPointer
+package final class MappedFile: ByteOwner, @unchecked Sendable {
+    package let path: String
+    package let bytes: UnsafeRawBufferPointer
     /// False for bytes copied from memory: they have no file to find again.
     package let mapped: Bool
 
@@ -19,7 +19,7 @@ public final class MappedFile: ByteOwner, @unchecked Sendable {
         bytes = UnsafeRawBufferPointer(start: block, count: data.count)
     }
 
-    public init(path: String) throws {
+    package init(path: String) throws {
         self.path = path
         mapped = true
         let (fd, size) = try Files.openRegular(path)

@@ -1,17 +1,17 @@
 import Foundation
 
 /// Writes f32 tensors as a safetensors file (heads, exported features, test checkpoints).
-public enum SafeTensorsWriter {
-    public struct Entry: Sendable {
-        public let shape: [Int]
-        public let values: [Float]
-        public init(shape: [Int], values: [Float]) {
+package enum SafeTensorsWriter {
+    package struct Entry: Sendable {
+        package let shape: [Int]
+        package let values: [Float]
+        package init(shape: [Int], values: [Float]) {
             self.shape = shape
             self.values = values
         }
     }
 
-    public static func data(_ tensors: [String: Entry], metadata: [String: String] = [:]) throws -> Data {
+    package static func data(_ tensors: [String: Entry], metadata: [String: String] = [:]) throws -> Data {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
@@ -42,7 +42,7 @@ public enum SafeTensorsWriter {
     }
 
     /// Writes atomically: a reader never sees half a file.
-    public static func write(_ tensors: [String: Entry], metadata: [String: String] = [:], to path: String) throws {
+    package static func write(_ tensors: [String: Entry], metadata: [String: String] = [:], to path: String) throws {
         try Files.write(data(tensors, metadata: metadata), to: path)
     }
 }

@@ -1,11 +1,11 @@
 import Foundation
 
 /// Element types a checkpoint may hold; weights are computed in f32 whatever they were stored as.
-public enum DType: String, Sendable, CaseIterable {
+package enum DType: String, Sendable, CaseIterable {
     case f64 = "F64", f32 = "F32", f16 = "F16", bf16 = "BF16"
     case i64 = "I64", i32 = "I32", i16 = "I16", i8 = "I8", u8 = "U8", bool = "BOOL"
 
-    public var byteSize: Int {
+    package var byteSize: Int {
         switch self {
         case .f64, .i64: 8
         case .f32, .i32: 4
@@ -18,30 +18,30 @@ public enum DType: String, Sendable, CaseIterable {
 }
 
 /// Keeps the memory behind a tensor alive: a mapped file or an owned buffer.
-public protocol ByteOwner: AnyObject, Sendable {}
+package protocol ByteOwner: AnyObject, Sendable {}
 
 /// Floats the encoder reads: either a view into a mapped f32 tensor or a buffer of its own.
-public struct FloatArray: @unchecked Sendable {
+package struct FloatArray: @unchecked Sendable {
     /// Valid only while this array (its owner) is alive: read through `withUnsafeBufferPointer` or `values`.
     package let pointer: UnsafePointer<Float>
-    public let count: Int
+    package let count: Int
     let owner: any ByteOwner
 
-    public subscript(i: Int) -> Float {
+    package subscript(i: Int) -> Float {
         precondition(i >= 0 && i < count, "index \(i) out of \(count)")
         return withExtendedLifetime(owner) { pointer[i] }
     }
 
     /// The values copied out: safe after this array is gone.
-    public var values: [Float] { withUnsafeBufferPointer { Array($0) } }
+    package var values: [Float] { withUnsafeBufferPointer { Array($0) } }
 
     /// The values in place, the owner kept alive for the call (a converted tensor owns a temporary buffer).
-    public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+    package func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         try withExtendedLifetime(owner) { try body(UnsafeBufferPointer(start: pointer, count: count)) }
     }
 
     /// A buffer of its own, filled by `fill`.
-    public init(count: Int, fill: (UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows {
+    package init(count: Int, fill: (UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows {
         let block = OwnedBytes(byteCount: max(count, 1) * MemoryLayout<Float>.stride)
         let floats = block.raw.bindMemory(to: Float.self, capacity: max(count, 1))
         try fill(UnsafeMutableBufferPointer(start: floats, count: count))
@@ -50,7 +50,7 @@ public struct FloatArray: @unchecked Sendable {
         self.owner = block
     }
 
-    public init(_ values: [Float]) {
+    package init(_ values: [Float]) {
         self.init(count: values.count) { out in _ = out.initialize(from: values) }
     }
 
@@ -61,7 +61,7 @@ public struct FloatArray: @unchecked Sendable {
     }
 
     /// True when this array reads the checkpoint's bytes in place.
-    public func isView(of owner: AnyObject) -> Bool { self.owner === owner }
+    package func isView(of owner: AnyObject) -> Bool { self.owner === owner }
     package var ownerObject: AnyObject { owner }
 }
 
@@ -72,15 +72,15 @@ final class OwnedBytes: ByteOwner, @unchecked Sendable {
 }
 
 /// One tensor of a checkpoint, read lazily from bytes some owner keeps alive.
-public struct Tensor: @unchecked Sendable {
-    public let dtype: DType
-    public let shape: [Int]
+package struct Tensor: @unchecked Sendable {
+    package let dtype: DType
+    package let shape: [Int]
     /// Element strides; contiguous row-major unless a PyTorch checkpoint stored a view.
-    public let strides: [Int]
+    package let strides: [Int]
     let base: UnsafeRawPointer
     let owner: any ByteOwner
 
-    public var elementCount: Int { shape.reduce(1, *) }
+    package var elementCount: Int { shape.reduce(1, *) }
 
     init(dtype: DType, shape: [Int], strides: [Int]? = nil, base: UnsafeRawPointer, owner: any ByteOwner) {
         self.dtype = dtype
@@ -107,7 +107,7 @@ public struct Tensor: @unchecked Sendable {
     }
 
     /// The values as f32, row-major. An aligned contiguous f32 tensor is returned in place.
-    public func floats() throws -> FloatArray {
+    package func floats() throws -> FloatArray {
         guard dtype.isFloatingPoint else { throw WeightsError.unsupportedDType(dtype.rawValue) }
         let count = elementCount
         if dtype == .f32, isContiguous, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {

@@ -3,8 +3,8 @@ import ClipDetectEncoder
 import Foundation
 
 /// NumPy .npy (format 1.0) of float32 rows: what `np.load` reads as an N×D array.
-public enum NPYWriter {
-    public static func data(rows: [[Float]], width: Int) -> Data {
+package enum NPYWriter {
+    package static func data(rows: [[Float]], width: Int) -> Data {
         var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(rows.count), \(width)), }"
         // Magic (6) + version (2) + length (2) + header + newline, padded to a multiple of 64.
         let unpadded = 10 + header.utf8.count + 1

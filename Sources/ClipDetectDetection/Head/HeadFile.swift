@@ -59,7 +59,7 @@ extension Head {
     }
 
     /// A head from a checkpoint already read (a file, or bytes in memory).
-    public static func read(_ file: Checkpoint) throws -> Head {
+    package static func read(_ file: Checkpoint) throws -> Head {
         let path = file.path
         guard let text = file.metadata[metadataKey] else { throw HeadError.noMetadata(path: path) }
         let metadata: Metadata

@@ -6,8 +6,8 @@ import Foundation
 /// Platt scaling (Platt 1999, with Lin et al.'s targets): P(synthetic) = sigmoid(a · score + b),
 /// fitted by Newton's method on the smoothed targets (n₊ + 1)/(n₊ + 2) and 1/(n₋ + 2), as
 /// scikit-learn's sigmoid calibration does.
-public enum PlattScaling {
-    public static func fit(scores: [Double], labels: [Bool]) -> (a: Double, b: Double) {
+package enum PlattScaling {
+    package static func fit(scores: [Double], labels: [Bool]) -> (a: Double, b: Double) {
         precondition(scores.count == labels.count, "one label per score")
         let positives = Double(labels.filter { $0 }.count), negatives = Double(labels.count) - positives
         let high = (positives + 1) / (positives + 2), low = 1 / (negatives + 2)

@@ -91,7 +91,7 @@ public enum Evaluation {
     }
 
     /// The same from a table already read (`name` for messages).
-    public static func readScores(_ table: CSVTable, name path: String) throws -> [ScoreColumn] {
+    package static func readScores(_ table: CSVTable, name path: String) throws -> [ScoreColumn] {
         let names = try table.values("filename")
         var seen = Set<String>()
         for column in table.header where !seen.insert(column).inserted { throw ReportError.invalid("\(path): two \(column) columns") }

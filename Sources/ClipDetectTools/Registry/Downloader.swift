@@ -8,20 +8,20 @@ import FoundationNetworking
 #endif
 
 /// One file to fetch: where from, and how to know it arrived whole.
-public struct RemoteFile: Sendable, Equatable {
-    public var url: URL
+package struct RemoteFile: Sendable, Equatable {
+    package var url: URL
     /// Pinned SHA-256; when nil, a 64-hex ETag from the server (as the Hugging Face hub sends for LFS files) is used.
-    public var sha256: String?
-    public var size: Int?
+    package var sha256: String?
+    package var size: Int?
 
-    public init(url: URL, sha256: String? = nil, size: Int? = nil) {
+    package init(url: URL, sha256: String? = nil, size: Int? = nil) {
         self.url = url
         self.sha256 = sha256
         self.size = size
     }
 }
 
-public enum DownloadError: Error, CustomStringConvertible, Equatable {
+package enum DownloadError: Error, CustomStringConvertible, Equatable {
     case notFound(URL)
     case http(URL, Int)
     case checksum(URL, expected: String, found: String)
@@ -32,7 +32,7 @@ public enum DownloadError: Error, CustomStringConvertible, Equatable {
     case badEndpoint(setting: String, value: String)
     case altered(path: String, expected: String, found: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .notFound(let url): "not found: \(url.absoluteString) (HTTP 404)"
         case .http(let url, let status): "download of \(url.absoluteString) failed with HTTP \(status)"
@@ -51,20 +51,20 @@ public enum DownloadError: Error, CustomStringConvertible, Equatable {
 
 /// Downloads into a cache: to `<file>.part` first (resumed with an HTTP range after a cut), verified
 /// by SHA-256, then renamed into place, so a file in the cache is always whole.
-public struct Downloader: Sendable {
+package struct Downloader: Sendable {
     /// Seconds without a byte before giving up on a server.
-    public var idleTimeout: TimeInterval = 60
+    package var idleTimeout: TimeInterval = 60
     /// How many times a cut connection is resumed before giving up.
-    public var attempts = 5
+    package var attempts = 5
     /// Called with (bytes so far, total if known).
-    public var progress: (@Sendable (Int, Int?) -> Void)?
+    package var progress: (@Sendable (Int, Int?) -> Void)?
 
-    public init() {}
+    package init() {}
 
     /// Returns the file's SHA-256 (checked against the pin or the server's, else computed), so the
     /// caller can remember what it downloaded.
     @discardableResult
-    public func fetch(_ file: RemoteFile, to destination: String) throws -> String {
+    package func fetch(_ file: RemoteFile, to destination: String) throws -> String {
         let part = destination + ".part"
         try Files.makeDirectory(Files.folder(of: destination), for: "download folder")
         // A part that holds bytes is kept to be resumed; an empty one is only litter.
@@ -113,7 +113,7 @@ public struct Downloader: Sendable {
     }
 
     /// A regular file's SHA-256; anything else (a folder, a device) or a failed read is one line.
-    public static func sha256(ofFile path: String) throws(FileError) -> String {
+    package static func sha256(ofFile path: String) throws(FileError) -> String {
         let (fd, _) = try Files.openRegular(path)
         defer { close(fd) }
         var hash = SHA256(), buffer = [UInt8](repeating: 0, count: 4 << 20)
@@ -260,7 +260,7 @@ struct FoundationLitter {
 }
 
 extension DownloadError: ClassifiedError {
-    public var kind: FailureKind {
+    package var kind: FailureKind {
         switch self {
         case .notFound: .notFound
         case .http, .checksum, .network, .offline: .network

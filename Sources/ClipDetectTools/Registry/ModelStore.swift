@@ -15,7 +15,7 @@ public struct ModelStore: Sendable {
     public var hubEndpoint: String
     public var headEndpoint: String?
     public var offline: Bool
-    public var downloader = Downloader()
+    package var downloader = Downloader()
 
     /// Empty variables count as unset.
     public init(environment: [String: String] = ProcessInfo.processInfo.environment, offline: Bool = false) {

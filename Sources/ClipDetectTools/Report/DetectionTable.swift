@@ -5,16 +5,16 @@ import Foundation
 /// The rows of a detection run: the reference's contract first (filename, one score per head,
 /// `fusion` when there are several), then the verdict, the stability columns when asked, and the
 /// error. Also what a resumed output must hold to take more rows of the same detector.
-public struct DetectionTable: Sendable {
-    public let heads: [String]
-    public let columns: [String]
+package struct DetectionTable: Sendable {
+    package let heads: [String]
+    package let columns: [String]
     /// Only the reference's columns; a failed image is an empty line (which its compute_metrics.py skips).
-    public let reference: Bool
+    package let reference: Bool
 
     /// Columns read as numbers (with the score columns).
-    public static let numericColumns: Set<String> = ["probability", "agreement", "score_min", "score_median", "score_max"]
+    package static let numericColumns: Set<String> = ["probability", "agreement", "score_min", "score_median", "score_max"]
 
-    public init(heads: [String], stability: Bool = false, reference: Bool = false) {
+    package init(heads: [String], stability: Bool = false, reference: Bool = false) {
         self.heads = heads
         self.reference = reference
         columns = ["filename"] + heads + (heads.count > 1 ? ["fusion"] : [])
@@ -25,7 +25,7 @@ public struct DetectionTable: Sendable {
 
     /// One row's cells, one per column; nil in the reference's layout for a failed image (its row
     /// is an empty line).
-    public func cells(name: String, _ result: Result<Detection, Error>, stability: StabilityCheck.Result? = nil) -> [String]? {
+    package func cells(name: String, _ result: Result<Detection, Error>, stability: StabilityCheck.Result? = nil) -> [String]? {
         let stabilityCells = columns.contains("stability")
             ? stability.map { [$0.agreement, $0.minScore, $0.medianScore, $0.maxScore].map { $0.map { String($0) } ?? "" }
                     + [$0.isStable.map { $0 ? "stable" : "unstable" } ?? "untested"] }
@@ -44,14 +44,14 @@ public struct DetectionTable: Sendable {
     }
 
     /// Whether the column at `index` holds numbers.
-    public func isNumeric(_ index: Int) -> Bool {
+    package func isNumeric(_ index: Int) -> Bool {
         index > 0 && index <= scoreCount || Self.numericColumns.contains(columns[index])
     }
 
     /// The names of the complete rows an earlier run wrote (CSV or JSON lines), checked against
     /// these columns: rows of other heads or options are refused, never mixed in. A last row cut
     /// short (a crash, a full disk) is not done: `complete` is the length of the rows before it.
-    public func resume(_ file: Data, path: String, jsonLines: Bool) throws(ResumeError) -> (names: Set<String>, complete: Int) {
+    package func resume(_ file: Data, path: String, jsonLines: Bool) throws(ResumeError) -> (names: Set<String>, complete: Int) {
         // Names may be any bytes, but a NUL or a run of bytes that is no UTF-8 at all is no file of ours.
         guard !file.contains(0), !jsonLines || String(data: file, encoding: .utf8) != nil else { throw .notText(path) }
         let complete = file.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 - file.startIndex } ?? 0
@@ -83,7 +83,7 @@ public struct DetectionTable: Sendable {
     /// What of a detector (`Detector.identity`) differs between the record an earlier run left and
     /// this run's; empty for the same detector (a record of an earlier version that agrees on every
     /// field it has is the same).
-    public static func differences(record: Data, identity: String, recordPath: String) throws(ResumeError) -> [IdentityField] {
+    package static func differences(record: Data, identity: String, recordPath: String) throws(ResumeError) -> [IdentityField] {
         guard record != Data(identity.utf8) else { return [] }
         guard let before = (try? JSONSerialization.jsonObject(with: record)) as? [String: Any], before["heads"] != nil else {
             throw .notARecord(recordPath)
@@ -94,11 +94,11 @@ public struct DetectionTable: Sendable {
     }
 
     /// The parts of a detector's identity that a resumed output must share.
-    public enum IdentityField: String, CaseIterable, Sendable {
+    package enum IdentityField: String, CaseIterable, Sendable {
         case decision, encoders, exifOrientation, fusion, heads, stability
     }
 
-    public enum ResumeError: Error, Equatable, CustomStringConvertible, ClassifiedError {
+    package enum ResumeError: Error, Equatable, CustomStringConvertible, ClassifiedError {
         case notText(String)
         case noCompleteRow(String)
         case unreadable(String, String)
@@ -108,7 +108,7 @@ public struct DetectionTable: Sendable {
         case scores(String, found: [String], wanted: [String])
         case notARecord(String)
 
-        public var description: String {
+        package var description: String {
             func shown(_ names: [String]) -> String {
                 let text = names.map(PathName.display).joined(separator: ",")
                 return text.count <= 160 ? text : String(text.prefix(160)) + "…"
@@ -125,6 +125,6 @@ public struct DetectionTable: Sendable {
             case .notARecord(let path): "\(PathName.display(path)) is not a record clipdetect wrote"
             }
         }
-        public var kind: FailureKind { .invalidInput }
+        package var kind: FailureKind { .invalidInput }
     }
 }

@@ -4,8 +4,8 @@ import ClipDetectEncoder
 import Foundation
 
 /// Stratified k-fold splits: each class shuffled with a fixed seed and dealt round-robin.
-public enum CrossValidation {
-    public static func stratifiedFolds(labels: [Bool], folds k: Int, seed: UInt64 = 0) -> [[Int]] {
+package enum CrossValidation {
+    package static func stratifiedFolds(labels: [Bool], folds k: Int, seed: UInt64 = 0) -> [[Int]] {
         var generator = SeededGenerator(seed: seed)
         var folds = Array(repeating: [Int](), count: k)
         var next = 0
@@ -22,7 +22,7 @@ public enum CrossValidation {
 
     /// Out-of-fold decision values for every sample, one array per setting. The fits (one per setting
     /// and fold) share the cores and give the same values as one after another.
-    public static func predictions(_ data: TrainingSet, folds: [[Int]], settings: [Double],
+    package static func predictions(_ data: TrainingSet, folds: [[Int]], settings: [Double],
                                    fit: @escaping @Sendable (Double, TrainingSet) -> LinearClassifier.Model) -> [[Double]] {
         let jobs = settings.count * folds.count
         var models = [LinearClassifier.Model?](repeating: nil, count: jobs)
