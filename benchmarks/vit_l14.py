@@ -3,6 +3,9 @@
   python3 benchmarks/vit_l14.py check   # clipdetect embed vs open_clip on the same images (fp32, and bf16 where the CPU has it)
   python3 benchmarks/vit_l14.py bench [ROUNDS]   # images/s: clipdetect vs PyTorch vs ONNX Runtime, same run;
                                                   # with AVX-512 BF16 also clipdetect bf16 vs PyTorch bf16 autocast
+  CLIPDETECT_BASELINE=PATH python3 benchmarks/vit_l14.py bench [ROUNDS]
+                                                  # also another build (e.g. of an earlier commit) in the same
+                                                  # interleaved rounds, and ours as a ratio of it
 
 Needs the reference stack (tools/fixtures/requirements.txt, plus onnxruntime and onnx for bench)
 and a release build (swift build -c release). Files go to $CLIPDETECT_BENCH_DIR (default
@@ -173,11 +176,14 @@ def bench(rounds=3):
     except ImportError:
         print("onnxruntime not installed: skipping it")
 
-    def clipdetect(b, precision="fp32"):
-        out = subprocess.run([BINARY, "bench", "--model", paths["safetensors"], "--batch", str(b), "--precision", precision,
+    def clipdetect(b, precision="fp32", binary=BINARY):
+        out = subprocess.run([binary, "bench", "--model", paths["safetensors"], "--batch", str(b), "--precision", precision,
                               "--iterations", "3" if b == 1 else "1", "--json"], check=True, capture_output=True, text=True)
         return json.loads(out.stdout.splitlines()[0])["images_per_second"]
     engines["clipdetect"] = clipdetect
+    baseline = os.environ.get("CLIPDETECT_BASELINE")
+    if baseline:
+        engines["baseline"] = lambda b: clipdetect(b, binary=baseline)
     if bf16:
         engines["clipdetect-bf16"] = lambda b: clipdetect(b, "bf16")
 
@@ -197,6 +203,12 @@ def bench(rounds=3):
         print(f"{b:5d} {ours:11.3f} {pt:9.3f} {ort_text} {ours / pt:10.2f}x {ratio}")
     print("per-round ratios vs PyTorch:", {b: [round(o / p, 2) for o, p in zip(samples[("clipdetect", b)], samples[("pytorch", b)])]
                                          for b in batches})
+    if baseline:
+        print(f"against {baseline}, same rounds (ours / baseline):")
+        for b in batches:
+            ratios = [round(o / a, 3) for o, a in zip(samples[("clipdetect", b)], samples[("baseline", b)])]
+            print(f"  batch {b}: {results[('clipdetect', b)]:.3f} vs {results[('baseline', b)]:.3f} images/s, "
+                  f"{results[('clipdetect', b)] / results[('baseline', b)]:.3f}x; per round {ratios}")
     if bf16:
         print(f"ViT-L/14 bf16, images/s, same rounds")
         print(f"{'batch':>5} {'clipdetect':>11} {'PyTorch':>9} {'vs our fp32':>12} {'vs PyTorch bf16':>16}")

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --deps-only
 ./scripts/apt.sh time  # GNU time: the memory tests read a child's peak RSS through it
+python3 tools/undocumented.py >&2  # every public declaration of the library documented
 swift build --build-tests
 swift test --skip-build
 ./scripts/e2e.sh

@@ -12,10 +12,12 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
 
 /// How an encoder computes its dense layers, decided once at load from the CPU it runs on.
 public struct ComputeBackend: Sendable, Equatable, CustomStringConvertible {
+    /// The library that runs the dense layers' products.
     public enum Library: String, Sendable { case openBLAS = "OpenBLAS", oneDNN }
 
     /// What runs: `.fp32` or `.bf16`, never `.auto`.
     public let precision: Precision
+    /// OpenBLAS on the weights as they are, or oneDNN on weights packed at load.
     public let library: Library
     /// Bytes of weights copied at load into the library's packed layout (0 when read in place).
     public let packedBytes: Int

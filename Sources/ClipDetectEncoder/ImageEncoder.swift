@@ -15,9 +15,12 @@ public enum FeatureKind: String, Sendable, CaseIterable, Codable {
 
 /// One vector the encoder returns: a kind, L2-normalised or raw.
 public struct FeatureOutput: Hashable, Sendable {
+    /// Which vector.
     public var kind: FeatureKind
+    /// Scale each image's vector to L2 norm 1 (a zero vector stays zero).
     public var normalize: Bool
 
+    /// An output from its kind and normalisation.
     public init(kind: FeatureKind, normalize: Bool) {
         self.kind = kind
         self.normalize = normalize
@@ -27,6 +30,7 @@ public struct FeatureOutput: Hashable, Sendable {
 /// A CLIP ViT image tower: pixels (normalised, N×3×S×S) in, one feature vector per image out.
 /// Building one sets OpenBLAS to a single thread for the process (`ProcessSettings`).
 public final class ImageEncoder: Sendable {
+    /// The tower's numbers: sizes, activation, normalisation and tensor naming.
     public let description: ModelDescription
     /// Identifies these weights in heads and in the feature cache, computed once.
     public let fingerprint: String
@@ -94,13 +98,14 @@ public final class ImageEncoder: Sendable {
     public var path: String? { checkpoint.storage.mapped ? checkpoint.path : nil }
 
     /// Fraction of weight values read in place from the mapped file (1 for an f32 file in open_clip naming).
-    public var mappedFraction: Double {
+    package var mappedFraction: Double {
         let arrays = weights.all
         let total = arrays.reduce(0) { $0 + $1.count }
         let mapped = arrays.filter { checkpoint.isMapped($0) }.reduce(0) { $0 + $1.count }
         return Double(mapped) / Double(max(total, 1))
     }
 
+    /// Values in one image's vector of `kind`: the width, the projection's output, or layers × width.
     public func featureWidth(_ kind: FeatureKind) -> Int {
         switch kind {
         case .pooled: description.width

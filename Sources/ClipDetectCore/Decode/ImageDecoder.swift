@@ -18,6 +18,7 @@ public enum ImageDecoder {
         try ImageFileError.naming(path) { try decode(data, limits: limits, applyOrientation: applyOrientation) }
     }
 
+    /// Decodes in-memory bytes; `limits` are checked before any pixel is allocated.
     public static func decode(_ data: Data, limits: DecodeLimits = DecodeLimits(), applyOrientation: Bool = false) throws -> RGBImage {
         guard !data.isEmpty else { throw ImageError.empty }
         guard data.count <= limits.maxBytes else { throw ImageError.tooLarge("\(data.count) bytes > \(limits.maxBytes)") }

@@ -1,9 +1,13 @@
 /// 8-bit RGB pixels, row-major and interleaved: what `Image.convert('RGB')` gives in Pillow.
 public struct RGBImage: Sendable, Equatable {
+    /// Columns, in pixels.
     public let width: Int
+    /// Rows, in pixels.
     public let height: Int
+    /// `width × height × 3` bytes: R, G, B for each pixel, top row first.
     public var pixels: [UInt8]
 
+    /// An image from its size and pixels; traps unless `pixels` holds exactly `width × height × 3` bytes.
     public init(width: Int, height: Int, pixels: [UInt8]) {
         precondition(pixels.count == width * height * 3, "RGB buffer size mismatch")
         self.width = width
@@ -48,6 +52,7 @@ extension RGBImage {
 public enum ImageFormat: String, Sendable {
     case jpeg, png, webp, gif, bmp, tiff
 
+    /// The format the bytes start with, or nil when no known signature matches.
     public static func sniff(_ bytes: UnsafeRawBufferPointer) -> ImageFormat? {
         func starts(_ prefix: [UInt8], at offset: Int = 0) -> Bool {
             bytes.count >= offset + prefix.count && zip(bytes[offset...], prefix).allSatisfy { $0 == $1 }
@@ -67,15 +72,19 @@ public struct DecodeLimits: Sendable, Equatable {
     /// Pillow raises DecompressionBombError above twice `Image.MAX_IMAGE_PIXELS` (89,478,485).
     public static let pillowPixelLimit = 2 * 89_478_485
 
+    /// The most pixels (width × height) an image may have.
     public var maxPixels: Int
+    /// The most bytes an image file may have.
     public var maxBytes: Int
 
+    /// Limits from their parts: by default Pillow's bomb limit and 256 MiB.
     public init(maxPixels: Int = DecodeLimits.pillowPixelLimit, maxBytes: Int = 256 << 20) {
         self.maxPixels = maxPixels
         self.maxBytes = maxBytes
     }
 }
 
+/// Why image bytes could not be decoded; each case but the first two says what was found.
 public enum ImageError: Error, CustomStringConvertible, Equatable {
     case empty
     case notAnImage
@@ -98,8 +107,11 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
 
 /// An image error that names the file.
 public struct ImageFileError: Error, CustomStringConvertible {
+    /// The file, as given.
     public let path: String
+    /// What went wrong with it.
     public let underlying: ImageError
+    /// An error from the file and what went wrong.
     public init(path: String, underlying: ImageError) {
         self.path = path
         self.underlying = underlying
@@ -107,7 +119,7 @@ public struct ImageFileError: Error, CustomStringConvertible {
     public var description: String { "\(PathName.display(path)): \(underlying)" }
 
     /// Runs `body`, naming `path` in any image error it throws.
-    public static func naming<T>(_ path: String, _ body: () throws -> T) throws -> T {
+    package static func naming<T>(_ path: String, _ body: () throws -> T) throws -> T {
         do { return try body() } catch let error as ImageError { throw ImageFileError(path: path, underlying: error) }
     }
 }

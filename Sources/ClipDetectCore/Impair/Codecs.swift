@@ -33,6 +33,7 @@ public enum LossyEncoder {
     }
 }
 
+/// JPEG chroma subsampling, named as Pillow's `subsampling` is written: 4:4:4 (none), 4:2:2, 4:2:0.
 public enum JPEGSubsampling: String, Sendable, CaseIterable {
     case s444 = "444", s422 = "422", s420 = "420"
 

@@ -11,6 +11,7 @@ public enum Impairment: Sendable, Equatable {
     case blur(sigma: Parameter)
     case noise(sigma: Parameter)
 
+    /// The size a resize makes.
     public enum ResizeTarget: Sendable, Equatable {
         /// Both sides times a factor.
         case factor(Parameter)
@@ -22,6 +23,7 @@ public enum Impairment: Sendable, Equatable {
         case square(Parameter)
     }
 
+    /// The size of a crop's window.
     public enum CropSize: Sendable, Equatable {
         /// This fraction of each side.
         case fraction(Parameter)
@@ -32,6 +34,7 @@ public enum Impairment: Sendable, Equatable {
         case share(Parameter, limits: ClosedRange<Int>)
     }
 
+    /// Where a crop's window lies: centred, drawn uniformly, or at a top-left corner in pixels.
     public enum CropPlacement: Sendable, Equatable {
         case center, random
         case at(x: Parameter, y: Parameter)
@@ -40,6 +43,7 @@ public enum Impairment: Sendable, Equatable {
     /// The largest side an impairment may ask for.
     public static let maxSide = 65_535
 
+    /// Throws `ImpairmentError` for a parameter outside its operation's bounds.
     public func validate() throws {
         let sides = 1...Double(Self.maxSide)
         func checkLimits(_ limits: ClosedRange<Int>) throws {

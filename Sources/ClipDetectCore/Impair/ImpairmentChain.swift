@@ -3,9 +3,12 @@ import Foundation
 /// Operations applied in order; each image draws its parameters from a generator seeded by the
 /// chain's seed and the image's index, so a run is the same on every machine.
 public struct ImpairmentChain: Sendable, Equatable {
+    /// The operations, applied first to last.
     public var operations: [Impairment]
+    /// Seeds each image's generator, with the image's index.
     public var seed: UInt64
 
+    /// A chain from its operations and seed.
     public init(operations: [Impairment], seed: UInt64 = 0) {
         self.operations = operations
         self.seed = seed

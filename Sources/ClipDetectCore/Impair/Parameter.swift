@@ -1,9 +1,12 @@
 /// One parameter of an impairment: a value, or a range `low..high` drawn per image. Always finite
 /// with low ≤ high; each operation checks its own bounds (`Impairment.validate`).
 public struct Parameter: Sendable, Equatable, CustomStringConvertible {
+    /// The lowest value drawn (the value itself when fixed).
     public let low: Double
+    /// The highest value drawn; equal to `low` when fixed.
     public let high: Double
 
+    /// A fixed value, or the range `low...high` when `high` is given; throws when not finite or backwards.
     public init(_ low: Double, _ high: Double? = nil) throws {
         let high = high ?? low
         guard low.isFinite, high.isFinite else { throw ImpairmentError.notFinite(key: nil, text: "\(low)..\(high)") }

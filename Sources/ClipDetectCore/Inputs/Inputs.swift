@@ -2,9 +2,12 @@ import Foundation
 
 /// One image to score: the name written in the output and the path it is read from.
 public struct InputItem: Sendable, Equatable {
+    /// The name written in the output rows: as the user or the list gave it.
     public var name: String
+    /// The path the bytes are read from.
     public var path: String
 
+    /// An item from its output name and the path to read.
     public init(name: String, path: String) {
         self.name = name
         self.path = path
@@ -13,18 +16,22 @@ public struct InputItem: Sendable, Equatable {
 
 /// A listed image and what it is: `real`, or the name of the generator that made it.
 public struct LabeledImage: Sendable, Equatable {
+    /// The image's name and path.
     public var item: InputItem
+    /// `real`, or the generator's name (`fake` for the training lists), trimmed; any case of `real` reads `real`.
     public var type: String
     /// The `typ` cell exactly as the list has it (the reference's table reads it so: only `real`
     /// is real there, and `Real` or `real ` are generators).
     public var listedType: String
 
+    /// A labelled image; `listedType` defaults to `type` when the list's cell is the same.
     public init(item: InputItem, type: String, listedType: String? = nil) {
         self.item = item
         self.type = type
         self.listedType = listedType ?? type
     }
 
+    /// True for every type but `real`: the positive class of the metrics.
     public var isSynthetic: Bool { type != "real" }
 }
 

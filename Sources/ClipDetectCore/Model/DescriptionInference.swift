@@ -2,12 +2,18 @@ import Foundation
 
 /// Facts a user or a config file states that shapes cannot tell.
 public struct ModelHints: Sendable, Equatable {
+    /// The MLP's activation (quick_gelu for OpenAI's checkpoints, gelu for most others).
     public var activation: ModelDescription.Activation?
+    /// Attention heads; needed when the width is not a multiple of 64.
     public var heads: Int?
+    /// The layer norms' epsilon.
     public var layerNormEps: Float?
+    /// Per-channel (R, G, B) normalisation mean, on pixels in 0…1.
     public var mean: [Float]?
+    /// Per-channel (R, G, B) normalisation standard deviation, on pixels in 0…1.
     public var std: [Float]?
 
+    /// Hints from the facts given; nil leaves a fact to the checkpoint, its configs or the defaults.
     public init(activation: ModelDescription.Activation? = nil, heads: Int? = nil, layerNormEps: Float? = nil,
                 mean: [Float]? = nil, std: [Float]? = nil) {
         self.activation = activation
@@ -24,6 +30,7 @@ public struct ModelHints: Sendable, Equatable {
     }
 }
 
+/// Why a checkpoint cannot be read as a vision tower, or how it differs from the one expected.
 public enum ModelError: Error, CustomStringConvertible, Equatable {
     case noVisionTower(String)
     case activationUnknown(String)

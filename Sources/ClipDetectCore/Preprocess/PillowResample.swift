@@ -108,7 +108,8 @@ public enum PillowResample {
         return current
     }
 
-    public static func window(_ image: RGBImage, columns: Range<Int>, rows: Range<Int>) -> RGBImage {
+    /// The pixels in `columns` × `rows`, copied without resampling (Pillow's `crop` inside the image).
+    package static func window(_ image: RGBImage, columns: Range<Int>, rows: Range<Int>) -> RGBImage {
         if columns == 0..<image.width, rows == 0..<image.height { return image }
         var pixels = [UInt8]()
         pixels.reserveCapacity(columns.count * rows.count * 3)

@@ -17,13 +17,17 @@ public enum InputView: String, Sendable, CaseIterable, Codable {
 /// torchvision's `Resize(size, BICUBIC)`, `CenterCrop(size)`, `ToTensor()`, `Normalize(mean, std)`
 /// on a PIL image, exactly; sizes, mean and std come from the model description.
 public struct Preprocessor: Sendable {
+    /// The model's input side, in pixels: the resize's short side and the crop's side.
     public let size: Int
+    /// Per-channel (R, G, B) mean `Normalize` subtracts, on pixels in 0…1.
     public let mean: [Float]
+    /// Per-channel (R, G, B) standard deviation `Normalize` divides by.
     public let std: [Float]
 
     /// The largest model input side accepted (`ModelDescription.maxImageSize`).
     public static let maxSize = ModelDescription.maxImageSize
 
+    /// A preprocessor for an input side in 1…`maxSize` (traps outside it), with CLIP's mean and std by default.
     public init(size: Int, mean: [Float] = ModelDescription.clipMean, std: [Float] = ModelDescription.clipStd) {
         precondition((1...Self.maxSize).contains(size), "model input size \(size) outside 1…\(Self.maxSize)")
         self.size = size
@@ -31,6 +35,7 @@ public struct Preprocessor: Sendable {
         self.std = std
     }
 
+    /// The preprocessor a tower expects: its input size, mean and std.
     public init(_ description: ModelDescription) {
         self.init(size: description.imageSize, mean: description.mean, std: description.std)
     }

@@ -298,7 +298,9 @@ package enum Files {
 
 /// A file-system problem: what was being done, to which path, and why.
 public struct FileError: Error, Equatable, Sendable {
+    /// What was being done to the path.
     public enum Action: Sendable, Equatable { case read, write, create }
+    /// Why it failed.
     public enum Reason: Sendable, Equatable {
         case missing
         /// What the system said (an `errno`).
@@ -325,14 +327,18 @@ public struct FileError: Error, Equatable, Sendable {
     }
 
     /// How standard input is named as a path.
-    public static let standardInput = "-"
+    package static let standardInput = "-"
 
+    /// What was being done.
     public let action: Action
+    /// The path, as given (`-` for standard input).
     public let path: String
+    /// Why it failed.
     public let reason: Reason
     /// What the file is to the library ("feature cache"), when that helps a reader.
     public let purpose: String?
 
+    /// An error from what was done, to which path, why, and optionally what the file is to the library.
     public init(_ action: Action, _ path: String, _ reason: Reason, purpose: String? = nil) {
         (self.action, self.path, self.reason, self.purpose) = (action, path, reason, purpose)
     }

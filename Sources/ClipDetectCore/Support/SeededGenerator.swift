@@ -1,7 +1,9 @@
 /// A small seeded generator (SplitMix64), so folds and visiting orders are the same on every run.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
     var state: UInt64
+    /// A generator whose whole sequence follows from `seed`.
     public init(seed: UInt64) { state = seed }
+    /// The next 64 random bits: SplitMix64's step and mix.
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

@@ -66,7 +66,9 @@ package struct Checkpoint: Sendable {
 
 /// A checkpoint error that names the file.
 public struct CheckpointError: Error, CustomStringConvertible {
+    /// The checkpoint file, as given.
     public let path: String
+    /// What was wrong with it.
     public let underlying: WeightsError
     public var description: String { "\(PathName.display(path)): \(underlying)" }
 }

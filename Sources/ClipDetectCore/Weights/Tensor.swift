@@ -155,6 +155,7 @@ package struct Tensor: @unchecked Sendable {
     }
 }
 
+/// Why a weights file cannot be read: its format, its structure, or a tensor's type.
 public enum WeightsError: Error, CustomStringConvertible, Equatable {
     /// Neither safetensors nor a PyTorch zip checkpoint.
     case unknownFormat

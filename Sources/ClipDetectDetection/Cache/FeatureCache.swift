@@ -9,9 +9,10 @@ import GRDB
 /// a file that is not this cache (corrupt, truncated, foreign) is moved aside and rebuilt.
 public final class FeatureCache: Sendable {
     /// Bump when decoding or preprocessing changes pixels: old entries then stop matching.
-    public static let preprocessingVersion = "pillow-13-bicubic-1"
+    package static let preprocessingVersion = "pillow-13-bicubic-1"
     static let schema = "clipdetect-features-1"
 
+    /// The SQLite file, as given.
     public let path: String
     private let pool: DatabasePool
     /// Where a damaged file was moved when this cache was opened, so the caller can say so.
@@ -106,7 +107,7 @@ public final class FeatureCache: Sendable {
     /// The cache key of one file's feature under one encoder setting. bf16 features and the crop
     /// view are kept apart; keys of fp32 resize-crop features are those of earlier versions, so
     /// their entries stay valid.
-    public static func key(fileDigest: String, fingerprint: String, kind: FeatureKind, normalized: Bool, oriented: Bool,
+    package static func key(fileDigest: String, fingerprint: String, kind: FeatureKind, normalized: Bool, oriented: Bool,
                            precision: Precision = .fp32, view: InputView = .resizeCrop, settings: String = "") -> String {
         ([fileDigest, fingerprint, preprocessingVersion, kind.rawValue, normalized ? "l2" : "raw", oriented ? "exif" : "asis"]
             + (precision == .bf16 ? ["bf16"] : []) + (view == .resizeCrop ? [] : [view.rawValue]) + (settings.isEmpty ? [] : [settings]))
@@ -142,6 +143,7 @@ public final class FeatureCache: Sendable {
         }
     }
 
+    /// Stores each feature under its key in one transaction, replacing an entry with the same key.
     public func store(_ entries: [(key: String, feature: [Float])]) throws {
         guard !entries.isEmpty else { return }
         let now = Date().timeIntervalSince1970
@@ -155,14 +157,17 @@ public final class FeatureCache: Sendable {
         }
     }
 
+    /// The features held, and the bytes on disk (the file and its WAL).
     public struct Stats: Sendable { public var entries: Int; public var bytes: Int }
 
+    /// How many features the cache holds and how large it is.
     public func stats() throws -> Stats {
         let entries = try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM features") ?? 0 }
         let bytes = ["", "-wal"].compactMap { try? FileManager.default.attributesOfItem(atPath: path + $0)[.size] as? Int }.reduce(0, +)
         return Stats(entries: entries, bytes: bytes)
     }
 
+    /// Deletes every entry and vacuums the file, so the space is given back.
     public func clear() throws {
         try pool.write { try $0.execute(sql: "DELETE FROM features") }
         try pool.vacuum()

@@ -14,6 +14,7 @@ public enum Calibration: Sendable, Equatable {
     /// Platt scaling with slope `a` and offset `b`.
     public init(a: Double, b: Double) { self = .platt(a: a, b: b) }
 
+    /// P(synthetic) for a score, in [0, 1].
     public func probability(_ score: Double) -> Double {
         switch self {
         case .platt(let a, let b): Logistic.sigmoid(a * score + b)
@@ -56,6 +57,7 @@ public enum Calibration: Sendable, Equatable {
     }
 }
 
+/// Why a calibration, threshold or band cannot be used or fitted.
 public enum CalibrationError: Error, CustomStringConvertible, Equatable {
     case invalid(String)
     /// Not enough images, or not both classes, for what was asked.

@@ -6,7 +6,9 @@ import Foundation
 /// What a head's calibration, threshold and band were fitted on, so that a later reader knows
 /// what its probability means.
 public struct CalibrationSet: Sendable, Equatable, Codable {
+    /// Real images in the set.
     public var reals: Int
+    /// Synthetic images in the set.
     public var fakes: Int
     /// SHA-256 over the sorted lines "<SHA-256 of the image's bytes> <real|fake>": the same images
     /// with the same labels give the same hash, whatever their names or order.
@@ -15,8 +17,10 @@ public struct CalibrationSet: Sendable, Equatable, Codable {
     public var date: String
     /// platt, isotonic, or nil when only the threshold or band was set.
     public var method: String?
+    /// The false-positive rate the threshold was chosen for; nil when it was not chosen so.
     public var targetFPR: Double?
 
+    /// A record from its parts.
     public init(reals: Int, fakes: Int, hash: String, date: String, method: String? = nil, targetFPR: Double? = nil) {
         self.reals = reals
         self.fakes = fakes

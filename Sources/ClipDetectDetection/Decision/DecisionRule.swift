@@ -12,6 +12,7 @@ public struct DecisionRule: Sendable, Equatable, Codable {
     /// Where the verdict is `uncertain`; nil: the verdict is the label.
     public var band: UncertaintyBand?
 
+    /// A rule from its parts; every part left nil is the reference's plain reading.
     public init(calibration: Calibration? = nil, threshold: Double? = nil, band: UncertaintyBand? = nil) {
         self.calibration = calibration
         self.threshold = threshold
@@ -26,6 +27,7 @@ public struct DecisionRule: Sendable, Equatable, Codable {
         calibration.map { $0.logit(score) } ?? score
     }
 
+    /// P(synthetic): calibrated when there is a calibration, else sigmoid(score).
     public func probability(_ score: Double) -> Double {
         calibration.map { $0.probability(score) } ?? Logistic.sigmoid(score)
     }

@@ -8,6 +8,7 @@ public enum Fusion: String, Sendable, CaseIterable, Codable {
     case meanLogit = "mean_logit", maxLogit = "max_logit", medianLogit = "median_logit"
     case lseLogit = "lse_logit", meanProb = "mean_prob", softOrProb = "soft_or_prob"
 
+    /// The fused score (a logit) of one image's scores; traps on none.
     public func fuse(_ scores: [Double]) -> Double {
         precondition(!scores.isEmpty, "fusion of no scores")
         switch self {

@@ -12,14 +12,16 @@ public struct IsotonicRegression: Sendable, Equatable {
     /// P(synthetic) at each knot, non-decreasing, in [0, 1].
     public let y: [Double]
 
+    /// A map from its knots, taken as given (`validate` checks them).
     public init(x: [Double], y: [Double]) {
         self.x = x
         self.y = y
     }
 
     /// At most this many knots are read from a file: a map is one knot per distinct score at most.
-    public static let maxKnots = 1 << 20
+    package static let maxKnots = 1 << 20
 
+    /// Fits the map to scores and labels (true: synthetic), as scikit-learn's `fit` with unit weights.
     public static func fit(scores: [Double], labels: [Bool]) throws(CalibrationError) -> IsotonicRegression {
         guard !scores.isEmpty, scores.count == labels.count else { throw .tooFew("isotonic calibration needs labelled scores") }
         guard scores.allSatisfy(\.isFinite) else { throw .invalid("isotonic calibration of scores that are not finite") }

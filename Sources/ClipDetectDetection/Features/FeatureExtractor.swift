@@ -12,8 +12,11 @@ public enum ImageSource: Sendable, Equatable {
 /// What a feature is computed with, in one value: the front ends (CLI, service) build one from
 /// their options.
 public struct ExtractionSettings: Sendable, Equatable {
+    /// Which vector the encoder returns.
     public var kind: FeatureKind
+    /// L2-normalise the feature (each crop's, for ten-crop) to length 1, as the detector's heads expect.
     public var normalize: Bool
+    /// Bounds on each image's file size and pixels.
     public var limits: DecodeLimits
     /// Images per forward pass.
     public var batchSize: Int
@@ -22,6 +25,7 @@ public struct ExtractionSettings: Sendable, Equatable {
     /// How each image becomes the encoder's input.
     public var view: InputView
 
+    /// Settings from their parts; the defaults are the paper's detector's, eight images a pass (at least one).
     public init(kind: FeatureKind = .pooled, normalize: Bool = true, limits: DecodeLimits = DecodeLimits(),
                 batchSize: Int = 8, applyOrientation: Bool = false, view: InputView = .resizeCrop) {
         self.view = view
@@ -36,8 +40,11 @@ public struct ExtractionSettings: Sendable, Equatable {
 /// One image's features (one per request of the run, the first first), and the size it decoded to
 /// (nil when they came from the cache).
 public struct ExtractedFeature: Sendable, Equatable {
+    /// One feature per request, in the run's order (`FeatureExtractor.requests`).
     public var outputs: [[Float]]
+    /// The decoded image's width in pixels, before any impairment; nil from the cache.
     public var width: Int?
+    /// The decoded image's height in pixels, before any impairment; nil from the cache.
     public var height: Int?
 
     /// The first request's feature: the only one in most runs.
@@ -46,10 +53,14 @@ public struct ExtractedFeature: Sendable, Equatable {
 
 /// One feature a run computes: which encoder, how each image enters it, and what leaves it.
 public struct FeatureRequest: Sendable {
+    /// The loaded tower that computes the feature.
     public let encoder: ImageEncoder
+    /// How each image becomes the tower's input.
     public var view: InputView
+    /// Which vector leaves the tower, normalised or not.
     public var output: FeatureOutput
 
+    /// A request from its encoder, view and output.
     public init(encoder: ImageEncoder, view: InputView, output: FeatureOutput) {
         self.encoder = encoder
         self.view = view
@@ -66,7 +77,9 @@ public struct FeatureRequest: Sendable {
 /// fails alone; its neighbours in the batch are still encoded. Each image is decoded once for all
 /// the requested features; the features of one encoder and view come from one forward pass.
 public struct FeatureExtractor: Sendable {
+    /// The tower of the settings' own feature.
     public let encoder: ImageEncoder
+    /// The first request's feature, the decode limits, the batch size and the orientation rule.
     public var settings: ExtractionSettings
     /// Features computed before are read from here instead of computed again.
     public var cache: FeatureCache?
@@ -74,6 +87,7 @@ public struct FeatureExtractor: Sendable {
     /// or encoders (`ExtractedFeature.outputs[1...]`, in this order).
     public var alongside: [FeatureRequest] = []
 
+    /// An extractor on one encoder, reading and filling `cache` when there is one.
     public init(encoder: ImageEncoder, settings: ExtractionSettings = ExtractionSettings(), cache: FeatureCache? = nil) {
         self.encoder = encoder
         self.settings = settings

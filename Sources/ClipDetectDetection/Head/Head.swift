@@ -12,8 +12,11 @@ public struct Head: Sendable, Equatable {
         public var fingerprint: String?
         /// The backbone's published name, when known (e.g. laion/CLIP-ViT-L-14-CommonPool.XL-s13B-b90K).
         public var backbone: String?
+        /// Which vector of the encoder the head reads.
         public var kind: FeatureKind
+        /// Whether the feature was L2-normalised before the head.
         public var normalized: Bool
+        /// Values in one crop's feature: the encoder's `featureWidth` of `kind`.
         public var width: Int
         /// Where the backbone was when the head was made on a local file (not a named model): found
         /// again from here when no model is named.
@@ -24,6 +27,7 @@ public struct Head: Sendable, Equatable {
         /// The view this head's features are computed with.
         public var inputView: InputView { view ?? .resizeCrop }
 
+        /// A feature from its parts, as a head file records them.
         public init(architecture: String, fingerprint: String?, backbone: String?, kind: FeatureKind, normalized: Bool, width: Int,
                     backbonePath: String? = nil, view: InputView? = nil) {
             self.view = view
@@ -51,9 +55,13 @@ public struct Head: Sendable, Equatable {
         }
     }
 
+    /// What a head file records beside its weights: its name, the feature it reads and how its score reads.
     public struct Metadata: Codable, Sendable, Equatable {
+        /// The head's name: its score column in detection tables.
         public var name: String
+        /// The feature the head was trained on.
         public var feature: Feature
+        /// Maps the score to P(synthetic); nil: the plain sigmoid of the score.
         public var calibration: Calibration?
         /// Scores above it are labelled synthetic; nil: synthetic when the (calibrated) probability exceeds 1/2.
         public var threshold: Double?
@@ -64,6 +72,7 @@ public struct Head: Sendable, Equatable {
         /// Free text: where the head came from or what it was trained on.
         public var provenance: String?
 
+        /// Metadata from its parts.
         public init(name: String, feature: Feature, calibration: Calibration? = nil, threshold: Double? = nil, provenance: String? = nil,
                     band: UncertaintyBand? = nil, calibrationSet: CalibrationSet? = nil) {
             self.name = name
@@ -78,11 +87,14 @@ public struct Head: Sendable, Equatable {
 
     /// The last (or only) linear layer.
     public var weights: [Float]
+    /// The last layer's bias, added to w · f.
     public var bias: Float
+    /// The head's name, feature, calibration, threshold and provenance.
     public var metadata: Metadata
     /// RINE's network before its last layer; nil for a linear head.
     public var trunk: RINETrunk?
 
+    /// A head from its last layer, metadata and (for RINE) trunk.
     public init(weights: [Float], bias: Float, metadata: Metadata, trunk: RINETrunk? = nil) {
         self.weights = weights
         self.bias = bias
@@ -90,6 +102,7 @@ public struct Head: Sendable, Equatable {
         self.trunk = trunk
     }
 
+    /// The score of one crop's feature; a linear head traps on a feature of another width.
     public func score(_ feature: [Float]) -> Double {
         if let trunk {
             let z = trunk(feature)
@@ -118,6 +131,7 @@ public struct Head: Sendable, Equatable {
     /// Calibrated when the head carries a calibration, the plain sigmoid of the score otherwise.
     public func probability(_ score: Double) -> Double { decision.probability(score) }
 
+    /// The two-way label of a score by this head's rule (`DecisionRule.isSynthetic`).
     public func isSynthetic(_ score: Double) -> Bool { decision.isSynthetic(score) }
 
     /// Gives the same scores as `other` on the same encoder: the same weights, network and feature.
@@ -130,7 +144,7 @@ public struct Head: Sendable, Equatable {
     }
 
     /// Columns of a detection table that are not scores (`eval` reads every other column as one).
-    public static let nonScoreColumns = Set(["filename", "probability", "label", "verdict", "error"] + stabilityColumns)
+    package static let nonScoreColumns = Set(["filename", "probability", "label", "verdict", "error"] + stabilityColumns)
 
     /// The columns a stability check adds to a detection table, after the verdict (`StabilityCheck`).
     public static let stabilityColumns = ["agreement", "score_min", "score_median", "score_max", "stability"]
@@ -138,7 +152,7 @@ public struct Head: Sendable, Equatable {
     /// How a head's score reads as P(synthetic) (`Calibration`, in the decision rules).
     public typealias Calibration = ClipDetectDetection.Calibration
     /// Column names of the output that a head may not take (the fused score's, and a list's label).
-    public static let reservedNames = nonScoreColumns.union(["fusion", "typ"])
+    package static let reservedNames = nonScoreColumns.union(["fusion", "typ"])
 
     /// Refuses numbers that would give a wrong verdict silently: non-finite weights, a calibration
     /// that does not rise with the score, a threshold that is not a number, a name that is a column.
@@ -208,6 +222,7 @@ public enum HeadError: Error, Equatable, Sendable {
     /// A head that does not fit the backbone it is given (`head` when it has a name yet).
     case mismatch(head: String?, Mismatch)
 
+    /// How a head and the backbone it is given differ.
     public enum Mismatch: Equatable, Sendable {
         case architecture(head: String, backbone: String)
         case fingerprint(head: String, backbone: String)

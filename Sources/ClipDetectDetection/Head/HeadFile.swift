@@ -54,8 +54,15 @@ extension Head {
         return (head, 2 + (trunk?.entries(prefix: "").count ?? 0))
     }
 
+    /// Reads and validates the head in a safetensors file: its weights and the JSON under `metadataKey`.
     public static func read(_ path: String) throws -> Head {
         try read(Checkpoint.open(path))
+    }
+
+    /// The same from a head file's bytes held in memory (a database row, an upload); `name` stands
+    /// for the file in messages.
+    public static func read(data: Data, name: String = "<memory>") throws -> Head {
+        try read(Checkpoint.read(data, name: name))
     }
 
     /// A head from a checkpoint already read (a file, or bytes in memory).

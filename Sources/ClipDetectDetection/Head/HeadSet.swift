@@ -6,12 +6,16 @@ import Foundation
 /// threshold and band): what `calibrate` writes for a fused detector. One safetensors file:
 /// `heads.<i>.weight`, `heads.<i>.bias`, and the JSON under `clipdetect.set`.
 public struct HeadSet: Sendable, Equatable {
+    /// The heads, in the order their scores are fused; two to `maxHeads`.
     public var heads: [Head]
+    /// The rule that combines the heads' scores into one.
     public var fusion: Fusion
     /// How the fused score reads.
     public var decision: DecisionRule
+    /// What the fused rule was fitted on.
     public var calibrationSet: CalibrationSet?
 
+    /// A set from its heads, fusion and fused rule.
     public init(heads: [Head], fusion: Fusion, decision: DecisionRule, calibrationSet: CalibrationSet? = nil) {
         self.heads = heads
         self.fusion = fusion
@@ -30,6 +34,7 @@ public struct HeadSet: Sendable, Equatable {
         var calibrationSet: CalibrationSet?
     }
 
+    /// Writes the set as one safetensors file, after validating each head.
     public func write(to path: String) throws {
         var tensors: [String: SafeTensorsWriter.Entry] = [:]
         for (index, head) in heads.enumerated() {
@@ -61,15 +66,18 @@ public struct HeadSet: Sendable, Equatable {
 
 /// The heads named on a command line (or a request): head files, or one head-set file alone.
 public struct HeadSelection: Sendable, Equatable {
+    /// The heads to score with, in the order named (a set's own, for a set).
     public var heads: [Head]
     /// From a head-set file: its fusion and fused rule, which apply only to that fusion of those heads.
     public var set: HeadSet?
 
+    /// A selection from its heads and, when they came from one, their set.
     public init(heads: [Head], set: HeadSet? = nil) {
         self.heads = heads
         self.set = set
     }
 
+    /// Reads head files, or one head-set file alone (with anything else it is refused).
     public static func read(_ paths: [String]) throws -> HeadSelection {
         var heads: [Head] = [], sets: [HeadSet] = []
         for path in paths {

@@ -21,6 +21,7 @@ public struct RINETrunk: Sendable, Equatable {
 
     /// [blocks, dim], as RINE's α [1, blocks, dim].
     let alpha: [Float]
+    /// Backbone blocks read, the trunk's width (proj1's output and the last layer's input), and the backbone's token width.
     public let blocks: Int, dim: Int, tokenWidth: Int
     let proj1: [Layer], proj2: [Layer], hidden: [Layer]
     /// softmax(α) over the blocks, for each of the dim components: computed once, not per image.

@@ -17,8 +17,10 @@ public struct Detection: Sendable, Equatable {
     public var verdict: Verdict
     /// The decoded image's size; nil when the feature came from the cache.
     public var imageWidth: Int?
+    /// The decoded image's height in pixels; nil from the cache.
     public var imageHeight: Int?
 
+    /// A detection from its parts; `verdict` nil is the two-way label.
     public init(scores: [Double], fused: Double?, probability: Double, isSynthetic: Bool, verdict: Verdict? = nil,
                 imageWidth: Int? = nil, imageHeight: Int? = nil) {
         self.scores = scores
@@ -38,11 +40,13 @@ public struct Detection: Sendable, Equatable {
 public struct Detector: Sendable {
     /// How a detector runs, in one value.
     public struct Configuration: Sendable {
+        /// How several heads' scores are combined (soft-or of probabilities by default); unused with one head.
         public var fusion: Fusion
         /// Images per forward pass.
         public var batchSize: Int
         /// Turn images upright by their EXIF orientation first (the reference does not).
         public var applyOrientation: Bool
+        /// Bounds on each image's file size and pixels.
         public var limits: DecodeLimits
         /// Features computed before are read from here instead of computed again.
         public var cache: FeatureCache?
@@ -51,6 +55,7 @@ public struct Detector: Sendable {
         /// An uncertainty band that replaces the final rule's own (the command line's or the service's).
         public var band: UncertaintyBand?
 
+        /// A configuration from its parts; the batch size is at least one.
         public init(fusion: Fusion = .softOrProb, batchSize: Int = 8, applyOrientation: Bool = false,
                     limits: DecodeLimits = DecodeLimits(), cache: FeatureCache? = nil,
                     fusedDecision: DecisionRule? = nil, band: UncertaintyBand? = nil) {
@@ -67,9 +72,11 @@ public struct Detector: Sendable {
     /// Computes every feature the heads read (`requests`), each image decoded once. Set once, when
     /// the detector is built: what a run varies is an argument of the run.
     private(set) var extractor: FeatureExtractor
+    /// The heads, in the order their scores are written.
     public let heads: [Head]
     /// For each head, the index of its feature in `extractor.requests`.
     public let inputs: [Int]
+    /// How the heads' scores are fused when there are several.
     public let fusion: Fusion
     /// The rule that reads the final score: the only head's, or the fused score's.
     public let decision: DecisionRule
@@ -128,7 +135,7 @@ public struct Detector: Sendable {
     /// column, the encoders (weights, settings, precision that runs), the fusion (of several heads)
     /// and final rule, EXIF orientation, and the stability check's draws when one is made. Two runs
     /// with equal identities write equal rows (`detect --resume`).
-    public func identity(stability: StabilityCheck? = nil) -> String {
+    package func identity(stability: StabilityCheck? = nil) -> String {
         struct Identity: Encodable {
             let heads: [String], encoders: [String], fusion: Fusion?, decision: DecisionRule, exifOrientation: Bool, stability: String?
             /// How each output column reads (what `eval --scores` applies to it).
@@ -228,11 +235,13 @@ public struct Detector: Sendable {
         }
     }
 
+    /// The verdict on one image, off the caller's thread.
     public func detect(_ source: ImageSource) async throws -> Detection {
         try await detect([source])[0].get()
     }
 }
 
+/// A score that is not a finite number: reported as the image's error, not read as a label.
 public enum ScoreError: Error, CustomStringConvertible, ClassifiedError {
     case notFinite
     public var description: String { "the score is not a finite number (the image or the weights give NaN or infinity)" }

@@ -7,15 +7,19 @@ import Foundation
 /// of draws whose verdict agrees with the clean one is reported. Costs `draws` extra forward passes
 /// per image, batched together.
 public struct StabilityCheck: Sendable, Equatable {
+    /// Impaired copies scored per image, 1…`maxDraws`.
     public var draws: Int
+    /// The impairments drawn for each copy, seeded by the chain's seed and the draw's number.
     public var chain: ImpairmentChain
     /// A verdict is stable when at least this share of the draws agrees with it (1: every draw).
     public var minimumAgreement: Double
 
+    /// The most draws a check may ask for.
     public static let maxDraws = 256
     /// The columns a stability check adds to a detection table, after the verdict.
     public static let columns = Head.stabilityColumns
 
+    /// A check of `draws` copies; refuses a number of draws or an agreement outside its bounds.
     public init(draws: Int, chain: ImpairmentChain, minimumAgreement: Double = 1) throws(CalibrationError) {
         guard (1...Self.maxDraws).contains(draws) else { throw .invalid("stability draws must be 1…\(Self.maxDraws), not \(draws)") }
         guard minimumAgreement > 0, minimumAgreement <= 1 else { throw .invalid("stability agreement must be in (0, 1]") }
@@ -24,16 +28,21 @@ public struct StabilityCheck: Sendable, Equatable {
         self.minimumAgreement = minimumAgreement
     }
 
+    /// What the draws said of one image: the stability columns of a detection table.
     public struct Result: Sendable, Equatable, Codable {
         /// Share of the draws that could be scored whose verdict equals the clean one; nil when none could.
         public var agreement: Double?
+        /// The lowest score of the draws scored (the fused one, or the only head's).
         public var minScore: Double?
+        /// The median score of the draws scored.
         public var medianScore: Double?
+        /// The highest score of the draws scored.
         public var maxScore: Double?
         /// nil when no draw could be scored: the verdict was not tested.
         public var isStable: Bool?
         /// Draws that could not be made or scored (e.g. an image too small for a crop), and why the first failed.
         public var failedDraws: Int
+        /// The first failed draw's error, as text; nil when none failed.
         public var failure: String?
     }
 
@@ -51,6 +60,7 @@ public struct StabilityCheck: Sendable, Equatable {
         return (try detection.get(), stability!)
     }
 
+    /// The clean verdict and its stability for an image already decoded.
     public func check(_ image: RGBImage, with detector: Detector) throws -> (Detection, Result) {
         try check(.decoded(image), with: detector)
     }
@@ -83,6 +93,7 @@ public struct StabilityCheck: Sendable, Equatable {
 /// scores a batch at a time (memory: one decoded image and a batch of copies) and a service that
 /// sends a request's images and draws to its queue at once.
 public struct StabilityPlan: Sendable {
+    /// The check whose draws the plan lays out.
     public let check: StabilityCheck
     private let settings: ExtractionSettings
     private let holdDecoded: Bool

@@ -6,9 +6,13 @@ import Foundation
 
 /// How well probabilities match outcomes: ECE, NLL, Brier score and a table in equal-width bins.
 public struct Reliability: Sendable, Equatable, Codable {
+    /// One equal-width bin of P(synthetic): its range, its images, their mean probability and share synthetic.
     public struct Bin: Sendable, Equatable, Codable {
+        /// The bin's lower end, in [0, 1].
         public var low: Double
+        /// The bin's upper end; the last bin holds P = 1 too.
         public var high: Double
+        /// Images whose probability falls in the bin.
         public var count: Int
         /// Mean predicted P(synthetic) in the bin.
         public var predicted: Double
@@ -16,9 +20,13 @@ public struct Reliability: Sendable, Equatable, Codable {
         public var observed: Double
     }
 
+    /// Expected calibration error over the bins, in [0, 1].
     public var ece: Double
+    /// Mean negative log-likelihood of the labels, in nats.
     public var nll: Double
+    /// Brier score: the mean squared difference of P(synthetic) and the label (1: synthetic).
     public var brier: Double
+    /// The reliability table, lowest probabilities first.
     public var bins: [Bin]
 
     /// ECE over `bins` bins as `Metrics.expectedCalibrationError`; NLL from the logits (stable).
@@ -41,6 +49,7 @@ public struct Reliability: Sendable, Equatable, Codable {
         }
     }
 
+    /// The reliability of a rule's probabilities and logits on raw scores.
     public init(labels: [Bool], scores: [Double], rule: DecisionRule, bins: Int = 10) {
         self.init(labels: labels, probabilities: scores.map(rule.probability), logits: scores.map(rule.logit), bins: bins)
     }
@@ -50,8 +59,10 @@ public struct Reliability: Sendable, Equatable, Codable {
 /// rate on real images, a probability map (Platt or isotonic) on real and synthetic ones, and the
 /// band where the verdict is `uncertain`. The weights are not touched.
 public enum Calibrator {
+    /// Which probability map to fit: Platt scaling or isotonic regression, as scikit-learn's `CalibratedClassifierCV` methods.
     public enum Method: String, Sendable, CaseIterable, Codable { case platt, isotonic }
 
+    /// How the uncertain band is asked for.
     public enum BandChoice: Sendable, Equatable {
         /// Uncertain where P(synthetic), after calibration, is strictly between the two.
         case probabilities(low: Double, high: Double)
@@ -60,16 +71,20 @@ public enum Calibrator {
         case errorRate(Double)
     }
 
+    /// What to fit; anything left nil keeps the head's own.
     public struct Options: Sendable, Equatable {
         /// nil: keep the head's probability map.
         public var method: Method?
         /// nil: no new threshold.
         public var targetFPR: Double?
+        /// nil: keep the head's band, dropped if it no longer holds the new boundary.
         public var band: BandChoice?
+        /// Confidence level of the false-positive rate's Clopper–Pearson interval, in (0, 1).
         public var confidence: Double
         /// Folds for the cross-validated reliability of a new map (0: none).
         public var folds: Int
 
+        /// Options from their parts; by default nothing is fitted, at 95% confidence, with 5 folds.
         public init(method: Method? = nil, targetFPR: Double? = nil, band: BandChoice? = nil, confidence: Double = 0.95, folds: Int = 5) {
             self.method = method
             self.targetFPR = targetFPR
@@ -79,19 +94,27 @@ public enum Calibrator {
         }
     }
 
+    /// What a calibration fitted, and how well the probabilities read before and after.
     public struct Report: Sendable, Equatable {
+        /// Real images calibrated on.
         public var reals: Int
+        /// Synthetic images calibrated on.
         public var fakes: Int
+        /// The threshold chosen for the target false-positive rate; nil when none was asked.
         public var operatingPoint: OperatingPoint?
         /// With synthetic images: P(synthetic) as the head read it before, and after (on the same images).
         public var before: Reliability?
+        /// The new rule's reliability on the same images (in-sample: optimistic for a fitted map).
         public var after: Reliability?
         /// The new map fitted on all folds but one, read on the one left out: what to expect on new images.
         public var crossValidated: Reliability?
+        /// The band the new rule has, if any.
         public var band: UncertaintyBand?
         /// Share of the calibration images outside the band, and the balanced accuracy of their verdicts.
         public var coverage: Double?
+        /// Balanced accuracy of the verdicts outside the band; nil unless both classes are there.
         public var coveredAccuracy: Double?
+        /// What changed beyond what was asked.
         public var notes: [Note] = []
     }
 
@@ -254,7 +277,9 @@ public enum Calibrator {
 public struct CalibrationData: Sendable {
     /// Scores of the first head (or the fused score with several heads), by class.
     public var realScores: [Double] = []
+    /// The synthetic images' scores, as `realScores` the real ones'.
     public var fakeScores: [Double] = []
+    /// Each scored image's content digest (SHA-256 of its bytes) and label: what `CalibrationSet.hash` reads.
     public var digests: [(digest: String, isSynthetic: Bool)] = []
     /// Images that could not be scored, with why.
     public var failures: [(name: String, error: String)] = []

@@ -8,6 +8,7 @@ import Foundation
 public struct OperatingPoint: Sendable, Equatable, Codable {
     /// Scores above it are synthetic.
     public var threshold: Double
+    /// The false-positive rate asked for, in [0, 1).
     public var targetFPR: Double
     /// Real images above the threshold, of those seen.
     public var falsePositives: BinomialInterval
@@ -34,7 +35,7 @@ public struct OperatingPoint: Sendable, Equatable, Codable {
     }
 
     /// How far (relative) a score may move with the composition of its batch (docs/performance.md).
-    public static let margin = 1e-5
+    package static let margin = 1e-5
 
     /// The fewest real images with no false positive that bound the rate below `targetFPR` at
     /// this confidence: n with (α/2)^(1/n) ≤ 1 − target, the rule of three's exact form. nil when

@@ -6,10 +6,15 @@ import Foundation
 /// The Clopper–Pearson ("exact") interval for a proportion: k of n, at a confidence level. It is
 /// what tells a user that 0 false positives in 50 images cannot certify a rate of 0.1%.
 public struct BinomialInterval: Sendable, Equatable, Codable {
+    /// k: the events counted.
     public var successes: Int
+    /// n: the trials they were counted in.
     public var trials: Int
+    /// The interval's confidence level, in (0, 1) (0.95: 95%).
     public var confidence: Double
+    /// The interval's lower end, in [0, 1].
     public var lower: Double
+    /// The interval's upper end, in [0, 1].
     public var upper: Double
 
     /// lower = B⁻¹(α/2; k, n−k+1) (0 when k = 0), upper = B⁻¹(1−α/2; k+1, n−k) (1 when k = n),
@@ -24,6 +29,7 @@ public struct BinomialInterval: Sendable, Equatable, Codable {
         upper = k == n ? 1 : Self.betaQuantile(1 - alpha / 2, Double(k + 1), Double(n - k))
     }
 
+    /// k / n, the observed share; NaN with no trials.
     public var proportion: Double { trials > 0 ? Double(successes) / Double(trials) : .nan }
 
     /// The regularised incomplete beta function I_x(a, b), by its continued fraction (Lentz).

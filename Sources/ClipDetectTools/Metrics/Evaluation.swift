@@ -5,11 +5,13 @@ import ClipDetectEncoder
 /// One detector's evaluation on a labelled list, as the reference's compute_metrics.py (each
 /// generator against all real images, then AVG), with what was left out counted.
 public struct EvaluationTable: Sendable {
+    /// The detector's name: its score column.
     public var detector: String
     /// Which copy of the images was scored: "clean", or an impairment condition.
     public var condition: String
     /// One row per evaluated generator, then AVG over them; empty when nothing could be evaluated.
     public var rows: [EvaluationRow]
+    /// Images in the list.
     public var listed: Int
     /// Listed images without a score (failed, or absent from a score file).
     public var missing: Int
@@ -18,6 +20,7 @@ public struct EvaluationTable: Sendable {
     /// Generators with no finite-scored image, or any generator when no real image has one: not in AVG.
     public var unevaluated: [String]
 
+    /// The AVG row, when any generator was evaluated.
     public var average: EvaluationRow? { rows.last.flatMap { $0.generator == "AVG" ? $0 : nil } }
     /// Images that entered the metrics.
     public var evaluated: Int { listed - missing - nonFinite }
@@ -25,10 +28,14 @@ public struct EvaluationTable: Sendable {
 
 /// One detector's scores by listed name, and how they read as probabilities and labels.
 public struct ScoreColumn: Sendable {
+    /// The detector's name: its column in the score file, or its head's name.
     public var detector: String
+    /// Each image's score, by its listed name; an image without one is counted missing.
     public var scores: [String: Double]
+    /// How the scores read as probabilities, labels and verdicts.
     public var decision: DecisionRule
 
+    /// A column from its name, scores and rule (plain: sigmoid and score > 0).
     public init(detector: String, scores: [String: Double], decision: DecisionRule = .plain) {
         self.detector = detector
         self.scores = scores
@@ -36,6 +43,7 @@ public struct ScoreColumn: Sendable {
     }
 }
 
+/// Scoring a labelled list and reading it as the reference's compute_metrics.py does.
 public enum Evaluation {
     /// Scores the listed images here (impaired in memory when `impairment` is given): one column per
     /// head, each with its head's decision rule, then `fusion` when there are several. `progress`

@@ -133,22 +133,34 @@ public enum Metrics {
 
 /// One row of an evaluation table: a generator (or AVG) against the real images.
 public struct EvaluationRow: Sendable, Equatable, Codable {
+    /// The generator's name as listed, or AVG.
     public var generator: String
+    /// Real images in the row (in AVG, the real images every row shares).
     public var reals: Int
+    /// Synthetic images in the row (in AVG, all generators' together).
     public var fakes: Int
+    /// Area under the ROC curve (`Metrics.auc`).
     public var auc: Double
+    /// Balanced accuracy of the rule's labels.
     public var balancedAccuracy: Double
+    /// Equal error rate of the scores.
     public var equalErrorRate: Double
+    /// True-positive rate at a false-positive rate of at most 1%.
     public var tprAt1: Double
+    /// True-positive rate at a false-positive rate of at most 5%.
     public var tprAt5: Double
+    /// Mean negative log-likelihood of the rule's probabilities, in nats.
     public var nll: Double
+    /// Expected calibration error of the rule's probabilities (15 bins).
     public var ece: Double
     /// Share of the images whose verdict is not `uncertain` (1 without a band).
     public var coverage: Double
     /// Balanced accuracy on the covered images (NaN when none is covered).
     public var coveredAccuracy: Double
 
+    /// The metrics' column names in tables and reports, in the order of `values`.
     public static let columns = ["auc", "acc", "eer", "tpr@1%fpr", "tpr@5%fpr", "nll", "ece", "coverage", "acc_covered"]
+    /// The metrics, in the order of `columns`.
     public var values: [Double] { [auc, balancedAccuracy, equalErrorRate, tprAt1, tprAt5, nll, ece, coverage, coveredAccuracy] }
 
     /// Metrics over one set (finite scores); `decision` gives the labels for accuracy and the

@@ -8,6 +8,7 @@ import Foundation
 public struct ResolvedModel: Sendable {
     /// The named model, or the checkpoint path.
     public let name: String
+    /// The loaded backbone.
     public let encoder: ImageEncoder
     /// The named model's own head (the reference detectors have one).
     public let ownHead: Head?
@@ -23,6 +24,7 @@ public struct ResolvedModel: Sendable {
     }
 }
 
+/// Why what a user named cannot be loaded: no such model, no head, no weights, or files missing offline.
 public enum ResolutionError: Error, CustomStringConvertible, Equatable {
     case unknownModel(String, known: [String])
     case noHead(String)
@@ -32,7 +34,9 @@ public enum ResolutionError: Error, CustomStringConvertible, Equatable {
     /// Offline, a named model's files that are not here.
     case offlineMissing(model: String, files: [MissingFile])
 
+    /// One file a named model needs: where it comes from, where it goes, and its pinned SHA-256 if any.
     public struct MissingFile: Sendable, Equatable {
+        /// The download URL, the local path it goes to, and the hash it must have (nil: none pinned).
         public var url: String, destination: String, sha256: String?
     }
 
@@ -78,12 +82,13 @@ public enum ResolutionError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// From the names a user gives (models, checkpoints, folders, heads) to loaded encoders, heads and detectors.
 public enum ModelResolution {
     /// What `detect`, `eval` and `train` use when nothing else is named.
     public static let defaultModel = "clipdet-latent10k-plus"
 
     /// Weights files a model folder may hold (Hugging Face and open_clip hub layouts), first found wins.
-    public static let folderFiles = ["model.safetensors", "open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
+    package static let folderFiles = ["model.safetensors", "open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
                                      "pytorch_model.bin", "open_clip_pytorch_model.bin"]
 
     /// A checkpoint file as given, or the weights file inside a model folder.

@@ -13,7 +13,9 @@ public struct ModelStore: Sendable {
     /// `CLIPDETECT_HEADS_ENDPOINT`, else each head's own source); checked when a download needs
     /// them, so a bad value fails only that.
     public var hubEndpoint: String
+    /// Where every head is downloaded from instead of its own source (`CLIPDETECT_HEADS_ENDPOINT`); nil: each head's own.
     public var headEndpoint: String?
+    /// Nothing is downloaded: named models' files must be here already (`CLIPDETECT_OFFLINE=1` or `HF_HUB_OFFLINE=1`).
     public var offline: Bool
     package var downloader = Downloader()
 

@@ -6,12 +6,16 @@ import Foundation
 /// Named models: a backbone (from the Hugging Face hub) and, for detectors, the reference's head
 /// (from its GitHub repository's LFS storage), fetched on first use into a cache.
 public struct NamedModel: Sendable, Equatable {
+    /// A file in a Hugging Face hub repository.
     public struct HubFile: Sendable, Equatable {
+        /// The hub repository, owner/name (e.g. openai/clip-vit-large-patch14).
         public var repository: String
         /// Candidate file names, first found wins (the hub renamed some files over time).
         public var files: [String]
+        /// The git revision fetched: a branch, tag or commit.
         public var revision: String
 
+        /// A hub file from its repository, candidate names and revision.
         public init(repository: String, files: [String], revision: String = "main") {
             self.repository = repository
             self.files = files
@@ -19,24 +23,30 @@ public struct NamedModel: Sendable, Equatable {
         }
     }
 
+    /// A reference detector's head file, pinned by hash and size, and how to read it.
     public struct ReferenceHead: Sendable, Equatable {
         /// How the file is read: the paper's weights.pth (+ a config.yaml we write), UnivFD's fc_weights.pth, or RINE's checkpoint.
         public enum Format: String, Sendable { case cozzolino, univfd, rine }
 
         /// Path in `source`.
         public var path: String
+        /// The SHA-256 the downloaded file must have, in hex.
         public var sha256: String
+        /// The file's size in bytes.
         public var size: Int
         /// The reference's `arch` (written into the config.yaml of a cozzolino head).
         public var arch: String?
+        /// Which reference's layout the file has.
         public var format: Format
         /// Where `path` is fetched from (`CLIPDETECT_HEADS_ENDPOINT` replaces it for every head).
         public var source: String
         /// The licence the head's repository states.
         public var license: String?
 
+        /// The paper's repository (grip-unina/ClipBased-SyntheticImageDetection), through GitHub's LFS media host.
         public static let paperSource = "https://media.githubusercontent.com/media/grip-unina/ClipBased-SyntheticImageDetection/main"
 
+        /// A head from its parts; by default the paper's format and repository.
         public init(path: String, sha256: String, size: Int, arch: String?, format: Format = .cozzolino,
                     source: String = paperSource, license: String? = nil) {
             self.path = path
@@ -49,17 +59,22 @@ public struct NamedModel: Sendable, Equatable {
         }
     }
 
+    /// The name users give (`--model`), e.g. clipdet-latent10k-plus.
     public var name: String
+    /// One line for people: what the model is.
     public var summary: String
+    /// The backbone's checkpoint on the hub.
     public var backbone: HubFile
     /// What the backbone's files do not say (the open_clip hub repos carry their config; OpenAI's say quick_gelu).
     public var hints: ModelHints
+    /// The reference detector's head; nil for a backbone only.
     public var head: ReferenceHead?
     /// `ModelDescription.architecture` of the backbone: what a head made for it records.
     public var architecture: String
     /// The reference's `arch` name in config.yaml for heads on this backbone, when it has one.
     public var referenceArch: String?
 
+    /// A named model from its parts.
     public init(name: String, summary: String, backbone: HubFile, hints: ModelHints, head: ReferenceHead?,
                 architecture: String, referenceArch: String? = nil) {
         self.name = name
@@ -71,6 +86,7 @@ public struct NamedModel: Sendable, Equatable {
         self.referenceArch = referenceArch
     }
 
+    /// Every named model, the default (the paper's detector) first.
     public static let all: [NamedModel] = {
         let commonPool = HubFile(repository: "laion/CLIP-ViT-L-14-CommonPool.XL-s13B-b90K",
                                  files: ["open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin"])
@@ -124,6 +140,7 @@ public struct NamedModel: Sendable, Equatable {
         ]
     }()
 
+    /// The named model called `name` exactly, or nil.
     public static func named(_ name: String) -> NamedModel? { all.first { $0.name == name } }
 
     /// The backbone-only model a reference config's `arch` names.

@@ -18,6 +18,7 @@ public enum BackboneState: Sendable, Equatable {
     case unverified
 }
 
+/// A backbone file the store cannot vouch for, or nothing there to accept.
 public enum VerificationError: Error, CustomStringConvertible, Equatable {
     case unverified(model: String, path: String)
     case nothingToAccept(model: String, destination: String)

@@ -11,10 +11,14 @@ import Foundation
 public struct EvaluationReport: Sendable {
     /// One condition's scores and tables (the clean images, or one impairment).
     public struct Run: Sendable {
+        /// "clean", or the impairment condition as given to `eval --impair`.
         public var condition: String
+        /// Each detector's scores under this condition.
         public var columns: [ScoreColumn]
+        /// Each detector's metric table under this condition, in the order of `columns`.
         public var tables: [EvaluationTable]
 
+        /// A run from its condition, score columns and tables.
         public init(condition: String, columns: [ScoreColumn], tables: [EvaluationTable]) {
             self.condition = condition
             self.columns = columns
@@ -26,13 +30,18 @@ public struct EvaluationReport: Sendable {
     public struct Provenance: Sendable {
         /// How the scores were had: "computed here with MODEL" or "read from FILE".
         public var source: String
+        /// `ModelDescription.architecture` of the backbone; nil when the scores were read from a file.
         public var architecture: String?
+        /// `ImageEncoder.fingerprint` of the backbone weights; nil when not known.
         public var fingerprint: String?
         /// The list file's name.
         public var list: String
+        /// The clipdetect version that wrote the report.
         public var version = clipdetectVersion
+        /// When the report was made (written in ISO 8601).
         public var date: Date
 
+        /// Provenance from its parts; the version is this build's.
         public init(source: String, architecture: String? = nil, fingerprint: String? = nil, list: String, date: Date = Date()) {
             self.source = source
             self.architecture = architecture
@@ -42,14 +51,18 @@ public struct EvaluationReport: Sendable {
         }
     }
 
+    /// The labelled images evaluated.
     public var list: [LabeledImage]
+    /// The runs: the clean images first, then each impairment condition.
     public var runs: [Run]
+    /// Where the numbers come from.
     public var provenance: Provenance
     /// Downscaled copies of the worst-scored images, embedded; false keeps every image out of the file.
     public var thumbnails: Bool
     /// Images per side in "worst mistakes".
     public var mistakes = 6
 
+    /// A report on a list's runs; `thumbnails` false embeds no image.
     public init(list: [LabeledImage], runs: [Run], provenance: Provenance, thumbnails: Bool = true) {
         self.list = list
         self.runs = runs
@@ -58,11 +71,12 @@ public struct EvaluationReport: Sendable {
     }
 
     /// SHA-256 of the sorted "name<TAB>typ" lines: the same list in any order gives the same hash.
-    public static func listHash(_ list: [LabeledImage]) -> String {
+    package static func listHash(_ list: [LabeledImage]) -> String {
         let lines = list.map { "\($0.item.name)\t\($0.type)\n" }.sorted().joined()
         return SHA256.hash(data: Data(lines.utf8)).hex
     }
 
+    /// The whole report as one HTML document.
     public func html() -> String {
         var page = Page()
         page.add("<h1>clipdetect evaluation</h1>")

@@ -6,19 +6,26 @@ import Foundation
 
 /// Training data: feature rows with labels (true: synthetic) and optional per-sample weights.
 public struct TrainingSet: Sendable {
+    /// One feature vector per image, all of one width.
     public var features: [[Float]]
+    /// One label per row (true: synthetic).
     public var labels: [Bool]
 
+    /// A set from its rows and labels; traps unless there is one label per row.
     public init(features: [[Float]], labels: [Bool]) {
         precondition(features.count == labels.count, "one label per feature row")
         self.features = features
         self.labels = labels
     }
 
+    /// The features' width (0 for an empty set).
     public var width: Int { features.first?.count ?? 0 }
+    /// Synthetic rows.
     public var positives: Int { labels.filter { $0 }.count }
+    /// Real rows.
     public var negatives: Int { labels.count - positives }
 
+    /// The rows at `indices`, in that order (a cross-validation fold).
     public func subset(_ indices: [Int]) -> TrainingSet {
         TrainingSet(features: indices.map { features[$0] }, labels: indices.map { labels[$0] })
     }
@@ -26,7 +33,7 @@ public struct TrainingSet: Sendable {
     /// Seeded synthetic features for benchmarks: `perClass` L2-normalised Gaussian rows of each
     /// class, the two classes shifted by ±0.03 along one random direction (they overlap, as CLIP
     /// features of real and generated images do), alternating real, synthetic.
-    public static func synthetic(perClass: Int, width: Int, seed: UInt64 = 3) -> TrainingSet {
+    package static func synthetic(perClass: Int, width: Int, seed: UInt64 = 3) -> TrainingSet {
         var generator = SeededGenerator(seed: seed)
         func gaussian() -> Float {
             let u = max(Double(generator.next() >> 11) / Double(1 << 53), 1e-300), v = Double(generator.next() >> 11) / Double(1 << 53)
@@ -56,10 +63,14 @@ public enum LinearClassifier: String, Sendable, CaseIterable, Codable {
     case svm
     case logisticRegression = "logreg"
 
+    /// A fitted hyperplane: scikit-learn's `coef_` and `intercept_`, in double precision.
     public struct Model: Sendable, Equatable {
+        /// One weight per feature component.
         public var weights: [Double]
+        /// The intercept.
         public var bias: Double
 
+        /// w · x + b, as scikit-learn's `decision_function` (> 0: synthetic).
         public func decision(_ x: [Float]) -> Double {
             var sum = bias
             for i in 0..<weights.count { sum += weights[i] * Double(x[i]) }

@@ -5,16 +5,22 @@ import Foundation
 
 /// How `train` fits a head.
 public struct TrainingOptions: Sendable {
+    /// The linear model fitted: a hinge-loss SVM (the paper's) or logistic regression.
     public var classifier: LinearClassifier = .svm
     /// nil: chosen by stratified k-fold cross-validation over `grid`.
     public var C: Double?
+    /// The C values cross-validation tries when `C` is nil, each within `allowedC`.
     public var grid: [Double] = [0.001, 0.01, 0.1, 1, 10, 100, 1000]
+    /// Folds of the stratified cross-validation (at least 2).
     public var folds = 5
+    /// Weight each class by n / (2 · n_class), as scikit-learn's class_weight='balanced'.
     public var balanced = false
+    /// Fit Platt scaling on the cross-validated scores and store it in the head.
     public var calibrate = false
     /// Store the threshold that gives this false-positive rate on the cross-validated real images.
     public var targetFPR: Double?
 
+    /// The defaults: an SVM, C chosen over the grid by 5-fold cross-validation, no calibration or threshold.
     public init() {}
 
     /// C values a fit can use: below 1e-6 the head is all zeros, above 1e6 the solver does not converge in time.
@@ -36,6 +42,7 @@ public struct TrainingOptions: Sendable {
     var crossValidates: Bool { C == nil || calibrate || targetFPR != nil }
 }
 
+/// Why a head cannot be trained on what was given.
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case invalidOption(String)
     /// Cross-validation needs at least one image of each class in every fold.
@@ -60,21 +67,27 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// What training chose and measured beside the head.
 public struct TrainingReport: Sendable {
+    /// The C of the final fit: the one given, or the best by cross-validated AUC.
     public var C: Double
     /// Cross-validated AUC for each C tried (empty when C was given).
     public var search: [(C: Double, auc: Double)] = []
     /// Cross-validated AUC at the chosen C.
     public var crossValidatedAUC: Double?
+    /// Platt scaling fitted on the cross-validated scores, when asked.
     public var calibration: Head.Calibration?
+    /// The threshold for the target false-positive rate, when asked.
     public var threshold: Double?
     /// TPR of the cross-validated fakes at `threshold`, and the FPR actually reached.
     public var thresholdTPR: Double?
+    /// The false-positive rate reached at `threshold` on the cross-validated real images.
     public var thresholdFPR: Double?
     /// What the user should know about the result (e.g. a cross-validated AUC at chance).
     public var warnings: [String] = []
 }
 
+/// Fitting a linear head on features, the paper's recipe: C by cross-validation, then one fit on all images.
 public enum Trainer {
     /// Fits a head on features; cross-validation picks C, calibrates and sets the threshold when asked.
     public static func train(_ data: TrainingSet, options: TrainingOptions, name: String, feature: Head.Feature,
