@@ -34,7 +34,7 @@ struct ImageVerdict: Encodable {
             ai_generated = detection.probability
             probability = detection.probability
             verdict = detection.verdict.rawValue
-            label = detection.isSynthetic ? "synthetic" : "real"
+            label = detection.label
             score = detection.score
             scores = Dictionary(uniqueKeysWithValues: zip(detector.heads.map(\.metadata.name), detection.scores))
             fused = detection.fused

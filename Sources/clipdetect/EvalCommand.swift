@@ -50,51 +50,58 @@ struct EvalCommand: ParsableCommand {
         if let report, let saveTab { try refuseOverwritingInputs(saveTab, [report], option: "--save-tab") }
         try refuseOverwritingInputs(report, inputs, option: "--report")
         try refuseOverwritingInputs(saveTab, inputs, option: "--save-tab")
-        let conditions: [(name: String, chain: ImpairmentChain?)] = [("clean", nil)]
-            + (try impair.map { ($0, try ImpairmentChain(condition: $0, seed: seed)) })
-        var tables: [EvaluationTable] = [], runs: [EvaluationReport.Run] = [], reference = ""
         let (detector, modelName) = scores == nil ? try makeDetector() : (nil, nil)
         let scoreTable = try scores.map { try CSVTable(path: $0) }
-        let rules = scores == nil || headOptions.heads.isEmpty ? nil : try ModelResolution.heads(headOptions.heads, store: modelOptions.store).selection
-        for condition in conditions {
-            var columns = try scoreTable.map { try Self.readScores($0, name: scores!, rules: rules) }
-                ?? scoreHere(detector!, list: list, impairment: condition.chain)
-            if condition.chain == nil, tabFormat == .reference, saveTab != nil {
-                // The names with a row in the scores (all listed ones when scored here: detect writes a row for every file).
-                let rowed = try scoreTable.map { Set(try $0.values("filename")) } ?? Set(list.map(\.item.name))
-                reference = Evaluation.referenceTable(list, columns: columns, rowed: rowed, metric: tabMetric)
-                let respelled = list.filter { $0.type == "real" && $0.listedType != "real" }
-                if let first = respelled.first {
-                    printError("note: \(respelled.count) row(s) have typ '\(first.listedType)' or another spelling of real: real in the table printed here, "
-                               + "generators in --save-tab's, as in compute_metrics.py (only 'real' exactly is real there)")
+        let band = try verdictOptions.parsedBand()
+        let runs: [Evaluation.Run]
+        if let scores, let scoreTable {
+            let rules = headOptions.heads.isEmpty ? nil : try ModelResolution.heads(headOptions.heads, store: modelOptions.store).selection
+            var columns = try Self.readScores(scoreTable, name: scores, rules: rules)
+            if let band { for index in columns.indices { columns[index].decision.band = band } }
+            runs = [Evaluation.Run(condition: "clean", columns: columns, tables: Evaluation.tables(list, columns: columns))]
+        } else {
+            var progress: Progress?, current = -1
+            defer { progress?.finish() }
+            runs = try Evaluation.runs(list, with: detector!, impairments: impair, seed: seed, band: band) { condition, _, result in
+                if condition != current {
+                    progress?.finish()
+                    (progress, current) = (Progress(total: list.count, label: "eval", quiet: progressOptions.quiet), condition)
                 }
+                progress?.advance(failed: (try? result.get()) == nil)
+                if case .failure(let error) = result, progress?.visible == false { printError("\(error)") }
             }
-            if let band = try verdictOptions.parsedBand() {
-                for index in columns.indices { columns[index].decision.band = band }
+        }
+        var reference = ""
+        if tabFormat == .reference, saveTab != nil {
+            // The names with a row in the scores (all listed ones when scored here: detect writes a row for every file).
+            let rowed = try scoreTable.map { Set(try $0.values("filename")) } ?? Set(list.map(\.item.name))
+            reference = Evaluation.referenceTable(list, columns: runs[0].columns, rowed: rowed, metric: tabMetric)
+            let respelled = list.filter { $0.type == "real" && $0.listedType != "real" }
+            if let first = respelled.first {
+                printError("note: \(respelled.count) row(s) have typ '\(first.listedType)' or another spelling of real: real in the table printed here, "
+                           + "generators in --save-tab's, as in compute_metrics.py (only 'real' exactly is real there)")
             }
-            let conditionTables = Evaluation.tables(list, columns: columns, condition: condition.name)
-            runs.append(EvaluationReport.Run(condition: condition.name, columns: columns, tables: conditionTables))
-            for table in conditionTables {
-                let label = conditions.count > 1 ? "\(table.detector) [\(condition.name)]" : table.detector
-                if table.missing > 0 { printError("\(label): \(table.missing) of \(table.listed) listed file(s) have no score and are left out") }
-                if table.nonFinite > 0 { printError("\(label): \(table.nonFinite) of \(table.listed) listed file(s) have a score that is not finite and are left out") }
-                if !table.unevaluated.isEmpty {
-                    printError("\(label): no real or no fake image with a score for \(table.unevaluated.joined(separator: ", ")): not evaluated, not in AVG")
-                }
-                tables.append(table)
+        }
+        let tables = runs.flatMap(\.tables), namingConditions = runs.count > 1
+        for table in tables {
+            let label = table.label(namingCondition: namingConditions)
+            if table.missing > 0 { printError("\(label): \(table.missing) of \(table.listed) listed file(s) have no score and are left out") }
+            if table.nonFinite > 0 { printError("\(label): \(table.nonFinite) of \(table.listed) listed file(s) have a score that is not finite and are left out") }
+            if !table.unevaluated.isEmpty {
+                printError("\(label): no real or no fake image with a score for \(table.unevaluated.joined(separator: ", ")): not evaluated, not in AVG")
             }
         }
         // Nothing printed or written for nothing: an empty table would read as a result.
         if tables.allSatisfy({ $0.rows.isEmpty }) {
             throw CommandError("nothing was evaluated: no generator has both real and fake images with finite scores")
         }
-        print(render(tables, showCondition: conditions.count > 1))
+        print(render(tables, showCondition: namingConditions))
         if tables.count > 1 {
             // Detectors (and conditions) side by side, on the average over generators.
             print("summary: AVG over generators")
             for table in tables {
                 guard let average = table.average else { continue }
-                print("  " + (conditions.count > 1 ? table.condition.padding(toLength: 28, withPad: " ", startingAt: 0) : "")
+                print("  " + (namingConditions ? table.condition.padding(toLength: 28, withPad: " ", startingAt: 0) : "")
                       + table.detector.padding(toLength: max(16, table.detector.count + 2), withPad: " ", startingAt: 0)
                       + String(format: "AUC %.4f  acc %.4f  EER %.4f  TPR@1%% %.4f  (%d images)", average.auc, average.balancedAccuracy,
                                average.equalErrorRate, average.tprAt1, average.reals + average.fakes))
@@ -103,14 +110,7 @@ struct EvalCommand: ParsableCommand {
         if let saveTab, tabFormat == .reference {
             try Files.write(Data(reference.utf8), to: saveTab)
         } else if let saveTab {
-            var text = CSVTable.line(["detector", "generator", "reals", "fakes"] + EvaluationRow.columns)
-            for table in tables {
-                let label = conditions.count > 1 ? "\(table.detector) [\(table.condition)]" : table.detector
-                for row in table.rows {
-                    text += CSVTable.line([label, row.generator, String(row.reals), String(row.fakes)] + row.values.map { String($0) })
-                }
-            }
-            try Files.write(Data(text.utf8), to: saveTab)
+            try Files.write(Data(Evaluation.longTable(tables, namingConditions: namingConditions).utf8), to: saveTab)
         }
         if let report {
             // Every backbone the heads read, in the order of the models named.
@@ -188,15 +188,6 @@ struct EvalCommand: ParsableCommand {
     private func makeDetector() throws -> (Detector, String) {
         let (detector, models) = try modelOptions.loadDetector(headOptions, configuration: Detector.Configuration(cache: cacheOptions.open()))
         return (detector, models.joined(separator: " + "))
-    }
-
-    private func scoreHere(_ detector: Detector, list: [LabeledImage], impairment: ImpairmentChain?) throws -> [ScoreColumn] {
-        let progress = Progress(total: list.count, label: "eval", quiet: progressOptions.quiet)
-        defer { progress.finish() }
-        return try Evaluation.score(list, with: detector, impairment: impairment) { _, result in
-            progress.advance(failed: (try? result.get()) == nil)
-            if case .failure(let error) = result, !progress.visible { printError("\(error)") }
-        }
     }
 
     private func render(_ tables: [EvaluationTable], showCondition: Bool) -> String {

@@ -34,6 +34,8 @@ public struct Detection: Sendable, Equatable {
 
     /// The score the verdict is read from: the fused one, or the only head's.
     public var score: Double { fused ?? scores[0] }
+    /// The two-way label, "synthetic" or "real" (a table's `label` column, the service's `label`).
+    public var label: String { isSynthetic ? "synthetic" : "real" }
 }
 
 /// Features → heads → (fusion) → score, probability and label.

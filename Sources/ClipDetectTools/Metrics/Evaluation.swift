@@ -24,6 +24,9 @@ public struct EvaluationTable: Sendable {
     public var average: EvaluationRow? { rows.last.flatMap { $0.generator == "AVG" ? $0 : nil } }
     /// Images that entered the metrics.
     public var evaluated: Int { listed - missing - nonFinite }
+
+    /// The detector's name, with the condition in brackets when several are evaluated together.
+    public func label(namingCondition: Bool) -> String { namingCondition ? "\(detector) [\(condition)]" : detector }
 }
 
 /// One detector's scores by listed name, and how they read as probabilities and labels.
@@ -45,6 +48,50 @@ public struct ScoreColumn: Sendable {
 
 /// Scoring a labelled list and reading it as the reference's compute_metrics.py does.
 public enum Evaluation {
+    /// One condition's scores and tables (the clean images, or one impairment).
+    public struct Run: Sendable {
+        /// "clean", or the impairment condition as given to `eval --impair`.
+        public var condition: String
+        /// Each detector's scores under this condition.
+        public var columns: [ScoreColumn]
+        /// Each detector's metric table under this condition, in the order of `columns`.
+        public var tables: [EvaluationTable]
+
+        /// A run from its condition, score columns and tables.
+        public init(condition: String, columns: [ScoreColumn], tables: [EvaluationTable]) {
+            self.condition = condition
+            self.columns = columns
+            self.tables = tables
+        }
+    }
+
+    /// The list scored here under each condition: clean first, then each impairment chain (named
+    /// as given, e.g. `jpeg:q=75` or `social`, drawn with `seed`). `band`, when given, replaces every
+    /// column's uncertain band. `progress` sees each image's result with its condition's index.
+    public static func runs(_ list: [LabeledImage], with detector: Detector, impairments: [String] = [], seed: UInt64 = 0,
+                            band: UncertaintyBand? = nil,
+                            progress: (_ condition: Int, _ index: Int, Result<Detection, Error>) -> Void = { _, _, _ in }) throws -> [Run] {
+        let conditions: [(name: String, chain: ImpairmentChain?)] = [("clean", nil)]
+            + (try impairments.map { ($0, try ImpairmentChain(condition: $0, seed: seed)) })
+        return try conditions.enumerated().map { number, condition in
+            var columns = try score(list, with: detector, impairment: condition.chain) { progress(number, $0, $1) }
+            if let band { for index in columns.indices { columns[index].decision.band = band } }
+            return Run(condition: condition.name, columns: columns, tables: tables(list, columns: columns, condition: condition.name))
+        }
+    }
+
+    /// The long table (`eval --save-tab`): one row per detector and generator, every metric; with
+    /// several conditions, each detector is named with its condition in brackets.
+    public static func longTable(_ tables: [EvaluationTable], namingConditions: Bool) -> String {
+        var text = CSVTable.line(["detector", "generator", "reals", "fakes"] + EvaluationRow.columns)
+        for table in tables {
+            for row in table.rows {
+                text += CSVTable.line([table.label(namingCondition: namingConditions), row.generator, String(row.reals), String(row.fakes)]
+                                      + row.values.map { String($0) })
+            }
+        }
+        return text
+    }
     /// Scores the listed images here (impaired in memory when `impairment` is given): one column per
     /// head, each with its head's decision rule, then `fusion` when there are several. `progress`
     /// sees every image's result as it is computed; failed images have no score.

@@ -35,7 +35,7 @@ package struct DetectionTable: Sendable {
         switch result {
         case .success(let d):
             values = [name] + d.scores.map { String($0) } + (d.fused.map { [String($0)] } ?? [])
-                + [String(d.probability), d.isSynthetic ? "synthetic" : "real", d.verdict.rawValue] + stabilityCells + [""]
+                + [String(d.probability), d.label, d.verdict.rawValue] + stabilityCells + [""]
         case .failure(let error):
             guard !reference else { return nil }
             values = [name] + Array(repeating: "", count: scoreCount) + ["", "", ""] + stabilityCells + ["\(error)"]

@@ -9,22 +9,8 @@ import Foundation
 /// distributions, reliability diagrams, the robustness figure for impairment conditions and the
 /// worst mistakes. The file is well-formed XML, so tests (and anyone) can parse it.
 public struct EvaluationReport: Sendable {
-    /// One condition's scores and tables (the clean images, or one impairment).
-    public struct Run: Sendable {
-        /// "clean", or the impairment condition as given to `eval --impair`.
-        public var condition: String
-        /// Each detector's scores under this condition.
-        public var columns: [ScoreColumn]
-        /// Each detector's metric table under this condition, in the order of `columns`.
-        public var tables: [EvaluationTable]
-
-        /// A run from its condition, score columns and tables.
-        public init(condition: String, columns: [ScoreColumn], tables: [EvaluationTable]) {
-            self.condition = condition
-            self.columns = columns
-            self.tables = tables
-        }
-    }
+    /// One condition's scores and tables.
+    public typealias Run = Evaluation.Run
 
     /// Where the numbers come from.
     public struct Provenance: Sendable {
