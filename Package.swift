@@ -102,3 +102,14 @@ let package = Package(
         ]),
     ]
 )
+
+// scripts/fuzz.sh sets CLIPDETECT_FUZZ=1: the libFuzzer targets over the parsers (Fuzz/), built
+// with -sanitize=fuzzer,address. They belong to this package so that they reach its `package`
+// parsers (checkpoints, CSV, head files), which no other package sees.
+if Context.environment["CLIPDETECT_FUZZ"] == "1" {
+    let fuzzers = ["FuzzSafetensors", "FuzzTorch", "FuzzImages", "FuzzCSV", "FuzzImpair", "FuzzHead"]
+    package.targets.append(.target(name: "FuzzSupport", dependencies: ["ClipDetect"], path: "Fuzz/Sources/FuzzSupport"))
+    package.targets += fuzzers.map { .executableTarget(name: $0, dependencies: ["FuzzSupport", "ClipDetect"], path: "Fuzz/Sources/\($0)") }
+    package.products += fuzzers.map { .executable(name: $0, targets: [$0]) }
+}
+

@@ -103,14 +103,29 @@ def main():
         subprocess.run([binaries[0], "head", "import", weights, "--backbone", model, "-o", head], check=True, capture_output=True)
     files = photos(args.images)
     print(f"{len(files)} photos: {args.images} JPEG 4000×3000, {args.images} PNG 1152×864; batch {args.batch}; {args.precision}")
-    for round in range(args.rounds):
-        for binary in binaries:
+    rates = {binary: [] for binary in binaries}
+    reference = True
+    for number in range(args.rounds):
+        # Each round in the other order: the host's speed drifts, and the first to run is not favoured.
+        for binary in (binaries if number % 2 == 0 else binaries[::-1]):
             e2e = detect_rate(binary, model, head, files, args.batch, args.precision)
             encoder = encoder_rate(binary, model, args.batch, args.precision)
-            print(f"round {round + 1} {binary}: detect {e2e:.3f} images/s, encoder alone {encoder:.3f} images/s, "
+            rates[binary].append(e2e)
+            print(f"round {number + 1} {binary}: detect {e2e:.3f} images/s, encoder alone {encoder:.3f} images/s, "
                   f"end to end = {e2e / encoder:.2f}× the encoder")
-        ref = reference_rate(files, args.batch)
-        print(f"round {round + 1} reference (Pillow + open_clip, torch {__import__('torch').__version__}): {ref:.3f} images/s")
+        if reference:
+            try:
+                ref = reference_rate(files, args.batch)
+                print(f"round {number + 1} reference (Pillow + open_clip, torch {__import__('torch').__version__}): {ref:.3f} images/s")
+            except RuntimeError as error:  # open_clip's transforms need the real torchvision
+                print(f"reference skipped: {error}")
+                reference = False
+    if len(binaries) > 1:
+        import statistics
+        first = binaries[0]
+        for binary in binaries[1:]:
+            ratios = [round(b / a, 3) for a, b in zip(rates[first], rates[binary])]
+            print(f"detect {binary} / {first}: median {statistics.median(rates[binary]) / statistics.median(rates[first]):.3f}x, per round {ratios}")
 
 
 if __name__ == "__main__":

@@ -18,10 +18,15 @@ done
 [ ${#targets[@]} -gt 0 ] || targets=(FuzzSafetensors FuzzTorch FuzzImages FuzzCSV FuzzImpair FuzzHead)
 ./scripts/setup.sh --deps-only
 mkdir -p .build-fuzz
+# The fuzz targets are this package's when CLIPDETECT_FUZZ=1 (Package.swift), built on their own.
+export CLIPDETECT_FUZZ=1
+build=(swift build --scratch-path .build-fuzz/build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld)
 # A failed build must stop here: running the previous binaries would fuzz old code.
-swift build --package-path Fuzz --scratch-path .build-fuzz/build -c release \
-  -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld >.build-fuzz/build.log 2>&1 || { tail -40 .build-fuzz/build.log; exit 1; }
-bin=$(swift build --package-path Fuzz --scratch-path .build-fuzz/build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld --show-bin-path)
+: >.build-fuzz/build.log
+for target in "${targets[@]}"; do
+  "${build[@]}" --product "$target" >>.build-fuzz/build.log 2>&1 || { tail -40 .build-fuzz/build.log; exit 1; }
+done
+bin=$("${build[@]}" --show-bin-path)
 for target in "${targets[@]}"; do
   corpus=.build-fuzz/corpus/$target artifacts=.build-fuzz/artifacts/$target
   mkdir -p "$corpus" "$artifacts"

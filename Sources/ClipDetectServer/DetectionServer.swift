@@ -68,7 +68,11 @@ public struct DetectionServer: Sendable {
         // 503 shutting_down), so no client can hold the process past a supervisor's grace period.
         lifecycle.maximumGracefulShutdownDuration = configuration.drainTimeout
         let group = ServiceGroup(configuration: lifecycle)
-        try await group.run()
+        do { try await group.run() } catch let error as IOError where error.errnoCode == EADDRINUSE || error.errnoCode == EADDRNOTAVAIL || error.errnoCode == EACCES {
+            throw ListenError.cannotBind(host: host, port: configuration.port, errno: error.errnoCode)
+        } catch is SocketAddressError {
+            throw ListenError.unknownHost(host)
+        }
         // (A cancelled run without SIGTERM, as in tests, drained nothing and was not cut short.)
         if cut.isSet, book.isDraining {
             logger.warning("the drain was cut short at --drain-timeout (\(configuration.drainTimeout)): the requests still open were closed unanswered")

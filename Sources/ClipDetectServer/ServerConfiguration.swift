@@ -88,6 +88,22 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible, Class
     public var kind: FailureKind { .invalidInput }
 }
 
+/// Why the service could not start listening.
+public enum ListenError: Error, Equatable, CustomStringConvertible, ClassifiedError {
+    /// The address is taken, not this machine's, or not allowed (the system's errno).
+    case cannotBind(host: String, port: Int, errno: Int32)
+    /// The host is neither an address nor a name that resolves.
+    case unknownHost(String)
+
+    public var description: String {
+        switch self {
+        case .cannotBind(let host, let port, let errno): "cannot listen on \(host):\(port): \(String(cString: strerror(errno)))"
+        case .unknownHost(let host): "cannot listen on \(host): not an address of this machine or a name that resolves"
+        }
+    }
+    public var kind: FailureKind { .invalidInput }
+}
+
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

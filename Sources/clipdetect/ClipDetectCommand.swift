@@ -1,5 +1,6 @@
 import ArgumentParser
 import ClipDetect
+import ClipDetectServer
 import Foundation
 
 @main
@@ -53,6 +54,9 @@ struct ClipDetectCommand: AsyncParsableCommand {
         case FeatureCacheError.notSQLite: return " (remove it, or name another --cache)"
         case VerificationError.unverified(let model, _), DownloadError.offline(_, _, _, let model?):
             return " (`clipdetect model accept \(model)`)"
+        case ListenError.cannotBind: return ": give another --port (0 picks a free one) or --host"
+        case ListenError.unknownHost: return ": give --host an address such as 127.0.0.1, 0.0.0.0 or ::"
+        case HeadError.fusionOfOne: return " (drop --fusion, or give another --head)"
         default: return nil
         }
     }

@@ -23,8 +23,8 @@ struct DetectCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Re-score each image under N seeded draws of --chain and report how often the verdict holds. Costs N extra forward passes per image.",
                                valueName: "N"))
     var stability: Int?
-    @Option(help: "The chain --stability draws: a named chain (reshare, social, paper) or operations joined by +.") var chain = "reshare"
-    @Option(help: "Seed of the --stability draws.") var seed: UInt64 = 0
+    @Option(help: "The chain --stability draws: a named chain (reshare, social, paper) or operations joined by + (default: reshare).") var chain: String?
+    @Option(help: "Seed of the --stability draws (default: 0).") var seed: UInt64?
     @Option(name: [.customShort("o"), .long], help: "Output file (default: standard output).") var output: String?
     @Flag(help: "Skip files already in the output file and append the rest.") var resume = false
     @Flag(help: "Apply EXIF orientation first (the reference does not).") var exifOrientation = false
@@ -38,6 +38,7 @@ struct DetectCommand: ParsableCommand {
         if columns == .reference && format != .csv { throw ValidationError("--columns reference is the reference's CSV: drop --format \(format.rawValue)") }
         if columns == .reference && stability != nil { throw ValidationError("--columns reference has no stability columns: drop --stability, or --columns") }
         if !(1...256).contains(batch) { throw ValidationError("--batch takes 1…256") }
+        if stability == nil && (chain != nil || seed != nil) { throw ValidationError("--chain and --seed are the draws of --stability: give --stability N") }
         if let stability, !(1...StabilityCheck.maxDraws).contains(stability) {
             throw ValidationError("--stability takes 1…\(StabilityCheck.maxDraws) draws")
         }
@@ -45,7 +46,7 @@ struct DetectCommand: ParsableCommand {
 
     func run() throws {
         if let output { try checkWritable(output) }
-        let check = try stability.map { try StabilityCheck(draws: $0, chain: ImpairmentChain(condition: chain, seed: seed)) }
+        let check = try stability.map { try StabilityCheck(draws: $0, chain: ImpairmentChain(condition: chain ?? "reshare", seed: seed ?? 0)) }
         let detector = try modelOptions.loadDetector(headOptions, configuration: Detector.Configuration(
             batchSize: batch, applyOrientation: exifOrientation, cache: cacheOptions.open(), band: verdictOptions.parsedBand())).detector
         var items = try Inputs.collect(inputs, csv: csv)
@@ -125,10 +126,12 @@ final class DetectionWriter {
         if resuming, let path, let previous {
             // A row cut short by a crash or a full disk is not done. What is there is checked first:
             // a file that is refused is left exactly as it was.
-            let complete: Int
-            do { (done, complete) = try table.resume(previous, path: path, jsonLines: format == .jsonl) } catch {
+            let resumed: DetectionTable.Resumed
+            do { resumed = try table.resume(previous, path: path, jsonLines: format == .jsonl) } catch {
                 throw CommandError(Self.resumeMessage(error))
             }
+            (done, emptyLinesThere) = (resumed.names, resumed.emptyLines)
+            let complete = resumed.complete
             if try !Self.checkIdentity(identity, of: path), let record = Self.identityPath(path) {
                 // From now on the rows appended are this detector's: later resumes are checked.
                 try Files.write(Data(identity.utf8), to: record)
@@ -143,7 +146,6 @@ final class DetectionWriter {
             done = []
         }
         out = try OutputStream(path: path, append: resuming)
-        appending = resuming
         // After the output is opened (and emptied): a record is never left beside rows it did not write.
         if !resuming, let path, let record = Self.identityPath(path) { try Files.write(Data(identity.utf8), to: record) }
         if format == .csv && !resuming { try out.write(CSVTable.line(columns)) }
@@ -151,11 +153,16 @@ final class DetectionWriter {
     }
 
     var columns: [String] { table.columns }
-    private var appending = false
+    /// Empty lines a resumed reference-layout file already has: the failed images of the earlier run,
+    /// which this run takes up again (one more is written only for an image that fails beyond them).
+    private var emptyLinesThere = 0
 
     func write(name: String, _ result: Result<Detection, Error>, stability: StabilityCheck.Result? = nil) throws {
-        // The reference's layout: a failed image is an empty line (on a resume, already there).
-        guard let values = table.cells(name: name, result, stability: stability) else { return appending ? () : try out.write("\n") }
+        // The reference's layout: a failed image is an empty line.
+        guard let values = table.cells(name: name, result, stability: stability) else {
+            guard emptyLinesThere == 0 else { emptyLinesThere -= 1; return }
+            return try out.write("\n")
+        }
         switch format {
         case .csv: try out.write(Data(PathName.bytes(CSVTable.line(values))))  // names as their own bytes
         case .jsonl:
@@ -234,6 +241,7 @@ final class DetectionWriter {
         case .stability(let path, let had):
             "\(path) was written \(had ? "with" : "without") --stability, this run is \(had ? "without" : "with"): resume with the same --stability, or write to another file"
         case .noCompleteRow, .scores: "\(error): resume with the same heads, or write to another file"
+        case .jsonLines: "\(error): resume with --format jsonl, or write to another file"
         case .columns: "\(error): resume with the same heads and options, or write to another file"
         default: "\(error): write to another file"
         }

@@ -64,6 +64,42 @@ import ClipDetectTestSupport
         #expect(abs(Double(row[table.column("acc")!])! - expectedAccuracy) <= 1e-12)
     }
 
+    /// A row ends at a line break outside quotes: a resume cut inside a quoted name drops that row
+    /// alone; the reference layout keeps one line per image when an image fails for the first time
+    /// on a resume; JSON lines resumed as CSV, and --chain without --stability, say what to give.
+    @Test func resumeReadsRowsAsCSVQuotesThemAndKeepsALinePerImage() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let head = try DetectCommandTests().headFile(in: folder)
+        let named = folder.appendingPathComponent("new\nline.png").path
+        try FileManager.default.copyItem(atPath: Fixtures.path("images", "png_rgba.png"), toPath: named)
+        let images = [Fixtures.path("images", "jpeg_420.jpg"), named]
+        let output = folder.appendingPathComponent("quoted.csv").path
+        #expect(try cli.run(["detect", "--model", Fixtures.backbone, "--head", head, "-o", output] + images).status == 0)
+        let whole = try Data(contentsOf: URL(fileURLWithPath: output))
+        let cut = try #require(whole.range(of: Data("line.png".utf8))).lowerBound
+        try whole.prefix(upTo: cut).write(to: URL(fileURLWithPath: output))
+        let resumed = try cli.run(["detect", "--model", Fixtures.backbone, "--head", head, "-o", output, "--resume"] + images)
+        #expect(resumed.status == 0 && resumed.stderr.contains("dropped an incomplete last row") && resumed.stderr.contains("resuming: 1 file(s)"),
+                "\(resumed.stderr)")
+        #expect(try CSVTable(path: output).values("filename") == images)
+
+        let reference = folder.appendingPathComponent("reference.csv").path
+        let bad = [Fixtures.path("images", "bad_truncated.jpg"), Fixtures.path("images", "bad_text.png")]
+        #expect(try cli.run(["detect", "--model", Fixtures.backbone, "--head", head, "--columns", "reference", "-o", reference, images[0], bad[0]]).status == 2)
+        let again = try cli.run(["detect", "--model", Fixtures.backbone, "--head", head, "--columns", "reference", "-o", reference, "--resume",
+                                 images[0], bad[0], bad[1]])
+        #expect(again.status == 2, "\(again.stderr)")
+        let lines = try String(contentsOfFile: reference, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count == 1 + 3 + 1 && lines[2].isEmpty && lines[3].isEmpty && lines[4].isEmpty, "one line per image: \(lines)")
+
+        let jsonl = folder.appendingPathComponent("rows.jsonl").path
+        #expect(try cli.run(["detect", "--model", Fixtures.backbone, "--head", head, "--format", "jsonl", "-o", jsonl, images[0]]).status == 0)
+        let asCSV = try cli.run(["detect", "--model", Fixtures.backbone, "--head", head, "-o", jsonl, "--resume", images[0]])
+        #expect(asCSV.status != 0 && asCSV.stderr.contains("holds JSON lines") && asCSV.stderr.contains("--format jsonl"), "\(asCSV.stderr)")
+        let chain = try cli.run(["detect", "--model", Fixtures.backbone, "--head", head, "--chain", "social", images[0]])
+        #expect(chain.status == 64 && chain.stderr.contains("give --stability N"), "\(chain.stderr)")
+    }
+
     @Test func resumeRefusesAnotherDetectorsFileAndDropsACutRow() throws {
         let folder = try Fixtures.temporaryDirectory()
         let head = try DetectCommandTests().headFile(in: folder)

@@ -48,16 +48,34 @@ package struct DetectionTable: Sendable {
         index > 0 && index <= scoreCount || Self.numericColumns.contains(columns[index])
     }
 
-    /// The names of the complete rows an earlier run wrote (CSV or JSON lines), checked against
-    /// these columns: rows of other heads or options are refused, never mixed in. A last row cut
-    /// short (a crash, a full disk) is not done: `complete` is the length of the rows before it.
-    package func resume(_ file: Data, path: String, jsonLines: Bool) throws(ResumeError) -> (names: Set<String>, complete: Int) {
+    /// What an earlier run left in a file this run resumes.
+    package struct Resumed: Sendable {
+        /// The images that have a row.
+        package var names: Set<String>
+        /// Bytes of the complete rows: a last row cut short (a crash, a full disk) is not done.
+        package var complete: Int
+        /// Empty lines after the header: the reference layout's failed images.
+        package var emptyLines: Int
+    }
+
+    /// The rows an earlier run wrote (CSV or JSON lines), checked against these columns: rows of
+    /// other heads or options are refused, never mixed in.
+    package func resume(_ file: Data, path: String, jsonLines: Bool) throws(ResumeError) -> Resumed {
         // Names may be any bytes, but a NUL or a run of bytes that is no UTF-8 at all is no file of ours.
         guard !file.contains(0), !jsonLines || String(data: file, encoding: .utf8) != nil else { throw .notText(path) }
-        let complete = file.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 - file.startIndex } ?? 0
+        // A row ends at a line break outside quotes (a quoted name may hold one; JSON escapes its own).
+        var complete = 0, rows = 0, emptyLines = 0, quoted = false
+        for (offset, byte) in file.enumerated() {
+            if byte == UInt8(ascii: "\""), !jsonLines { quoted.toggle() }
+            guard byte == UInt8(ascii: "\n"), !quoted else { continue }
+            let row = file[(file.startIndex + complete)..<(file.startIndex + offset)]
+            if rows > 0, row.allSatisfy({ $0 == UInt8(ascii: "\r") }) { emptyLines += 1 }
+            (rows, complete) = (rows + 1, offset + 1)
+        }
         let data = file.prefix(complete)
         guard jsonLines else {
             guard !data.isEmpty else { throw .noCompleteRow(path) }
+            if data.first == UInt8(ascii: "{") { throw .jsonLines(path) }
             let table: CSVTable
             do { table = try CSVTable(text: PathName.decode(data), name: path) } catch { throw .unreadable(path, "\(error)") }
             guard table.header == columns else {
@@ -66,7 +84,9 @@ package struct DetectionTable: Sendable {
                 if table.header.first == "filename", had != has { throw .stability(path, had: had) }
                 throw .columns(path, found: table.header, wanted: columns)
             }
-            do { return (Set(try table.values("filename")), complete) } catch { throw .unreadable(path, "\(error)") }
+            do { return Resumed(names: Set(try table.values("filename")), complete: complete, emptyLines: emptyLines) } catch {
+                throw .unreadable(path, "\(error)")
+            }
         }
         var names = Set<String>()
         let scoreColumns = Set(columns[1...scoreCount])
@@ -77,7 +97,7 @@ package struct DetectionTable: Sendable {
             if object["error"] == nil, scores != scoreColumns { throw .scores(path, found: scores.sorted(), wanted: scoreColumns.sorted()) }
             names.insert(name)
         }
-        return (names, complete)
+        return Resumed(names: names, complete: complete, emptyLines: emptyLines)
     }
 
     /// What of a detector (`Detector.identity`) differs between the record an earlier run left and
@@ -107,6 +127,8 @@ package struct DetectionTable: Sendable {
         case notARow(String, line: Int)
         case scores(String, found: [String], wanted: [String])
         case notARecord(String)
+        /// A file of JSON lines resumed as CSV.
+        case jsonLines(String)
 
         package var description: String {
             func shown(_ names: [String]) -> String {
@@ -116,13 +138,14 @@ package struct DetectionTable: Sendable {
             return switch self {
             case .notText(let path): "\(PathName.display(path)) is not a file that detect wrote (it is not text)"
             case .noCompleteRow(let path): "\(PathName.display(path)) holds no complete row"
-            case .unreadable(let path, let why): "\(PathName.display(path)) cannot be resumed: \(why)"
+            case .unreadable(_, let why): "cannot resume \(why)"
             case .stability(let path, let had): "\(PathName.display(path)) was written \(had ? "with" : "without") stability draws, this run is \(had ? "without" : "with")"
             case .columns(let path, let found, let wanted): "\(PathName.display(path)) has columns \(shown(found)), this run writes \(shown(wanted))"
             case .notARow(let path, let line): "\(PathName.display(path)) line \(line) is not a detect row"
             case .scores(let path, let found, let wanted):
                 "\(PathName.display(path)) holds scores of \(found.joined(separator: ",")), this run writes \(wanted.joined(separator: ","))"
             case .notARecord(let path): "\(PathName.display(path)) is not a record clipdetect wrote"
+            case .jsonLines(let path): "\(PathName.display(path)) holds JSON lines, not CSV"
             }
         }
         package var kind: FailureKind { .invalidInput }
