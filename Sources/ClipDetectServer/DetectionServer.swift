@@ -72,6 +72,8 @@ public struct DetectionServer: Sendable {
             throw ListenError.cannotBind(host: host, port: configuration.port, errno: error.errnoCode)
         } catch is SocketAddressError {
             throw ListenError.unknownHost(host)
+        } catch is SocketAddressError.UnknownHost {
+            throw ListenError.unknownHost(host)
         }
         // (A cancelled run without SIGTERM, as in tests, drained nothing and was not cut short.)
         if cut.isSet, book.isDraining {

@@ -71,6 +71,9 @@ import ClipDetectTestSupport
         }
         try oneLine(["detect", "--head", head, "--band", "-1,2", Fixtures.path("images", "jpeg_420.jpg")], "write --band=-1,2")
         try oneLine(["serve", "--model", Fixtures.backbone, "--head", head, "--port", "0", "--api-keys", "/dev/null"], "holds no key")
+        try oneLine(["serve", "--model", Fixtures.backbone, "--head", head, "--port", "0", "--host", "999.1.1.1"], "give --host an address")
+        try oneLine(["detect", "--model", Fixtures.backbone, "--head", head, "--fusion", "mean_logit", Fixtures.path("images", "jpeg_420.jpg")],
+                    "(drop --fusion, or give another --head)")
         let wildcard = try cli.run(["serve", "--model", Fixtures.backbone, "--head", head, "--port", "0", "--cors-origin", "*"])
         #expect(wildcard.status != 0 && wildcard.stderr.contains("no wildcard"), "\(wildcard.stderr)")
         try oneLine(["calibrate", "--model", Fixtures.backbone, "--head", head, "--real", Fixtures.path("images"), "--band-error", "0.2",
