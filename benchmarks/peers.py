@@ -37,7 +37,7 @@ from reference import MEAN, STD  # noqa: E402
 
 WORK = vit_l14.WORK
 BINARY = vit_l14.BINARY
-HEADS = os.path.join(ROOT, "Tests", "ClipDetectTests", "Fixtures", "heads")
+HEADS = os.path.join(ROOT, "Tests", "ClipDetectTestSupport", "Fixtures", "heads")
 UNIVFD = os.path.join(HEADS, "univfd", "fc_weights.pth")
 RINE = os.path.join(HEADS, "rine", "model_2class_trainable.pth")
 

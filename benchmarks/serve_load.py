@@ -34,7 +34,7 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, ".build", "release", "clipdetect")
-FIXTURES = os.path.join(ROOT, "Tests", "ClipDetectTests", "Fixtures")
+FIXTURES = os.path.join(ROOT, "Tests", "ClipDetectTestSupport", "Fixtures")
 WORK = os.environ.get("CLIPDETECT_BENCH_DIR", "/tmp/clipdetect-serve-load")
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOWER = os.path.join(ROOT, "Tests", "ClipDetectTests", "Fixtures", "encoder", "a_gelu_proj32", "openclip.safetensors")
+TOWER = os.path.join(ROOT, "Tests", "ClipDetectTestSupport", "Fixtures", "encoder", "a_gelu_proj32", "openclip.safetensors")
 
 
 def make(kind, index, rng):
