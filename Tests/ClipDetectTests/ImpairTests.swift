@@ -73,6 +73,11 @@ import Testing
             let error = #expect(throws: ImpairmentError.self, "\(spec)") { try Impairment(parsing: spec) }
             #expect(error.map { !"\($0)".contains("\n") } ?? false)
         }
+        // A chain with an empty step says so, not "unknown operation " with nothing after it.
+        for chain in ["jpeg:q=75+", "+", "jpeg:q=75++resize:factor=0.5"] {
+            let error = #expect(throws: ImpairmentError.self, "\(chain)") { try ImpairmentChain(condition: chain) }
+            #expect(error.map { "\($0)".contains("an operation is missing") } ?? false, "\(chain): \(String(describing: error))")
+        }
         // Built in code, not parsed: still checked before any pixel is touched.
         let image = RGBImage(width: 4, height: 4, pixels: [UInt8](repeating: 0, count: 48))
         var generator = SeededGenerator(seed: 0)

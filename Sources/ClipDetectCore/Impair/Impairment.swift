@@ -201,6 +201,7 @@ extension ImpairmentError: CustomStringConvertible {
         case .placedAndRandom: "x=, y= place the crop: drop mode=random"
         case .halfPlacement: "crop takes both x= and y=, or neither"
         case .missing(let operation, let key): "\(operation) takes \(key)="
+        case .unknownOperation(let name) where name.isEmpty: "an operation is missing (a chain is operations joined by +: jpeg, webp, resize, crop, blur, noise)"
         case .unknownOperation(let name): "unknown operation \(name) (jpeg, webp, resize, crop, blur, noise)"
         case .unknownParameter(let operation, let key): "\(operation) has no parameter \(key)"
         case .notNumber(let key, let text): "\(key)=\(text) is neither a number nor a range low..high"
