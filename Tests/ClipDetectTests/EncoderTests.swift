@@ -129,4 +129,33 @@ import Testing
             }
         }
     }
+
+    /// Towers of the families beyond CLIP (timm's hub layout, open_clip's timm trunk, transformers'
+    /// DINOv2 and SigLIP) are named and refused in one line, never read as a CLIP tower.
+    @Test func towersOfOtherFamiliesAreNamedAndRefused() throws {
+        for folder in try FileManager.default.contentsOfDirectory(atPath: Fixtures.path("timm")).sorted() {
+            let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("timm", folder, "manifest.json")))) as! [String: Any]
+            let architecture = try #require(manifest["architecture"] as? String)
+            let error = #expect(throws: ModelError.self) { try ImageEncoder(path: Fixtures.path("timm", folder, "model.safetensors")) }
+            #expect(error == .otherFamily(path: Fixtures.path("timm", folder, "model.safetensors"), family: "timm's \(architecture)"), "\(folder)")
+            #expect(error.map { FailureKind(of: $0) } == .unsupported && error.map { !"\($0)".contains("\n") } == true)
+        }
+        let folder = try Fixtures.temporaryDirectory()
+        let one = SafeTensorsWriter.Entry(shape: [1], values: [0])
+        for (names, config, family) in [
+            (["visual.trunk.patch_embed.proj.weight"], ("open_clip_config.json", #"{"model_cfg": {"vision_cfg": {"timm_model_name": "vit_pe_core_large_patch14_336"}}}"#),
+             "open_clip's wrapping of timm's vit_pe_core_large_patch14_336"),
+            (["embeddings.patch_embeddings.projection.weight"], ("config.json", #"{"architectures": ["Dinov2Model"]}"#), "transformers' Dinov2Model"),
+            (["vision_model.embeddings.patch_embedding.weight", "vision_model.head.probe"], ("config.json", #"{"architectures": ["SiglipVisionModel"]}"#),
+             "transformers' SiglipVisionModel"),
+        ] {
+            let model = folder.appendingPathComponent(family.filter(\.isLetter))
+            try FileManager.default.createDirectory(at: model, withIntermediateDirectories: true)
+            let path = model.appendingPathComponent("model.safetensors").path
+            try SafeTensorsWriter.data(Dictionary(uniqueKeysWithValues: names.map { ($0, one) })).write(to: URL(fileURLWithPath: path))
+            try config.1.write(to: model.appendingPathComponent(config.0), atomically: true, encoding: .utf8)
+            #expect(throws: ModelError.otherFamily(path: path, family: family)) { try ImageEncoder(path: path) }
+        }
+    }
+
 }

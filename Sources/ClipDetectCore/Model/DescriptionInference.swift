@@ -33,6 +33,8 @@ public struct ModelHints: Sendable, Equatable {
 /// Why a checkpoint cannot be read as a vision tower, or how it differs from the one expected.
 public enum ModelError: Error, CustomStringConvertible, Equatable {
     case noVisionTower(String)
+    /// A tower of another family (timm's ViT or Eva, transformers' DINOv2 or SigLIP): named, refused.
+    case otherFamily(path: String, family: String)
     case activationUnknown(String)
     case headsUnknown(width: Int)
     case missingTensors([String])
@@ -45,6 +47,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .noVisionTower(let path):
             "\(path): no CLIP vision tower found (looked for visual.conv1.weight, conv1.weight, vision_model.embeddings.patch_embedding.weight)"
+        case .otherFamily(let path, let family):
+            "\(path) is \(family): this version runs CLIP vision towers only (open_clip or Hugging Face CLIP names)"
         case .activationUnknown(let path):
             "\(path): nothing states the activation (no open_clip_config.json, config.json or safetensors metadata); state it: gelu, or quick_gelu for OpenAI checkpoints"
         case .headsUnknown(let width):
@@ -76,6 +80,8 @@ extension ModelDescription {
         let naming: TensorNaming
         if tensors["visual.conv1.weight"] != nil {
             naming = .openCLIP(prefix: "visual.")
+        } else if let family = ModelHints.otherFamily(tensors.keys, path: checkpoint.path) {
+            throw ModelError.otherFamily(path: checkpoint.path, family: family)
         } else if tensors["vision_model.embeddings.patch_embedding.weight"] != nil {
             naming = .huggingFace
         } else if tensors["conv1.weight"] != nil {
@@ -210,6 +216,33 @@ extension ModelHints {
         }
     }
 
+    /// What a checkpoint that is no CLIP tower is, when its names say: timm's (the hub's layout, or
+    /// wrapped by open_clip as `visual.trunk`), or transformers' DINOv2 and SigLIP; the architecture
+    /// the config beside it names, when there is one.
+    static func otherFamily(_ names: Dictionary<String, Tensor>.Keys, path: String) -> String? {
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+        func config(_ file: String) -> [String: Any]? {
+            guard let data = try? Files.read(folder.appendingPathComponent(file).path, limit: 1 << 20) else { return nil }
+            return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+        }
+        if names.contains("patch_embed.proj.weight") {
+            return (config("config.json")?["architecture"] as? String).map { "timm's \($0)" } ?? "a timm ViT or Eva tower"
+        }
+        if names.contains("visual.trunk.patch_embed.proj.weight") {
+            let model = config("open_clip_config.json")?["model_cfg"] as? [String: Any]
+            let trunk = (model?["vision_cfg"] as? [String: Any])?["timm_model_name"] as? String
+            return "open_clip's wrapping of " + (trunk.map { "timm's \($0)" } ?? "a timm tower")
+        }
+        if names.contains("embeddings.patch_embeddings.projection.weight") {
+            return (config("config.json")?["architectures"] as? [String])?.first.map { "transformers' \($0)" } ?? "a transformers DINOv2 tower"
+        }
+        // transformers' SigLIP shares CLIP's vision_model.* names; its attention-pool probe tells it apart.
+        if names.contains("vision_model.head.probe") {
+            return (config("config.json")?["architectures"] as? [String])?.first.map { "transformers' \($0)" } ?? "a transformers SigLIP tower"
+        }
+        return nil
+    }
+
     /// Reads `open_clip_config.json`, or `config.json` (+ `preprocessor_config.json`) for Hugging Face files.
     init(configBeside path: String, naming: TensorNaming) throws {
         self.init()
@@ -258,7 +291,7 @@ extension ModelError: ClassifiedError {
     public var kind: FailureKind {
         switch self {
         case .noVisionTower, .missingTensors, .unexpectedTensors, .shapeMismatch, .badConfig: .invalidInput
-        case .activationUnknown, .headsUnknown, .unsupported: .unsupported
+        case .activationUnknown, .headsUnknown, .unsupported, .otherFamily: .unsupported
         }
     }
 }
