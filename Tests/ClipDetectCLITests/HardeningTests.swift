@@ -82,6 +82,13 @@ import ClipDetectTestSupport
         #expect(resumed.status == 0 && resumed.stderr.contains("dropped an incomplete last row") && resumed.stderr.contains("resuming: 1 file(s)"),
                 "\(resumed.stderr)")
         #expect(try CSVTable(path: output).values("filename") == images)
+        // A quote inside a field is no row of detect's: refused, the file kept, not cut back to that row.
+        var edited = try String(contentsOfFile: output, encoding: .utf8)
+        edited = edited.replacingOccurrences(of: "jpeg_420.jpg", with: "jpeg\"420.jpg")
+        try edited.write(toFile: output, atomically: true, encoding: .utf8)
+        let stray = try cli.run(["detect", "--model", Fixtures.backbone, "--head", head, "-o", output, "--resume"] + images)
+        #expect(stray.status != 0 && stray.stderr.contains("has a quote inside a field"), "\(stray.stderr)")
+        #expect(try String(contentsOfFile: output, encoding: .utf8) == edited)
 
         let reference = folder.appendingPathComponent("reference.csv").path
         let bad = [Fixtures.path("images", "bad_truncated.jpg"), Fixtures.path("images", "bad_text.png")]

@@ -63,11 +63,23 @@ package struct DetectionTable: Sendable {
     package func resume(_ file: Data, path: String, jsonLines: Bool) throws(ResumeError) -> Resumed {
         // Names may be any bytes, but a NUL or a run of bytes that is no UTF-8 at all is no file of ours.
         guard !file.contains(0), !jsonLines || String(data: file, encoding: .utf8) != nil else { throw .notText(path) }
-        // A row ends at a line break outside quotes (a quoted name may hold one; JSON escapes its own).
-        var complete = 0, rows = 0, emptyLines = 0, quoted = false
+        if !jsonLines, file.first == UInt8(ascii: "{") { throw .jsonLines(path) }
+        // A row ends at a line break outside quotes (a quoted name may hold one; JSON escapes its
+        // own). A quote opens a field only at its start (or doubles one in a quoted field): a stray
+        // one is no file of ours, refused rather than taken to hide the rows after it.
+        var complete = 0, rows = 0, emptyLines = 0, quoted = false, fieldStart = true, closed = false
         for (offset, byte) in file.enumerated() {
-            if byte == UInt8(ascii: "\""), !jsonLines { quoted.toggle() }
-            guard byte == UInt8(ascii: "\n"), !quoted else { continue }
+            if byte == UInt8(ascii: "\""), !jsonLines {
+                if quoted { (quoted, closed) = (false, true); continue }
+                guard fieldStart || closed else { throw .strayQuote(path, line: rows + 1) }
+                (quoted, closed, fieldStart) = (true, false, false)
+                continue
+            }
+            closed = false
+            guard !quoted else { continue }
+            if byte == UInt8(ascii: ",") { fieldStart = true; continue }
+            fieldStart = byte == UInt8(ascii: "\n")
+            guard fieldStart else { continue }
             let row = file[(file.startIndex + complete)..<(file.startIndex + offset)]
             if rows > 0, row.allSatisfy({ $0 == UInt8(ascii: "\r") }) { emptyLines += 1 }
             (rows, complete) = (rows + 1, offset + 1)
@@ -75,7 +87,6 @@ package struct DetectionTable: Sendable {
         let data = file.prefix(complete)
         guard jsonLines else {
             guard !data.isEmpty else { throw .noCompleteRow(path) }
-            if data.first == UInt8(ascii: "{") { throw .jsonLines(path) }
             let table: CSVTable
             do { table = try CSVTable(text: PathName.decode(data), name: path) } catch { throw .unreadable(path, "\(error)") }
             guard table.header == columns else {
@@ -129,6 +140,8 @@ package struct DetectionTable: Sendable {
         case notARecord(String)
         /// A file of JSON lines resumed as CSV.
         case jsonLines(String)
+        /// A quote inside a field that does not start with one.
+        case strayQuote(String, line: Int)
 
         package var description: String {
             func shown(_ names: [String]) -> String {
@@ -146,6 +159,7 @@ package struct DetectionTable: Sendable {
                 "\(PathName.display(path)) holds scores of \(found.joined(separator: ",")), this run writes \(wanted.joined(separator: ","))"
             case .notARecord(let path): "\(PathName.display(path)) is not a record clipdetect wrote"
             case .jsonLines(let path): "\(PathName.display(path)) holds JSON lines, not CSV"
+            case .strayQuote(let path, let line): "\(PathName.display(path)) line \(line) has a quote inside a field, which detect never writes"
             }
         }
         package var kind: FailureKind { .invalidInput }
