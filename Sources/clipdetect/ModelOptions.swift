@@ -117,8 +117,7 @@ final class OutputStream {
             guard FileKind(path) != .directory else { throw CommandError("cannot write \(path): it is a folder") }
             // open(2) follows a link and writes into a device; it never replaces what is there.
             let flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC)
-            let fd = PathName.withCString(path) { open($0, flags, 0o644) }
-            guard fd >= 0 else { throw CommandError("cannot write \(path): \(String(cString: strerror(errno)))") }
+            let fd = try Files.openForWriting(path, flags: flags)
             handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         } else {
             name = "standard output"

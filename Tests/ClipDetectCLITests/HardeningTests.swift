@@ -103,6 +103,13 @@ import ClipDetectTestSupport
         #expect(try cli.run(["detect", "--model", Fixtures.backbone, "--head", head, "--format", "jsonl", "-o", jsonl, images[0]]).status == 0)
         let asCSV = try cli.run(["detect", "--model", Fixtures.backbone, "--head", head, "-o", jsonl, "--resume", images[0]])
         #expect(asCSV.status != 0 && asCSV.stderr.contains("holds JSON lines") && asCSV.stderr.contains("--format jsonl"), "\(asCSV.stderr)")
+        // An output FIFO nobody reads is refused at once, resumed or not, never waited on.
+        let fifo = folder.appendingPathComponent("fifo.csv").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for extra in [[], ["--resume"]] {
+            let unread = try cli.run(["detect", "--model", Fixtures.backbone, "--head", head, "-o", fifo] + extra + [images[0]])
+            #expect(unread.status != 0 && unread.stderr.contains("nothing reads it"), "\(unread.stderr)")
+        }
         let chain = try cli.run(["detect", "--model", Fixtures.backbone, "--head", head, "--chain", "social", images[0]])
         #expect(chain.status == 64 && chain.stderr.contains("give --stability N"), "\(chain.stderr)")
     }

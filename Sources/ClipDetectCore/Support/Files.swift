@@ -174,6 +174,15 @@ package enum Files {
         return data.prefix(max(got, 0))
     }
 
+    /// open(2) for writing, without waiting: a FIFO nobody reads is refused (`noReader`) instead of
+    /// blocking for ever; the descriptor then blocks as usual.
+    package static func openForWriting(_ path: String, flags: Int32, mode: mode_t = 0o644) throws(FileError) -> Int32 {
+        let fd = PathName.withCString(path) { open($0, flags | O_NONBLOCK, mode) }
+        guard fd >= 0 else { throw FileError(.write, path, errno == ENXIO ? .noReader : .system(errno)) }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return fd
+    }
+
     /// Creates a folder (and its parents) the library needs, or says in one line why it cannot.
     package static func makeDirectory(_ path: String, for purpose: String) throws(FileError) {
         switch FileKind(path) {
@@ -240,11 +249,9 @@ package enum Files {
         switch FileKind(target) {
         case .directory: throw failure(.folder)
         case .other:
-            // Non-blocking open: a FIFO nobody reads is refused instead of waited on for ever.
-            let fd = PathName.withCString(target) { open($0, O_WRONLY | O_NONBLOCK | O_CLOEXEC) }
-            guard fd >= 0 else { throw failure(errno == ENXIO ? .noReader : .system(errno)) }
+            let fd: Int32
+            do { fd = try openForWriting(target, flags: O_WRONLY | O_CLOEXEC) } catch { throw failure(error.reason) }
             defer { close(fd) }
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
             try writeAll(fd)
         case .regular, .missing:
             let temporary = target + ".part-\(getpid())"
